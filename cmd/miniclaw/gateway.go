@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/miniclaw/miniclaw/internal/agent"
+	"github.com/miniclaw/miniclaw/internal/config"
+	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/gateway"
+	"github.com/miniclaw/miniclaw/internal/provider/scripted"
+	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/web"
+)
+
+// scriptedWarning is shown in the log, /readyz and the WebChat when no
+// provider was chosen and no key was found.
+const scriptedWarning = "No model provider is configured: running on the offline scripted provider, which echoes your messages. " +
+	"Set ANTHROPIC_API_KEY to talk to Claude, or MINI_OPENCLAW_PROVIDER=openai with OPENAI_BASE_URL (and OPENAI_API_KEY) for an OpenAI-compatible server such as Ollama."
+
+func runGateway(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := config.Load(getenv, args, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+
+	provider, err := newProvider(cfg)
+	if err != nil {
+		return err
+	}
+	warning := ""
+	if cfg.ProviderDefaulted {
+		warning = scriptedWarning
+		log.Warn("!!! " + warning)
+	}
+	store, err := session.Open(cfg.SessionsDir, session.Options{Fsync: cfg.Fsync == config.FsyncAlways, Logger: log})
+	if err != nil {
+		return err
+	}
+	srv := gateway.New(gateway.Options{
+		Store:           store,
+		Runtime:         &agent.Runtime{Provider: provider, Model: cfg.Model, Workspace: cfg.Workspace},
+		Logger:          log,
+		Token:           cfg.Token,
+		OriginPatterns:  cfg.AllowedOrigins,
+		MaxContext:      cfg.MaxContext,
+		ProviderWarning: warning,
+		Page:            web.Handler(),
+	})
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		return fmt.Errorf("listen on %s (MINI_OPENCLAW_HOST/MINI_OPENCLAW_PORT): %w", cfg.Addr(), err)
+	}
+	log.Info("miniclaw gateway listening",
+		"url", "http://"+ln.Addr().String(), "provider", provider.Name(), "model", cfg.Model,
+		"workspace", cfg.Workspace, "data", cfg.DataDir, "sessions", store.Len(), "auth", cfg.Token != "")
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: waiting for running turns", "deadline", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	start := time.Now()
+	err = errors.Join(srv.Shutdown(sctx), <-serveErr)
+	log.Info("gateway stopped", "ms", time.Since(start).Milliseconds())
+	return err
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	if cfg.LogJSON {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+func newProvider(cfg config.Config) (core.Provider, error) {
+	switch cfg.Provider {
+	case config.ProviderScripted:
+		if cfg.Script != "" {
+			return scripted.Load(cfg.Script)
+		}
+		return scripted.Echo(), nil
+	default:
+		return nil, fmt.Errorf("MINI_OPENCLAW_PROVIDER=%s: this provider is not built yet; use scripted", cfg.Provider)
+	}
+}

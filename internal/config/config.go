@@ -1,0 +1,260 @@
+// Package config builds the gateway's configuration from the environment
+// (the seed's MINI_OPENCLAW_* names) and command-line flags, flags winning.
+// A value that does not parse is an error naming the variable or flag; no
+// bad value is ever replaced by a silent default.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Provider names.
+const (
+	ProviderAnthropic = "anthropic"
+	ProviderOpenAI    = "openai"
+	ProviderScripted  = "scripted"
+)
+
+// Fsync policies for transcript appends.
+const (
+	FsyncAlways = "always" // fsync after every append: survives power loss
+	FsyncNever  = "never"  // leave it to the OS: survives a process crash, not power loss
+)
+
+// Config is the resolved configuration of a gateway process.
+type Config struct {
+	Host          string
+	Port          int
+	Workspace     string
+	DataDir       string
+	SessionsDir   string
+	MemoryDir     string
+	SkillsDir     string
+	Model         string
+	MaxContext    int
+	MaxToolRounds int
+	BashTimeout   time.Duration
+	Fsync         string
+	Token         string
+	Provider      string
+	// ProviderDefaulted is true when no provider was chosen and no API key
+	// was found, so the gateway fell back to the offline scripted provider.
+	ProviderDefaulted bool
+	Script            string // scripted provider: JSON file of model turns ("" = echo)
+	AnthropicAPIKey   string
+	AnthropicBaseURL  string
+	OpenAIAPIKey      string
+	OpenAIBaseURL     string
+	AllowedOrigins    []string
+	ShutdownTimeout   time.Duration
+	LogJSON           bool
+}
+
+// Addr is the host:port the gateway listens on.
+func (c Config) Addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
+
+// IsLoopback reports whether Host only accepts connections from this machine.
+func (c Config) IsLoopback() bool { return IsLoopbackHost(c.Host) }
+
+// IsLoopbackHost reports whether host is "localhost" or a loopback IP.
+func IsLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// setting is one configurable value: its env name, flag name and help.
+type setting struct {
+	env, flag, def, help string
+	secret               bool // never echoed in --help defaults or errors
+}
+
+var settings = []setting{
+	{env: "MINI_OPENCLAW_HOST", flag: "host", def: "127.0.0.1", help: "address to bind; a non-loopback address requires a token"},
+	{env: "MINI_OPENCLAW_PORT", flag: "port", def: "3210", help: "TCP port for HTTP and WebSocket (0 picks a free one)"},
+	{env: "MINI_OPENCLAW_WORKSPACE", flag: "workspace", def: "", help: "agent workspace directory (default: current directory)"},
+	{env: "MINI_OPENCLAW_DATA_DIR", flag: "data-dir", def: "", help: "data directory (default: <workspace>/.mini-openclaw)"},
+	{env: "MINI_OPENCLAW_MODEL", flag: "model", def: "claude-sonnet-4-20250514", help: "model name sent to the provider"},
+	{env: "MINI_OPENCLAW_MAX_CONTEXT", flag: "max-context", def: "50", help: "transcript messages sent to the model per turn (1-100000)"},
+	{env: "MINI_OPENCLAW_MAX_TOOL_ROUNDS", flag: "max-tool-rounds", def: "10", help: "model/tool rounds per turn (1-1000)"},
+	{env: "MINI_OPENCLAW_BASH_TIMEOUT", flag: "bash-timeout", def: "30s", help: "timeout of one bash tool call (Go duration, 1s-24h)"},
+	{env: "MINI_OPENCLAW_FSYNC", flag: "fsync", def: FsyncAlways, help: "transcript durability: always (fsync each append) or never (OS decides)"},
+	{env: "MINI_OPENCLAW_TOKEN", flag: "token", def: "", help: "gateway auth token (required off loopback)", secret: true},
+	{env: "MINI_OPENCLAW_PROVIDER", flag: "provider", def: "", help: "anthropic, openai or scripted (default: anthropic with a key, else scripted)"},
+	{env: "MINI_OPENCLAW_SCRIPT", flag: "script", def: "", help: "scripted provider: JSON file of model turns (default: echo)"},
+	{env: "MINI_OPENCLAW_ALLOWED_ORIGINS", flag: "allowed-origins", def: "", help: "extra browser Origins allowed to open a WebSocket, comma-separated host[:port] patterns"},
+	{env: "MINI_OPENCLAW_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "10s", help: "how long in-flight turns may run after SIGTERM (Go duration)"},
+	{env: "MINI_OPENCLAW_LOG_FORMAT", flag: "log-format", def: "text", help: "log format: text or json"},
+	{env: "ANTHROPIC_API_KEY", def: "", secret: true},
+	{env: "ANTHROPIC_BASE_URL", def: ""},
+	{env: "OPENAI_API_KEY", def: "", secret: true},
+	{env: "OPENAI_BASE_URL", def: ""},
+}
+
+// ErrHelp is returned when --help was asked for; the usage was already printed.
+var ErrHelp = flag.ErrHelp
+
+// Load resolves the configuration from getenv and the gateway's flags. Usage
+// and flag errors are written to out.
+func Load(getenv func(string) string, args []string, out io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("miniclaw gateway", flag.ContinueOnError)
+	fs.SetOutput(out)
+	flagVals := map[string]*string{}
+	for _, s := range settings {
+		if s.flag == "" {
+			continue
+		}
+		help := fmt.Sprintf("%s (env %s", s.help, s.env)
+		if s.def != "" && !s.secret {
+			help += ", default " + s.def
+		}
+		flagVals[s.flag] = fs.String(s.flag, "", help+")")
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: miniclaw gateway [flags]\n\nRuns the gateway: HTTP, WebSocket and the WebChat on one port.\nFlags override the environment variables named beside them.\n\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(out, "\nProvider keys come from the environment only: ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL,\nOPENAI_API_KEY, OPENAI_BASE_URL.\n")
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q (see miniclaw gateway --help)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	// raw returns the value of a setting and the name to blame for it.
+	raw := func(env string) (string, string) {
+		for _, s := range settings {
+			if s.env != env {
+				continue
+			}
+			if s.flag != "" && set[s.flag] {
+				return *flagVals[s.flag], "--" + s.flag
+			}
+			if v := getenv(env); v != "" {
+				return v, env
+			}
+			return s.def, env
+		}
+		panic("config: unknown setting " + env)
+	}
+	var errs []error
+	intIn := func(env string, lo, hi int) int {
+		v, name := raw(env)
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < lo || n > hi {
+			errs = append(errs, fmt.Errorf("%s=%q: must be a whole number from %d to %d", name, v, lo, hi))
+		}
+		return n
+	}
+	durIn := func(env string, lo, hi time.Duration) time.Duration {
+		v, name := raw(env)
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d < lo || d > hi {
+			errs = append(errs, fmt.Errorf("%s=%q: must be a duration such as 30s, from %s to %s", name, v, lo, hi))
+		}
+		return d
+	}
+	oneOf := func(env string, allowed ...string) string {
+		v, name := raw(env)
+		for _, a := range allowed {
+			if v == a {
+				return v
+			}
+		}
+		errs = append(errs, fmt.Errorf("%s=%q: must be one of %s", name, v, strings.Join(allowed, ", ")))
+		return v
+	}
+	str := func(env string) string { v, _ := raw(env); return v }
+
+	var c Config
+	c.Host = str("MINI_OPENCLAW_HOST")
+	c.Port = intIn("MINI_OPENCLAW_PORT", 0, 65535)
+	c.MaxContext = intIn("MINI_OPENCLAW_MAX_CONTEXT", 1, 100000)
+	c.MaxToolRounds = intIn("MINI_OPENCLAW_MAX_TOOL_ROUNDS", 1, 1000)
+	c.BashTimeout = durIn("MINI_OPENCLAW_BASH_TIMEOUT", time.Second, 24*time.Hour)
+	c.ShutdownTimeout = durIn("MINI_OPENCLAW_SHUTDOWN_TIMEOUT", 0, time.Hour)
+	c.Fsync = oneOf("MINI_OPENCLAW_FSYNC", FsyncAlways, FsyncNever)
+	c.LogJSON = oneOf("MINI_OPENCLAW_LOG_FORMAT", "text", "json") == "json"
+	c.Model = str("MINI_OPENCLAW_MODEL")
+	c.Token = str("MINI_OPENCLAW_TOKEN")
+	c.Script = str("MINI_OPENCLAW_SCRIPT")
+	c.AnthropicAPIKey = str("ANTHROPIC_API_KEY")
+	c.AnthropicBaseURL = str("ANTHROPIC_BASE_URL")
+	c.OpenAIAPIKey = str("OPENAI_API_KEY")
+	c.OpenAIBaseURL = str("OPENAI_BASE_URL")
+	if v := str("MINI_OPENCLAW_ALLOWED_ORIGINS"); v != "" {
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				c.AllowedOrigins = append(c.AllowedOrigins, o)
+			}
+		}
+	}
+	if c.Host == "" {
+		errs = append(errs, errors.New("MINI_OPENCLAW_HOST: must not be empty"))
+	} else if net.ParseIP(c.Host) == nil && c.Host != "localhost" {
+		errs = append(errs, fmt.Errorf("MINI_OPENCLAW_HOST=%q: must be an IP address or localhost", c.Host))
+	}
+	if c.Model == "" {
+		errs = append(errs, errors.New("MINI_OPENCLAW_MODEL: must not be empty"))
+	}
+
+	if v := str("MINI_OPENCLAW_PROVIDER"); v == "" {
+		switch {
+		case c.AnthropicAPIKey != "":
+			c.Provider = ProviderAnthropic
+		default:
+			c.Provider, c.ProviderDefaulted = ProviderScripted, true
+		}
+	} else {
+		c.Provider = oneOf("MINI_OPENCLAW_PROVIDER", ProviderAnthropic, ProviderOpenAI, ProviderScripted)
+	}
+	if c.Provider == ProviderAnthropic && c.AnthropicAPIKey == "" {
+		errs = append(errs, errors.New("MINI_OPENCLAW_PROVIDER=anthropic needs ANTHROPIC_API_KEY"))
+	}
+	if c.Script != "" && c.Provider != ProviderScripted {
+		errs = append(errs, fmt.Errorf("MINI_OPENCLAW_SCRIPT is only used by the scripted provider, but the provider is %s", c.Provider))
+	}
+	if !c.IsLoopback() && c.Token == "" && c.Host != "" {
+		errs = append(errs, fmt.Errorf("MINI_OPENCLAW_HOST=%s is not a loopback address: set MINI_OPENCLAW_TOKEN so the gateway is not open to the network", c.Host))
+	}
+
+	// Paths: workspace, then data dir under it unless given.
+	ws := str("MINI_OPENCLAW_WORKSPACE")
+	if ws == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("MINI_OPENCLAW_WORKSPACE: not set and the current directory is unknown: %w", err))
+		}
+		ws = wd
+	}
+	var err error
+	if c.Workspace, err = filepath.Abs(ws); err != nil {
+		errs = append(errs, fmt.Errorf("MINI_OPENCLAW_WORKSPACE=%q: %w", ws, err))
+	} else if fi, err := os.Stat(c.Workspace); err != nil || !fi.IsDir() {
+		errs = append(errs, fmt.Errorf("MINI_OPENCLAW_WORKSPACE=%q: not an existing directory", ws))
+	}
+	c.DataDir = str("MINI_OPENCLAW_DATA_DIR")
+	if c.DataDir == "" {
+		c.DataDir = filepath.Join(c.Workspace, ".mini-openclaw")
+	} else if c.DataDir, err = filepath.Abs(c.DataDir); err != nil {
+		errs = append(errs, fmt.Errorf("MINI_OPENCLAW_DATA_DIR: %w", err))
+	}
+	c.SessionsDir = filepath.Join(c.DataDir, "sessions")
+	c.MemoryDir = filepath.Join(c.DataDir, "memory")
+	c.SkillsDir = filepath.Join(c.Workspace, ".openclaw", "skills")
+	return c, errors.Join(errs...)
+}

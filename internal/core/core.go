@@ -1,0 +1,109 @@
+// Package core holds the few types every other part of miniclaw shares: the
+// transcript Message, the tool call record, and the Provider interface a
+// model backend implements. It depends on nothing else in the module, so the
+// session store, the agent loop and the providers can all import it without
+// knowing about each other.
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+)
+
+// Roles of a transcript message.
+const (
+	RoleUser      = "user"
+	RoleAssistant = "assistant"
+	RoleSystem    = "system"
+)
+
+// Status values of an assistant message that did not complete normally. An
+// empty Status means the turn finished.
+const (
+	StatusError       = "error"       // the provider or the runtime failed
+	StatusAborted     = "aborted"     // the user aborted the turn
+	StatusInterrupted = "interrupted" // the gateway shut down before the turn could finish
+)
+
+// Causes a turn's context is cancelled with, so the runtime can tell the
+// user's abort from the gateway's shutdown.
+var (
+	ErrAborted     = errors.New("turn aborted by the user")
+	ErrInterrupted = errors.New("turn interrupted: the gateway is shutting down")
+)
+
+// Message is one line of a session transcript (<id>.jsonl). The first four
+// fields are the seed's; Status and Error are additive and mark turns that did
+// not finish, so a reader can tell a partial reply from a complete one.
+type Message struct {
+	Role      string           `json:"role"`
+	Content   string           `json:"content"`
+	Timestamp int64            `json:"timestamp"` // Unix milliseconds
+	ToolCalls []ToolCallRecord `json:"toolCalls,omitempty"`
+	Status    string           `json:"status,omitempty"`
+	Error     string           `json:"error,omitempty"`
+}
+
+// ToolCallRecord is a tool call the model made together with its result. It
+// is kept whole in the transcript so history can be replayed to the model as
+// real tool_use / tool_result pairs.
+type ToolCallRecord struct {
+	ID      string          `json:"id"`
+	Name    string          `json:"name"`
+	Input   json.RawMessage `json:"input"`
+	Output  string          `json:"output"`
+	IsError bool            `json:"isError,omitempty"`
+}
+
+// ToolCall is a request from the model to run a tool, before it has run.
+type ToolCall struct {
+	ID    string          `json:"id"`
+	Name  string          `json:"name"`
+	Input json.RawMessage `json:"input"`
+}
+
+// ToolSpec describes a tool to the model.
+type ToolSpec struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	InputSchema json.RawMessage `json:"input_schema"`
+}
+
+// Usage counts the tokens a model call consumed.
+type Usage struct {
+	InputTokens  int64 `json:"inputTokens"`
+	OutputTokens int64 `json:"outputTokens"`
+}
+
+// Add accumulates u2 into u.
+func (u *Usage) Add(u2 Usage) {
+	u.InputTokens += u2.InputTokens
+	u.OutputTokens += u2.OutputTokens
+}
+
+// Request is one call to a model: the system prompt, the conversation so far,
+// and the tools the model may call (none on a last round).
+type Request struct {
+	Model    string
+	System   string
+	Messages []Message
+	Tools    []ToolSpec
+}
+
+// Response is what one model call produced once its stream ended.
+type Response struct {
+	Text       string
+	ToolCalls  []ToolCall
+	Usage      Usage
+	StopReason string // "end_turn", "tool_use", "max_tokens", ...
+}
+
+// Provider is a model backend. Complete streams one model call: it must call
+// onText with each piece of text as the backend yields it (never buffering
+// the whole reply), and return when the stream ends or ctx is cancelled.
+// Implementations must be safe for concurrent use by many sessions.
+type Provider interface {
+	Name() string
+	Complete(ctx context.Context, req Request, onText func(string)) (Response, error)
+}

@@ -1,0 +1,282 @@
+package gateway
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/miniclaw/miniclaw/internal/protocol"
+	"github.com/miniclaw/miniclaw/internal/session"
+)
+
+const (
+	maxAPIBody  = 64 << 10
+	defaultPage = 100
+	maxPage     = 1000
+)
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /ws", s.auth(http.HandlerFunc(s.serveWS)))
+	mux.HandleFunc("GET /{$}", s.root)
+	mux.Handle("GET /api/sessions", s.auth(http.HandlerFunc(s.listSessions)))
+	mux.Handle("POST /api/sessions", s.auth(http.HandlerFunc(s.createSession)))
+	mux.Handle("GET /api/sessions/{id}", s.auth(http.HandlerFunc(s.getSession)))
+	mux.Handle("POST /api/sessions/{id}/fork", s.auth(http.HandlerFunc(s.forkSession)))
+	mux.Handle("POST /api/sessions/{id}/archive", s.auth(http.HandlerFunc(s.archiveSession)))
+	return mux
+}
+
+// root serves the WebChat, or upgrades to WebSocket: the seed's clients do
+// new WebSocket("ws://localhost:3210") without a path.
+func (s *Server) root(w http.ResponseWriter, r *http.Request) {
+	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		s.auth(http.HandlerFunc(s.serveWS)).ServeHTTP(w, r)
+		return
+	}
+	if s.opt.Page == nil {
+		http.NotFound(w, r)
+		return
+	}
+	s.opt.Page.ServeHTTP(w, r)
+}
+
+// auth requires the gateway token, when one is set, as a Bearer header or a
+// ?token= query parameter (browsers cannot set headers on a WebSocket).
+// The comparison takes the same time whatever the guess.
+func (s *Server) auth(next http.Handler) http.Handler {
+	if s.opt.Token == "" {
+		return next
+	}
+	want := []byte(s.opt.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := r.URL.Query().Get("token")
+		if h := r.Header.Get("Authorization"); h != "" {
+			got, _ = strings.CutPrefix(h, "Bearer ")
+		}
+		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="miniclaw"`)
+			writeError(w, http.StatusUnauthorized, protocol.CodeUnauthorized, "a valid token is required: send Authorization: Bearer <token> or ?token=<token>")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type health struct {
+	Status          string  `json:"status"`
+	Reason          string  `json:"reason,omitempty"`
+	Connections     int64   `json:"connections"`
+	Sessions        int     `json:"sessions"`
+	Uptime          float64 `json:"uptime"` // seconds
+	Provider        string  `json:"provider,omitempty"`
+	ProviderWarning string  `json:"providerWarning,omitempty"`
+}
+
+func (s *Server) health(status string) health {
+	return health{
+		Status:      status,
+		Connections: s.Connections(),
+		Sessions:    s.store.Len(),
+		Uptime:      time.Since(s.start).Seconds(),
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.health("ok"))
+}
+
+// readyz answers 200 when the store takes writes and a provider is set up.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	h := s.health("ready")
+	code := http.StatusOK
+	if s.opt.Runtime == nil || s.opt.Runtime.Provider == nil {
+		h.Status, h.Reason, code = "not_ready", "no model provider is configured", http.StatusServiceUnavailable
+	} else {
+		h.Provider = s.opt.Runtime.Provider.Name()
+		h.ProviderWarning = s.opt.ProviderWarning
+	}
+	if err := s.store.CheckWritable(); err != nil {
+		h.Status, h.Reason, code = "not_ready", "session store is not writable: "+err.Error(), http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, h)
+}
+
+// sessionInfo is a session in API answers: its meta and whether a turn runs.
+type sessionInfo struct {
+	session.Meta
+	Busy bool `json:"busy"`
+}
+
+func (s *Server) info(m session.Meta) sessionInfo {
+	return sessionInfo{Meta: m, Busy: s.hub.busy(m.SessionID)}
+}
+
+func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
+	metas := s.store.List()
+	out := make([]sessionInfo, len(metas))
+	for i, m := range metas {
+		out[i] = s.info(m)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+}
+
+// createSession makes a new session: {"sessionId"?, "channel"?} → 201.
+func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		SessionID string `json:"sessionId"`
+		Channel   string `json:"channel"`
+	}
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	if body.SessionID == "" {
+		body.SessionID = uuid.NewString()
+	} else if err := protocol.ValidateSessionID(body.SessionID); err != nil {
+		writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, "sessionId: "+err.Error())
+		return
+	}
+	if body.Channel == "" {
+		body.Channel = session.DefaultChannel
+	}
+	m, created, err := s.store.Create(body.SessionID, body.Channel)
+	if err != nil {
+		writeError(w, statusOf(err), codeOf(err), err.Error())
+		return
+	}
+	if !created {
+		writeError(w, http.StatusConflict, protocol.CodeConflict, "session "+body.SessionID+" already exists")
+		return
+	}
+	writeJSON(w, http.StatusCreated, s.info(m))
+}
+
+// getSession returns a session's meta and a page of its messages:
+// ?offset=N&limit=M (lines from N), or without offset the last M lines.
+func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	q := r.URL.Query()
+	limit, ok := intParam(w, q.Get("limit"), "limit", defaultPage, 1, maxPage)
+	if !ok {
+		return
+	}
+	offset, ok := intParam(w, q.Get("offset"), "offset", -1, 0, 1<<31-1)
+	if !ok {
+		return
+	}
+	m, err := s.store.Get(id)
+	if err != nil {
+		writeError(w, statusOf(err), codeOf(err), err.Error())
+		return
+	}
+	page, err := s.store.Page(id, offset, limit)
+	if err != nil {
+		writeError(w, statusOf(err), codeOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Session sessionInfo `json:"session"`
+		session.Page
+	}{s.info(m), page})
+}
+
+// forkSession copies the first N messages into a new session:
+// {"messages"?: N (default all), "sessionId"?} → 201.
+func (s *Server) forkSession(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Messages  int    `json:"messages"`
+		SessionID string `json:"sessionId"`
+	}
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	if body.Messages < 0 {
+		writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, "messages: must be 0 (all) or more")
+		return
+	}
+	if body.SessionID != "" {
+		if err := protocol.ValidateSessionID(body.SessionID); err != nil {
+			writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, "sessionId: "+err.Error())
+			return
+		}
+		if _, err := s.store.Get(body.SessionID); err == nil {
+			writeError(w, http.StatusConflict, protocol.CodeConflict, "session "+body.SessionID+" already exists")
+			return
+		}
+	}
+	m, corrupt, err := s.store.Fork(r.PathValue("id"), body.Messages, body.SessionID)
+	if err != nil {
+		writeError(w, statusOf(err), codeOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, struct {
+		sessionInfo
+		Skipped []session.LineError `json:"skipped,omitempty"`
+	}{s.info(m), corrupt})
+}
+
+// archiveSession moves a session out of the index; refused while it runs.
+func (s *Server) archiveSession(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if s.hub.busy(id) {
+		writeError(w, http.StatusConflict, protocol.CodeConflict, "session "+id+" has a turn running; abort it or wait")
+		return
+	}
+	path, err := s.store.Archive(id)
+	if err != nil {
+		writeError(w, statusOf(err), codeOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"sessionId": id, "archivedTo": path})
+}
+
+// decodeBody reads an optional JSON object body, strictly. It writes the
+// error and returns false when the body is bad.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	var tooBig *http.MaxBytesError
+	switch {
+	case err == nil, errors.Is(err, io.EOF):
+		return true
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, protocol.CodeTooLarge, "request body is over "+strconv.Itoa(maxAPIBody)+" bytes")
+	default:
+		writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, "request body: "+err.Error())
+	}
+	return false
+}
+
+func intParam(w http.ResponseWriter, v, name string, def, lo, hi int) (int, bool) {
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, name+": must be a whole number from "+strconv.Itoa(lo)+" to "+strconv.Itoa(hi))
+		return 0, false
+	}
+	return n, true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code protocol.Code, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": string(code), "message": msg}})
+}

@@ -1,0 +1,204 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+)
+
+// maxQueued is how many messages may wait behind a session's running turn.
+const maxQueued = 64
+
+// job is a user message waiting for its session's lane.
+type job struct {
+	content string
+	from    *conn // for errors that concern only the sender; may have gone away
+}
+
+// lane serialises the turns of one session and fans its events out to every
+// attached connection. All fields are guarded by hub.mu.
+type lane struct {
+	id      string
+	subs    map[*conn]struct{}
+	queue   []job
+	running bool
+	cancel  context.CancelCauseFunc // of the running turn, nil when idle
+}
+
+// hub owns the lanes. A lane exists while it has subscribers or work, and is
+// dropped when it has neither.
+type hub struct {
+	mu     sync.Mutex
+	lanes  map[string]*lane
+	closed bool // no new turns once shutdown began
+
+	// runTurn runs one job; it is called on the lane's goroutine with a
+	// context the hub can cancel (abort) with a cause.
+	runTurn func(ctx context.Context, sessionID string, j job)
+	base    context.Context // parent of every turn; cancelled when shutdown's deadline passes
+	turns   sync.WaitGroup  // one count per running lane goroutine
+}
+
+func newHub(base context.Context, runTurn func(context.Context, string, job)) *hub {
+	return &hub{lanes: map[string]*lane{}, runTurn: runTurn, base: base}
+}
+
+// laneLocked returns the lane of id, creating it. Caller holds h.mu.
+func (h *hub) laneLocked(id string) *lane {
+	l, ok := h.lanes[id]
+	if !ok {
+		l = &lane{id: id, subs: map[*conn]struct{}{}}
+		h.lanes[id] = l
+	}
+	return l
+}
+
+// dropIfIdleLocked forgets a lane nobody uses. Caller holds h.mu.
+func (h *hub) dropIfIdleLocked(l *lane) {
+	if len(l.subs) == 0 && len(l.queue) == 0 && !l.running {
+		delete(h.lanes, l.id)
+	}
+}
+
+// attach moves c to session id: it leaves its previous session's lane and
+// receives every later event of id.
+func (h *hub) attach(c *conn, id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.session == id {
+		return
+	}
+	if old, ok := h.lanes[c.session]; ok {
+		delete(old.subs, c)
+		h.dropIfIdleLocked(old)
+	}
+	c.session = id
+	h.laneLocked(id).subs[c] = struct{}{}
+}
+
+// detach removes c from its session; called once when c closes.
+func (h *hub) detach(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if l, ok := h.lanes[c.session]; ok {
+		delete(l.subs, c)
+		h.dropIfIdleLocked(l)
+	}
+}
+
+// sessionOf is the session c is attached to.
+func (h *hub) sessionOf(c *conn) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return c.session
+}
+
+// enqueueResult says what became of a message handed to enqueue.
+type enqueueResult int
+
+const (
+	enqueued enqueueResult = iota
+	queueFull
+	shuttingDown
+)
+
+// enqueue adds a message to its session's lane, starting the lane's
+// goroutine when it is idle. Turns of one session run one at a time in
+// arrival order; different sessions run in parallel.
+func (h *hub) enqueue(id string, j job) enqueueResult {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return shuttingDown
+	}
+	l := h.laneLocked(id)
+	if len(l.queue) >= maxQueued {
+		return queueFull
+	}
+	l.queue = append(l.queue, j)
+	if !l.running {
+		l.running = true
+		h.turns.Add(1)
+		go h.drain(l)
+	}
+	return enqueued
+}
+
+// drain runs a lane's queue until it is empty. It is the only goroutine
+// running turns of that session.
+func (h *hub) drain(l *lane) {
+	defer h.turns.Done()
+	for {
+		h.mu.Lock()
+		if len(l.queue) == 0 {
+			l.running, l.cancel = false, nil
+			h.dropIfIdleLocked(l)
+			h.mu.Unlock()
+			return
+		}
+		j := l.queue[0]
+		l.queue[0] = job{}
+		l.queue = l.queue[1:]
+		ctx, cancel := context.WithCancelCause(h.base)
+		l.cancel = cancel
+		h.mu.Unlock()
+
+		h.runTurn(ctx, l.id, j)
+		cancel(nil)
+	}
+}
+
+// abort cancels the running turn of id with cause. It reports false when no
+// turn is running.
+func (h *hub) abort(id string, cause error) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l, ok := h.lanes[id]
+	if !ok || l.cancel == nil {
+		return false
+	}
+	l.cancel(cause)
+	return true
+}
+
+// busy reports whether a turn of id is running or queued.
+func (h *hub) busy(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l, ok := h.lanes[id]
+	return ok && (l.running || len(l.queue) > 0)
+}
+
+// broadcast sends one encoded event to every connection attached to id. A
+// connection whose queue is full is closed rather than allowed to slow the
+// others down.
+func (h *hub) broadcast(id string, payload []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l, ok := h.lanes[id]
+	if !ok {
+		return
+	}
+	for c := range l.subs {
+		c.enqueue(payload)
+	}
+}
+
+// close stops intake of new turns. Running and queued turns go on.
+func (h *hub) close() {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+}
+
+// conns returns every attached connection, for shutdown.
+func (h *hub) conns() []*conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []*conn
+	for _, l := range h.lanes {
+		for c := range l.subs {
+			out = append(out, c)
+		}
+	}
+	return out
+}

@@ -1,0 +1,146 @@
+// Package gateway is miniclaw's front door: one HTTP server that serves the
+// WebChat, the WebSocket protocol of SPEC §3, health probes and the sessions
+// API, and runs each session's turns in its own lane.
+//
+// Ownership: Server owns every goroutine it starts. Each WebSocket handler
+// goroutine owns its connection's writer; the hub owns the lane goroutines.
+// Shutdown stops intake, lets turns finish until a deadline, interrupts the
+// rest (they are persisted as interrupted) and closes every connection.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miniclaw/miniclaw/internal/agent"
+	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/session"
+)
+
+// Options configure a Server.
+type Options struct {
+	Store   *session.Store
+	Runtime *agent.Runtime
+	Logger  *slog.Logger
+	// Token, when set, is required on the WebSocket and /api.
+	Token string
+	// OriginPatterns are extra browser origins (host[:port] patterns, as
+	// path.Match) allowed to open a WebSocket besides the gateway's own host.
+	OriginPatterns []string
+	// MaxContext is how many transcript messages a turn sends to the model.
+	MaxContext int
+	// ProviderWarning, when set, is shown by /readyz and the WebChat: the
+	// gateway runs on a fallback provider and says what to set.
+	ProviderWarning string
+	// Page is the WebChat served at GET /.
+	Page http.Handler
+}
+
+// Server is a gateway. Create it with New, serve it with Serve, stop it with
+// Shutdown.
+type Server struct {
+	opt   Options
+	log   *slog.Logger
+	store *session.Store
+	hub   *hub
+	start time.Time
+	http  *http.Server
+
+	interrupt context.CancelCauseFunc // cancels every turn's context
+
+	connsMu  sync.Mutex
+	conns    map[*conn]struct{}
+	nconns   atomic.Int64
+	handlers sync.WaitGroup // WebSocket handler goroutines
+}
+
+// New builds a Server.
+func New(opt Options) *Server {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.MaxContext <= 0 {
+		opt.MaxContext = 50
+	}
+	base, interrupt := context.WithCancelCause(context.Background())
+	s := &Server{
+		opt:       opt,
+		log:       opt.Logger,
+		store:     opt.Store,
+		start:     time.Now(),
+		interrupt: interrupt,
+		conns:     map[*conn]struct{}{},
+	}
+	s.hub = newHub(base, s.runTurn)
+	s.http = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(opt.Logger.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Handler is the gateway's HTTP handler, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.http.Handler }
+
+// Serve accepts connections on ln until Shutdown. It returns nil after a
+// clean shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops the gateway: no new connections or turns; running and
+// queued turns get until ctx is done to finish, then they are interrupted
+// and persisted as such; finally every connection is closed with 1001.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.hub.close()
+	err := s.http.Shutdown(ctx) // stops the listener and idle HTTP connections
+	finished := make(chan struct{})
+	go func() { s.hub.turns.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		s.log.Warn("shutdown deadline reached: interrupting running turns")
+		s.interrupt(core.ErrInterrupted)
+		<-finished
+	}
+	s.interrupt(core.ErrInterrupted)
+	s.connsMu.Lock()
+	for c := range s.conns {
+		c.shutdown()
+	}
+	s.connsMu.Unlock()
+	s.handlers.Wait()
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		err = nil // the deadline only bounded the wait; everything is closed now
+	}
+	return err
+}
+
+// Connections is the number of open WebSocket connections.
+func (s *Server) Connections() int64 { return s.nconns.Load() }
+
+func (s *Server) addConn(c *conn) {
+	s.connsMu.Lock()
+	s.conns[c] = struct{}{}
+	s.connsMu.Unlock()
+	s.nconns.Add(1)
+}
+
+func (s *Server) removeConn(c *conn) {
+	s.connsMu.Lock()
+	delete(s.conns, c)
+	s.connsMu.Unlock()
+	s.nconns.Add(-1)
+}

@@ -1,0 +1,64 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/miniclaw/miniclaw/internal/agent"
+	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/protocol"
+)
+
+// runTurn plays one user message on its session's lane: persist the user
+// message, run the agent with its events fanned out to the session, then
+// persist what the agent produced, in one append, before message_done. A
+// client that saw message_done can rely on both lines being on disk.
+func (s *Server) runTurn(ctx context.Context, id string, j job) {
+	log := s.log.With("session", id)
+	started := time.Now()
+	user := core.Message{Role: core.RoleUser, Content: j.content, Timestamp: started.UnixMilli()}
+	if _, err := s.store.Append(id, user); err != nil {
+		log.Error("user message not persisted", "err", err)
+		s.hub.broadcast(id, errorEvent(protocol.CodeInternal, "the message could not be saved: "+err.Error(), id))
+		return
+	}
+	history, corrupt, err := s.store.Tail(id, s.opt.MaxContext)
+	if err != nil {
+		log.Error("history not readable", "err", err)
+		s.hub.broadcast(id, errorEvent(protocol.CodeInternal, "the session history could not be read: "+err.Error(), id))
+		return
+	}
+	for _, le := range corrupt {
+		log.Warn("corrupt transcript line left out of the model's history", "where", le.String())
+	}
+
+	res, runErr := s.opt.Runtime.Run(ctx, history, agent.Events{
+		OnText: func(text string) {
+			s.hub.broadcast(id, protocol.Encode(protocol.Chunk{Type: protocol.TypeChunk, SessionID: id, Content: text}))
+		},
+	})
+	if _, err := s.store.Append(id, res.Messages...); err != nil {
+		log.Error("assistant reply not persisted", "err", err)
+		s.hub.broadcast(id, errorEvent(protocol.CodeInternal, "the reply could not be saved: "+err.Error(), id))
+		return
+	}
+	if runErr != nil {
+		code, level := protocol.CodeProvider, s.log.Warn
+		switch {
+		case errors.Is(context.Cause(ctx), core.ErrInterrupted):
+			code = protocol.CodeShuttingDown
+		case errors.Is(context.Cause(ctx), core.ErrAborted):
+			code, level = protocol.CodeAborted, s.log.Info
+		}
+		level("turn ended early", "session", id, "code", code, "err", runErr, "ms", time.Since(started).Milliseconds())
+		s.hub.broadcast(id, errorEvent(code, runErr.Error(), id))
+		return
+	}
+	done := protocol.MessageDone{Type: protocol.TypeMessageDone, SessionID: id, Content: res.Text, StopReason: res.StopReason}
+	if res.Usage != (core.Usage{}) {
+		done.Usage = &res.Usage
+	}
+	s.hub.broadcast(id, protocol.Encode(done))
+	log.Debug("turn done", "ms", time.Since(started).Milliseconds())
+}

@@ -1,0 +1,177 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+
+	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/protocol"
+	"github.com/miniclaw/miniclaw/internal/session"
+)
+
+// maxFrame is the largest client frame accepted; a larger one closes the
+// connection with 1009 (message too big).
+const maxFrame = 1 << 20
+
+// serveWS upgrades the request and runs the connection until it closes. The
+// session is chosen before the upgrade so a bad ?sessionId= is a plain 400.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	meta, resumed, err := s.connectSession(r.URL.Query().Get("sessionId"))
+	if err != nil {
+		writeError(w, statusOf(err), codeOf(err), err.Error())
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns:  s.opt.OriginPatterns,
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		s.log.Info("websocket upgrade refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
+		return // Accept has written the HTTP error (403 for a foreign Origin)
+	}
+	ws.SetReadLimit(maxFrame)
+	c := newConn(ws)
+	s.handlers.Add(1)
+	defer s.handlers.Done()
+	s.addConn(c)
+	defer s.removeConn(c)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	writerDone := make(chan struct{})
+	go func() { defer close(writerDone); c.writeLoop(ctx) }()
+
+	s.hub.attach(c, meta.SessionID)
+	c.enqueue(protocol.Encode(protocol.Connected{Type: protocol.TypeConnected, SessionID: meta.SessionID, Resumed: resumed}))
+	s.readLoop(ctx, c)
+
+	s.hub.detach(c)
+	c.kill(websocket.StatusNormalClosure, "")
+	cancel()
+	<-writerDone
+	c.closers.Wait()
+}
+
+// connectSession picks the session of a new connection: the one named by
+// ?sessionId= (created with exactly that ID when unknown), else the most
+// recently active webchat session, else a new one.
+func (s *Server) connectSession(id string) (session.Meta, bool, error) {
+	if id != "" {
+		if err := protocol.ValidateSessionID(id); err != nil {
+			return session.Meta{}, false, badRequest("sessionId: " + err.Error())
+		}
+		m, created, err := s.store.Create(id, session.DefaultChannel)
+		return m, !created, err
+	}
+	if m, ok := s.store.Latest(session.DefaultChannel); ok {
+		return m, true, nil
+	}
+	m, created, err := s.store.Create(uuid.NewString(), session.DefaultChannel)
+	return m, !created, err
+}
+
+// readLoop handles client frames until the connection ends. Bad frames get
+// an error event and the connection stays open.
+func (s *Server) readLoop(ctx context.Context, c *conn) {
+	for {
+		typ, data, err := c.ws.Read(ctx)
+		if err != nil {
+			if !isNormalClose(err) {
+				s.log.Debug("websocket closed", "err", err)
+			}
+			return
+		}
+		if typ != websocket.MessageText {
+			c.kill(websocket.StatusUnsupportedData, "binary frames are not supported: send JSON text frames")
+			return
+		}
+		ev, derr := protocol.DecodeClientEvent(data)
+		if derr != nil {
+			c.enqueue(errorEvent(derr.Code, derr.Message, ""))
+			continue
+		}
+		switch ev.Type {
+		case protocol.TypePing:
+			c.enqueue(protocol.Encode(protocol.Pong{Type: protocol.TypePong}))
+		case protocol.TypeAbort:
+			id := ev.SessionID
+			if id == "" {
+				id = s.hub.sessionOf(c)
+			}
+			if !s.hub.abort(id, core.ErrAborted) {
+				c.enqueue(errorEvent(protocol.CodeNotRunning, "no turn is running on this session", id))
+			}
+		case protocol.TypeMessage:
+			s.handleMessage(c, ev)
+		}
+	}
+}
+
+// handleMessage routes a user message to its session's lane, attaching the
+// connection to that session when the message names one.
+func (s *Server) handleMessage(c *conn, ev protocol.ClientEvent) {
+	id := ev.SessionID
+	if id == "" {
+		id = s.hub.sessionOf(c)
+	} else {
+		if _, _, err := s.store.Create(id, session.DefaultChannel); err != nil {
+			c.enqueue(errorEvent(protocol.CodeInternal, "cannot open session: "+err.Error(), id))
+			return
+		}
+		s.hub.attach(c, id)
+	}
+	switch s.hub.enqueue(id, job{content: ev.Content, from: c}) {
+	case queueFull:
+		c.enqueue(errorEvent(protocol.CodeQueueFull, "too many messages are waiting on this session; wait for a reply", id))
+	case shuttingDown:
+		c.enqueue(errorEvent(protocol.CodeShuttingDown, "the gateway is shutting down; the message was not accepted", id))
+	}
+}
+
+func errorEvent(code protocol.Code, msg, sessionID string) []byte {
+	return protocol.Encode(protocol.Error{Type: protocol.TypeError, Message: msg, Code: code, SessionID: sessionID})
+}
+
+// apiError carries an HTTP status and a wire code.
+type apiError struct {
+	status int
+	code   protocol.Code
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(msg string) error {
+	return &apiError{status: http.StatusBadRequest, code: protocol.CodeBadRequest, msg: msg}
+}
+
+func statusOf(err error) int {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae.status
+	case errors.Is(err, session.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, session.ErrInvalidID):
+		return http.StatusBadRequest
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+func codeOf(err error) protocol.Code {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae.code
+	case errors.Is(err, session.ErrNotFound):
+		return protocol.CodeNotFound
+	case errors.Is(err, session.ErrInvalidID):
+		return protocol.CodeBadRequest
+	default:
+		return protocol.CodeInternal
+	}
+}

@@ -1,0 +1,227 @@
+// Package protocol defines the WebSocket wire format between clients and the
+// gateway: the seed's events field for field, plus the additive extensions of
+// SPEC §3. Client events are decoded strictly; every rejection carries a
+// stable Code so clients can react without parsing messages.
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/miniclaw/miniclaw/internal/core"
+)
+
+// Code is a stable, machine-readable error code sent in error events.
+type Code string
+
+// Error codes. They are part of the wire contract: never rename one.
+const (
+	CodeBadJSON      Code = "bad_json"       // the frame is not a JSON object
+	CodeUnknownType  Code = "unknown_type"   // "type" names no known event
+	CodeBadRequest   Code = "bad_request"    // a field is missing, mistyped, unknown or out of range
+	CodeQueueFull    Code = "queue_full"     // too many messages waiting on the session
+	CodeNotRunning   Code = "not_running"    // abort with no turn running
+	CodeProvider     Code = "provider_error" // the model backend failed
+	CodeAborted      Code = "aborted"        // the turn was aborted by a client
+	CodeShuttingDown Code = "shutting_down"  // the gateway is stopping
+	CodeNotFound     Code = "not_found"      // no session has that ID
+	CodeConflict     Code = "conflict"       // the session is busy (archive during a turn)
+	CodeUnauthorized Code = "unauthorized"   // missing or wrong token
+	CodeTooLarge     Code = "too_large"      // a request body over its limit
+	CodeInternal     Code = "internal"       // a bug or an I/O failure on the server
+)
+
+// Client event types.
+const (
+	TypeMessage = "message"
+	TypePing    = "ping"
+	TypeAbort   = "abort"
+)
+
+// Server event types.
+const (
+	TypeConnected   = "connected"
+	TypeChunk       = "chunk"
+	TypeMessageDone = "message_done"
+	TypeToolStart   = "tool_start"
+	TypeToolDone    = "tool_done"
+	TypeError       = "error"
+	TypePong        = "pong"
+)
+
+// MaxSessionIDLen is the longest session ID accepted.
+const MaxSessionIDLen = 128
+
+// ClientEvent is a decoded client frame. Type is one of TypeMessage,
+// TypePing, TypeAbort; SessionID is "" when the client gave none.
+type ClientEvent struct {
+	Type      string
+	SessionID string
+	Content   string
+}
+
+// DecodeError is why a client frame was refused.
+type DecodeError struct {
+	Code    Code
+	Message string
+}
+
+func (e *DecodeError) Error() string { return string(e.Code) + ": " + e.Message }
+
+func badRequest(format string, args ...any) *DecodeError {
+	return &DecodeError{Code: CodeBadRequest, Message: fmt.Sprintf(format, args...)}
+}
+
+// fields each client event type may carry; anything else is refused.
+var allowedFields = map[string]map[string]bool{
+	TypeMessage: {"type": true, "sessionId": true, "content": true},
+	TypePing:    {"type": true},
+	TypeAbort:   {"type": true, "sessionId": true},
+}
+
+// DecodeClientEvent parses one text frame. It accepts exactly one JSON object
+// whose fields have the documented types; unknown fields are refused so a
+// typo ("sessionID") is reported instead of silently ignored.
+func DecodeClientEvent(frame []byte) (ClientEvent, *DecodeError) {
+	var fields map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(frame))
+	if err := dec.Decode(&fields); err != nil || fields == nil {
+		return ClientEvent{}, &DecodeError{Code: CodeBadJSON, Message: "frame is not a JSON object"}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return ClientEvent{}, &DecodeError{Code: CodeBadJSON, Message: "frame holds more than one JSON value"}
+	}
+	rawType, ok := fields["type"]
+	if !ok {
+		return ClientEvent{}, badRequest(`field "type" is required`)
+	}
+	var ev ClientEvent
+	if !decodeString(rawType, &ev.Type) {
+		return ClientEvent{}, badRequest(`field "type" must be a string`)
+	}
+	allowed, known := allowedFields[ev.Type]
+	if !known {
+		return ClientEvent{}, &DecodeError{Code: CodeUnknownType, Message: fmt.Sprintf("unknown event type %q (want message, ping or abort)", ev.Type)}
+	}
+	for name := range fields {
+		if !allowed[name] {
+			article := "a"
+			if ev.Type == TypeAbort {
+				article = "an"
+			}
+			return ClientEvent{}, badRequest("field %q is not allowed on %s %s event", name, article, ev.Type)
+		}
+	}
+	if raw, ok := fields["sessionId"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &ev.SessionID); err != nil {
+			return ClientEvent{}, badRequest(`field "sessionId" must be a string`)
+		}
+		if err := ValidateSessionID(ev.SessionID); err != nil {
+			return ClientEvent{}, badRequest("field \"sessionId\": %v", err)
+		}
+	}
+	if ev.Type == TypeMessage {
+		raw, ok := fields["content"]
+		if !ok {
+			return ClientEvent{}, badRequest(`field "content" is required on a message event`)
+		}
+		if !decodeString(raw, &ev.Content) {
+			return ClientEvent{}, badRequest(`field "content" must be a string`)
+		}
+		if ev.Content == "" {
+			return ClientEvent{}, badRequest(`field "content" must not be empty`)
+		}
+	}
+	return ev, nil
+}
+
+// decodeString decodes a JSON string into dst. Unlike json.Unmarshal it
+// refuses null, which would otherwise leave dst unchanged and pass for "".
+func decodeString(raw json.RawMessage, dst *string) bool {
+	return string(raw) != "null" && json.Unmarshal(raw, dst) == nil
+}
+
+// ValidateSessionID reports whether id can name a session: 1–128 characters
+// of A-Za-z0-9._- not starting with '.'. IDs become file names, so nothing
+// else is allowed.
+func ValidateSessionID(id string) error {
+	if id == "" {
+		return errors.New("session ID is empty")
+	}
+	if len(id) > MaxSessionIDLen {
+		return fmt.Errorf("session ID is %d characters, the limit is %d", len(id), MaxSessionIDLen)
+	}
+	if id[0] == '.' {
+		return errors.New("session ID must not start with '.'")
+	}
+	for i, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("session ID has %q at byte %d; only A-Za-z0-9._- are allowed", c, i)
+		}
+	}
+	return nil
+}
+
+// Server events. Each has its own struct so required fields are always
+// present on the wire (an empty reply still carries "content":"").
+
+type Connected struct {
+	Type      string `json:"type"`
+	SessionID string `json:"sessionId"`
+	Resumed   bool   `json:"resumed"`
+}
+
+type Chunk struct {
+	Type      string `json:"type"`
+	SessionID string `json:"sessionId"`
+	Content   string `json:"content"`
+}
+
+type MessageDone struct {
+	Type       string      `json:"type"`
+	SessionID  string      `json:"sessionId"`
+	Content    string      `json:"content"`
+	Usage      *core.Usage `json:"usage,omitempty"`
+	StopReason string      `json:"stopReason,omitempty"`
+}
+
+type ToolStart struct {
+	Type       string          `json:"type"`
+	SessionID  string          `json:"sessionId"`
+	ToolName   string          `json:"toolName"`
+	ToolCallID string          `json:"toolCallId,omitempty"`
+	Input      json.RawMessage `json:"input,omitempty"`
+}
+
+type ToolDone struct {
+	Type       string `json:"type"`
+	SessionID  string `json:"sessionId"`
+	ToolName   string `json:"toolName"`
+	Output     string `json:"output"`
+	ToolCallID string `json:"toolCallId,omitempty"`
+	IsError    bool   `json:"isError,omitempty"`
+}
+
+type Error struct {
+	Type      string `json:"type"`
+	Message   string `json:"message"`
+	Code      Code   `json:"code,omitempty"`
+	SessionID string `json:"sessionId,omitempty"`
+}
+
+type Pong struct {
+	Type string `json:"type"`
+}
+
+// Encode marshals a server event. Server events hold only strings, numbers
+// and raw JSON that was validated on the way in, so a failure is a bug.
+func Encode(ev any) []byte {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		panic(fmt.Sprintf("protocol: encode %T: %v", ev, err))
+	}
+	return b
+}

@@ -1,0 +1,170 @@
+package session
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/miniclaw/miniclaw/internal/core"
+)
+
+// Append adds messages to the end of a session's transcript in one write:
+// either all of them reach the file or, after a crash, a torn tail that the
+// next append cuts off. It returns once the bytes are written (and fsynced
+// when the store was opened with Fsync). Writers to one session are
+// serialised in this process and, through flock, across processes.
+func (s *Store) Append(id string, msgs ...core.Message) (Meta, error) {
+	if len(msgs) == 0 {
+		return s.Get(id)
+	}
+	var buf bytes.Buffer
+	for i, m := range msgs {
+		if m.Role == "" {
+			return Meta{}, fmt.Errorf("session %s: append: message %d has no role", id, i)
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			return Meta{}, fmt.Errorf("session %s: append: %w", id, err)
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	e, err := s.lookup(id)
+	if err != nil {
+		return Meta{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+
+	f, err := s.openLocked(id)
+	if err != nil {
+		return Meta{}, err
+	}
+	defer f.Close() // closing also drops the flock
+
+	s.mu.Lock()
+	meta := e.meta
+	s.mu.Unlock()
+	if meta, err = s.catchUp(id, f, meta); err != nil {
+		return Meta{}, err
+	}
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		// Cut off whatever part was written so the file ends on a line.
+		f.Truncate(meta.Size)
+		return Meta{}, fmt.Errorf("session %s: append: %w", id, err)
+	}
+	if s.fsync {
+		if err := f.Sync(); err != nil {
+			return Meta{}, fmt.Errorf("session %s: append: fsync: %w", id, err)
+		}
+	}
+	meta.Size += int64(buf.Len())
+	meta.observe(msgs)
+	if err := writeMeta(s.metaPath(id), meta); err != nil {
+		// The transcript holds the messages; a stale meta is repaired from it.
+		s.log.Warn("session meta not written", "session", id, "err", err)
+	}
+	s.mu.Lock()
+	e.meta = meta
+	s.mu.Unlock()
+	return meta, nil
+}
+
+// openLocked opens a session's JSONL for appending and takes its flock. If
+// the file was renamed (archived) while this process waited for the lock, it
+// refuses rather than write into the archive.
+func (s *Store) openLocked(id string) (*os.File, error) {
+	path := s.jsonlPath(id)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("session %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("session %s: open: %w", id, err)
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("session %s: lock: %w", id, err)
+	}
+	held, err1 := f.Stat()
+	onDisk, err2 := os.Stat(path)
+	if err := errors.Join(err1, err2); err != nil || !os.SameFile(held, onDisk) {
+		f.Close()
+		return nil, fmt.Errorf("session %s: %w (archived while waiting)", id, ErrNotFound)
+	}
+	return f, nil
+}
+
+// catchUp brings meta in line with the file under the lock: it counts lines
+// another process appended since this one last wrote, and cuts a torn tail
+// left by a crashed writer (saving the bytes to <id>.jsonl.torn for
+// inspection), so the next line starts on a line boundary.
+func (s *Store) catchUp(id string, f *os.File, meta Meta) (Meta, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return meta, fmt.Errorf("session %s: stat: %w", id, err)
+	}
+	size := fi.Size()
+	if size == meta.Size && !s.tornTail(f, size) {
+		return meta, nil
+	}
+	if size > meta.Size && meta.Size >= 0 && !s.tornTail(f, meta.Size) {
+		// Another writer appended: fold its lines into the meta.
+		res, err := scanReader(io.NewSectionReader(f, meta.Size, size-meta.Size), nil)
+		if err != nil {
+			return meta, fmt.Errorf("session %s: read: %w", id, err)
+		}
+		for _, m := range res.messages {
+			meta.observeOne(m)
+		}
+		meta.MessageCount += res.lines
+		meta.Size = size
+		if res.torn > 0 {
+			return s.cutTorn(id, f, meta, res.torn)
+		}
+		return meta, nil
+	}
+	// Shrunk, or our own view was torn: recount from scratch.
+	res, err := scanReader(io.NewSectionReader(f, 0, size), nil)
+	if err != nil {
+		return meta, fmt.Errorf("session %s: read: %w", id, err)
+	}
+	fresh := Meta{SessionID: id, Channel: meta.Channel, CreatedAt: meta.CreatedAt, ForkedFrom: meta.ForkedFrom, MessageCount: res.lines, Size: size}
+	for _, m := range res.messages {
+		fresh.observeOne(m)
+	}
+	if res.torn > 0 {
+		return s.cutTorn(id, f, fresh, res.torn)
+	}
+	return fresh, nil
+}
+
+// tornTail reports whether the byte before size is not a newline.
+func (s *Store) tornTail(f *os.File, size int64) bool {
+	if size == 0 {
+		return false
+	}
+	var b [1]byte
+	_, err := f.ReadAt(b[:], size-1)
+	return err == nil && b[0] != '\n'
+}
+
+func (s *Store) cutTorn(id string, f *os.File, meta Meta, torn int) (Meta, error) {
+	good := meta.Size - int64(torn)
+	frag := make([]byte, torn)
+	if _, err := f.ReadAt(frag, good); err == nil {
+		if tf, err := os.OpenFile(s.jsonlPath(id)+".torn", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+			tf.Write(append(frag, '\n'))
+			tf.Close()
+		}
+	}
+	if err := f.Truncate(good); err != nil {
+		return meta, fmt.Errorf("session %s: repair torn tail: %w", id, err)
+	}
+	s.log.Warn("session transcript repaired: torn last line removed", "session", id, "bytes", torn, "saved_to", s.jsonlPath(id)+".torn")
+	meta.Size = good
+	return meta, nil
+}

@@ -1,0 +1,108 @@
+package session
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/miniclaw/miniclaw/internal/core"
+)
+
+// Meta is the content of <id>.meta.json: a cache of facts about a session
+// that can always be rebuilt from its JSONL. Size is the JSONL length the
+// meta describes; when the file on disk differs (a crash between the append
+// and the meta write, or another process appended) the meta is recounted.
+type Meta struct {
+	SessionID    string `json:"sessionId"`
+	Channel      string `json:"channel"`
+	CreatedAt    int64  `json:"createdAt"`
+	UpdatedAt    int64  `json:"updatedAt"`
+	MessageCount int    `json:"messageCount"`
+	Title        string `json:"title"`
+	Size         int64  `json:"size"`
+	ForkedFrom   string `json:"forkedFrom,omitempty"`
+}
+
+const maxTitleLen = 80
+
+// titleFrom derives a session title from the first user message: its first
+// line, cut to maxTitleLen runes.
+func titleFrom(content string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(content), "\n")
+	line = strings.TrimSpace(line)
+	if utf8.RuneCountInString(line) <= maxTitleLen {
+		return line
+	}
+	r := []rune(line)
+	return string(r[:maxTitleLen-1]) + "…"
+}
+
+// observe updates m for messages appended after the ones it already counts.
+// MessageCount counts transcript lines, so it matches line numbers.
+func (m *Meta) observe(msgs []core.Message) {
+	for _, msg := range msgs {
+		m.MessageCount++
+		m.observeOne(msg)
+	}
+}
+
+// observeOne folds one message's timestamp and title into m.
+func (m *Meta) observeOne(msg core.Message) {
+	if msg.Timestamp > m.UpdatedAt {
+		m.UpdatedAt = msg.Timestamp
+	}
+	if m.CreatedAt == 0 {
+		m.CreatedAt = msg.Timestamp
+	}
+	if m.Title == "" && msg.Role == core.RoleUser {
+		m.Title = titleFrom(msg.Content)
+	}
+}
+
+func readMeta(path string) (Meta, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Meta{}, err
+	}
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Meta{}, fmt.Errorf("%s: %w", path, err)
+	}
+	if m.SessionID == "" || m.MessageCount < 0 || m.Size < 0 {
+		return Meta{}, fmt.Errorf("%s: missing or invalid fields", path)
+	}
+	return m, nil
+}
+
+// writeFileAtomic writes b to path through a temp file and a rename, so a
+// reader sees the old content or the new, never a mix. The meta is a cache
+// (rebuilt from the JSONL if lost), so it is not fsynced.
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(b)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}
+
+func writeMeta(path string, m Meta) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}

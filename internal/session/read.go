@@ -1,0 +1,238 @@
+package session
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/miniclaw/miniclaw/internal/core"
+)
+
+// LineError reports a transcript line that could not be decoded. It is never
+// dropped silently: callers show it to the user and the rest still loads.
+type LineError struct {
+	Line   int    `json:"line,omitempty"` // 1-based line number; 0 when read from the end
+	Offset int64  `json:"offset"`         // byte offset of the line in the file
+	Err    string `json:"error"`
+}
+
+func (e LineError) String() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("line %d (byte %d): %s", e.Line, e.Offset, e.Err)
+	}
+	return fmt.Sprintf("byte %d: %s", e.Offset, e.Err)
+}
+
+// DecodeLine parses one transcript line strictly enough that a torn or
+// foreign line is caught: it must be one JSON object with a known role.
+func DecodeLine(line []byte) (core.Message, error) {
+	var m core.Message
+	if err := json.Unmarshal(line, &m); err != nil {
+		return core.Message{}, err
+	}
+	switch m.Role {
+	case core.RoleUser, core.RoleAssistant, core.RoleSystem:
+		return m, nil
+	case "":
+		return core.Message{}, errors.New(`missing "role"`)
+	default:
+		return core.Message{}, fmt.Errorf("unknown role %q", m.Role)
+	}
+}
+
+// scanResult is what a full pass over a transcript found.
+type scanResult struct {
+	messages []core.Message
+	corrupt  []LineError
+	lines    int   // complete lines, valid or not
+	size     int64 // file size, including a torn tail
+	torn     int   // bytes after the last newline (an append cut short by a crash)
+}
+
+// scan reads the whole transcript. keep, when not nil, says which 0-based
+// line indexes to decode; the others are only counted.
+func (s *Store) scan(id string, keep func(line int) bool) (scanResult, error) {
+	f, err := os.Open(s.jsonlPath(id))
+	if err != nil {
+		return scanResult{}, err
+	}
+	defer f.Close()
+	return scanReader(f, keep)
+}
+
+func scanReader(r io.Reader, keep func(line int) bool) (scanResult, error) {
+	var res scanResult
+	br := bufio.NewReaderSize(r, 64<<10)
+	var offset int64
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line longer than the buffer: collect it whole.
+			long := append([]byte(nil), line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return res, err
+		}
+		res.size += int64(len(line))
+		if errors.Is(err, io.EOF) {
+			res.torn = len(line)
+			return res, nil
+		}
+		body := bytes.TrimRight(line, "\r\n")
+		if len(bytes.TrimSpace(body)) > 0 {
+			idx := res.lines
+			res.lines++
+			if keep == nil || keep(idx) {
+				if m, derr := DecodeLine(body); derr != nil {
+					res.corrupt = append(res.corrupt, LineError{Line: idx + 1, Offset: offset, Err: derr.Error()})
+				} else {
+					res.messages = append(res.messages, m)
+				}
+			}
+		}
+		offset += int64(len(line))
+	}
+}
+
+// Load returns every message of a session, with the lines that could not be
+// decoded. A torn last line (an append cut short by a crash) is not an
+// error: it was never acknowledged, and the next append repairs it.
+func (s *Store) Load(id string) ([]core.Message, []LineError, error) {
+	if _, err := s.lookup(id); err != nil {
+		return nil, nil, err
+	}
+	res, err := s.scan(id, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("session %s: load: %w", id, err)
+	}
+	return res.messages, res.corrupt, nil
+}
+
+// Page is a window of a transcript for the HTTP API.
+type Page struct {
+	Messages []core.Message `json:"messages"`
+	Corrupt  []LineError    `json:"corrupt,omitempty"`
+	Offset   int            `json:"offset"` // 0-based line index of the first message
+	Total    int            `json:"total"`  // complete lines in the transcript
+}
+
+// Page returns up to limit lines starting at line index offset; a negative
+// offset means "the last limit lines".
+func (s *Store) Page(id string, offset, limit int) (Page, error) {
+	if _, err := s.lookup(id); err != nil {
+		return Page{}, err
+	}
+	if offset < 0 {
+		msgs, corrupt, total, err := s.tail(id, limit)
+		if err != nil {
+			return Page{}, err
+		}
+		return Page{Messages: msgs, Corrupt: corrupt, Offset: max(0, total-limit), Total: total}, nil
+	}
+	res, err := s.scan(id, func(i int) bool { return i >= offset && i < offset+limit })
+	if err != nil {
+		return Page{}, fmt.Errorf("session %s: page: %w", id, err)
+	}
+	return Page{Messages: res.messages, Corrupt: res.corrupt, Offset: offset, Total: res.lines}, nil
+}
+
+// Tail returns the last n messages of a session, reading the file from its
+// end so the cost depends on n, not on the transcript's length. Lines that
+// cannot be decoded are returned as LineErrors with their byte offsets.
+func (s *Store) Tail(id string, n int) ([]core.Message, []LineError, error) {
+	if _, err := s.lookup(id); err != nil {
+		return nil, nil, err
+	}
+	msgs, corrupt, _, err := s.tail(id, n)
+	return msgs, corrupt, err
+}
+
+const tailBlock = 32 << 10
+
+// tail reads the last n complete lines. total is the number of complete
+// lines in the file when the index knows it (the meta size matches), else
+// the lines seen.
+func (s *Store) tail(id string, n int) (msgs []core.Message, corrupt []LineError, total int, err error) {
+	f, err := os.Open(s.jsonlPath(id))
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("session %s: tail: %w", id, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("session %s: tail: %w", id, err)
+	}
+	size := fi.Size()
+	if n <= 0 || size == 0 {
+		return nil, nil, s.linesIfKnown(id, size, 0), nil
+	}
+	// Read blocks backwards until n+1 newlines are in hand (the extra one
+	// marks where the first wanted line starts) or the file start is reached.
+	var blocks [][]byte
+	newlines := 0
+	pos := size
+	for pos > 0 && newlines <= n {
+		step := min(int64(tailBlock), pos)
+		pos -= step
+		b := make([]byte, step)
+		if _, err := f.ReadAt(b, pos); err != nil {
+			return nil, nil, 0, fmt.Errorf("session %s: tail: %w", id, err)
+		}
+		newlines += bytes.Count(b, []byte{'\n'})
+		blocks = append(blocks, b)
+	}
+	data := make([]byte, 0, size-pos)
+	for i := len(blocks) - 1; i >= 0; i-- {
+		data = append(data, blocks[i]...)
+	}
+	// Drop a torn tail, then the partial first line when not at file start.
+	end := bytes.LastIndexByte(data, '\n') + 1
+	data = data[:end]
+	start := 0
+	if pos > 0 {
+		start = bytes.IndexByte(data, '\n') + 1
+	}
+	var lines [][]byte
+	var offsets []int64
+	for i := start; i < len(data); {
+		j := i + bytes.IndexByte(data[i:], '\n')
+		if body := bytes.TrimRight(data[i:j], "\r"); len(bytes.TrimSpace(body)) > 0 {
+			lines = append(lines, body)
+			offsets = append(offsets, pos+int64(i))
+		}
+		i = j + 1
+	}
+	seen := len(lines)
+	if len(lines) > n {
+		lines, offsets = lines[len(lines)-n:], offsets[len(offsets)-n:]
+	}
+	for i, line := range lines {
+		m, derr := DecodeLine(line)
+		if derr != nil {
+			corrupt = append(corrupt, LineError{Offset: offsets[i], Err: derr.Error()})
+			continue
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, corrupt, s.linesIfKnown(id, size, seen), nil
+}
+
+// linesIfKnown returns the indexed line count when the index describes a
+// file of this size, else fallback.
+func (s *Store) linesIfKnown(id string, size int64, fallback int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.sessions[id]; ok && e.meta.Size == size {
+		return e.meta.MessageCount
+	}
+	return fallback
+}

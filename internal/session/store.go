@@ -1,0 +1,340 @@
+// Package session is the transcript store of SPEC §5: one JSONL file per
+// session (<id>.jsonl, one Message per line) and a meta file beside it
+// (<id>.meta.json), with an in-memory index rebuilt at startup.
+//
+// Concurrency: all methods are safe for concurrent use. Appends to one
+// session are serialised in process by a per-session mutex and across
+// processes by an flock on the JSONL file, held only for the write, never for
+// a turn. A process killed while holding the lock releases it with its file
+// descriptors, so no crash leaves a session stuck.
+package session
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miniclaw/miniclaw/internal/protocol"
+)
+
+// ErrNotFound is returned for a session ID the store does not hold.
+var ErrNotFound = errors.New("session not found")
+
+// ErrInvalidID is returned for an ID that cannot name a session file.
+var ErrInvalidID = errors.New("invalid session ID")
+
+const (
+	jsonlExt   = ".jsonl"
+	metaExt    = ".meta.json"
+	archiveDir = "archive"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Fsync makes every append durable against power loss before it returns.
+	// Without it an append survives a process crash but not a kernel crash.
+	Fsync bool
+	// Logger receives repair warnings; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Store is the session store rooted at one sessions directory.
+type Store struct {
+	dir   string
+	fsync bool
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu       sync.Mutex
+	sessions map[string]*entry
+}
+
+// entry is one indexed session. mu serialises writers in this process; meta
+// is guarded by Store.mu for readers and by mu for the writer that updates it.
+type entry struct {
+	mu   sync.Mutex
+	meta Meta
+}
+
+// Open opens (creating if needed) the store in dir and rebuilds its index
+// from the meta files, repairing any meta that is missing, corrupt or stale.
+func Open(dir string, opt Options) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("session store %s: %w", dir, err)
+	}
+	s := &Store{dir: dir, fsync: opt.Fsync, log: opt.Logger, now: opt.Now, sessions: map[string]*entry{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := s.rebuildIndex(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Dir is the sessions directory.
+func (s *Store) Dir() string { return s.dir }
+
+func (s *Store) jsonlPath(id string) string { return filepath.Join(s.dir, id+jsonlExt) }
+func (s *Store) metaPath(id string) string  { return filepath.Join(s.dir, id+metaExt) }
+
+// rebuildIndex loads every session's meta, in parallel since startup time
+// with thousands of sessions is dominated by small file reads.
+func (s *Store) rebuildIndex() error {
+	des, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("session store %s: %w", s.dir, err)
+	}
+	ids := make(chan string, len(des))
+	for _, de := range des {
+		name := de.Name()
+		id, ok := strings.CutSuffix(name, jsonlExt)
+		if !ok || de.IsDir() || protocol.ValidateSessionID(id) != nil {
+			continue
+		}
+		ids <- id
+	}
+	close(ids)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for id := range ids {
+				m, err := s.loadMeta(id)
+				if err != nil {
+					s.log.Warn("session skipped: cannot read transcript", "session", id, "err", err)
+					continue
+				}
+				s.mu.Lock()
+				s.sessions[id] = &entry{meta: m}
+				s.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
+// loadMeta returns the meta of a session on disk, rebuilding it from the
+// JSONL when the meta file is missing, corrupt or describes another size.
+func (s *Store) loadMeta(id string) (Meta, error) {
+	fi, err := os.Stat(s.jsonlPath(id))
+	if err != nil {
+		return Meta{}, err
+	}
+	m, merr := readMeta(s.metaPath(id))
+	if merr == nil && m.SessionID == id && m.Size == fi.Size() {
+		return m, nil
+	}
+	reason := "stale"
+	if merr != nil {
+		reason = merr.Error()
+		if errors.Is(merr, fs.ErrNotExist) {
+			reason = "missing"
+		}
+	}
+	rebuilt, err := s.scanMeta(id, m)
+	if err != nil {
+		return Meta{}, err
+	}
+	s.log.Warn("session meta rebuilt from transcript", "session", id, "reason", reason, "messages", rebuilt.MessageCount)
+	if err := writeMeta(s.metaPath(id), rebuilt); err != nil {
+		s.log.Warn("session meta not written", "session", id, "err", err)
+	}
+	return rebuilt, nil
+}
+
+// scanMeta recomputes a meta from the whole JSONL, keeping the channel and
+// fork origin of old (which the transcript does not record).
+func (s *Store) scanMeta(id string, old Meta) (Meta, error) {
+	m := Meta{SessionID: id, Channel: old.Channel, ForkedFrom: old.ForkedFrom, CreatedAt: old.CreatedAt}
+	if m.Channel == "" {
+		m.Channel = DefaultChannel
+	}
+	res, err := s.scan(id, nil)
+	if err != nil {
+		return Meta{}, err
+	}
+	m.Size = res.size
+	m.MessageCount = res.lines
+	for _, msg := range res.messages {
+		m.observeOne(msg)
+	}
+	if m.CreatedAt == 0 {
+		if fi, err := os.Stat(s.jsonlPath(id)); err == nil {
+			m.CreatedAt = fi.ModTime().UnixMilli()
+		}
+	}
+	if m.UpdatedAt == 0 {
+		m.UpdatedAt = m.CreatedAt
+	}
+	return m, nil
+}
+
+// DefaultChannel is the channel of sessions a WebSocket client opens without
+// naming one, as the seed's getOrCreateSession('webchat').
+const DefaultChannel = "webchat"
+
+// Get returns the meta of a session.
+func (s *Store) Get(id string) (Meta, error) {
+	e, err := s.lookup(id)
+	if err != nil {
+		return Meta{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return e.meta, nil
+}
+
+// lookup finds a session in the index, or on disk when another process
+// created it after this one started.
+func (s *Store) lookup(id string) (*entry, error) {
+	if err := protocol.ValidateSessionID(id); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidID, err)
+	}
+	s.mu.Lock()
+	e, ok := s.sessions[id]
+	s.mu.Unlock()
+	if ok {
+		return e, nil
+	}
+	m, err := s.loadMeta(id)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("session %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("session %s: %w", id, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.sessions[id]; ok {
+		return e, nil
+	}
+	e = &entry{meta: m}
+	s.sessions[id] = e
+	return e, nil
+}
+
+// Create makes a new, empty session with the given ID and channel. It
+// returns created=false with the existing meta when the ID is already taken.
+func (s *Store) Create(id, channel string) (Meta, bool, error) {
+	if e, err := s.lookup(id); err == nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return e.meta, false, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return Meta{}, false, err
+	}
+	return s.create(id, channel, "")
+}
+
+func (s *Store) create(id, channel, forkedFrom string) (Meta, bool, error) {
+	now := s.now().UnixMilli()
+	m := Meta{SessionID: id, Channel: channel, CreatedAt: now, UpdatedAt: now, ForkedFrom: forkedFrom}
+	f, err := os.OpenFile(s.jsonlPath(id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		// Lost a race with another creator (goroutine or process): use theirs.
+		e, err := s.lookup(id)
+		if err != nil {
+			return Meta{}, false, err
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return e.meta, false, nil
+	}
+	if err != nil {
+		return Meta{}, false, fmt.Errorf("session %s: create: %w", id, err)
+	}
+	if err := f.Close(); err != nil {
+		return Meta{}, false, fmt.Errorf("session %s: create: %w", id, err)
+	}
+	if err := writeMeta(s.metaPath(id), m); err != nil {
+		return Meta{}, false, fmt.Errorf("session %s: create meta: %w", id, err)
+	}
+	if s.fsync {
+		syncDir(s.dir)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.sessions[id]; ok {
+		return e.meta, false, nil
+	}
+	s.sessions[id] = &entry{meta: m}
+	return m, true, nil
+}
+
+// syncDir makes a new directory entry durable. Best effort: some file
+// systems refuse to fsync a directory, and the entry is then as durable as
+// they make it.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// List returns the metas of all sessions, most recently updated first.
+func (s *Store) List() []Meta {
+	s.mu.Lock()
+	out := make([]Meta, 0, len(s.sessions))
+	for _, e := range s.sessions {
+		out = append(out, e.meta)
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].UpdatedAt != out[j].UpdatedAt {
+			return out[i].UpdatedAt > out[j].UpdatedAt
+		}
+		return out[i].SessionID < out[j].SessionID
+	})
+	return out
+}
+
+// Len is the number of sessions in the index.
+func (s *Store) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Latest returns the most recently updated session of a channel.
+func (s *Store) Latest(channel string) (Meta, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var best Meta
+	found := false
+	for _, e := range s.sessions {
+		m := e.meta
+		if m.Channel != channel {
+			continue
+		}
+		if !found || m.UpdatedAt > best.UpdatedAt || m.UpdatedAt == best.UpdatedAt && m.SessionID > best.SessionID {
+			best, found = m, true
+		}
+	}
+	return best, found
+}
+
+// CheckWritable reports whether new files can be created in the store, for
+// readiness probes.
+func (s *Store) CheckWritable() error {
+	f, err := os.CreateTemp(s.dir, ".probe*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
