@@ -1,0 +1,188 @@
+// Package anthropic is the Claude provider: the Messages API through the
+// official Go SDK, streamed, with tool use. Text deltas are relayed the
+// moment they arrive; tool calls are returned whole when the stream ends.
+package anthropic
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	sdk "github.com/anthropics/anthropic-sdk-go"
+	"github.com/anthropics/anthropic-sdk-go/option"
+
+	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/provider"
+)
+
+// Options configure the provider.
+type Options struct {
+	APIKey  string
+	BaseURL string // "" for the SDK's default (api.anthropic.com)
+	// MaxTokens caps one model response; 0 means 8192.
+	MaxTokens int64
+	// MaxRetries bounds retries of 429/5xx/overloaded answers; the SDK waits
+	// as retry-after says, else backs off exponentially with jitter. A
+	// negative value disables retries.
+	MaxRetries int
+	// HTTPClient is used for requests when set (tests).
+	HTTPClient *http.Client
+}
+
+// Provider talks to the Anthropic Messages API. It is safe for concurrent use.
+type Provider struct {
+	client     sdk.Client
+	maxTokens  int64
+	maxRetries int
+}
+
+// New builds a provider.
+func New(opt Options) *Provider {
+	if opt.MaxTokens == 0 {
+		opt.MaxTokens = 8192
+	}
+	if opt.MaxRetries == 0 {
+		opt.MaxRetries = 3
+	}
+	opt.MaxRetries = max(opt.MaxRetries, 0)
+	opts := []option.RequestOption{option.WithAPIKey(opt.APIKey), option.WithMaxRetries(opt.MaxRetries)}
+	if opt.BaseURL != "" {
+		opts = append(opts, option.WithBaseURL(opt.BaseURL))
+	}
+	if opt.HTTPClient != nil {
+		opts = append(opts, option.WithHTTPClient(opt.HTTPClient))
+	}
+	return &Provider{client: sdk.NewClient(opts...), maxTokens: opt.MaxTokens, maxRetries: opt.MaxRetries}
+}
+
+// Name implements core.Provider.
+func (p *Provider) Name() string { return "anthropic" }
+
+// Complete implements core.Provider. The SDK retries HTTP-level 429/5xx
+// answers itself; an overloaded or rate-limit error that arrives inside the
+// stream is retried here, but only while no text has reached the user (a
+// retry after that would repeat what they already saw).
+func (p *Provider) Complete(ctx context.Context, req core.Request, onText func(string)) (core.Response, error) {
+	params, err := p.params(req)
+	if err != nil {
+		return core.Response{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		resp, emitted, err := p.stream(ctx, params, onText)
+		if err == nil || emitted || attempt >= p.maxRetries || !retryableInStream(err) || ctx.Err() != nil {
+			return resp, describe(err, req.Model)
+		}
+		if err := provider.Sleep(ctx, provider.Backoff(attempt)); err != nil {
+			return resp, err
+		}
+	}
+}
+
+// stream runs one streamed request. emitted reports whether any text was
+// passed to onText.
+func (p *Provider) stream(ctx context.Context, params sdk.MessageNewParams, onText func(string)) (resp core.Response, emitted bool, err error) {
+	s := p.client.Messages.NewStreaming(ctx, params)
+	defer s.Close()
+	var msg sdk.Message
+	stopped := false
+	for s.Next() {
+		ev := s.Current()
+		if err := msg.Accumulate(ev); err != nil {
+			return resp, emitted, fmt.Errorf("anthropic: malformed stream: %w", err)
+		}
+		switch ev.Type {
+		case "content_block_delta":
+			if ev.Delta.Type == "text_delta" && ev.Delta.Text != "" {
+				emitted = true
+				resp.Text += ev.Delta.Text
+				onText(ev.Delta.Text)
+			}
+		case "message_stop":
+			stopped = true
+		}
+	}
+	resp.Usage = core.Usage{InputTokens: msg.Usage.InputTokens, OutputTokens: msg.Usage.OutputTokens}
+	resp.StopReason = string(msg.StopReason)
+	if err := s.Err(); err != nil {
+		if ctx.Err() != nil {
+			return resp, emitted, context.Cause(ctx)
+		}
+		return resp, emitted, err
+	}
+	if !stopped {
+		return resp, emitted, errors.New("anthropic: the stream ended before message_stop (connection cut mid-reply)")
+	}
+	for _, block := range msg.Content {
+		if block.Type != "tool_use" {
+			continue
+		}
+		input := json.RawMessage(block.Input)
+		if len(input) == 0 || !json.Valid(input) {
+			input = json.RawMessage("{}")
+		}
+		resp.ToolCalls = append(resp.ToolCalls, core.ToolCall{ID: block.ID, Name: block.Name, Input: input})
+	}
+	return resp, emitted, nil
+}
+
+func retryableInStream(err error) bool {
+	var apiErr *sdk.Error
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.Type() {
+	case "overloaded_error", "rate_limit_error", "api_error":
+		return true
+	}
+	return false
+}
+
+// describe turns SDK errors into messages that tell the user what to do.
+func describe(err error, model string) error {
+	if err == nil {
+		return nil
+	}
+	var apiErr *sdk.Error
+	if !errors.As(err, &apiErr) {
+		return err
+	}
+	detail := apiMessage(apiErr)
+	switch {
+	case apiErr.StatusCode == http.StatusUnauthorized || apiErr.Type() == "authentication_error":
+		return fmt.Errorf("anthropic: the API key was refused (401 %s): check ANTHROPIC_API_KEY", detail)
+	case apiErr.StatusCode == http.StatusNotFound || apiErr.Type() == "not_found_error":
+		return fmt.Errorf("anthropic: model %q was not found (%s): check MINI_OPENCLAW_MODEL", model, detail)
+	case tooLong(detail):
+		return fmt.Errorf("anthropic: the conversation is too long for the model (%s): lower MINI_OPENCLAW_MAX_CONTEXT or start a new session", detail)
+	case apiErr.Type() == "overloaded_error" || apiErr.StatusCode == 529:
+		return fmt.Errorf("anthropic: the API is overloaded, retries exhausted (%s): try again shortly", detail)
+	case apiErr.StatusCode == http.StatusTooManyRequests || apiErr.Type() == "rate_limit_error":
+		return fmt.Errorf("anthropic: rate limited, retries exhausted (%s)", detail)
+	}
+	if apiErr.StatusCode != 0 {
+		return fmt.Errorf("anthropic: HTTP %d %s: %s", apiErr.StatusCode, apiErr.Type(), detail)
+	}
+	return fmt.Errorf("anthropic: %s: %s", apiErr.Type(), detail)
+}
+
+// apiMessage extracts error.message from the API's error body.
+func apiMessage(e *sdk.Error) string {
+	var body struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal([]byte(e.RawJSON()), &body) == nil && body.Error.Message != "" {
+		return body.Error.Message
+	}
+	return string(e.Type())
+}
+
+// tooLong recognises the API's "prompt is too long" family of 400s.
+func tooLong(detail string) bool {
+	d := strings.ToLower(detail)
+	return strings.Contains(d, "prompt is too long") || strings.Contains(d, "context window") || strings.Contains(d, "too many tokens")
+}

@@ -1,0 +1,81 @@
+package anthropic
+
+import (
+	"encoding/json"
+	"fmt"
+
+	sdk "github.com/anthropics/anthropic-sdk-go"
+
+	"github.com/miniclaw/miniclaw/internal/core"
+)
+
+// params builds the Messages API request: the system prompt, the tools, and
+// the history with every tool call as a tool_use block followed by its
+// tool_result in the next user message, as the API requires.
+func (p *Provider) params(req core.Request) (sdk.MessageNewParams, error) {
+	params := sdk.MessageNewParams{
+		Model:     sdk.Model(req.Model),
+		MaxTokens: p.maxTokens,
+		Messages:  history(req.Messages),
+	}
+	if req.System != "" {
+		params.System = []sdk.TextBlockParam{{Text: req.System}}
+	}
+	for _, t := range req.Tools {
+		var schema struct {
+			Properties any      `json:"properties"`
+			Required   []string `json:"required"`
+		}
+		if err := json.Unmarshal(t.InputSchema, &schema); err != nil {
+			return params, fmt.Errorf("anthropic: tool %s: bad input schema: %w", t.Name, err)
+		}
+		tool := sdk.ToolParam{
+			Name:        t.Name,
+			Description: sdk.String(t.Description),
+			InputSchema: sdk.ToolInputSchemaParam{Properties: schema.Properties, Required: schema.Required},
+		}
+		params.Tools = append(params.Tools, sdk.ToolUnionParam{OfTool: &tool})
+	}
+	return params, nil
+}
+
+// history converts transcript messages. Consecutive user-side blocks (tool
+// results, then the next user text) are merged into one user message.
+func history(msgs []core.Message) []sdk.MessageParam {
+	var out []sdk.MessageParam
+	addUser := func(blocks ...sdk.ContentBlockParamUnion) {
+		if n := len(out); n > 0 && out[n-1].Role == sdk.MessageParamRoleUser {
+			out[n-1].Content = append(out[n-1].Content, blocks...)
+			return
+		}
+		out = append(out, sdk.NewUserMessage(blocks...))
+	}
+	for _, m := range msgs {
+		switch m.Role {
+		case core.RoleUser:
+			addUser(sdk.NewTextBlock(m.Content))
+		case core.RoleAssistant:
+			var blocks []sdk.ContentBlockParamUnion
+			if m.Content != "" {
+				blocks = append(blocks, sdk.NewTextBlock(m.Content))
+			}
+			var results []sdk.ContentBlockParamUnion
+			for _, tc := range m.ToolCalls {
+				input := json.RawMessage(tc.Input)
+				if len(input) == 0 {
+					input = json.RawMessage("{}")
+				}
+				blocks = append(blocks, sdk.NewToolUseBlock(tc.ID, input, tc.Name))
+				results = append(results, sdk.NewToolResultBlock(tc.ID, tc.Output, tc.IsError))
+			}
+			if len(blocks) == 0 {
+				continue
+			}
+			out = append(out, sdk.NewAssistantMessage(blocks...))
+			if len(results) > 0 {
+				addUser(results...)
+			}
+		}
+	}
+	return out
+}

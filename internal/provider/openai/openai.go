@@ -1,0 +1,167 @@
+// Package openai is the provider for OpenAI-compatible chat completions
+// servers: OpenAI itself, and the local servers that speak its dialect
+// (Ollama, vLLM, llama.cpp). It is a small hand-written client rather than
+// the official SDK: miniclaw needs one endpoint, and the client must accept
+// both OpenAI's tool calls split over many deltas and the whole tool call in
+// one chunk that Ollama and llama.cpp send, which is easiest to get right
+// where the parsing is in plain view.
+package openai
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/provider"
+)
+
+// DefaultBaseURL is used when OPENAI_BASE_URL is not set.
+const DefaultBaseURL = "https://api.openai.com/v1"
+
+// Options configure the provider.
+type Options struct {
+	APIKey     string // sent as a Bearer token when set (local servers need none)
+	BaseURL    string // e.g. http://localhost:11434/v1 for Ollama
+	MaxRetries int    // retries of 429/5xx; 0 means 3, negative disables
+	HTTPClient *http.Client
+}
+
+// Provider is safe for concurrent use.
+type Provider struct {
+	key        string
+	url        string
+	maxRetries int
+	http       *http.Client
+}
+
+// New builds a provider.
+func New(opt Options) *Provider {
+	if opt.BaseURL == "" {
+		opt.BaseURL = DefaultBaseURL
+	}
+	if opt.MaxRetries == 0 {
+		opt.MaxRetries = 3
+	}
+	if opt.HTTPClient == nil {
+		opt.HTTPClient = &http.Client{}
+	}
+	return &Provider{
+		key:        opt.APIKey,
+		url:        strings.TrimRight(opt.BaseURL, "/") + "/chat/completions",
+		maxRetries: max(opt.MaxRetries, 0),
+		http:       opt.HTTPClient,
+	}
+}
+
+// Name implements core.Provider.
+func (p *Provider) Name() string { return "openai" }
+
+// Complete implements core.Provider. 429 and 5xx answers are retried with
+// backoff, honouring Retry-After; a stream that fails after text reached the
+// user is not retried.
+func (p *Provider) Complete(ctx context.Context, req core.Request, onText func(string)) (core.Response, error) {
+	body, err := json.Marshal(buildRequest(req))
+	if err != nil {
+		return core.Response{}, fmt.Errorf("openai: encode request: %w", err)
+	}
+	for attempt := 0; ; attempt++ {
+		res, err := p.post(ctx, body)
+		if err != nil {
+			if ctx.Err() != nil {
+				return core.Response{}, context.Cause(ctx)
+			}
+			if attempt < p.maxRetries {
+				if err := provider.Sleep(ctx, provider.Backoff(attempt)); err != nil {
+					return core.Response{}, err
+				}
+				continue
+			}
+			return core.Response{}, fmt.Errorf("openai: %s: %w", p.url, err)
+		}
+		if res.StatusCode == http.StatusOK {
+			defer res.Body.Close()
+			resp, err := readStream(ctx, res.Body, onText)
+			if err != nil && ctx.Err() != nil {
+				return resp, context.Cause(ctx)
+			}
+			return resp, err
+		}
+		apiErr := readError(res, req.Model)
+		if !retryable(res.StatusCode) || attempt >= p.maxRetries {
+			return core.Response{}, apiErr
+		}
+		wait, ok := retryAfter(res.Header)
+		if !ok {
+			wait = provider.Backoff(attempt)
+		}
+		if err := provider.Sleep(ctx, wait); err != nil {
+			return core.Response{}, err
+		}
+	}
+}
+
+func (p *Provider) post(ctx context.Context, body []byte) (*http.Response, error) {
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Accept", "text/event-stream")
+	if p.key != "" {
+		r.Header.Set("Authorization", "Bearer "+p.key)
+	}
+	return p.http.Do(r)
+}
+
+func retryable(status int) bool {
+	return status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500
+}
+
+// retryAfter reads Retry-After (seconds or an HTTP date), capped at a minute.
+func retryAfter(h http.Header) (time.Duration, bool) {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+		return min(time.Duration(s*float64(time.Second)), time.Minute), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(time.Until(t), 0), time.Minute), true
+	}
+	return 0, false
+}
+
+// readError turns a non-200 answer into an error that says what to do.
+func readError(res *http.Response, model string) error {
+	defer res.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	var body struct {
+		Error json.RawMessage `json:"error"`
+	}
+	msg := strings.TrimSpace(string(b))
+	if json.Unmarshal(b, &body) == nil && len(body.Error) > 0 {
+		var e struct {
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(body.Error, &e) == nil && e.Message != "" {
+			msg = e.Message
+		} else if s, err := strconv.Unquote(string(body.Error)); err == nil {
+			msg = s // Ollama: {"error":"model not found"}
+		}
+	}
+	switch res.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("openai: the API key was refused (%d %s): check OPENAI_API_KEY", res.StatusCode, msg)
+	case http.StatusNotFound:
+		return fmt.Errorf("openai: not found (404 %s): check MINI_OPENCLAW_MODEL=%q and OPENAI_BASE_URL", msg, model)
+	}
+	return fmt.Errorf("openai: HTTP %d: %s", res.StatusCode, msg)
+}

@@ -1,0 +1,203 @@
+package openai
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/miniclaw/miniclaw/internal/core"
+)
+
+// Request and stream chunk shapes of the chat completions API, only the
+// fields miniclaw uses.
+
+type chatRequest struct {
+	Model         string         `json:"model"`
+	Messages      []chatMessage  `json:"messages"`
+	Tools         []chatTool     `json:"tools,omitempty"`
+	Stream        bool           `json:"stream"`
+	StreamOptions *streamOptions `json:"stream_options,omitempty"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+type chatMessage struct {
+	Role       string         `json:"role"`
+	Content    string         `json:"content"`
+	ToolCalls  []chatToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string         `json:"tool_call_id,omitempty"`
+}
+
+type chatToolCall struct {
+	Index    *int   `json:"index,omitempty"`
+	ID       string `json:"id,omitempty"`
+	Type     string `json:"type,omitempty"`
+	Function struct {
+		Name      string `json:"name,omitempty"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
+type chatTool struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name        string          `json:"name"`
+		Description string          `json:"description"`
+		Parameters  json.RawMessage `json:"parameters"`
+	} `json:"function"`
+}
+
+type chunk struct {
+	Choices []struct {
+		Delta struct {
+			Content   string         `json:"content"`
+			ToolCalls []chatToolCall `json:"tool_calls"`
+		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *struct {
+		PromptTokens     int64 `json:"prompt_tokens"`
+		CompletionTokens int64 `json:"completion_tokens"`
+	} `json:"usage"`
+	Error json.RawMessage `json:"error"`
+}
+
+// buildRequest maps the conversation: each assistant tool call becomes a
+// tool_calls entry followed by a "tool" message with its result.
+func buildRequest(req core.Request) chatRequest {
+	cr := chatRequest{Model: req.Model, Stream: true, StreamOptions: &streamOptions{IncludeUsage: true}}
+	if req.System != "" {
+		cr.Messages = append(cr.Messages, chatMessage{Role: "system", Content: req.System})
+	}
+	for _, m := range req.Messages {
+		switch m.Role {
+		case core.RoleUser:
+			cr.Messages = append(cr.Messages, chatMessage{Role: "user", Content: m.Content})
+		case core.RoleAssistant:
+			am := chatMessage{Role: "assistant", Content: m.Content}
+			for _, tc := range m.ToolCalls {
+				c := chatToolCall{ID: tc.ID, Type: "function"}
+				c.Function.Name = tc.Name
+				c.Function.Arguments = string(tc.Input)
+				if c.Function.Arguments == "" {
+					c.Function.Arguments = "{}"
+				}
+				am.ToolCalls = append(am.ToolCalls, c)
+			}
+			cr.Messages = append(cr.Messages, am)
+			for _, tc := range m.ToolCalls {
+				out := tc.Output
+				if tc.IsError {
+					out = "Error: " + out
+				}
+				cr.Messages = append(cr.Messages, chatMessage{Role: "tool", ToolCallID: tc.ID, Content: out})
+			}
+		}
+	}
+	for _, t := range req.Tools {
+		var ct chatTool
+		ct.Type = "function"
+		ct.Function.Name, ct.Function.Description, ct.Function.Parameters = t.Name, t.Description, t.InputSchema
+		cr.Tools = append(cr.Tools, ct)
+	}
+	return cr
+}
+
+// readStream parses the SSE stream, relaying text deltas as they come and
+// assembling tool calls. A delta with an index continues the call at that
+// index (OpenAI splits arguments over many deltas); a delta without one
+// starts a new call when it carries a new ID and continues the last one
+// otherwise (some local servers omit the index and send a call whole).
+func readStream(ctx context.Context, body io.Reader, onText func(string)) (core.Response, error) {
+	var resp core.Response
+	type building struct {
+		id, name string
+		args     strings.Builder
+	}
+	var calls []*building
+	byIndex := map[int]*building{}
+	done := false
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 64<<10), 8<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		data, ok := strings.CutPrefix(line, "data:")
+		if !ok {
+			continue // comments, event names, blank separators
+		}
+		data = strings.TrimSpace(data)
+		if data == "[DONE]" {
+			done = true
+			break
+		}
+		var c chunk
+		if err := json.Unmarshal([]byte(data), &c); err != nil {
+			return resp, fmt.Errorf("openai: malformed stream chunk: %w", err)
+		}
+		if len(c.Error) > 0 {
+			return resp, fmt.Errorf("openai: error in stream: %s", c.Error)
+		}
+		if c.Usage != nil {
+			resp.Usage = core.Usage{InputTokens: c.Usage.PromptTokens, OutputTokens: c.Usage.CompletionTokens}
+		}
+		for _, ch := range c.Choices {
+			if ch.Delta.Content != "" {
+				resp.Text += ch.Delta.Content
+				onText(ch.Delta.Content)
+			}
+			for _, tc := range ch.Delta.ToolCalls {
+				var b *building
+				switch {
+				case tc.Index != nil && byIndex[*tc.Index] != nil:
+					b = byIndex[*tc.Index]
+				case tc.Index == nil && len(calls) > 0 && (tc.ID == "" || tc.ID == calls[len(calls)-1].id):
+					b = calls[len(calls)-1]
+				default:
+					b = &building{}
+					calls = append(calls, b)
+					if tc.Index != nil {
+						byIndex[*tc.Index] = b
+					}
+				}
+				if tc.ID != "" {
+					b.id = tc.ID
+				}
+				b.name += tc.Function.Name
+				b.args.WriteString(tc.Function.Arguments)
+			}
+			if ch.FinishReason != nil && *ch.FinishReason != "" {
+				resp.StopReason = *ch.FinishReason
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return resp, fmt.Errorf("openai: stream broke off: %w", err)
+	}
+	if ctx.Err() != nil {
+		return resp, context.Cause(ctx)
+	}
+	if !done && resp.StopReason == "" {
+		return resp, errors.New("openai: the stream ended before [DONE] (connection cut mid-reply)")
+	}
+	for i, b := range calls {
+		args := strings.TrimSpace(b.args.String())
+		if args == "" {
+			args = "{}"
+		}
+		if !json.Valid([]byte(args)) {
+			return resp, fmt.Errorf("openai: tool call %s has arguments that are not valid JSON: %.200s", b.name, args)
+		}
+		id := b.id
+		if id == "" {
+			id = fmt.Sprintf("call_%d", i)
+		}
+		resp.ToolCalls = append(resp.ToolCalls, core.ToolCall{ID: id, Name: b.name, Input: json.RawMessage(args)})
+	}
+	return resp, nil
+}
