@@ -13,6 +13,8 @@ import (
 	"github.com/miniclaw/miniclaw/internal/config"
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/gateway"
+	"github.com/miniclaw/miniclaw/internal/provider/anthropic"
+	"github.com/miniclaw/miniclaw/internal/provider/openai"
 	"github.com/miniclaw/miniclaw/internal/provider/scripted"
 	"github.com/miniclaw/miniclaw/internal/session"
 	"github.com/miniclaw/miniclaw/web"
@@ -91,7 +93,10 @@ func newProvider(cfg config.Config) (core.Provider, error) {
 			return scripted.Load(cfg.Script)
 		}
 		return scripted.Echo(), nil
-	default:
-		return nil, fmt.Errorf("MINI_OPENCLAW_PROVIDER=%s: this provider is not built yet; use scripted", cfg.Provider)
+	case config.ProviderAnthropic:
+		return anthropic.New(anthropic.Options{APIKey: cfg.AnthropicAPIKey, BaseURL: cfg.AnthropicBaseURL}), nil
+	case config.ProviderOpenAI:
+		return openai.New(openai.Options{APIKey: cfg.OpenAIAPIKey, BaseURL: cfg.OpenAIBaseURL}), nil
 	}
+	return nil, fmt.Errorf("MINI_OPENCLAW_PROVIDER=%s: unknown provider", cfg.Provider)
 }

@@ -179,6 +179,7 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 		return v
 	}
 	str := func(env string) string { v, _ := raw(env); return v }
+	blame := func(env string) string { _, name := raw(env); return name }
 
 	var c Config
 	c.Host = str("MINI_OPENCLAW_HOST")
@@ -204,12 +205,14 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 		}
 	}
 	if c.Host == "" {
-		errs = append(errs, errors.New("MINI_OPENCLAW_HOST: must not be empty"))
+		errs = append(errs, fmt.Errorf("%s: must not be empty", blame("MINI_OPENCLAW_HOST")))
 	} else if net.ParseIP(c.Host) == nil && c.Host != "localhost" {
-		errs = append(errs, fmt.Errorf("MINI_OPENCLAW_HOST=%q: must be an IP address or localhost", c.Host))
+		errs = append(errs, fmt.Errorf("%s=%q: must be an IP address or localhost", blame("MINI_OPENCLAW_HOST"), c.Host))
+	} else if !c.IsLoopback() && c.Token == "" {
+		errs = append(errs, fmt.Errorf("%s=%s is not a loopback address: set MINI_OPENCLAW_TOKEN so the gateway is not open to the network", blame("MINI_OPENCLAW_HOST"), c.Host))
 	}
 	if c.Model == "" {
-		errs = append(errs, errors.New("MINI_OPENCLAW_MODEL: must not be empty"))
+		errs = append(errs, fmt.Errorf("%s: must not be empty", blame("MINI_OPENCLAW_MODEL")))
 	}
 
 	if v := str("MINI_OPENCLAW_PROVIDER"); v == "" {
@@ -223,13 +226,13 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 		c.Provider = oneOf("MINI_OPENCLAW_PROVIDER", ProviderAnthropic, ProviderOpenAI, ProviderScripted)
 	}
 	if c.Provider == ProviderAnthropic && c.AnthropicAPIKey == "" {
-		errs = append(errs, errors.New("MINI_OPENCLAW_PROVIDER=anthropic needs ANTHROPIC_API_KEY"))
+		errs = append(errs, fmt.Errorf("%s=anthropic needs ANTHROPIC_API_KEY", blame("MINI_OPENCLAW_PROVIDER")))
+	}
+	if _, src := raw("MINI_OPENCLAW_MODEL"); c.Provider == ProviderOpenAI && src == "MINI_OPENCLAW_MODEL" && getenv("MINI_OPENCLAW_MODEL") == "" {
+		errs = append(errs, fmt.Errorf("MINI_OPENCLAW_PROVIDER=openai needs MINI_OPENCLAW_MODEL (or --model): the default is a Claude model; name one your server serves, e.g. llama3.2 for Ollama"))
 	}
 	if c.Script != "" && c.Provider != ProviderScripted {
-		errs = append(errs, fmt.Errorf("MINI_OPENCLAW_SCRIPT is only used by the scripted provider, but the provider is %s", c.Provider))
-	}
-	if !c.IsLoopback() && c.Token == "" && c.Host != "" {
-		errs = append(errs, fmt.Errorf("MINI_OPENCLAW_HOST=%s is not a loopback address: set MINI_OPENCLAW_TOKEN so the gateway is not open to the network", c.Host))
+		errs = append(errs, fmt.Errorf("%s is only used by the scripted provider, but the provider is %s", blame("MINI_OPENCLAW_SCRIPT"), c.Provider))
 	}
 
 	// Paths: workspace, then data dir under it unless given.
@@ -243,15 +246,15 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	}
 	var err error
 	if c.Workspace, err = filepath.Abs(ws); err != nil {
-		errs = append(errs, fmt.Errorf("MINI_OPENCLAW_WORKSPACE=%q: %w", ws, err))
+		errs = append(errs, fmt.Errorf("%s=%q: %w", blame("MINI_OPENCLAW_WORKSPACE"), ws, err))
 	} else if fi, err := os.Stat(c.Workspace); err != nil || !fi.IsDir() {
-		errs = append(errs, fmt.Errorf("MINI_OPENCLAW_WORKSPACE=%q: not an existing directory", ws))
+		errs = append(errs, fmt.Errorf("%s=%q: not an existing directory", blame("MINI_OPENCLAW_WORKSPACE"), ws))
 	}
 	c.DataDir = str("MINI_OPENCLAW_DATA_DIR")
 	if c.DataDir == "" {
 		c.DataDir = filepath.Join(c.Workspace, ".mini-openclaw")
 	} else if c.DataDir, err = filepath.Abs(c.DataDir); err != nil {
-		errs = append(errs, fmt.Errorf("MINI_OPENCLAW_DATA_DIR: %w", err))
+		errs = append(errs, fmt.Errorf("%s: %w", blame("MINI_OPENCLAW_DATA_DIR"), err))
 	}
 	c.SessionsDir = filepath.Join(c.DataDir, "sessions")
 	c.MemoryDir = filepath.Join(c.DataDir, "memory")
