@@ -17,6 +17,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/provider/openai"
 	"github.com/miniclaw/miniclaw/internal/provider/scripted"
 	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/internal/tools"
 	"github.com/miniclaw/miniclaw/web"
 )
 
@@ -41,13 +42,22 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		warning = scriptedWarning
 		log.Warn("!!! " + warning)
 	}
+	ws, err := tools.OpenWorkspace(cfg.Workspace)
+	if err != nil {
+		return fmt.Errorf("MINI_OPENCLAW_WORKSPACE: %w", err)
+	}
+	defer ws.Close()
+	toolSet := tools.NewSet(append(ws.FileTools(), tools.Bash{Dir: ws.Dir(), Timeout: cfg.BashTimeout})...)
 	store, err := session.Open(cfg.SessionsDir, session.Options{Fsync: cfg.Fsync == config.FsyncAlways, Logger: log})
 	if err != nil {
 		return err
 	}
 	srv := gateway.New(gateway.Options{
-		Store:           store,
-		Runtime:         &agent.Runtime{Provider: provider, Model: cfg.Model, Workspace: cfg.Workspace},
+		Store: store,
+		Runtime: &agent.Runtime{
+			Provider: provider, Model: cfg.Model, Workspace: cfg.Workspace,
+			Tools: toolSet, MaxToolRounds: cfg.MaxToolRounds,
+		},
 		Logger:          log,
 		Token:           cfg.Token,
 		OriginPatterns:  cfg.AllowedOrigins,

@@ -1,37 +1,54 @@
 // Package agent runs one turn of a conversation: it builds the system
-// prompt, sends the history to the model through a core.Provider, relays the
-// text as it streams, and returns the assistant messages to persist. It does
-// not know which provider it runs, nor who listens to its events.
+// prompt, streams the model's reply through a core.Provider, runs the tools
+// the model calls, feeds their results back, and returns the assistant
+// messages to persist. It does not know which provider it runs, nor who
+// listens to its events.
 package agent
 
 import (
 	"context"
 	"errors"
-	"fmt"
-	"runtime"
-	"strings"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/tools"
 )
 
-// Events receive a turn's progress. Callbacks run on the turn's goroutine,
-// in order; they must not block for long.
+// MaxToolCalls caps the tool calls of one turn (SPEC §6).
+const MaxToolCalls = 20
+
+// Events receive a turn's progress. Callbacks run on the turn's goroutine
+// (OnToolStart/OnToolDone of parallel tools too: they are called in order),
+// and must not block for long.
 type Events struct {
-	OnText func(text string)
+	OnText      func(text string)
+	OnToolStart func(call core.ToolCall)
+	OnToolDone  func(rec core.ToolCallRecord)
 }
 
-// Runtime runs turns against one provider.
+// Knowledge fills the prompt's memory and skills sections (the knowledge
+// layer). Either may be "" to leave the section out.
+type Knowledge interface {
+	MemorySection() string
+	SkillsSection() string
+}
+
+// Runtime runs turns against one provider with one tool set. It holds no
+// per-turn state and is safe for concurrent use.
 type Runtime struct {
-	Provider  core.Provider
-	Model     string
-	Workspace string
-	Now       func() time.Time // nil means time.Now
+	Provider      core.Provider
+	Model         string
+	Workspace     string
+	Tools         *tools.Set // nil: no tools
+	Knowledge     Knowledge  // nil: no memory or skills sections
+	MaxToolRounds int        // 0 means 10
+	Now           func() time.Time
 }
 
 // Result is what a turn produced. Messages are the assistant messages to
-// append to the transcript (also when the turn failed: what was produced is
-// kept and marked). Text is the final reply shown to the user.
+// append to the transcript, one per model round, each with its tool records
+// (also when the turn failed: what was produced is kept, and the last
+// message is marked with Status and Error). Text is the final reply.
 type Result struct {
 	Messages   []core.Message
 	Text       string
@@ -39,33 +56,30 @@ type Result struct {
 	StopReason string
 }
 
-// Run plays one turn. history is the transcript's tail including the user
-// message that started the turn. On error the Result still holds what was
-// produced, with the last message marked by Status and Error.
+// Run plays one turn. history is the transcript's tail ending with the user
+// message that started the turn.
 func (r *Runtime) Run(ctx context.Context, history []core.Message, ev Events) (Result, error) {
-	now := r.now()
-	req := core.Request{Model: r.Model, System: r.systemPrompt(now), Messages: modelHistory(history)}
-	var text strings.Builder
-	resp, err := r.Provider.Complete(ctx, req, func(s string) {
-		text.WriteString(s)
-		if ev.OnText != nil {
-			ev.OnText(s)
-		}
-	})
-	msg := core.Message{Role: core.RoleAssistant, Content: text.String(), Timestamp: r.now().UnixMilli()}
-	res := Result{Text: msg.Content, Usage: resp.Usage, StopReason: resp.StopReason}
-	if err != nil {
-		msg.Status, msg.Error = failureStatus(ctx, err), err.Error()
-		res.Messages = []core.Message{msg}
-		return res, err
+	t := turn{r: r, ev: ev, convo: modelHistory(history)}
+	return t.run(ctx)
+}
+
+func (r *Runtime) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
 	}
-	res.Messages = []core.Message{msg}
-	return res, nil
+	return time.Now()
+}
+
+func (r *Runtime) maxRounds() int {
+	if r.MaxToolRounds > 0 {
+		return r.MaxToolRounds
+	}
+	return 10
 }
 
 // failureStatus tells an abort (the turn's context was cancelled by a user)
-// from any other failure.
-func failureStatus(ctx context.Context, err error) string {
+// and a shutdown from any other failure.
+func failureStatus(ctx context.Context) string {
 	switch {
 	case ctx.Err() == nil:
 		return core.StatusError
@@ -76,16 +90,10 @@ func failureStatus(ctx context.Context, err error) string {
 	}
 }
 
-func (r *Runtime) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
-
 // modelHistory turns a transcript tail into what the model may see: system
 // lines and failed empty replies are dropped, and the history starts at a
-// user message, as model APIs require.
+// user message, as model APIs require. Tool records stay inside their
+// assistant message, so no cut separates a tool_use from its result.
 func modelHistory(history []core.Message) []core.Message {
 	out := make([]core.Message, 0, len(history))
 	for _, m := range history {
@@ -98,14 +106,4 @@ func modelHistory(history []core.Message) []core.Message {
 		out = append(out, m)
 	}
 	return out
-}
-
-// systemPrompt assembles the prompt in SPEC §6's order. Sections whose source
-// is missing are left out.
-func (r *Runtime) systemPrompt(now time.Time) string {
-	var b strings.Builder
-	b.WriteString("You are a personal AI assistant running inside miniclaw, a self-hosted agent gateway.\n")
-	fmt.Fprintf(&b, "\n## Runtime Information\n- Time: %s\n- Working directory: %s\n- Platform: %s/%s\n",
-		now.Format(time.RFC3339), r.Workspace, runtime.GOOS, runtime.GOARCH)
-	return b.String()
 }

@@ -37,6 +37,12 @@ func (s *Server) runTurn(ctx context.Context, id string, j job) {
 		OnText: func(text string) {
 			s.hub.broadcast(id, protocol.Encode(protocol.Chunk{Type: protocol.TypeChunk, SessionID: id, Content: text}))
 		},
+		OnToolStart: func(c core.ToolCall) {
+			s.hub.broadcast(id, protocol.Encode(protocol.ToolStart{Type: protocol.TypeToolStart, SessionID: id, ToolName: c.Name, ToolCallID: c.ID, Input: c.Input}))
+		},
+		OnToolDone: func(r core.ToolCallRecord) {
+			s.hub.broadcast(id, protocol.Encode(protocol.ToolDone{Type: protocol.TypeToolDone, SessionID: id, ToolName: r.Name, Output: r.Output, ToolCallID: r.ID, IsError: r.IsError}))
+		},
 	})
 	if _, err := s.store.Append(id, res.Messages...); err != nil {
 		log.Error("assistant reply not persisted", "err", err)

@@ -1,0 +1,64 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Identity is the first line of every system prompt.
+const Identity = "You are a personal AI assistant running inside miniclaw, a self-hosted agent gateway. You work in the user's workspace with the tools below."
+
+// maxBootstrapBytes caps SOUL.md and TOOLS.md in the prompt.
+const maxBootstrapBytes = 20_000
+
+// systemPrompt assembles the prompt in SPEC §6's order: identity, SOUL.md,
+// TOOLS.md, memory, skills, runtime information, tools. A section whose
+// source is missing or empty is left out.
+func (r *Runtime) systemPrompt(now time.Time) string {
+	var b strings.Builder
+	b.WriteString(Identity)
+	b.WriteString("\n")
+	section := func(title, body string) {
+		if body = strings.TrimSpace(body); body != "" {
+			if title != "" {
+				fmt.Fprintf(&b, "\n## %s\n", title)
+			} else {
+				b.WriteString("\n")
+			}
+			b.WriteString(body)
+			b.WriteString("\n")
+		}
+	}
+	section("Identity & Personality", r.bootstrap("SOUL.md"))
+	section("Tool Usage Guidelines", r.bootstrap("TOOLS.md"))
+	if r.Knowledge != nil {
+		section("Memory", r.Knowledge.MemorySection())
+		section("", r.Knowledge.SkillsSection())
+	}
+	section("Runtime Information", fmt.Sprintf("- Time: %s\n- Working directory: %s\n- Platform: %s/%s",
+		now.Format("2006-01-02 15:04:05 MST (Monday)"), r.Workspace, runtime.GOOS, runtime.GOARCH))
+	if r.Tools != nil {
+		var tb strings.Builder
+		for _, s := range r.Tools.Specs() {
+			fmt.Fprintf(&tb, "- %s: %s\n", s.Name, s.Description)
+		}
+		section("Available Tools", tb.String())
+	}
+	return b.String()
+}
+
+// bootstrap reads <workspace>/.openclaw/<name>, cut at maxBootstrapBytes.
+func (r *Runtime) bootstrap(name string) string {
+	b, err := os.ReadFile(filepath.Join(r.Workspace, ".openclaw", name))
+	if err != nil {
+		return ""
+	}
+	if len(b) > maxBootstrapBytes {
+		return string(b[:maxBootstrapBytes]) + fmt.Sprintf("\n[%s cut at %d bytes]", name, maxBootstrapBytes)
+	}
+	return string(b)
+}

@@ -1,0 +1,103 @@
+// Package tools holds the tools the model may call (SPEC §7): bash and the
+// file tools. File tools are confined to the workspace by an os.Root, which
+// the kernel enforces on every path step (.. and symlinks that lead out are
+// refused even if they change between a check and the open). bash is a
+// shell: it starts in the workspace but is not confined; say so to users.
+//
+// A tool's error is not a crash: Run returns it and the loop hands it to the
+// model as an isError result.
+package tools
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/miniclaw/miniclaw/internal/core"
+)
+
+// Tool is one callable tool. Run must honour ctx (abort) and be safe for
+// concurrent use.
+type Tool interface {
+	Spec() core.ToolSpec
+	// ReadOnly tools change nothing, so several may run in parallel.
+	ReadOnly() bool
+	Run(ctx context.Context, input json.RawMessage) (string, error)
+}
+
+// Set is the tools of a runtime, by name.
+type Set struct {
+	byName map[string]Tool
+}
+
+// NewSet builds a set; a duplicate name is a programming error.
+func NewSet(tools ...Tool) *Set {
+	s := &Set{byName: map[string]Tool{}}
+	for _, t := range tools {
+		name := t.Spec().Name
+		if _, dup := s.byName[name]; dup {
+			panic("tools: duplicate tool " + name)
+		}
+		s.byName[name] = t
+	}
+	return s
+}
+
+// Add registers more tools (the memory tools of a later layer).
+func (s *Set) Add(tools ...Tool) {
+	for _, t := range tools {
+		s.byName[t.Spec().Name] = t
+	}
+}
+
+// Specs lists the tools for the model, sorted by name so the prompt is
+// stable from turn to turn (which keeps provider prompt caches warm).
+func (s *Set) Specs() []core.ToolSpec {
+	out := make([]core.ToolSpec, 0, len(s.byName))
+	for _, t := range s.byName {
+		out = append(out, t.Spec())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Get returns the named tool.
+func (s *Set) Get(name string) (Tool, bool) {
+	t, ok := s.byName[name]
+	return t, ok
+}
+
+// decodeInput parses a tool's arguments strictly into v: unknown fields and
+// wrong types are errors that name the field, so the model can correct
+// itself.
+func decodeInput(tool string, input json.RawMessage, v any) error {
+	if len(bytes.TrimSpace(input)) == 0 {
+		input = json.RawMessage("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(input))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return fmt.Errorf("%s: field %q must be a %s", tool, te.Field, te.Type)
+		}
+		return fmt.Errorf("%s: invalid arguments: %v", tool, err)
+	}
+	return nil
+}
+
+// schema builds a JSON Schema object for a tool's input.
+func schema(required []string, props map[string]map[string]string) json.RawMessage {
+	b, err := json.Marshal(map[string]any{"type": "object", "properties": props, "required": required})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func spec(name, desc string, s json.RawMessage) core.ToolSpec {
+	return core.ToolSpec{Name: name, Description: desc, InputSchema: s}
+}
