@@ -61,7 +61,7 @@ func (s *Store) Fork(id string, n int, newID string) (Meta, []LineError, error) 
 	if newID == "" {
 		newID = uuid.NewString()
 	} else if err := protocol.ValidateSessionID(newID); err != nil {
-		return Meta{}, nil, err
+		return Meta{}, nil, fmt.Errorf("%w: %v", ErrInvalidID, err)
 	}
 	res, err := s.scan(id, func(i int) bool { return n <= 0 || i < n })
 	if err != nil {

@@ -132,7 +132,7 @@ func (s *Store) Page(id string, offset, limit int) (Page, error) {
 		return Page{}, err
 	}
 	if offset < 0 {
-		msgs, corrupt, total, err := s.tail(id, limit)
+		msgs, corrupt, total, err := s.tail(id, limit, true)
 		if err != nil {
 			return Page{}, err
 		}
@@ -152,16 +152,16 @@ func (s *Store) Tail(id string, n int) ([]core.Message, []LineError, error) {
 	if _, err := s.lookup(id); err != nil {
 		return nil, nil, err
 	}
-	msgs, corrupt, _, err := s.tail(id, n)
+	msgs, corrupt, _, err := s.tail(id, n, false)
 	return msgs, corrupt, err
 }
 
 const tailBlock = 32 << 10
 
 // tail reads the last n complete lines. total is the number of complete
-// lines in the file when the index knows it (the meta size matches), else
-// the lines seen.
-func (s *Store) tail(id string, n int) (msgs []core.Message, corrupt []LineError, total int, err error) {
+// lines in the file when the index knows it (the meta size matches); else,
+// with count, the lines are counted, and without it total is the lines seen.
+func (s *Store) tail(id string, n int, count bool) (msgs []core.Message, corrupt []LineError, total int, err error) {
 	f, err := os.Open(s.jsonlPath(id))
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("session %s: tail: %w", id, err)
@@ -172,46 +172,70 @@ func (s *Store) tail(id string, n int) (msgs []core.Message, corrupt []LineError
 		return nil, nil, 0, fmt.Errorf("session %s: tail: %w", id, err)
 	}
 	size := fi.Size()
+	total = -1
+	if count {
+		total = s.linesIfKnown(id, size, -1)
+	}
+	if total < 0 && count && (n <= 0 || size > tailBlock) {
+		// Not known, and the tail below may not see the whole file.
+		res, err := scanReader(io.NewSectionReader(f, 0, size), func(int) bool { return false })
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("session %s: tail: %w", id, err)
+		}
+		total = res.lines
+	}
 	if n <= 0 || size == 0 {
-		return nil, nil, s.linesIfKnown(id, size, 0), nil
+		return nil, nil, max(total, 0), nil
 	}
 	// Read blocks backwards until n+1 newlines are in hand (the extra one
 	// marks where the first wanted line starts) or the file start is reached.
+	// Blank lines are newlines but not messages: when they were among those
+	// counted, read on for as many newlines as were missing.
 	var blocks [][]byte
-	newlines := 0
-	pos := size
-	for pos > 0 && newlines <= n {
-		step := min(int64(tailBlock), pos)
-		pos -= step
-		b := make([]byte, step)
-		if _, err := f.ReadAt(b, pos); err != nil {
-			return nil, nil, 0, fmt.Errorf("session %s: tail: %w", id, err)
-		}
-		newlines += bytes.Count(b, []byte{'\n'})
-		blocks = append(blocks, b)
-	}
-	data := make([]byte, 0, size-pos)
-	for i := len(blocks) - 1; i >= 0; i-- {
-		data = append(data, blocks[i]...)
-	}
-	// Drop a torn tail, then the partial first line when not at file start.
-	end := bytes.LastIndexByte(data, '\n') + 1
-	data = data[:end]
-	start := 0
-	if pos > 0 {
-		start = bytes.IndexByte(data, '\n') + 1
-	}
 	var lines [][]byte
 	var offsets []int64
-	for i := start; i < len(data); {
-		j := i + bytes.IndexByte(data[i:], '\n')
-		if body := bytes.TrimRight(data[i:j], "\r"); len(bytes.TrimSpace(body)) > 0 {
-			lines = append(lines, body)
-			offsets = append(offsets, pos+int64(i))
+	newlines, want := 0, n
+	pos := size
+	for {
+		for pos > 0 && newlines <= want {
+			step := min(int64(tailBlock), pos)
+			pos -= step
+			b := make([]byte, step)
+			if _, err := f.ReadAt(b, pos); err != nil {
+				return nil, nil, 0, fmt.Errorf("session %s: tail: %w", id, err)
+			}
+			newlines += bytes.Count(b, []byte{'\n'})
+			blocks = append(blocks, b)
 		}
-		i = j + 1
+		data := make([]byte, 0, size-pos)
+		for i := len(blocks) - 1; i >= 0; i-- {
+			data = append(data, blocks[i]...)
+		}
+		// Drop a torn tail, then the partial first line when not at file start.
+		end := bytes.LastIndexByte(data, '\n') + 1
+		data = data[:end]
+		start := 0
+		if pos > 0 {
+			start = bytes.IndexByte(data, '\n') + 1
+		}
+		lines, offsets = lines[:0], offsets[:0]
+		for i := start; i < len(data); {
+			j := i + bytes.IndexByte(data[i:], '\n')
+			if body := bytes.TrimRight(data[i:j], "\r"); len(bytes.TrimSpace(body)) > 0 {
+				lines = append(lines, body)
+				offsets = append(offsets, pos+int64(i))
+			}
+			i = j + 1
+		}
+		if len(lines) >= n || pos == 0 {
+			break
+		}
+		// Each missing line needs one more newline before the first one seen.
+		want = newlines + n - len(lines) - 1
 	}
-	seen := len(lines)
+	if total < 0 {
+		total = len(lines) // the whole file was read, or the caller does not need it
+	}
 	if len(lines) > n {
 		lines, offsets = lines[len(lines)-n:], offsets[len(offsets)-n:]
 	}
@@ -223,7 +247,7 @@ func (s *Store) tail(id string, n int) (msgs []core.Message, corrupt []LineError
 		}
 		msgs = append(msgs, m)
 	}
-	return msgs, corrupt, s.linesIfKnown(id, size, seen), nil
+	return msgs, corrupt, total, nil
 }
 
 // linesIfKnown returns the indexed line count when the index describes a

@@ -57,6 +57,11 @@ type Store struct {
 
 	mu       sync.Mutex
 	sessions map[string]*entry
+	// diskMu serialises index misses with creation, so that no lookup in
+	// this process indexes a new JSONL before its creator has written its
+	// meta and indexed it (which would cost the creator created=true and
+	// the session its channel).
+	diskMu sync.Mutex
 }
 
 // entry is one indexed session. mu serialises writers in this process; meta
@@ -210,6 +215,14 @@ func (s *Store) lookup(id string) (*entry, error) {
 	if ok {
 		return e, nil
 	}
+	s.diskMu.Lock()
+	defer s.diskMu.Unlock()
+	s.mu.Lock()
+	e, ok = s.sessions[id]
+	s.mu.Unlock()
+	if ok {
+		return e, nil
+	}
 	m, err := s.loadMeta(id)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("session %s: %w", id, ErrNotFound)
@@ -243,8 +256,10 @@ func (s *Store) Create(id, channel string) (Meta, bool, error) {
 func (s *Store) create(id, channel, forkedFrom string) (Meta, bool, error) {
 	now := s.now().UnixMilli()
 	m := Meta{SessionID: id, Channel: channel, CreatedAt: now, UpdatedAt: now, ForkedFrom: forkedFrom}
+	s.diskMu.Lock()
 	f, err := os.OpenFile(s.jsonlPath(id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
+		s.diskMu.Unlock()
 		// Lost a race with another creator (goroutine or process): use theirs.
 		e, err := s.lookup(id)
 		if err != nil {
@@ -254,6 +269,7 @@ func (s *Store) create(id, channel, forkedFrom string) (Meta, bool, error) {
 		defer s.mu.Unlock()
 		return e.meta, false, nil
 	}
+	defer s.diskMu.Unlock()
 	if err != nil {
 		return Meta{}, false, fmt.Errorf("session %s: create: %w", id, err)
 	}

@@ -1,0 +1,263 @@
+package session
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miniclaw/miniclaw/internal/core"
+)
+
+// t0 is the base of the test clocks: 2024-01-02T03:04:05.006Z.
+var t0 = time.Date(2024, 1, 2, 3, 4, 5, 6e6, time.UTC)
+
+// fixedClock always returns t.
+func fixedClock(t time.Time) func() time.Time { return func() time.Time { return t } }
+
+// tickingClock returns t0, t0+1s, t0+2s, ... on successive calls.
+func tickingClock() func() time.Time {
+	var n atomic.Int64
+	return func() time.Time { return t0.Add(time.Duration(n.Add(1)-1) * time.Second) }
+}
+
+// logBuf is a concurrency-safe buffer for a store's slog output.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// openStore opens a store in dir with a ticking clock unless opt sets one.
+func openStore(t testing.TB, dir string, opt Options) *Store {
+	t.Helper()
+	if opt.Now == nil {
+		opt.Now = tickingClock()
+	}
+	s, err := Open(dir, opt)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dir, err)
+	}
+	return s
+}
+
+// newStore opens a store in a fresh "sessions" directory under t.TempDir().
+func newStore(t testing.TB) (*Store, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "sessions")
+	return openStore(t, dir, Options{}), dir
+}
+
+func mustCreate(t testing.TB, s *Store, id, channel string) Meta {
+	t.Helper()
+	m, created, err := s.Create(id, channel)
+	if err != nil || !created {
+		t.Fatalf("Create(%q, %q) = created %v, err %v", id, channel, created, err)
+	}
+	return m
+}
+
+func mustAppend(t testing.TB, s *Store, id string, msgs ...core.Message) Meta {
+	t.Helper()
+	m, err := s.Append(id, msgs...)
+	if err != nil {
+		t.Fatalf("Append(%q): %v", id, err)
+	}
+	return m
+}
+
+// userMsg and asstMsg build messages whose content identifies them.
+func userMsg(content string, ts int64) core.Message {
+	return core.Message{Role: core.RoleUser, Content: content, Timestamp: ts}
+}
+
+func asstMsg(content string, ts int64) core.Message {
+	return core.Message{Role: core.RoleAssistant, Content: content, Timestamp: ts}
+}
+
+// numbered returns n user messages "<prefix>-0" ... with timestamps 1000+i.
+func numbered(prefix string, n int) []core.Message {
+	out := make([]core.Message, n)
+	for i := range out {
+		out[i] = userMsg(fmt.Sprintf("%s-%d", prefix, i), int64(1000+i))
+	}
+	return out
+}
+
+// line is the exact transcript line of m, newline included.
+func line(t testing.TB, m core.Message) []byte {
+	t.Helper()
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, '\n')
+}
+
+// lines concatenates the transcript lines of msgs.
+func lines(t testing.TB, msgs ...core.Message) []byte {
+	t.Helper()
+	var b []byte
+	for _, m := range msgs {
+		b = append(b, line(t, m)...)
+	}
+	return b
+}
+
+func readFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func writeFile(t testing.TB, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func appendFile(t testing.TB, path string, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fileSize(t testing.TB, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+func removeFile(t testing.TB, path string) {
+	t.Helper()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// metaOnDisk decodes a meta file strictly: every key must be a known field.
+func metaOnDisk(t testing.TB, path string) Meta {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(readFile(t, path)))
+	dec.DisallowUnknownFields()
+	var m Meta
+	if err := dec.Decode(&m); err != nil {
+		t.Fatalf("meta %s: %v", path, err)
+	}
+	return m
+}
+
+// decodeAll splits a transcript on '\n', requires that it ends with one,
+// and decodes every line.
+func decodeAll(t testing.TB, b []byte) []core.Message {
+	t.Helper()
+	if len(b) == 0 {
+		return nil
+	}
+	if b[len(b)-1] != '\n' {
+		t.Fatalf("transcript does not end with a newline: ...%q", tailBytes(b, 60))
+	}
+	var out []core.Message
+	for i, l := range bytes.Split(b[:len(b)-1], []byte{'\n'}) {
+		m, err := DecodeLine(l)
+		if err != nil {
+			t.Fatalf("line %d %q: %v", i+1, tailBytes(l, 80), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func tailBytes(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+func contents(msgs []core.Message) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.Content
+	}
+	return out
+}
+
+func equalMsgs(t testing.TB, what string, got, want []core.Message) {
+	t.Helper()
+	if len(got) == 0 && len(want) == 0 {
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s:\n got %d %s\nwant %d %s", what, len(got), short(contents(got)), len(want), short(contents(want)))
+	}
+}
+
+func short(ss []string) string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		if len(s) > 24 {
+			s = s[:24] + "…"
+		}
+		out[i] = s
+	}
+	return fmt.Sprintf("%q", out)
+}
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// dirNames lists a directory's entries, sorted.
+func dirNames(t testing.TB, dir string) string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	return strings.Join(names, " ")
+}
+
+func newLogger(buf *logBuf) *slog.Logger { return slog.New(slog.NewTextHandler(buf, nil)) }

@@ -1,0 +1,326 @@
+package session
+
+import (
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/protocol"
+)
+
+func TestCreateGetListLatestLen(t *testing.T) {
+	s, dir := newStore(t)
+	if s.Len() != 0 || len(s.List()) != 0 {
+		t.Fatalf("new store: Len %d, List %v", s.Len(), s.List())
+	}
+	a := mustCreate(t, s, "a", "webchat")  // t0
+	b := mustCreate(t, s, "b", "telegram") // t0+1s
+	mustCreate(t, s, "c", "webchat")       // t0+2s
+
+	want := Meta{SessionID: "a", Channel: "webchat", CreatedAt: t0.UnixMilli(), UpdatedAt: t0.UnixMilli()}
+	if a != want {
+		t.Fatalf("Create a = %+v, want %+v", a, want)
+	}
+	if got := readFile(t, filepath.Join(dir, "a.jsonl")); len(got) != 0 {
+		t.Fatalf("new transcript holds %q", got)
+	}
+	if got := metaOnDisk(t, filepath.Join(dir, "a.meta.json")); got != want {
+		t.Fatalf("a.meta.json = %+v, want %+v", got, want)
+	}
+	if got, err := s.Get("b"); err != nil || got != b {
+		t.Fatalf("Get b = %+v, %v; want %+v", got, err, b)
+	}
+	if _, err := s.Get("nope"); !isNotFound(err) {
+		t.Fatalf("Get nope: err %v, want ErrNotFound", err)
+	}
+	if s.Len() != 3 {
+		t.Fatalf("Len = %d, want 3", s.Len())
+	}
+
+	// Create on a taken ID keeps the existing session and its channel.
+	again, created, err := s.Create("a", "telegram")
+	if err != nil || created || again != a {
+		t.Fatalf("Create a again = %+v, created %v, err %v", again, created, err)
+	}
+	if s.Len() != 3 {
+		t.Fatalf("Len after re-create = %d", s.Len())
+	}
+
+	ids := func(ms []Meta) string {
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.SessionID)
+		}
+		return strings.Join(out, ",")
+	}
+	if got := ids(s.List()); got != "c,b,a" {
+		t.Fatalf("List = %s, want c,b,a (most recently updated first)", got)
+	}
+	mustAppend(t, s, "a", userMsg("late", t0.Add(time.Hour).UnixMilli()))
+	if got := ids(s.List()); got != "a,c,b" {
+		t.Fatalf("List after append = %s, want a,c,b", got)
+	}
+	for ch, wantID := range map[string]string{"webchat": "a", "telegram": "b"} {
+		if m, ok := s.Latest(ch); !ok || m.SessionID != wantID {
+			t.Errorf("Latest(%s) = %q, %v; want %q", ch, m.SessionID, ok, wantID)
+		}
+	}
+	if m, ok := s.Latest("cli"); ok {
+		t.Errorf("Latest(cli) = %+v, want none", m)
+	}
+}
+
+func TestListAndLatestTies(t *testing.T) {
+	s := openStore(t, t.TempDir(), Options{Now: fixedClock(t0)})
+	for _, id := range []string{"y", "x", "z"} {
+		mustCreate(t, s, id, "webchat")
+	}
+	var got []string
+	for _, m := range s.List() {
+		got = append(got, m.SessionID)
+	}
+	if strings.Join(got, ",") != "x,y,z" {
+		t.Fatalf("List with equal times = %v, want x,y,z", got)
+	}
+	if m, _ := s.Latest("webchat"); m.SessionID != "z" {
+		t.Fatalf("Latest with equal times = %q, want z", m.SessionID)
+	}
+}
+
+func TestAppendLoadRoundTrip(t *testing.T) {
+	s, dir := newStore(t)
+	mustCreate(t, s, "rt", "webchat")
+	msgs := []core.Message{
+		userMsg("hi", 1000),
+		{Role: core.RoleAssistant, Timestamp: 2000, ToolCalls: []core.ToolCallRecord{
+			{ID: "t1", Name: "bash", Input: json.RawMessage(`{"cmd":"ls"}`), Output: "a\nb", IsError: true},
+		}},
+		{Role: core.RoleAssistant, Content: "x<y & \"é\" 🙂\n", Timestamp: 3000, Status: core.StatusAborted, Error: "stopped"},
+		{Role: core.RoleSystem, Content: "sys", Timestamp: 4000},
+	}
+	mustAppend(t, s, "rt", msgs[0])
+	mustAppend(t, s, "rt", msgs[1:]...) // several messages in one append
+	if _, err := s.Append("rt"); err != nil {
+		t.Fatalf("empty append: %v", err)
+	}
+	if _, err := s.Append("rt", core.Message{Content: "no role"}); err == nil {
+		t.Fatal("append without a role succeeded")
+	}
+
+	want := `{"role":"user","content":"hi","timestamp":1000}` + "\n" +
+		`{"role":"assistant","content":"","timestamp":2000,"toolCalls":[{"id":"t1","name":"bash","input":{"cmd":"ls"},"output":"a\nb","isError":true}]}` + "\n" +
+		`{"role":"assistant","content":"x\u003cy \u0026 \"é\" 🙂\n","timestamp":3000,"status":"aborted","error":"stopped"}` + "\n" +
+		`{"role":"system","content":"sys","timestamp":4000}` + "\n"
+	if got := string(readFile(t, filepath.Join(dir, "rt.jsonl"))); got != want {
+		t.Fatalf("transcript bytes:\n%s\nwant:\n%s", got, want)
+	}
+	got, corrupt, err := s.Load("rt")
+	if err != nil || len(corrupt) != 0 {
+		t.Fatalf("Load: %v, corrupt %v", err, corrupt)
+	}
+	equalMsgs(t, "Load", got, msgs)
+
+	// A second store on the directory reads the same.
+	got, _, err = openStore(t, dir, Options{}).Load("rt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalMsgs(t, "Load after reopen", got, msgs)
+}
+
+func TestMetaAfterAppends(t *testing.T) {
+	s, dir := newStore(t)
+	created := mustCreate(t, s, "m", "telegram")
+	long := strings.Repeat("é", 100)
+	ts := t0.Add(time.Hour).UnixMilli() // later than the creation
+	mustAppend(t, s, "m", core.Message{Role: core.RoleSystem, Content: "system first", Timestamp: ts + 5})
+	mustAppend(t, s, "m", userMsg("  Hello world  \nsecond line", ts+7), asstMsg("reply", ts+9))
+	last := mustAppend(t, s, "m", userMsg("later question", ts+8)) // older timestamp: updatedAt keeps the max
+
+	path := filepath.Join(dir, "m.jsonl")
+	want := Meta{
+		SessionID: "m", Channel: "telegram", CreatedAt: created.CreatedAt, UpdatedAt: ts + 9,
+		MessageCount: 4, Title: "Hello world", Size: fileSize(t, path),
+	}
+	if last != want {
+		t.Fatalf("Append returned %+v, want %+v", last, want)
+	}
+	if got := metaOnDisk(t, filepath.Join(dir, "m.meta.json")); got != want {
+		t.Fatalf("meta on disk %+v, want %+v", got, want)
+	}
+	// The spec's field names are on disk.
+	var raw map[string]any
+	if err := json.Unmarshal(readFile(t, filepath.Join(dir, "m.meta.json")), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"sessionId", "channel", "createdAt", "updatedAt", "messageCount", "title", "size"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("meta lacks %q: %v", k, raw)
+		}
+	}
+
+	// Long titles are cut to 80 runes.
+	mustCreate(t, s, "long", "webchat")
+	m := mustAppend(t, s, "long", userMsg(long, 1))
+	if wantTitle := strings.Repeat("é", 79) + "…"; m.Title != wantTitle {
+		t.Fatalf("title = %q, want %q", m.Title, wantTitle)
+	}
+}
+
+func TestOpenRebuildsMeta(t *testing.T) {
+	msgs := []core.Message{
+		{Role: core.RoleSystem, Content: "sys", Timestamp: 100},
+		userMsg("first question\nmore", 200),
+		asstMsg("answer", 300),
+	}
+	extra := asstMsg("appended by hand", 400)
+	cases := []struct {
+		name      string
+		mutate    func(t *testing.T, jsonl, meta string)
+		channel   string // expected after rebuild
+		count     int
+		updatedAt int64
+	}{
+		{"missing", func(t *testing.T, _, meta string) { removeFile(t, meta) }, DefaultChannel, 3, 300},
+		{"garbage", func(t *testing.T, _, meta string) { writeFile(t, meta, []byte("\x00\xffnot json{")) }, DefaultChannel, 3, 300},
+		{"empty object", func(t *testing.T, _, meta string) { writeFile(t, meta, []byte("{}")) }, DefaultChannel, 3, 300},
+		{"stale size", func(t *testing.T, jsonl, _ string) { appendFile(t, jsonl, line(t, extra)) }, "telegram", 4, 400},
+		{"other session's meta", func(t *testing.T, _, meta string) {
+			b := readFile(t, meta)
+			writeFile(t, meta, []byte(strings.Replace(string(b), `"sessionId": "s1"`, `"sessionId": "s2"`, 1)))
+		}, "telegram", 3, 300}, // a decodable meta still lends its channel
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, dir := newStore(t)
+			mustCreate(t, s, "s1", "telegram")
+			mustAppend(t, s, "s1", msgs...)
+			jsonl, meta := filepath.Join(dir, "s1.jsonl"), filepath.Join(dir, "s1.meta.json")
+			tc.mutate(t, jsonl, meta)
+
+			var log logBuf
+			s2 := openStore(t, dir, Options{Logger: newLogger(&log)})
+			got, err := s2.Get("s1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.MessageCount != tc.count || got.Size != fileSize(t, jsonl) || got.Title != "first question" ||
+				got.UpdatedAt != tc.updatedAt || got.Channel != tc.channel || got.SessionID != "s1" || got.CreatedAt == 0 {
+				t.Fatalf("rebuilt meta %+v (file size %d)", got, fileSize(t, jsonl))
+			}
+			if onDisk := metaOnDisk(t, meta); onDisk != got {
+				t.Fatalf("meta on disk %+v, index %+v", onDisk, got)
+			}
+			if !strings.Contains(log.String(), "session meta rebuilt") {
+				t.Fatalf("no rebuild warning logged: %s", log.String())
+			}
+		})
+	}
+}
+
+func TestOpenTrustsValidMeta(t *testing.T) {
+	s, dir := newStore(t)
+	mustCreate(t, s, "v", "telegram")
+	m := mustAppend(t, s, "v", userMsg("q", 10))
+	// A meta whose size matches is used as is, not recounted.
+	m.Title = "custom title"
+	if err := writeMeta(filepath.Join(dir, "v.meta.json"), m); err != nil {
+		t.Fatal(err)
+	}
+	before := readFile(t, filepath.Join(dir, "v.meta.json"))
+	got, err := openStore(t, dir, Options{}).Get("v")
+	if err != nil || got != m {
+		t.Fatalf("Get = %+v, %v; want %+v", got, err, m)
+	}
+	if after := readFile(t, filepath.Join(dir, "v.meta.json")); string(after) != string(before) {
+		t.Fatal("valid meta was rewritten")
+	}
+}
+
+func TestOpenSkipsForeignFiles(t *testing.T) {
+	s, dir := newStore(t)
+	mustCreate(t, s, "ok", "webchat")
+	mustAppend(t, s, "ok", userMsg("x", 1))
+	for _, name := range []string{"notes.txt", "ok.jsonl.torn", ".hidden.jsonl", "bad id.jsonl"} {
+		writeFile(t, filepath.Join(dir, name), line(t, userMsg("y", 2)))
+	}
+	if _, err := s.Archive("ok"); err != nil { // makes the archive/ directory
+		t.Fatal(err)
+	}
+	mustCreate(t, s, "ok2", "webchat")
+	s2 := openStore(t, dir, Options{})
+	if s2.Len() != 1 || s2.List()[0].SessionID != "ok2" {
+		t.Fatalf("index = %+v, want only ok2", s2.List())
+	}
+}
+
+func TestSessionCreatedByAnotherStore(t *testing.T) {
+	dir := t.TempDir()
+	a, b := openStore(t, dir, Options{}), openStore(t, dir, Options{})
+	mustCreate(t, a, "shared", "telegram")
+	mustAppend(t, a, "shared", userMsg("from a", 1))
+
+	if _, created, err := b.Create("shared", "webchat"); err != nil || created {
+		t.Fatalf("b.Create of a's session: created %v, err %v", created, err)
+	}
+	mustAppend(t, b, "shared", userMsg("from b", 2))
+	// a's index is stale; its next append must count b's line.
+	late := t0.Add(time.Hour).UnixMilli()
+	m := mustAppend(t, a, "shared", userMsg("from a again", late))
+	if m.MessageCount != 3 || m.Size != fileSize(t, filepath.Join(dir, "shared.jsonl")) || m.UpdatedAt != late {
+		t.Fatalf("a's meta after catch-up: %+v", m)
+	}
+	got, _, err := b.Load("shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(contents(got), "|") != "from a|from b|from a again" {
+		t.Fatalf("Load = %q", contents(got))
+	}
+}
+
+func TestInvalidIDsRefused(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "sessions")
+	s := openStore(t, dir, Options{})
+	mustCreate(t, s, "good", "webchat")
+	mustAppend(t, s, "good", userMsg("x", 1))
+	before := dirNames(t, dir)
+
+	bad := []string{"", ".", "..", "../evil", ".hidden", "a/b", `a\b`, "a b", "é", "x\x00y", strings.Repeat("a", protocol.MaxSessionIDLen+1)}
+	for _, id := range bad {
+		if protocol.ValidateSessionID(id) == nil {
+			t.Fatalf("test bug: %q is a valid ID", id)
+		}
+		calls := map[string]error{}
+		_, _, calls["Create"] = s.Create(id, "webchat")
+		_, calls["Get"] = s.Get(id)
+		_, calls["Append"] = s.Append(id, userMsg("x", 1))
+		_, _, calls["Load"] = s.Load(id)
+		_, _, calls["Tail"] = s.Tail(id, 5)
+		_, calls["Page"] = s.Page(id, 0, 5)
+		_, calls["Archive"] = s.Archive(id)
+		_, _, calls["Fork from"] = s.Fork(id, 0, "fork1")
+		if id != "" { // "" asks Fork for a fresh UUID
+			_, _, calls["Fork to"] = s.Fork("good", 0, id)
+		}
+		for name, err := range calls {
+			if !errors.Is(err, ErrInvalidID) {
+				t.Errorf("%s(%q): err %v, want ErrInvalidID", name, id, err)
+			}
+		}
+	}
+	if after := dirNames(t, dir); after != before {
+		t.Errorf("sessions dir changed: %q -> %q", before, after)
+	}
+	if names := dirNames(t, root); names != "sessions" {
+		t.Errorf("files written outside the sessions dir: %q", names)
+	}
+	if s.Len() != 1 {
+		t.Errorf("Len = %d, want 1", s.Len())
+	}
+}
