@@ -111,6 +111,12 @@ func (t *turn) runTools(ctx context.Context, calls []core.ToolCall) (recs []core
 		}
 	}
 	for i := 0; i < len(calls); {
+		if runnable[i] && ctx.Err() != nil {
+			// Stopped during an earlier call: what the user stopped must
+			// not go on writing files.
+			recs[i].Output, recs[i].IsError = "not run: the turn was "+failureStatus(ctx), true
+			runnable[i] = false
+		}
 		if !runnable[i] {
 			t.report(calls[i], recs[i])
 			i++

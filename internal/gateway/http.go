@@ -61,7 +61,12 @@ func (s *Server) auth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := r.URL.Query().Get("token")
 		if h := r.Header.Get("Authorization"); h != "" {
-			got, _ = strings.CutPrefix(h, "Bearer ")
+			// Only the Bearer scheme (case-insensitive, RFC 7235) carries it.
+			scheme, cred, _ := strings.Cut(h, " ")
+			got = ""
+			if strings.EqualFold(scheme, "Bearer") {
+				got = cred
+			}
 		}
 		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="miniclaw"`)

@@ -32,13 +32,14 @@ type hub struct {
 	closed bool // no new turns once shutdown began
 
 	// runTurn runs one job; it is called on the lane's goroutine with a
-	// context the hub can cancel (abort) with a cause.
-	runTurn func(ctx context.Context, sessionID string, j job)
+	// context the hub can cancel (abort) with a cause. It returns the event
+	// that ends the turn (message_done or error), which the hub broadcasts.
+	runTurn func(ctx context.Context, sessionID string, j job) []byte
 	base    context.Context // parent of every turn; cancelled when shutdown's deadline passes
 	turns   sync.WaitGroup  // one count per running lane goroutine
 }
 
-func newHub(base context.Context, runTurn func(context.Context, string, job)) *hub {
+func newHub(base context.Context, runTurn func(context.Context, string, job) []byte) *hub {
 	return &hub{lanes: map[string]*lane{}, runTurn: runTurn, base: base}
 }
 
@@ -124,13 +125,17 @@ func (h *hub) enqueue(id string, j job) enqueueResult {
 }
 
 // drain runs a lane's queue until it is empty. It is the only goroutine
-// running turns of that session.
+// running turns of that session. The event that ends a turn goes out only
+// once the lane no longer counts the turn as running, so a client that saw
+// it finds the session idle: archive works, abort answers not_running.
 func (h *hub) drain(l *lane) {
 	defer h.turns.Done()
+	var final []byte // the end of the previous turn
 	for {
 		h.mu.Lock()
 		if len(l.queue) == 0 {
 			l.running, l.cancel = false, nil
+			h.sendLocked(l, final)
 			h.dropIfIdleLocked(l)
 			h.mu.Unlock()
 			return
@@ -140,9 +145,10 @@ func (h *hub) drain(l *lane) {
 		l.queue = l.queue[1:]
 		ctx, cancel := context.WithCancelCause(h.base)
 		l.cancel = cancel
+		h.sendLocked(l, final)
 		h.mu.Unlock()
 
-		h.runTurn(ctx, l.id, j)
+		final = h.runTurn(ctx, l.id, j)
 		cancel(nil)
 	}
 }
@@ -174,8 +180,28 @@ func (h *hub) busy(id string) bool {
 func (h *hub) broadcast(id string, payload []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	l, ok := h.lanes[id]
-	if !ok {
+	if l, ok := h.lanes[id]; ok {
+		h.sendLocked(l, payload)
+	}
+}
+
+// broadcastChunk sends a chunk of a reply to every connection attached to
+// id. A connection that is behind gets it merged into the chunk it has
+// waiting (see conn.push).
+func (h *hub) broadcastChunk(id, text string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if l, ok := h.lanes[id]; ok {
+		for c := range l.subs {
+			c.enqueueChunk(id, text)
+		}
+	}
+}
+
+// sendLocked queues payload, when not nil, on every connection attached to
+// l. Caller holds h.mu.
+func (h *hub) sendLocked(l *lane, payload []byte) {
+	if payload == nil {
 		return
 	}
 	for c := range l.subs {

@@ -56,6 +56,7 @@ type Server struct {
 
 	connsMu  sync.Mutex
 	conns    map[*conn]struct{}
+	closing  bool // set by Shutdown: no new WebSocket handlers or connections
 	nconns   atomic.Int64
 	handlers sync.WaitGroup // WebSocket handler goroutines
 }
@@ -104,6 +105,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // queued turns get until ctx is done to finish, then they are interrupted
 // and persisted as such; finally every connection is closed with 1001.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.connsMu.Lock()
+	s.closing = true
+	s.connsMu.Unlock()
 	s.hub.close()
 	err := s.http.Shutdown(ctx) // stops the listener and idle HTTP connections
 	finished := make(chan struct{})
@@ -131,11 +135,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Connections is the number of open WebSocket connections.
 func (s *Server) Connections() int64 { return s.nconns.Load() }
 
-func (s *Server) addConn(c *conn) {
+// enter counts a WebSocket handler in, for Shutdown to wait for; false once
+// Shutdown has begun.
+func (s *Server) enter() bool {
 	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.handlers.Add(1)
+	return true
+}
+
+// addConn registers an upgraded connection for Shutdown to close; false once
+// Shutdown has begun, when the caller must close it itself.
+func (s *Server) addConn(c *conn) bool {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if s.closing {
+		return false
+	}
 	s.conns[c] = struct{}{}
-	s.connsMu.Unlock()
 	s.nconns.Add(1)
+	return true
 }
 
 func (s *Server) removeConn(c *conn) {

@@ -13,21 +13,21 @@ import (
 // runTurn plays one user message on its session's lane: persist the user
 // message, run the agent with its events fanned out to the session, then
 // persist what the agent produced, in one append, before message_done. A
-// client that saw message_done can rely on both lines being on disk.
-func (s *Server) runTurn(ctx context.Context, id string, j job) {
+// client that saw message_done can rely on both lines being on disk. It
+// returns the event that ends the turn, message_done or error, for the lane
+// to broadcast.
+func (s *Server) runTurn(ctx context.Context, id string, j job) []byte {
 	log := s.log.With("session", id)
 	started := time.Now()
 	user := core.Message{Role: core.RoleUser, Content: j.content, Timestamp: started.UnixMilli()}
 	if _, err := s.store.Append(id, user); err != nil {
 		log.Error("user message not persisted", "err", err)
-		s.hub.broadcast(id, errorEvent(protocol.CodeInternal, "the message could not be saved: "+err.Error(), id))
-		return
+		return errorEvent(protocol.CodeInternal, "the message could not be saved: "+err.Error(), id)
 	}
 	history, corrupt, err := s.store.Tail(id, s.opt.MaxContext)
 	if err != nil {
 		log.Error("history not readable", "err", err)
-		s.hub.broadcast(id, errorEvent(protocol.CodeInternal, "the session history could not be read: "+err.Error(), id))
-		return
+		return errorEvent(protocol.CodeInternal, "the session history could not be read: "+err.Error(), id)
 	}
 	for _, le := range corrupt {
 		log.Warn("corrupt transcript line left out of the model's history", "where", le.String())
@@ -35,7 +35,7 @@ func (s *Server) runTurn(ctx context.Context, id string, j job) {
 
 	res, runErr := s.opt.Runtime.Run(ctx, history, agent.Events{
 		OnText: func(text string) {
-			s.hub.broadcast(id, protocol.Encode(protocol.Chunk{Type: protocol.TypeChunk, SessionID: id, Content: text}))
+			s.hub.broadcastChunk(id, text)
 		},
 		OnToolStart: func(c core.ToolCall) {
 			s.hub.broadcast(id, protocol.Encode(protocol.ToolStart{Type: protocol.TypeToolStart, SessionID: id, ToolName: c.Name, ToolCallID: c.ID, Input: c.Input}))
@@ -46,8 +46,7 @@ func (s *Server) runTurn(ctx context.Context, id string, j job) {
 	})
 	if _, err := s.store.Append(id, res.Messages...); err != nil {
 		log.Error("assistant reply not persisted", "err", err)
-		s.hub.broadcast(id, errorEvent(protocol.CodeInternal, "the reply could not be saved: "+err.Error(), id))
-		return
+		return errorEvent(protocol.CodeInternal, "the reply could not be saved: "+err.Error(), id)
 	}
 	if runErr != nil {
 		code, level := protocol.CodeProvider, s.log.Warn
@@ -58,13 +57,12 @@ func (s *Server) runTurn(ctx context.Context, id string, j job) {
 			code, level = protocol.CodeAborted, s.log.Info
 		}
 		level("turn ended early", "session", id, "code", code, "err", runErr, "ms", time.Since(started).Milliseconds())
-		s.hub.broadcast(id, errorEvent(code, runErr.Error(), id))
-		return
+		return errorEvent(code, runErr.Error(), id)
 	}
 	done := protocol.MessageDone{Type: protocol.TypeMessageDone, SessionID: id, Content: res.Text, StopReason: res.StopReason}
 	if res.Usage != (core.Usage{}) {
 		done.Usage = &res.Usage
 	}
-	s.hub.broadcast(id, protocol.Encode(done))
 	log.Debug("turn done", "ms", time.Since(started).Milliseconds())
+	return protocol.Encode(done)
 }

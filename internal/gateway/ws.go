@@ -17,14 +17,23 @@ import (
 // connection with 1009 (message too big).
 const maxFrame = 1 << 20
 
-// serveWS upgrades the request and runs the connection until it closes. The
-// session is chosen before the upgrade so a bad ?sessionId= is a plain 400.
+// serveWS upgrades the request and runs the connection until it closes. A
+// bad ?sessionId= is refused with a plain 400 before the upgrade; the
+// session is opened only once the upgrade (and its Origin check) succeeded,
+// so a refused request leaves nothing behind.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	meta, resumed, err := s.connectSession(r.URL.Query().Get("sessionId"))
-	if err != nil {
-		writeError(w, statusOf(err), codeOf(err), err.Error())
+	id := r.URL.Query().Get("sessionId")
+	if id != "" {
+		if err := protocol.ValidateSessionID(id); err != nil {
+			writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, "sessionId: "+err.Error())
+			return
+		}
+	}
+	if !s.enter() {
+		writeError(w, http.StatusServiceUnavailable, protocol.CodeShuttingDown, "the gateway is shutting down")
 		return
 	}
+	defer s.handlers.Done()
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		OriginPatterns:  s.opt.OriginPatterns,
 		CompressionMode: websocket.CompressionDisabled,
@@ -33,19 +42,28 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("websocket upgrade refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
 		return // Accept has written the HTTP error (403 for a foreign Origin)
 	}
-	ws.SetReadLimit(maxFrame)
 	c := newConn(ws)
-	s.handlers.Add(1)
-	defer s.handlers.Done()
-	s.addConn(c)
+	if !s.addConn(c) {
+		ws.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
 	defer s.removeConn(c)
+	meta, resumed, err := s.connectSession(id)
+	if err != nil {
+		s.log.Error("websocket session not opened", "session", id, "err", err)
+		ws.Close(websocket.StatusInternalError, "the session could not be opened")
+		return
+	}
+	ws.SetReadLimit(maxFrame)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	writerDone := make(chan struct{})
 	go func() { defer close(writerDone); c.writeLoop(ctx) }()
 
-	s.hub.attach(c, meta.SessionID)
+	// connected goes first: queued before the connection can receive any of
+	// its session's events.
 	c.enqueue(protocol.Encode(protocol.Connected{Type: protocol.TypeConnected, SessionID: meta.SessionID, Resumed: resumed}))
+	s.hub.attach(c, meta.SessionID)
 	s.readLoop(ctx, c)
 
 	s.hub.detach(c)
@@ -56,13 +74,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 }
 
 // connectSession picks the session of a new connection: the one named by
-// ?sessionId= (created with exactly that ID when unknown), else the most
-// recently active webchat session, else a new one.
+// ?sessionId= (a valid ID, created with exactly that ID when unknown), else
+// the most recently active webchat session, else a new one.
 func (s *Server) connectSession(id string) (session.Meta, bool, error) {
 	if id != "" {
-		if err := protocol.ValidateSessionID(id); err != nil {
-			return session.Meta{}, false, badRequest("sessionId: " + err.Error())
-		}
 		m, created, err := s.store.Create(id, session.DefaultChannel)
 		return m, !created, err
 	}
@@ -135,24 +150,9 @@ func errorEvent(code protocol.Code, msg, sessionID string) []byte {
 	return protocol.Encode(protocol.Error{Type: protocol.TypeError, Message: msg, Code: code, SessionID: sessionID})
 }
 
-// apiError carries an HTTP status and a wire code.
-type apiError struct {
-	status int
-	code   protocol.Code
-	msg    string
-}
-
-func (e *apiError) Error() string { return e.msg }
-
-func badRequest(msg string) error {
-	return &apiError{status: http.StatusBadRequest, code: protocol.CodeBadRequest, msg: msg}
-}
-
+// statusOf is the HTTP status of a store error.
 func statusOf(err error) int {
-	var ae *apiError
 	switch {
-	case errors.As(err, &ae):
-		return ae.status
 	case errors.Is(err, session.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, session.ErrInvalidID):
@@ -162,11 +162,9 @@ func statusOf(err error) int {
 	}
 }
 
+// codeOf is the wire code of a store error.
 func codeOf(err error) protocol.Code {
-	var ae *apiError
 	switch {
-	case errors.As(err, &ae):
-		return ae.code
 	case errors.Is(err, session.ErrNotFound):
 		return protocol.CodeNotFound
 	case errors.Is(err, session.ErrInvalidID):

@@ -106,6 +106,10 @@ func (s *Store) rebuildIndex() error {
 	ids := make(chan string, len(des))
 	for _, de := range des {
 		name := de.Name()
+		if isTempName(name) {
+			s.removeIfStale(name)
+			continue
+		}
 		id, ok := strings.CutSuffix(name, jsonlExt)
 		if !ok || de.IsDir() || protocol.ValidateSessionID(id) != nil {
 			continue
@@ -130,6 +134,31 @@ func (s *Store) rebuildIndex() error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// staleTempAge is how old a temp file must be before startup removes it: a
+// meta write or a readiness probe lasts milliseconds, so one this old was
+// left by a process that died between creating and renaming it, and no live
+// writer (in this process or another gateway on the same dir) can own it.
+const staleTempAge = 10 * time.Minute
+
+// isTempName reports whether name is one of the store's own temp files: a
+// meta being written (.<id>.meta.json.tmp*) or a writability probe (.probe*).
+func isTempName(name string) bool {
+	return strings.HasPrefix(name, ".") && (strings.Contains(name, metaExt+".tmp") || strings.HasPrefix(name, ".probe"))
+}
+
+// removeIfStale deletes a temp file left behind by a crashed writer, so they
+// do not pile up in the sessions directory with every crash.
+func (s *Store) removeIfStale(name string) {
+	path := filepath.Join(s.dir, name)
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() || s.now().Sub(fi.ModTime()) < staleTempAge {
+		return
+	}
+	if err := os.Remove(path); err == nil {
+		s.log.Info("stale temp file removed", "file", name)
+	}
 }
 
 // loadMeta returns the meta of a session on disk, rebuilding it from the

@@ -18,17 +18,27 @@ import (
 // MaxBashOutput is how many characters of a command's output the model sees.
 const MaxBashOutput = 10_000
 
+// DefaultBashTimeout applies when Bash.Timeout is zero (SPEC §7).
+const DefaultBashTimeout = 30 * time.Second
+
 // Bash runs shell commands in the workspace. It is not confined: a command
 // can reach anything the gateway's user can. Timeout and abort kill the
 // whole process group, so no child is left running.
 type Bash struct {
 	Dir     string
-	Timeout time.Duration
+	Timeout time.Duration // 0 means DefaultBashTimeout
+}
+
+func (b Bash) timeout() time.Duration {
+	if b.Timeout > 0 {
+		return b.Timeout
+	}
+	return DefaultBashTimeout
 }
 
 func (Bash) ReadOnly() bool { return false }
 func (b Bash) Spec() core.ToolSpec {
-	return spec("bash", fmt.Sprintf("Run a bash command in the workspace directory. stdout and stderr are merged; output is cut at %d characters. Commands time out after %s.", MaxBashOutput, b.Timeout),
+	return spec("bash", fmt.Sprintf("Run a bash command in the workspace directory. stdout and stderr are merged; output is cut at %d characters. Commands time out after %s.", MaxBashOutput, b.timeout()),
 		schema([]string{"command"}, map[string]map[string]string{
 			"command": {"type": "string", "description": "the bash command line to run"},
 		}))
@@ -44,7 +54,7 @@ func (b Bash) Run(ctx context.Context, input json.RawMessage) (string, error) {
 	if strings.TrimSpace(in.Command) == "" {
 		return "", errors.New(`bash: "command" is required`)
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, b.Timeout, errTimeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, b.timeout(), errTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", in.Command)
 	cmd.Dir = b.Dir
@@ -61,7 +71,7 @@ func (b Bash) Run(ctx context.Context, input json.RawMessage) (string, error) {
 	text := out.text(MaxBashOutput)
 	switch {
 	case errors.Is(context.Cause(ctx), errTimeout):
-		return "", fmt.Errorf("%s\n[command timed out after %s and was killed]", text, b.Timeout)
+		return "", fmt.Errorf("%s\n[command timed out after %s and was killed]", text, b.timeout())
 	case ctx.Err() != nil:
 		return "", fmt.Errorf("%s\n[command aborted]", text)
 	case err != nil:

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -56,9 +58,14 @@ func (w *Workspace) Dir() string { return w.dir }
 // Close releases the workspace's directory handle.
 func (w *Workspace) Close() error { return w.root.Close() }
 
-// rel turns a model-given path into one relative to the workspace. Absolute
-// paths are accepted when they lie inside it; the os.Root then refuses any
-// path whose .. or symlinks lead out.
+// rel turns a model-given path into one relative to the workspace, with
+// every symlink resolved, and refuses it when it leads outside. Resolving
+// here (not only in the os.Root) lets a symlink inside the workspace work
+// even with an absolute target (os.Root refuses every absolute link), makes
+// writes through a link update its target instead of replacing the link,
+// and accepts absolute paths under the workspace as configured when that is
+// itself a symlink. The os.Root still guards every access, so a link
+// swapped after this check cannot lead out either.
 func (w *Workspace) rel(p string) (string, error) {
 	if p == "" {
 		return "", errors.New(`"path" is required`)
@@ -66,14 +73,50 @@ func (w *Workspace) rel(p string) (string, error) {
 	if strings.ContainsRune(p, 0) {
 		return "", errors.New("path contains a NUL byte")
 	}
-	if filepath.IsAbs(p) {
-		r, err := filepath.Rel(w.dir, filepath.Clean(p))
-		if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
-			return "", fmt.Errorf("%s is outside the workspace %s", p, w.dir)
-		}
-		return r, nil
+	full := filepath.Clean(p)
+	if !filepath.IsAbs(full) {
+		full = filepath.Join(w.dir, full)
 	}
-	return filepath.Clean(p), nil
+	real, err := resolvePath(full)
+	if err != nil {
+		return "", w.explain(p, err)
+	}
+	r, err := filepath.Rel(w.dir, real)
+	if err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("%s: refused, the path leads outside the workspace %s", p, w.dir)
+	}
+	return r, nil
+}
+
+// resolvePath resolves the symlinks of the absolute path p, also when p
+// does not exist yet: the deepest existing ancestor is resolved and the
+// missing rest appended, and a dangling symlink is followed to where a
+// write would create its target.
+func resolvePath(p string) (string, error) {
+	var rest []string // missing components below p, outermost first
+	for range 255 {
+		real, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return filepath.Join(append([]string{real}, rest...)...), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		if target, lerr := os.Readlink(p); lerr == nil {
+			if !filepath.IsAbs(target) {
+				target = filepath.Dir(p) + string(filepath.Separator) + target
+			}
+			p = target
+			continue
+		}
+		dir := filepath.Dir(p)
+		if dir == p {
+			return "", err
+		}
+		rest = append([]string{filepath.Base(p)}, rest...)
+		p = dir
+	}
+	return "", errors.New("too many levels of symbolic links")
 }
 
 // explain rewrites os.Root's errors in words the model can act on.
@@ -86,6 +129,8 @@ func (w *Workspace) explain(p string, err error) error {
 		return fmt.Errorf("%s: refused, the path leads outside the workspace %s", p, w.dir)
 	case errors.Is(err, fs.ErrPermission):
 		return fmt.Errorf("%s: permission denied", p)
+	case !errors.As(err, &pe):
+		return fmt.Errorf("%s: %w", p, err) // a bare errno: say which path
 	}
 	return err
 }
@@ -234,15 +279,16 @@ func (t writeFile) Run(ctx context.Context, input json.RawMessage) (string, erro
 	if in.Path == nil || in.Content == nil {
 		return "", errors.New(`write_file: "path" and "content" are required`)
 	}
-	if err := t.w.writeAtomic(*in.Path, []byte(*in.Content), 0o644); err != nil {
+	if err := t.w.writeAtomic(*in.Path, []byte(*in.Content)); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("wrote %d bytes to %s", len(*in.Content), *in.Path), nil
 }
 
 // writeAtomic writes through a temp file in the same directory and renames
-// it over the target, so a reader (or a crash) never sees half a file.
-func (w *Workspace) writeAtomic(p string, data []byte, perm os.FileMode) error {
+// it over the target, so a reader (or a crash) never sees half a file. An
+// existing file keeps its permissions; a new one gets 0644.
+func (w *Workspace) writeAtomic(p string, data []byte) error {
 	if len(data) > MaxWriteBytes {
 		return fmt.Errorf("%s: content is %d bytes, over the %d-byte limit", p, len(data), MaxWriteBytes)
 	}
@@ -257,13 +303,26 @@ func (w *Workspace) writeAtomic(p string, data []byte, perm os.FileMode) error {
 	if err := w.root.MkdirAll(dir, 0o755); err != nil {
 		return w.explain(p, err)
 	}
-	if fi, err := w.root.Stat(r); err == nil && fi.IsDir() {
-		return fmt.Errorf("%s is a directory", p)
+	perm, existed := os.FileMode(0o644), false
+	if fi, err := w.root.Stat(r); err == nil {
+		if fi.IsDir() {
+			return fmt.Errorf("%s is a directory", p)
+		}
+		perm, existed = fi.Mode().Perm(), true
 	}
-	tmp := path.Join(filepath.ToSlash(dir), fmt.Sprintf(".%s.miniclaw-tmp-%d", filepath.Base(r), os.Getpid()))
+	// A random name: concurrent writers of one file, and the leftover of a
+	// crashed writer that had the same pid, must not collide.
+	tmp := path.Join(filepath.ToSlash(dir), fmt.Sprintf(".%s.miniclaw-tmp-%d-%016x", filepath.Base(r), os.Getpid(), rand.Uint64()))
 	f, err := w.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_EXCL, perm)
 	if err != nil {
 		return w.explain(p, err)
+	}
+	if existed { // the umask may have cut the old mode
+		if err := f.Chmod(perm); err != nil {
+			f.Close()
+			w.root.Remove(tmp)
+			return w.explain(p, err)
+		}
 	}
 	_, werr := f.Write(data)
 	serr := f.Sync()
@@ -317,6 +376,7 @@ func (t listFiles) Run(ctx context.Context, input json.RawMessage) (string, erro
 	if len(entries) == 0 {
 		return "(empty directory)", nil
 	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	var b strings.Builder
 	for i, e := range entries {
 		if i == maxListEntries {
@@ -379,14 +439,8 @@ func (t editFile) Run(ctx context.Context, input json.RawMessage) (string, error
 	default:
 		return "", fmt.Errorf("edit_file: old_string occurs %d times in %s; include more surrounding text so it is unique", n, in.Path)
 	}
-	perm := os.FileMode(0o644)
-	if r, err := t.w.rel(in.Path); err == nil {
-		if fi, err := t.w.root.Stat(r); err == nil {
-			perm = fi.Mode().Perm()
-		}
-	}
 	out := strings.Replace(string(data), *in.OldString, *in.NewString, 1)
-	if err := t.w.writeAtomic(in.Path, []byte(out), perm); err != nil {
+	if err := t.w.writeAtomic(in.Path, []byte(out)); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("edited %s: replaced %d bytes with %d bytes", in.Path, len(*in.OldString), len(*in.NewString)), nil

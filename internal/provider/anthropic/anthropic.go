@@ -87,9 +87,10 @@ func (p *Provider) stream(ctx context.Context, params sdk.MessageNewParams, onTe
 	s := p.client.Messages.NewStreaming(ctx, params)
 	defer s.Close()
 	var msg sdk.Message
-	stopped := false
+	stopped, started := false, false
 	for s.Next() {
 		ev := s.Current()
+		started = true
 		if err := msg.Accumulate(ev); err != nil {
 			return resp, emitted, fmt.Errorf("anthropic: malformed stream: %w", err)
 		}
@@ -110,6 +111,10 @@ func (p *Provider) stream(ctx context.Context, params sdk.MessageNewParams, onTe
 		if ctx.Err() != nil {
 			return resp, emitted, context.Cause(ctx)
 		}
+		var apiErr *sdk.Error
+		if started && !errors.As(err, &apiErr) {
+			return resp, emitted, fmt.Errorf("anthropic: the stream broke off mid-reply (connection cut): %w", err)
+		}
 		return resp, emitted, err
 	}
 	if !stopped {
@@ -128,9 +133,12 @@ func (p *Provider) stream(ctx context.Context, params sdk.MessageNewParams, onTe
 	return resp, emitted, nil
 }
 
+// retryableInStream reports whether err is an overloaded, rate-limit or
+// server error event that arrived inside a 200 stream. Error statuses of the
+// HTTP answer itself have already been retried by the SDK.
 func retryableInStream(err error) bool {
 	var apiErr *sdk.Error
-	if !errors.As(err, &apiErr) {
+	if !errors.As(err, &apiErr) || apiErr.StatusCode >= 400 {
 		return false
 	}
 	switch apiErr.Type() {

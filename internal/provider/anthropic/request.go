@@ -66,7 +66,7 @@ func history(msgs []core.Message) []sdk.MessageParam {
 					input = json.RawMessage("{}")
 				}
 				blocks = append(blocks, sdk.NewToolUseBlock(tc.ID, input, tc.Name))
-				results = append(results, sdk.NewToolResultBlock(tc.ID, tc.Output, tc.IsError))
+				results = append(results, toolResult(tc))
 			}
 			if len(blocks) == 0 {
 				continue
@@ -78,4 +78,14 @@ func history(msgs []core.Message) []sdk.MessageParam {
 		}
 	}
 	return out
+}
+
+// toolResult is the tool_result block of a call. An empty output is sent as
+// a result without content: the API rejects empty text blocks ("text content
+// blocks must be non-empty"), and a command with no output is common.
+func toolResult(tc core.ToolCallRecord) sdk.ContentBlockParamUnion {
+	if tc.Output != "" {
+		return sdk.NewToolResultBlock(tc.ID, tc.Output, tc.IsError)
+	}
+	return sdk.ContentBlockParamUnion{OfToolResult: &sdk.ToolResultBlockParam{ToolUseID: tc.ID, IsError: sdk.Bool(tc.IsError)}}
 }

@@ -111,9 +111,11 @@ func buildRequest(req core.Request) chatRequest {
 
 // readStream parses the SSE stream, relaying text deltas as they come and
 // assembling tool calls. A delta with an index continues the call at that
-// index (OpenAI splits arguments over many deltas); a delta without one
-// starts a new call when it carries a new ID and continues the last one
-// otherwise (some local servers omit the index and send a call whole).
+// index (OpenAI splits arguments over many deltas), unless it carries an ID
+// other than that call's: some Ollama versions send every call of a parallel
+// response whole with index 0. A delta without an index starts a new call
+// when it carries a new ID and continues the last one otherwise (some local
+// servers omit the index and send a call whole).
 func readStream(ctx context.Context, body io.Reader, onText func(string)) (core.Response, error) {
 	var resp core.Response
 	type building struct {
@@ -154,7 +156,7 @@ func readStream(ctx context.Context, body io.Reader, onText func(string)) (core.
 			for _, tc := range ch.Delta.ToolCalls {
 				var b *building
 				switch {
-				case tc.Index != nil && byIndex[*tc.Index] != nil:
+				case tc.Index != nil && byIndex[*tc.Index] != nil && (tc.ID == "" || tc.ID == byIndex[*tc.Index].id || byIndex[*tc.Index].id == ""):
 					b = byIndex[*tc.Index]
 				case tc.Index == nil && len(calls) > 0 && (tc.ID == "" || tc.ID == calls[len(calls)-1].id):
 					b = calls[len(calls)-1]

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// dialTransport is shared by every WebSocket dial; upgraded connections
+// leave the transport's pool, so it only bounds the handshakes.
+var dialTransport = &http.Transport{
+	DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+	DisableCompression:  true,
+	MaxIdleConnsPerHost: -1,
+}
+
+var dialClient = &http.Client{Transport: dialTransport}
+
+// wsURL is the WebSocket URL of a session on the child.
+func (c *child) wsURL(sessionID string) string {
+	return "ws://127.0.0.1:" + strconv.Itoa(c.port) + "/ws?sessionId=" + sessionID
+}
+
+// dialSession opens a WebSocket on a session and waits for `connected`.
+func dialSession(ctx context.Context, url, sessionID string) (*websocket.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{
+		HTTPClient:      dialClient,
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		return nil, err
+	}
+	typ, data, err := ws.Read(ctx)
+	if err != nil {
+		ws.CloseNow()
+		return nil, fmt.Errorf("waiting for connected: %w", err)
+	}
+	var ev struct {
+		Type      string `json:"type"`
+		SessionID string `json:"sessionId"`
+	}
+	if typ != websocket.MessageText || json.Unmarshal(data, &ev) != nil || ev.Type != "connected" || ev.SessionID != sessionID {
+		ws.CloseNow()
+		return nil, fmt.Errorf("first event is not connected{%s}: %s", sessionID, data)
+	}
+	return ws, nil
+}
+
+// dialMany opens one connection per session ID, at most par handshakes at
+// a time. On error it closes what it opened.
+func dialMany(ctx context.Context, c *child, ids []string, par int) ([]*websocket.Conn, error) {
+	conns := make([]*websocket.Conn, len(ids))
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range par {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(ids) || ctx.Err() != nil {
+					return
+				}
+				ws, err := dialSession(ctx, c.wsURL(ids[i]), ids[i])
+				if err != nil {
+					once.Do(func() { first = fmt.Errorf("connection %d (%s): %w", i, ids[i], err); cancel() })
+					return
+				}
+				conns[i] = ws
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		closeAll(conns)
+		return nil, first
+	}
+	return conns, nil
+}
+
+// closeAll drops connections without the close handshake (which would wait
+// for the peer), in parallel.
+func closeAll(conns []*websocket.Conn) {
+	var wg sync.WaitGroup
+	ch := make(chan *websocket.Conn, len(conns))
+	for _, ws := range conns {
+		if ws != nil {
+			ch <- ws
+		}
+	}
+	close(ch)
+	for range 16 {
+		wg.Go(func() {
+			for ws := range ch {
+				ws.CloseNow()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+var (
+	prefixChunk = []byte(`{"type":"chunk"`)
+	prefixDone  = []byte(`{"type":"message_done"`)
+	prefixError = []byte(`{"type":"error"`)
+)
+
+func isType(data, prefix []byte) bool { return bytes.HasPrefix(data, prefix) }

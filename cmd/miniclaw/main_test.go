@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// binPath is the miniclaw binary built once by TestMain.
+var binPath string
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "miniclaw-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "TestMain:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binPath = filepath.Join(dir, "miniclaw")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "TestMain: the go command is needed to build miniclaw:", err)
+		return 1
+	}
+	args := []string{"build", "-o", binPath}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, goBin, append(args, ".")...)
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "TestMain: go %s: %v\n%s", strings.Join(args, " "), err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+const cliTimeout = 20 * time.Second
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, cliTimeout, nil, "version")
+	if r.code != 0 {
+		t.Fatalf("miniclaw version: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if !strings.HasPrefix(r.stdout, "miniclaw ") || !strings.HasSuffix(r.stdout, "\n") || strings.Count(r.stdout, "\n") != 1 {
+		t.Errorf("miniclaw version printed %q, want one line starting with %q", r.stdout, "miniclaw ")
+	}
+}
+
+func TestNoArgsPrintsUsage(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, cliTimeout, nil)
+	if r.code != 2 {
+		t.Errorf("miniclaw with no arguments: exit %d, want 2", r.code)
+	}
+	if !strings.Contains(r.stderr, "Usage:") || !strings.Contains(r.stderr, "miniclaw gateway") {
+		t.Errorf("miniclaw with no arguments: stderr %q, want the usage", r.stderr)
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, cliTimeout, nil, "bogus")
+	if r.code != 2 {
+		t.Errorf("miniclaw bogus: exit %d, want 2", r.code)
+	}
+	if !strings.Contains(r.stderr, "bogus") || !strings.Contains(r.stderr, "Usage:") {
+		t.Errorf("miniclaw bogus: stderr %q, want the command named and the usage", r.stderr)
+	}
+}
+
+func TestGatewayHelp(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, cliTimeout, nil, "gateway", "--help")
+	if r.code != 0 {
+		t.Errorf("miniclaw gateway --help: exit %d, want 0", r.code)
+	}
+	out := r.stdout + r.stderr
+	for _, want := range []string{"MINI_OPENCLAW_PORT", "MINI_OPENCLAW_DATA_DIR", "MINI_OPENCLAW_TOKEN", "ANTHROPIC_API_KEY"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("miniclaw gateway --help does not mention %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "miniclaw gateway listening") {
+		t.Errorf("miniclaw gateway --help started a gateway:\n%s", out)
+	}
+}
+
+// Bad configuration is a startup error naming the variable, exit 1, and the
+// gateway never listens.
+func TestGatewayBadConfig(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		vars  map[string]string
+		names string // the stderr must name this variable
+	}{
+		{"port not a number", map[string]string{"MINI_OPENCLAW_PORT": "abc"}, "MINI_OPENCLAW_PORT"},
+		{"port out of range", map[string]string{"MINI_OPENCLAW_PORT": "70000"}, "MINI_OPENCLAW_PORT"},
+		{"non-loopback host without token", map[string]string{"MINI_OPENCLAW_HOST": "0.0.0.0"}, "MINI_OPENCLAW_TOKEN"},
+		{"negative max context", map[string]string{"MINI_OPENCLAW_MAX_CONTEXT": "-1"}, "MINI_OPENCLAW_MAX_CONTEXT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ws := t.TempDir()
+			vars := gatewayEnv(ws, filepath.Join(ws, "data"), tc.vars)
+			r := runCLI(t, cliTimeout, vars, "gateway")
+			if r.code != 1 {
+				t.Errorf("exit %d, want 1\nstderr:\n%s", r.code, r.stderr)
+			}
+			if !strings.Contains(r.stderr, tc.names) {
+				t.Errorf("stderr does not name %s:\n%s", tc.names, r.stderr)
+			}
+			if strings.Contains(r.stderr, "miniclaw gateway listening") {
+				t.Errorf("the gateway listened despite the bad configuration:\n%s", r.stderr)
+			}
+		})
+	}
+}
+
+// With no key and no provider chosen the gateway starts on the scripted
+// provider and says so loudly: a WARN log naming ANTHROPIC_API_KEY, and
+// provider + providerWarning in /readyz.
+func TestGatewayNoKeyFallsBackToScripted(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	g := startGateway(t, "gateway", gatewayEnv(ws, filepath.Join(ws, "data"), map[string]string{"MINI_OPENCLAW_PROVIDER": ""}))
+	var warn string
+	for line := range strings.SplitSeq(g.stderr.String(), "\n") {
+		if strings.Contains(line, "ANTHROPIC_API_KEY") {
+			warn = line
+			break
+		}
+	}
+	if warn == "" {
+		t.Fatalf("no startup warning naming ANTHROPIC_API_KEY:\n%s", g.stderr.String())
+	}
+	if !strings.Contains(warn, "level=WARN") || !strings.Contains(warn, "scripted") {
+		t.Errorf("the fallback warning is not a WARN about the scripted provider: %s", warn)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var ready struct {
+		Status          string `json:"status"`
+		Provider        string `json:"provider"`
+		ProviderWarning string `json:"providerWarning"`
+	}
+	if err := g.getJSON(ctx, "/readyz", &ready); err != nil {
+		t.Fatal(err)
+	}
+	if ready.Status != "ready" || ready.Provider != "scripted" {
+		t.Errorf("/readyz = %+v, want status ready and provider scripted", ready)
+	}
+	if !strings.Contains(ready.ProviderWarning, "ANTHROPIC_API_KEY") {
+		t.Errorf("/readyz providerWarning %q does not tell what to set", ready.ProviderWarning)
+	}
+	if code, took := g.terminate(10 * time.Second); code != 0 {
+		t.Errorf("SIGTERM: exit %d after %s, want 0", code, took)
+	}
+}
+
+// An explicitly chosen scripted provider is not a fallback: no warning.
+func TestGatewayExplicitScriptedNoWarning(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	g := startGateway(t, "gateway", gatewayEnv(ws, filepath.Join(ws, "data"), nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var ready struct {
+		Provider        string `json:"provider"`
+		ProviderWarning string `json:"providerWarning"`
+	}
+	if err := g.getJSON(ctx, "/readyz", &ready); err != nil {
+		t.Fatal(err)
+	}
+	if ready.Provider != "scripted" || ready.ProviderWarning != "" {
+		t.Errorf("/readyz = %+v, want provider scripted without a warning", ready)
+	}
+}
+
+// SIGTERM on an idle gateway is a clean, quick exit with status 0.
+func TestGatewaySIGTERMIdle(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	g := startGateway(t, "gateway", gatewayEnv(ws, filepath.Join(ws, "data"), nil))
+	code, took := g.terminate(5 * time.Second)
+	if code != 0 {
+		t.Errorf("SIGTERM on an idle gateway: exit %d, want 0\nstderr:\n%s", code, g.stderr.String())
+	}
+	if took > 3*time.Second {
+		t.Errorf("SIGTERM on an idle gateway took %s", took)
+	}
+}

@@ -1,0 +1,251 @@
+package tools
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func runBash(t *testing.T, b Bash, ctx context.Context, command string) (string, error) {
+	t.Helper()
+	in, err := json.Marshal(map[string]string{"command": command})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Run(ctx, in)
+}
+
+func TestBashOutput(t *testing.T) {
+	dir := t.TempDir()
+	real, _ := filepath.EvalSymlinks(dir)
+	b := Bash{Dir: dir, Timeout: 10 * time.Second}
+	cases := []struct{ command, want string }{
+		{"echo hi; echo err >&2", "hi\nerr"},
+		{"echo err >&2; echo hi", "err\nhi"},
+		{"pwd -P", real},
+		{"true", "(no output)"},
+		{"printf 'a\\n\\n\\n'", "a"},
+		{"printf '  x  '", "  x  "},
+		{"echo héllo", "héllo"},
+	}
+	for _, tc := range cases {
+		got, err := runBash(t, b, context.Background(), tc.command)
+		if err != nil {
+			t.Errorf("%q: %v", tc.command, err)
+			continue
+		}
+		if got != tc.want {
+			t.Errorf("%q = %q, want %q", tc.command, got, tc.want)
+		}
+	}
+	// The files a command writes land in the workspace.
+	if _, err := runBash(t, b, context.Background(), "echo made > made.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if got := getFile(t, filepath.Join(dir, "made.txt")); got != "made\n" {
+		t.Errorf("made.txt = %q", got)
+	}
+}
+
+func TestBashExitCode(t *testing.T) {
+	b := Bash{Dir: t.TempDir(), Timeout: 10 * time.Second}
+	out, err := runBash(t, b, context.Background(), "echo before; echo oops >&2; exit 3")
+	if out != "" {
+		t.Errorf("output with an error: %q", out)
+	}
+	if err == nil || err.Error() != "before\noops\n[exit code 3]" {
+		t.Fatalf("error %q, want %q", err, "before\noops\n[exit code 3]")
+	}
+	_, err = runBash(t, b, context.Background(), "false")
+	if err == nil || !strings.HasSuffix(err.Error(), "[exit code 1]") {
+		t.Errorf("false: error %q", err)
+	}
+	_, err = runBash(t, b, context.Background(), "no-such-command-xyz")
+	wantErr(t, "missing command", err, "no-such-command-xyz", "[exit code 127]")
+}
+
+func TestBashTruncation(t *testing.T) {
+	b := Bash{Dir: t.TempDir(), Timeout: 10 * time.Second}
+	note := "\n[output truncated: showing the first 10000 characters]"
+	cases := []struct {
+		name, command, want string
+	}{
+		{"exactly the limit", "head -c 10000 /dev/zero | tr '\\0' a", strings.Repeat("a", 10000)},
+		{"one over", "head -c 10001 /dev/zero | tr '\\0' a", strings.Repeat("a", 10000) + note},
+		{"far over", "head -c 1000000 /dev/zero | tr '\\0' b", strings.Repeat("b", 10000) + note},
+		// Characters, not bytes: 10,001 two-byte characters are cut at 10,000.
+		{"multibyte", "for i in $(seq 10001); do printf é; done", strings.Repeat("é", 10000) + note},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := runBash(t, b, context.Background(), tc.command)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("output (%d chars) ends %q, want (%d chars) ending %q", len([]rune(got)), tail(got), len([]rune(tc.want)), tail(tc.want))
+			}
+		})
+	}
+	// A failing command's output is cut the same way.
+	_, err := runBash(t, b, context.Background(), "head -c 20000 /dev/zero | tr '\\0' c; exit 2")
+	if want := strings.Repeat("c", 10000) + note + "\n[exit code 2]"; err == nil || err.Error() != want {
+		t.Errorf("error ends %q", tail(errString(err)))
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
+
+func TestBashTimeout(t *testing.T) {
+	dir := t.TempDir()
+	b := Bash{Dir: dir, Timeout: 300 * time.Millisecond}
+	start := time.Now()
+	out, err := runBash(t, b, context.Background(), "echo started; sleep 5")
+	elapsed := time.Since(start)
+	if out != "" {
+		t.Errorf("output with an error: %q", out)
+	}
+	if err == nil || err.Error() != "started\n[command timed out after 300ms and was killed]" {
+		t.Errorf("error %q", err)
+	}
+	if elapsed > 2*time.Second {
+		t.Errorf("took %v with a 300ms timeout", elapsed)
+	}
+
+	// A background child holding the output pipe dies with the group, and
+	// does not delay the return (the 2 s WaitDelay is not needed).
+	start = time.Now()
+	_, err = runBash(t, b, context.Background(), "sleep 30 & echo $! > pidfile; sleep 5")
+	elapsed = time.Since(start)
+	wantErr(t, "background child", err, "timed out")
+	if elapsed > 1500*time.Millisecond {
+		t.Errorf("took %v with a 300ms timeout", elapsed)
+	}
+	waitGone(t, readPid(t, filepath.Join(dir, "pidfile")))
+}
+
+func TestBashZeroTimeoutDefaults(t *testing.T) {
+	// A zero Timeout means the default (30 s), not "time out at once".
+	b := Bash{Dir: t.TempDir()}
+	got, err := runBash(t, b, context.Background(), "echo ok")
+	if err != nil || got != "ok" {
+		t.Fatalf("Bash{} ran %q, %v", got, err)
+	}
+	if !strings.Contains(b.Spec().Description, "30s") {
+		t.Errorf("description %q does not state the default timeout", b.Spec().Description)
+	}
+}
+
+func TestBashAbortKillsTheGroup(t *testing.T) {
+	dir := t.TempDir()
+	b := Bash{Dir: dir, Timeout: time.Minute}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pidfile := filepath.Join(dir, "pidfile")
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := runBash(t, b, ctx, "echo going; sleep 30 & echo $! > pidfile; wait")
+		done <- result{out, err}
+	}()
+	pid := waitPidfile(t, pidfile)
+	start := time.Now()
+	cancel()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return within 5 s of the abort")
+	}
+	if elapsed := time.Since(start); elapsed > 2*time.Second {
+		t.Errorf("Run returned %v after the abort", elapsed)
+	}
+	if r.out != "" || r.err == nil || r.err.Error() != "going\n[command aborted]" {
+		t.Errorf("Run = %q, %v", r.out, r.err)
+	}
+	waitGone(t, pid)
+}
+
+func TestBashInputErrors(t *testing.T) {
+	b := Bash{Dir: t.TempDir(), Timeout: time.Second}
+	cases := []struct{ input, part string }{
+		{`{}`, `bash: "command" is required`},
+		{`{"command":"   "}`, `"command" is required`},
+		{`{"command":["ls"]}`, `bash: field "command" must be a string`},
+		{`{"command":"ls","cwd":"/"}`, `unknown field "cwd"`},
+	}
+	for _, tc := range cases {
+		_, err := b.Run(context.Background(), json.RawMessage(tc.input))
+		wantErr(t, tc.input, err, tc.part)
+	}
+	missing := Bash{Dir: filepath.Join(t.TempDir(), "gone"), Timeout: time.Second}
+	_, err := runBash(t, missing, context.Background(), "true")
+	wantErr(t, "missing dir", err, "bash:")
+}
+
+// waitPidfile waits for a command to write its background child's pid.
+func waitPidfile(t *testing.T, path string) int {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(path); err == nil && strings.HasSuffix(string(b), "\n") {
+			return readPid(t, path)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s was not written", path)
+	return 0
+}
+
+func readPid(t *testing.T, path string) int {
+	t.Helper()
+	pid, err := strconv.Atoi(strings.TrimSpace(getFile(t, path)))
+	if err != nil || pid <= 0 {
+		t.Fatalf("pidfile %q: %v", getFile(t, path), err)
+	}
+	return pid
+}
+
+// waitGone polls until pid no longer runs. A killed orphan may stay a zombie
+// until the system's init reaps it; a zombie runs nothing, so it counts as
+// gone.
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		err := syscall.Kill(pid, 0)
+		if errors.Is(err, syscall.ESRCH) || zombie(pid) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d still runs after the kill (kill 0: %v)", pid, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// pid (comm) STATE ...: comm may hold spaces, so read after the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
