@@ -235,8 +235,59 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 		errs = append(errs, fmt.Errorf("%s is only used by the scripted provider, but the provider is %s", blame("MINI_OPENCLAW_SCRIPT"), c.Provider))
 	}
 
-	// Paths: workspace, then data dir under it unless given.
-	ws := str("MINI_OPENCLAW_WORKSPACE")
+	ws, wsName := raw("MINI_OPENCLAW_WORKSPACE")
+	data, dataName := raw("MINI_OPENCLAW_DATA_DIR")
+	p, err := resolvePaths(ws, wsName, data, dataName)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.Workspace, c.DataDir, c.SessionsDir, c.MemoryDir, c.SkillsDir = p.Workspace, p.DataDir, p.SessionsDir, p.MemoryDir, p.SkillsDir
+	return c, errors.Join(errs...)
+}
+
+// Paths are the directories miniclaw works in, derived as Load derives them.
+type Paths struct {
+	Workspace   string
+	DataDir     string
+	SessionsDir string
+	MemoryDir   string
+	SkillsDir   string
+}
+
+// PathFlags adds --workspace and --data-dir to fs, for the commands that work
+// on a gateway's files without running one (miniclaw skills, memory). After
+// fs.Parse, the returned function resolves them exactly as Load does: flags
+// over MINI_OPENCLAW_WORKSPACE and MINI_OPENCLAW_DATA_DIR over the defaults.
+func PathFlags(fs *flag.FlagSet, getenv func(string) string) func() (Paths, error) {
+	flagOf := map[string]string{} // env name -> flag name
+	vals := map[string]*string{}
+	for _, s := range settings {
+		if s.env == "MINI_OPENCLAW_WORKSPACE" || s.env == "MINI_OPENCLAW_DATA_DIR" {
+			flagOf[s.env] = s.flag
+			vals[s.env] = fs.String(s.flag, "", fmt.Sprintf("%s (env %s)", s.help, s.env))
+		}
+	}
+	return func() (Paths, error) {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		get := func(env string) (string, string) {
+			if set[flagOf[env]] {
+				return *vals[env], "--" + flagOf[env]
+			}
+			return getenv(env), env
+		}
+		ws, wsName := get("MINI_OPENCLAW_WORKSPACE")
+		data, dataName := get("MINI_OPENCLAW_DATA_DIR")
+		return resolvePaths(ws, wsName, data, dataName)
+	}
+}
+
+// resolvePaths derives the paths from the workspace and data dir settings,
+// each with the name to blame in errors: the workspace (default: the current
+// directory) must exist; the data dir defaults to <workspace>/.mini-openclaw.
+func resolvePaths(ws, wsName, data, dataName string) (Paths, error) {
+	var p Paths
+	var errs []error
 	if ws == "" {
 		wd, err := os.Getwd()
 		if err != nil {
@@ -245,19 +296,19 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 		ws = wd
 	}
 	var err error
-	if c.Workspace, err = filepath.Abs(ws); err != nil {
-		errs = append(errs, fmt.Errorf("%s=%q: %w", blame("MINI_OPENCLAW_WORKSPACE"), ws, err))
-	} else if fi, err := os.Stat(c.Workspace); err != nil || !fi.IsDir() {
-		errs = append(errs, fmt.Errorf("%s=%q: not an existing directory", blame("MINI_OPENCLAW_WORKSPACE"), ws))
+	if p.Workspace, err = filepath.Abs(ws); err != nil {
+		errs = append(errs, fmt.Errorf("%s=%q: %w", wsName, ws, err))
+	} else if fi, err := os.Stat(p.Workspace); err != nil || !fi.IsDir() {
+		errs = append(errs, fmt.Errorf("%s=%q: not an existing directory", wsName, ws))
 	}
-	c.DataDir = str("MINI_OPENCLAW_DATA_DIR")
-	if c.DataDir == "" {
-		c.DataDir = filepath.Join(c.Workspace, ".mini-openclaw")
-	} else if c.DataDir, err = filepath.Abs(c.DataDir); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", blame("MINI_OPENCLAW_DATA_DIR"), err))
+	p.DataDir = data
+	if p.DataDir == "" {
+		p.DataDir = filepath.Join(p.Workspace, ".mini-openclaw")
+	} else if p.DataDir, err = filepath.Abs(p.DataDir); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", dataName, err))
 	}
-	c.SessionsDir = filepath.Join(c.DataDir, "sessions")
-	c.MemoryDir = filepath.Join(c.DataDir, "memory")
-	c.SkillsDir = filepath.Join(c.Workspace, ".openclaw", "skills")
-	return c, errors.Join(errs...)
+	p.SessionsDir = filepath.Join(p.DataDir, "sessions")
+	p.MemoryDir = filepath.Join(p.DataDir, "memory")
+	p.SkillsDir = filepath.Join(p.Workspace, ".openclaw", "skills")
+	return p, errors.Join(errs...)
 }

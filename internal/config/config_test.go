@@ -499,3 +499,41 @@ func TestLoadErrorsNeverContainSecrets(t *testing.T) {
 		})
 	}
 }
+
+// PathFlags resolves --workspace and --data-dir like Load: flags over env,
+// the data dir under the workspace by default, errors naming the setting.
+func TestPathFlags(t *testing.T) {
+	ws, other := t.TempDir(), t.TempDir()
+	env := map[string]string{"MINI_OPENCLAW_WORKSPACE": ws}
+	for _, tc := range []struct {
+		args     []string
+		wantWS   string
+		wantData string
+	}{
+		{nil, ws, filepath.Join(ws, ".mini-openclaw")},
+		{[]string{"--workspace", other}, other, filepath.Join(other, ".mini-openclaw")},
+		{[]string{"--data-dir", filepath.Join(other, "d")}, ws, filepath.Join(other, "d")},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		paths := PathFlags(fs, func(k string) string { return env[k] })
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		p, err := paths()
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if p.Workspace != tc.wantWS || p.DataDir != tc.wantData || p.MemoryDir != filepath.Join(tc.wantData, "memory") ||
+			p.SkillsDir != filepath.Join(tc.wantWS, ".openclaw", "skills") {
+			t.Errorf("%v: paths = %+v", tc.args, p)
+		}
+	}
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	paths := PathFlags(fs, func(k string) string { return env[k] })
+	if err := fs.Parse([]string{"--workspace", filepath.Join(ws, "missing")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := paths(); err == nil || !strings.Contains(err.Error(), "--workspace") {
+		t.Errorf("missing workspace: err = %v, want one naming --workspace", err)
+	}
+}
