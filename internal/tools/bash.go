@@ -48,7 +48,7 @@ func (b Bash) Run(ctx context.Context, input json.RawMessage) (string, error) {
 	var in struct {
 		Command string `json:"command"`
 	}
-	if err := decodeInput("bash", input, &in); err != nil {
+	if err := DecodeInput("bash", input, &in); err != nil {
 		return "", err
 	}
 	if strings.TrimSpace(in.Command) == "" {

@@ -160,7 +160,7 @@ func (t readFile) Run(ctx context.Context, input json.RawMessage) (string, error
 		Offset *int   `json:"offset"`
 		Limit  *int   `json:"limit"`
 	}
-	if err := decodeInput("read_file", input, &in); err != nil {
+	if err := DecodeInput("read_file", input, &in); err != nil {
 		return "", err
 	}
 	offset, limit := 1, DefaultLimit
@@ -273,7 +273,7 @@ func (t writeFile) Run(ctx context.Context, input json.RawMessage) (string, erro
 		Path    *string `json:"path"`
 		Content *string `json:"content"`
 	}
-	if err := decodeInput("write_file", input, &in); err != nil {
+	if err := DecodeInput("write_file", input, &in); err != nil {
 		return "", err
 	}
 	if in.Path == nil || in.Content == nil {
@@ -354,7 +354,7 @@ func (t listFiles) Run(ctx context.Context, input json.RawMessage) (string, erro
 	var in struct {
 		Directory string `json:"directory"`
 	}
-	if err := decodeInput("list_files", input, &in); err != nil {
+	if err := DecodeInput("list_files", input, &in); err != nil {
 		return "", err
 	}
 	if in.Directory == "" {
@@ -419,7 +419,7 @@ func (t editFile) Run(ctx context.Context, input json.RawMessage) (string, error
 		OldString *string `json:"old_string"`
 		NewString *string `json:"new_string"`
 	}
-	if err := decodeInput("edit_file", input, &in); err != nil {
+	if err := DecodeInput("edit_file", input, &in); err != nil {
 		return "", err
 	}
 	if in.OldString == nil || in.NewString == nil {

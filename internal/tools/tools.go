@@ -73,7 +73,7 @@ func (s *Set) Get(name string) (Tool, bool) {
 // decodeInput parses a tool's arguments strictly into v: unknown fields and
 // wrong types are errors that name the field, so the model can correct
 // itself.
-func decodeInput(tool string, input json.RawMessage, v any) error {
+func DecodeInput(tool string, input json.RawMessage, v any) error {
 	if len(bytes.TrimSpace(input)) == 0 {
 		input = json.RawMessage("{}")
 	}
