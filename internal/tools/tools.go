@@ -70,9 +70,9 @@ func (s *Set) Get(name string) (Tool, bool) {
 	return t, ok
 }
 
-// decodeInput parses a tool's arguments strictly into v: unknown fields and
+// DecodeInput parses a tool's arguments strictly into v: unknown fields and
 // wrong types are errors that name the field, so the model can correct
-// itself.
+// itself. The memory tools (internal/memory) use it too.
 func DecodeInput(tool string, input json.RawMessage, v any) error {
 	if len(bytes.TrimSpace(input)) == 0 {
 		input = json.RawMessage("{}")
