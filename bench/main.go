@@ -60,6 +60,12 @@ type config struct {
 	tailLoad     int
 	tailFsync    string
 
+	agentSessions []int
+	agentRounds   int
+	agentDuration time.Duration
+	agentWarmup   time.Duration
+	agentFsync    string
+
 	appendWorkers  []int
 	appendDuration time.Duration
 	appendMax      int
@@ -77,6 +83,7 @@ var measurements = []struct {
 	{"conns", measureConnMemory},
 	{"load", measureLoad},
 	{"tail", measureTail},
+	{"agent", measureAgent},
 	{"appends", measureAppends},
 }
 
@@ -217,7 +224,7 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&c.bin, "bin", "", "miniclaw binary to test (default: go build ./cmd/miniclaw into the scratch dir)")
 	fs.BoolVar(&c.quick, "quick", false, "smaller sizes and shorter runs (about a minute); explicit flags still win")
-	only := fs.String("only", "", "comma-separated measurements to run: startup,idle,conns,load,tail,appends (default all)")
+	only := fs.String("only", "", "comma-separated measurements to run: startup,idle,conns,load,tail,agent,appends (default all)")
 	fs.StringVar(&c.dir, "dir", "", "parent of the scratch directory (default $TMPDIR); its file system decides what fsync costs")
 	fs.BoolVar(&c.keep, "keep", false, "keep the scratch directory (data dirs, child logs)")
 
@@ -242,6 +249,12 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.tailRequests, "tail-requests", 200, "GET /api/sessions/ID?limit=50 requests per tail figure")
 	fs.IntVar(&c.tailLoad, "tail-load", 100, "closed-loop sessions running during the loaded tail read (0 = idle only)")
 	fs.StringVar(&c.tailFsync, "tail-fsync", "never", "MINI_OPENCLAW_FSYNC of the tail read gateway")
+
+	agents := fs.String("agent-sessions", "1,100", "concurrent sessions of the agent-runtime measurement")
+	fs.IntVar(&c.agentRounds, "agent-tool-rounds", 3, "read_file rounds per tool turn of the agent measurement (1 to 9)")
+	fs.DurationVar(&c.agentDuration, "agent-duration", 10*time.Second, "measured duration of each agent run (one per turn shape and session count)")
+	fs.DurationVar(&c.agentWarmup, "agent-warmup", 2*time.Second, "unmeasured warm-up before each agent run")
+	fs.StringVar(&c.agentFsync, "agent-fsync", "never", "MINI_OPENCLAW_FSYNC of the agent measurement's gateway")
 
 	workers := fs.String("append-workers", "1,8", "goroutine counts of the in-process append measurement")
 	fs.DurationVar(&c.appendDuration, "append-duration", 4*time.Second, "duration of each append run")
@@ -268,6 +281,8 @@ func parseFlags(args []string) (config, error) {
 		def("load-duration", func() { c.loadDuration = 3 * time.Second })
 		def("load-warmup", func() { c.loadWarmup = time.Second })
 		def("tail-requests", func() { c.tailRequests = 200 })
+		def("agent-duration", func() { c.agentDuration = 3 * time.Second })
+		def("agent-warmup", func() { c.agentWarmup = time.Second })
 		def("append-duration", func() { c.appendDuration = time.Second })
 		def("timeout", func() { c.timeout = 5 * time.Minute })
 	}
@@ -284,6 +299,9 @@ func parseFlags(args []string) (config, error) {
 	if c.loadSessions, err = intList(*loads, "load-sessions"); err != nil {
 		return c, err
 	}
+	if c.agentSessions, err = intList(*agents, "agent-sessions"); err != nil {
+		return c, err
+	}
 	if c.appendWorkers, err = intList(*workers, "append-workers"); err != nil {
 		return c, err
 	}
@@ -296,6 +314,9 @@ func parseFlags(args []string) (config, error) {
 	}
 	if c.tailFsync != "never" && c.tailFsync != "always" {
 		return c, fmt.Errorf("-tail-fsync: %q is not never or always", c.tailFsync)
+	}
+	if c.agentFsync != "never" && c.agentFsync != "always" {
+		return c, fmt.Errorf("-agent-fsync: %q is not never or always", c.agentFsync)
 	}
 	c.only = map[string]bool{}
 	if *only != "" {
@@ -326,6 +347,12 @@ func parseFlags(args []string) (config, error) {
 		return c, errors.New("-load-duration: above 0, at most 1h")
 	case c.pacedUtil <= 0 || c.pacedUtil > 1:
 		return c, errors.New("-paced-utilization: above 0, at most 1")
+	case c.agentRounds < 1 || c.agentRounds > 9:
+		// The runtime's default MAX_TOOL_ROUNDS is 10: more rounds would
+		// hit its cap instead of ending on the fake's answer.
+		return c, errors.New("-agent-tool-rounds: 1 to 9")
+	case c.agentDuration <= 0 || c.agentDuration > time.Hour:
+		return c, errors.New("-agent-duration: above 0, at most 1h")
 	case c.appendDuration <= 0 || c.appendDuration > time.Hour:
 		return c, errors.New("-append-duration: above 0, at most 1h")
 	}
