@@ -20,30 +20,33 @@ const (
 	// waiting at the tail, so a model that streams faster than one
 	// connection can write (thousands of small chunks at once) gives that
 	// client fewer, larger chunks instead of closing it.
-	sendQueueLen   = 256
-	sendQueueBytes = 4 << 20
-	mergeAfter     = 16
-	writeTimeout   = 10 * time.Second
-	pingInterval   = 30 * time.Second
-	pingTimeout    = 15 * time.Second
+	sendQueueLen     = 256
+	sendQueueBytes   = 4 << 20
+	mergeAfter       = 16
+	writeTimeout     = 10 * time.Second
+	defaultKeepalive = 30 * time.Second
 )
 
-// conn is one WebSocket client. The handler goroutine reads; writeLoop is
-// the only goroutine that writes frames. enqueue and enqueueChunk may be
-// called from any goroutine and never block.
+// conn is one WebSocket client. Its handler goroutine reads frames. Writes
+// are done by a flush goroutine that exists only while events wait: an idle
+// connection costs one goroutine, not two (memory per idle connection is a
+// budget, see bench/). Keepalive pings run from a timer. enqueue and
+// enqueueChunk may be called from any goroutine and never block.
 type conn struct {
 	ws      *websocket.Conn
-	session string // guarded by hub.mu
+	ctx     context.Context // ends every write and ping once the handler is done
+	every   time.Duration   // keepalive ping interval; a pong is due within half of it
+	session string          // guarded by hub.mu
 
-	mu     sync.Mutex
-	queue  []outEvent    // waiting for writeLoop, oldest first
-	queued int           // bytes in queue
-	ready  chan struct{} // holds a token while queue is not empty
+	mu       sync.Mutex
+	queue    []outEvent  // waiting to be written, oldest first
+	queued   int         // bytes in queue
+	flushing bool        // a flush goroutine runs
+	stopped  bool        // kill or shutdown happened: no new work starts
+	graceful bool        // stopped by shutdown: write the queue, then close 1001
+	ping     *time.Timer // nil until startKeepalive
 
-	stopOnce sync.Once
-	stop     chan struct{} // closed to end writeLoop
-	graceful bool          // set before stop closes: drain the queue, then close 1001
-	closers  sync.WaitGroup
+	workers sync.WaitGroup // flush, ping and close goroutines; Add only under mu while !stopped, or by stop itself
 }
 
 // outEvent is an event waiting to be written: an encoded event, or, when
@@ -53,8 +56,28 @@ type outEvent struct {
 	chunkOf string
 }
 
-func newConn(ws *websocket.Conn) *conn {
-	return &conn{ws: ws, ready: make(chan struct{}, 1), stop: make(chan struct{})}
+// newConn wraps an accepted WebSocket; ctx is cancelled by the handler when
+// the connection ends. keepalive is the ping interval.
+func newConn(ctx context.Context, ws *websocket.Conn, keepalive time.Duration) *conn {
+	return &conn{ws: ws, ctx: ctx, every: keepalive}
+}
+
+// startKeepalive arms the ping timer, once the connection is in service.
+func (c *conn) startKeepalive() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.stopped {
+		c.ping = time.AfterFunc(c.every, c.keepalive)
+	}
+}
+
+// stopLocked marks the connection stopped and disarms its ping timer.
+// Caller holds c.mu.
+func (c *conn) stopLocked(graceful bool) {
+	c.stopped, c.graceful = true, graceful
+	if c.ping != nil {
+		c.ping.Stop()
+	}
 }
 
 // enqueue queues an encoded event.
@@ -63,9 +86,9 @@ func (c *conn) enqueue(payload []byte) { c.push(outEvent{data: payload}) }
 // enqueueChunk queues a chunk of a reply of session id.
 func (c *conn) enqueueChunk(id, text string) { c.push(outEvent{data: []byte(text), chunkOf: id}) }
 
-// push adds ev to the queue. When the queue is over its bounds the
-// connection is closed with 1008: the client is not reading, and other
-// connections must not wait for it.
+// push adds ev to the queue and makes sure a flush goroutine runs. When the
+// queue is over its bounds the connection is closed with 1008: the client
+// is not reading, and other connections must not wait for it.
 func (c *conn) push(ev outEvent) {
 	c.mu.Lock()
 	n := len(c.queue)
@@ -80,114 +103,131 @@ func (c *conn) push(ev outEvent) {
 		c.queue = append(c.queue, ev)
 		c.queued += len(ev.data)
 	}
+	if !full && !c.stopped {
+		c.startFlushLocked()
+	}
 	c.mu.Unlock()
 	if full {
 		c.kill(websocket.StatusPolicyViolation, "send queue full: the client is not reading fast enough")
+	}
+}
+
+// startFlushLocked starts the flush goroutine unless one runs. Caller holds
+// c.mu.
+func (c *conn) startFlushLocked() {
+	if c.flushing {
 		return
 	}
-	c.signal()
+	c.flushing = true
+	c.workers.Add(1)
+	go c.flush()
 }
 
-// signal leaves a token for writeLoop, unless one is waiting already.
-func (c *conn) signal() {
-	select {
-	case c.ready <- struct{}{}:
-	default:
-	}
-}
-
-// pop takes the oldest queued event, encoded; ok is false when none waits.
-func (c *conn) pop() (msg []byte, ok bool) {
-	c.mu.Lock()
-	if len(c.queue) == 0 {
-		c.mu.Unlock()
-		return nil, false
-	}
-	ev := c.queue[0]
-	c.queue[0] = outEvent{}
-	c.queue = c.queue[1:]
-	c.queued -= len(ev.data)
-	if len(c.queue) > 0 {
-		c.signal()
-	}
-	c.mu.Unlock()
-	if ev.chunkOf != "" {
-		return protocol.Encode(protocol.Chunk{Type: protocol.TypeChunk, SessionID: ev.chunkOf, Content: string(ev.data)}), true
-	}
-	return ev.data, true
-}
-
-// kill closes the connection with a status, from any goroutine, at most once.
-func (c *conn) kill(code websocket.StatusCode, reason string) {
-	c.stopOnce.Do(func() {
-		close(c.stop)
-		c.closers.Add(1)
-		go func() {
-			defer c.closers.Done()
-			c.ws.Close(code, reason)
-		}()
-	})
-}
-
-// shutdown asks writeLoop to send what is queued, then close with 1001.
-func (c *conn) shutdown() {
-	c.stopOnce.Do(func() {
-		c.graceful = true
-		close(c.stop)
-	})
-}
-
-// writeLoop sends queued events and keepalive pings until the connection
-// ends. A failed write or an unanswered ping closes the connection.
-func (c *conn) writeLoop(ctx context.Context) {
-	ping := time.NewTicker(pingInterval)
-	defer ping.Stop()
+// flush writes queued events in order until the queue is empty, then exits.
+// After a graceful stop it closes the connection with 1001 once everything
+// is written; after a kill it writes nothing more.
+func (c *conn) flush() {
+	defer c.workers.Done()
 	for {
-		select {
-		case <-c.ready:
-			msg, ok := c.pop()
-			if !ok {
-				continue
-			}
-			if err := c.write(ctx, msg); err != nil {
-				c.ws.CloseNow()
-				return
-			}
-		case <-ping.C:
-			pctx, cancel := context.WithTimeout(ctx, pingTimeout)
-			err := c.ws.Ping(pctx)
-			cancel()
-			if err != nil {
-				c.kill(websocket.StatusPolicyViolation, "no pong within "+pingTimeout.String())
-				return
-			}
-		case <-c.stop:
-			if c.graceful {
-				c.drain(ctx)
+		c.mu.Lock()
+		if len(c.queue) == 0 || c.stopped && !c.graceful {
+			c.queue = nil // an idle connection keeps no buffer
+			c.flushing = false
+			closeNow := c.stopped && c.graceful
+			c.mu.Unlock()
+			if closeNow {
 				c.ws.Close(websocket.StatusGoingAway, "server shutting down")
 			}
 			return
-		case <-ctx.Done():
+		}
+		ev := c.queue[0]
+		c.queue[0] = outEvent{}
+		c.queue = c.queue[1:]
+		c.queued -= len(ev.data)
+		c.mu.Unlock()
+
+		msg := ev.data
+		if ev.chunkOf != "" {
+			msg = protocol.Encode(protocol.Chunk{Type: protocol.TypeChunk, SessionID: ev.chunkOf, Content: string(ev.data)})
+		}
+		wctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+		err := c.ws.Write(wctx, websocket.MessageText, msg)
+		cancel()
+		if err != nil {
+			c.mu.Lock()
+			c.stopLocked(false)
+			c.flushing = false
+			c.mu.Unlock()
+			c.ws.CloseNow()
 			return
 		}
 	}
 }
 
-// drain writes whatever is still queued, for a graceful close.
-func (c *conn) drain(ctx context.Context) {
-	for {
-		msg, ok := c.pop()
-		if !ok || c.write(ctx, msg) != nil {
-			return
-		}
+// keepalive runs on the ping timer: a peer that does not answer a ping
+// within half the interval is closed, one that does is pinged again later.
+func (c *conn) keepalive() {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return
 	}
+	c.workers.Add(1)
+	c.mu.Unlock()
+	defer c.workers.Done()
+
+	due := c.every / 2
+	pctx, cancel := context.WithTimeout(c.ctx, due)
+	err := c.ws.Ping(pctx)
+	cancel()
+	if err != nil {
+		// A dead peer would not answer a close handshake either: drop it
+		// at once rather than wait for one.
+		c.mu.Lock()
+		if !c.stopped {
+			c.stopLocked(false)
+		}
+		c.mu.Unlock()
+		c.ws.CloseNow()
+		return
+	}
+	c.mu.Lock()
+	if !c.stopped {
+		c.ping.Reset(c.every)
+	}
+	c.mu.Unlock()
 }
 
-func (c *conn) write(ctx context.Context, msg []byte) error {
-	wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	defer cancel()
-	return c.ws.Write(wctx, websocket.MessageText, msg)
+// kill closes the connection with a status, from any goroutine. The first
+// of kill and shutdown wins; later calls do nothing.
+func (c *conn) kill(code websocket.StatusCode, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	c.stopLocked(false)
+	c.workers.Add(1)
+	go func() {
+		defer c.workers.Done()
+		c.ws.Close(code, reason)
+	}()
 }
+
+// shutdown writes what is queued, then closes with 1001.
+func (c *conn) shutdown() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	c.stopLocked(true)
+	c.startFlushLocked()
+}
+
+// wait returns once no goroutine of the connection runs. The handler calls
+// it after kill and after cancelling ctx, so writes and pings end promptly.
+func (c *conn) wait() { c.workers.Wait() }
 
 // isNormalClose reports whether err is how a read ends when a peer or this
 // server closes the connection on purpose.

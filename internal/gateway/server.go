@@ -3,7 +3,7 @@
 // API, and runs each session's turns in its own lane.
 //
 // Ownership: Server owns every goroutine it starts. Each WebSocket handler
-// goroutine owns its connection's writer; the hub owns the lane goroutines.
+// goroutine owns its connection's flush and ping goroutines; the hub owns the lane goroutines.
 // Shutdown stops intake, lets turns finish until a deadline, interrupts the
 // rest (they are persisted as interrupted) and closes every connection.
 package gateway
@@ -40,6 +40,9 @@ type Options struct {
 	ProviderWarning string
 	// Page is the WebChat served at GET /.
 	Page http.Handler
+	// Keepalive is how often an idle peer is pinged; one that does not
+	// answer within half of it is dropped. 0 means 30 s.
+	Keepalive time.Duration
 }
 
 // Server is a gateway. Create it with New, serve it with Serve, stop it with

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -42,7 +43,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("websocket upgrade refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
 		return // Accept has written the HTTP error (403 for a foreign Origin)
 	}
-	c := newConn(ws)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := newConn(ctx, ws, cmp.Or(s.opt.Keepalive, defaultKeepalive))
 	if !s.addConn(c) {
 		ws.Close(websocket.StatusGoingAway, "server shutting down")
 		return
@@ -56,21 +59,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(maxFrame)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	writerDone := make(chan struct{})
-	go func() { defer close(writerDone); c.writeLoop(ctx) }()
-
 	// connected goes first: queued before the connection can receive any of
 	// its session's events.
 	c.enqueue(protocol.Encode(protocol.Connected{Type: protocol.TypeConnected, SessionID: meta.SessionID, Resumed: resumed}))
 	s.hub.attach(c, meta.SessionID)
+	c.startKeepalive()
 	s.readLoop(ctx, c)
 
 	s.hub.detach(c)
 	c.kill(websocket.StatusNormalClosure, "")
 	cancel()
-	<-writerDone
-	c.closers.Wait()
+	c.wait()
 }
 
 // connectSession picks the session of a new connection: the one named by
