@@ -606,7 +606,7 @@ func measureAgent(ctx context.Context, b *bench) error {
 			return fmt.Errorf("agent %d sessions: %w", n, err)
 		}
 	}
-	b.note("agent: the gateway runs the real Anthropic provider (MINI_OPENCLAW_PROVIDER=anthropic, ANTHROPIC_BASE_URL pointing at a fake Messages API in the bench process, set by a small exec wrapper script around the binary). The fake answers POST /v1/messages with stream:true at once, in the API's SSE format, one write and flush per event, decided by the request body alone: it finds the user message `bench agent s=S n=N k=K`, counts the assistant messages after it (the tool rounds done) and answers with one read_file tool_use (input split over input_json_delta events) while fewer than K rounds are done, else with the final answer in 10 text_delta events. It times each request from its handler start (body read and parsed included) to the last byte flushed. **overhead** = client send of `message` → `message_done` received, minus the sum of the fake's times for that turn's requests: the gateway's persistence, prompt, provider (SDK request encoding, SSE parsing), tool runs and relay, plus the bench client's WebSocket write and read. **per tool round** = (tool-turn overhead p50 − text-turn overhead p50) / %d. Each turn is checked: chunks and message_done.content equal the streamed answer, %d tool_start/tool_done pairs with line R of %s in round R, and the fake saw %d requests, each carrying the previous round's tool_result. Closed loop, warm-up %s then %s measured per shape; FSYNC=%s. The %s target applies to the 1-session run: with more sessions and no think time the closed loop saturates the CPU and a turn mostly waits for it (Little's law), so those rows are capacity figures; gateway CPU/turn is its cost.",
+	b.note("agent: the gateway runs the real Anthropic provider (MINI_OPENCLAW_PROVIDER=anthropic, ANTHROPIC_BASE_URL pointing at a fake Messages API in the bench process, set by a small exec wrapper script around the binary). The fake answers POST /v1/messages with stream:true at once, in the API's SSE format, one write and flush per event, decided by the request body alone: it finds the user message `bench agent s=S n=N k=K`, counts the assistant messages after it (the tool rounds done) and answers with one read_file tool_use (input split over input_json_delta events) while fewer than K rounds are done, else with the final answer in 10 text_delta events. It times each request from its handler start (body read and parsed included) to the last byte flushed. **overhead** = client send of `message` → `message_done` received, minus the sum of the fake's times for that turn's requests: the gateway's persistence, prompt, provider (SDK request encoding, SSE parsing), tool runs and relay, plus the bench client's WebSocket write and read. **per tool round** = (tool-turn overhead p50 − text-turn overhead p50) / %d, and the same difference of gateway CPU per turn (user+system, /proc) / %[1]d. Each turn is checked: chunks and message_done.content equal the streamed answer, %d tool_start/tool_done pairs with line R of %s in round R, and the fake saw %d requests, each carrying the previous round's tool_result. Closed loop, warm-up %s then %s measured per shape; FSYNC=%s. The %s target applies to the 1-session run: with more sessions and no think time the closed loop saturates the CPU and a turn mostly waits for it (Little's law), so those rows are capacity figures; gateway CPU/turn is its cost.",
 		k, k, agentFile, k+1, b.cfg.agentWarmup, b.cfg.agentDuration, b.cfg.agentFsync, ms(agentTarget))
 	return nil
 }
@@ -678,11 +678,13 @@ func (b *bench) agentRun(ctx context.Context, sessions int) error {
 	b.add(label+": text turn overhead",
 		fmt.Sprintf("p50 %s, p99 %s (turn p50 %s, of which the fake %s; %d turns)", ms(pct(text.overhead, 50)), ms(pct(text.overhead, 99)), ms(pct(text.turn, 50)), ms(pct(text.fake, 50)), len(text.overhead)),
 		target, st(pct(text.overhead, 99)))
+	perTurn := func(r *agentResult, d time.Duration) time.Duration { return d / time.Duration(max(1, r.completed)) }
 	perRound := (pct(tools.overhead, 50) - pct(text.overhead, 50)) / time.Duration(k)
+	cpuRound := (perTurn(tools, tools.serverCPU) - perTurn(text, text.serverCPU)) / time.Duration(k)
 	b.add(fmt.Sprintf("%s: %d-tool-round turn overhead", label, k),
-		fmt.Sprintf("p50 %s, p99 %s; **per tool round %s** (turn p50 %s; %d turns)", ms(pct(tools.overhead, 50)), ms(pct(tools.overhead, 99)), ms(perRound), ms(pct(tools.turn, 50)), len(tools.overhead)),
+		fmt.Sprintf("p50 %s, p99 %s; **per tool round %s**, gateway CPU %s (turn p50 %s; %d turns)", ms(pct(tools.overhead, 50)), ms(pct(tools.overhead, 99)), ms(perRound), ms(cpuRound), ms(pct(tools.turn, 50)), len(tools.overhead)),
 		target, st(pct(tools.overhead, 99)))
-	cpu := func(r *agentResult, d time.Duration) string { return ms(d / time.Duration(max(1, r.completed))) }
+	cpu := func(r *agentResult, d time.Duration) string { return ms(perTurn(r, d)) }
 	fakeAll := sortedDurations(append(slices.Clone(text.fake), tools.fake...))
 	b.add(label+": turns/s, fake time per request",
 		fmt.Sprintf("text **%s turns/s**, %d-round **%s turns/s** (%s model calls/s); gateway CPU %s/text turn, %s/tool turn; bench CPU (clients + fake) %s, %s; fake per request p50 %s, p99 %s; %d failures, %d wrong",
@@ -695,7 +697,7 @@ func (b *bench) agentRun(ctx context.Context, sessions int) error {
 		b.note("%s: the fake got %d requests without a bench marker, first: %s", label, fake.unmatched, fake.sample)
 	}
 	fake.mu.Unlock()
-	b.note("%s: the gateway opened %d connections to the fake for %d model requests (text run) and %d for %d (tool run)", label, text.fakeConns, text.fakeRequests, tools.fakeConns, tools.fakeRequests)
+	b.note("%s: the gateway opened %d TCP connections to the fake for %d model requests (text run) and %d for %d (tool run); more than one per few requests means its HTTP client keeps fewer idle connections than there are concurrent streams, so it reconnects (against the real API, with a TLS handshake each time)", label, text.fakeConns, text.fakeRequests, tools.fakeConns, tools.fakeRequests)
 	b.noteWarnings(c, label)
 	return nil
 }
