@@ -105,7 +105,7 @@ func startFakeAnthropic() (*fakeAnthropic, error) {
 func (f *fakeAnthropic) close() { f.srv.Close() }
 
 // turn returns the record of a turn, creating it: either the handler or the
-// client waiting for it may come first.
+// client waiting for it may come first. f.mu must be held.
 func (f *fakeAnthropic) turn(key string) *fakeTurn {
 	t := f.turns[key]
 	if t == nil {
