@@ -6,6 +6,7 @@ require (
 	github.com/anthropics/anthropic-sdk-go v1.84.0
 	github.com/coder/websocket v1.8.14
 	github.com/google/uuid v1.6.0
+	go.yaml.in/yaml/v3 v3.0.4
 	golang.org/x/sys v0.38.0
 )
 
