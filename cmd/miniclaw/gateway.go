@@ -13,10 +13,12 @@ import (
 	"github.com/miniclaw/miniclaw/internal/config"
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/gateway"
+	"github.com/miniclaw/miniclaw/internal/memory"
 	"github.com/miniclaw/miniclaw/internal/provider/anthropic"
 	"github.com/miniclaw/miniclaw/internal/provider/openai"
 	"github.com/miniclaw/miniclaw/internal/provider/scripted"
 	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/internal/skills"
 	"github.com/miniclaw/miniclaw/internal/tools"
 	"github.com/miniclaw/miniclaw/web"
 )
@@ -47,7 +49,9 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("MINI_OPENCLAW_WORKSPACE: %w", err)
 	}
 	defer ws.Close()
+	mem := &memory.Store{Workspace: cfg.Workspace, Dir: cfg.MemoryDir, Fsync: cfg.Fsync == config.FsyncAlways}
 	toolSet := tools.NewSet(append(ws.FileTools(), tools.Bash{Dir: ws.Dir(), Timeout: cfg.BashTimeout})...)
+	toolSet.Add(mem.Tools()...)
 	store, err := session.Open(cfg.SessionsDir, session.Options{Fsync: cfg.Fsync == config.FsyncAlways, Logger: log})
 	if err != nil {
 		return err
@@ -57,6 +61,8 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		Runtime: &agent.Runtime{
 			Provider: provider, Model: cfg.Model, Workspace: cfg.Workspace,
 			Tools: toolSet, MaxToolRounds: cfg.MaxToolRounds,
+			Knowledge: knowledge{mem, skills.New(cfg.SkillsDir, cfg.Workspace, log)},
+			AfterTurn: mem.RecordTurn,
 		},
 		Logger:          log,
 		Token:           cfg.Token,
@@ -87,6 +93,12 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 	err = errors.Join(srv.Shutdown(sctx), <-serveErr)
 	log.Info("gateway stopped", "ms", time.Since(start).Milliseconds())
 	return err
+}
+
+// knowledge is the prompt's memory and skills layer (agent.Knowledge).
+type knowledge struct {
+	*memory.Store
+	*skills.Index
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {

@@ -43,6 +43,11 @@ type Runtime struct {
 	Knowledge     Knowledge  // nil: no memory or skills sections
 	MaxToolRounds int        // 0 means 10
 	Now           func() time.Time
+	// AfterTurn, when set, is called by whoever persists a turn (the
+	// gateway's lane) once its messages are on disk, with the user message
+	// and what Run produced: the memory layer's daily log line is written
+	// here. It may run for several sessions at once; its error is logged.
+	AfterTurn func(user core.Message, produced []core.Message) error
 }
 
 // Result is what a turn produced. Messages are the assistant messages to

@@ -16,19 +16,16 @@ const Identity = "You are a personal AI assistant running inside miniclaw, a sel
 const maxBootstrapBytes = 20_000
 
 // systemPrompt assembles the prompt in SPEC §6's order: identity, SOUL.md,
-// TOOLS.md, memory, skills, runtime information, tools. A section whose
-// source is missing or empty is left out.
+// TOOLS.md, memory (long-term, then recent daily logs), the skills index,
+// runtime information, tools. A section whose source is missing or empty is
+// left out.
 func (r *Runtime) systemPrompt(now time.Time) string {
 	var b strings.Builder
 	b.WriteString(Identity)
 	b.WriteString("\n")
 	section := func(title, body string) {
 		if body = strings.TrimSpace(body); body != "" {
-			if title != "" {
-				fmt.Fprintf(&b, "\n## %s\n", title)
-			} else {
-				b.WriteString("\n")
-			}
+			fmt.Fprintf(&b, "\n## %s\n", title)
 			b.WriteString(body)
 			b.WriteString("\n")
 		}
@@ -37,7 +34,7 @@ func (r *Runtime) systemPrompt(now time.Time) string {
 	section("Tool Usage Guidelines", r.bootstrap("TOOLS.md"))
 	if r.Knowledge != nil {
 		section("Memory", r.Knowledge.MemorySection())
-		section("", r.Knowledge.SkillsSection())
+		section("Skills", r.Knowledge.SkillsSection())
 	}
 	section("Runtime Information", fmt.Sprintf("- Time: %s\n- Working directory: %s\n- Platform: %s/%s",
 		now.Format("2006-01-02 15:04:05 MST (Monday)"), r.Workspace, runtime.GOOS, runtime.GOARCH))

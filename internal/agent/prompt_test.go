@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/memory"
+	"github.com/miniclaw/miniclaw/internal/skills"
 	"github.com/miniclaw/miniclaw/internal/tools"
 )
 
@@ -177,5 +179,107 @@ func TestSystemPromptClock(t *testing.T) {
 	rt.Now = func() time.Time { return time.Date(2024, 12, 31, 23, 59, 58, 0, zone) }
 	if got := promptOf(t, rt); !strings.Contains(got, "- Time: 2024-12-31 23:59:58 CET (Tuesday)\n") {
 		t.Errorf("time line missing:\n%s", got)
+	}
+}
+
+// realKnowledge is the memory and skills layers as the gateway wires them.
+type realKnowledge struct {
+	*memory.Store
+	*skills.Index
+}
+
+// The whole system prompt built from real files by the real memory and
+// skills layers, with every source present and with each one alone: one
+// golden file per case, and the sections in SPEC §6's order.
+func TestSystemPromptKnowledgeGolden(t *testing.T) {
+	soul := "You are Claw: terse, kind, and exact.\n"
+	toolsMD := "Prefer read_file over cat.\n"
+	files := map[string]string{ // relative to the workspace
+		"workspace-memory": "MEMORY.md",
+		"data-memory":      ".mini-openclaw/memory/MEMORY.md",
+		"daily-logs":       ".mini-openclaw/memory/daily-logs/2025-03-13.md",
+		"skills":           ".openclaw/skills/pdf/SKILL.md",
+	}
+	content := map[string]string{
+		"workspace-memory": "# About the user\n- Name: Ada. Works on compilers.\n",
+		"data-memory":      "- prefers tea\n- the deploy key is in vault\n",
+		"daily-logs":       "- [09:12:00] asked \"fix the build\"; tools: bash×2\n",
+		"skills":           "---\nname: pdf\ndescription: |\n  Read & fill <PDF> forms.\n  Use for any .pdf file.\n---\n# PDF\n",
+	}
+	extra := map[string]map[string]string{ // more files of a case
+		"daily-logs": {".mini-openclaw/memory/daily-logs/2025-03-14.md": "- [15:00:00] asked \"hello\"\n", ".mini-openclaw/memory/daily-logs/2025-03-11.md": "- [08:00:00] too old\n"},
+		"skills":     {".openclaw/skills/broken/SKILL.md": "no frontmatter\n", ".openclaw/skills/git/SKILL.md": "---\ndescription: \"Commit: small, focused\"\n---\n"},
+	}
+	cases := []string{"all", "none", "soul", "tools-md", "workspace-memory", "data-memory", "daily-logs", "skills"}
+	for _, name := range cases {
+		t.Run(name, func(t *testing.T) {
+			boot := map[string]string{}
+			if name == "all" || name == "soul" {
+				boot["SOUL.md"] = soul
+			}
+			if name == "all" || name == "tools-md" {
+				boot["TOOLS.md"] = toolsMD
+			}
+			rt := promptRuntime(t, boot, nil, true)
+			for key, rel := range files {
+				if name == "all" || name == key {
+					writeWS(t, rt.Workspace, rel, content[key])
+					for rel, c := range extra[key] {
+						writeWS(t, rt.Workspace, rel, c)
+					}
+				}
+			}
+			mem := &memory.Store{Workspace: rt.Workspace, Dir: filepath.Join(rt.Workspace, ".mini-openclaw", "memory"), Now: func() time.Time { return fixedNow }}
+			rt.Tools.Add(mem.Tools()...)
+			rt.Knowledge = realKnowledge{mem, skills.New(filepath.Join(rt.Workspace, ".openclaw", "skills"), rt.Workspace, nil)}
+			got := promptOf(t, rt)
+			golden(t, "prompt_"+name+".golden", got, rt.Workspace)
+			if name != "all" {
+				return
+			}
+			order := []string{
+				Identity + "\n",
+				"\n## Identity & Personality\nYou are Claw",
+				"\n## Tool Usage Guidelines\nPrefer read_file",
+				"\n## Memory\n### Long-term memory (MEMORY.md)\n",
+				"\n### Long-term memory (.mini-openclaw/memory/MEMORY.md)\n",
+				"\n### Daily log 2025-03-13\n",
+				"\n### Daily log 2025-03-14 (today)\n",
+				"\n## Skills\nSkills are instructions",
+				"\n<available_skills>\n<skill>\n<name>git</name>",
+				"<name>pdf</name>\n<description>Read &amp; fill &lt;PDF&gt; forms. Use for any .pdf file.</description>\n<location>.openclaw/skills/pdf/SKILL.md</location>",
+				"\n## Runtime Information\n",
+				"\n## Available Tools\n",
+				"\n- memory_search: ",
+				"\n- memory_write: ",
+			}
+			last := -1
+			for _, s := range order {
+				i := strings.Index(got, s)
+				if i < 0 {
+					t.Fatalf("prompt lacks %q", s)
+				}
+				if i <= last {
+					t.Errorf("%q is out of order", s)
+				}
+				last = i
+			}
+			for _, absent := range []string{"too old", "broken"} {
+				if strings.Contains(got, absent) {
+					t.Errorf("prompt holds %q", absent)
+				}
+			}
+		})
+	}
+}
+
+func writeWS(t *testing.T, ws, rel, content string) {
+	t.Helper()
+	p := filepath.Join(ws, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -48,6 +48,12 @@ func (s *Server) runTurn(ctx context.Context, id string, j job) []byte {
 		log.Error("assistant reply not persisted", "err", err)
 		return errorEvent(protocol.CodeInternal, "the reply could not be saved: "+err.Error(), id)
 	}
+	// The knowledge layer's hook (the daily log), once the turn is on disk.
+	if after := s.opt.Runtime.AfterTurn; after != nil {
+		if err := after(user, res.Messages); err != nil {
+			log.Warn("after-turn hook failed (daily log)", "err", err)
+		}
+	}
 	if runErr != nil {
 		code, level := protocol.CodeProvider, s.log.Warn
 		switch {

@@ -1,0 +1,61 @@
+//go:build unix
+
+package memory
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// appendLine appends line (one line, without its "\n") to path, creating
+// the file and its directory. The whole line goes out in one O_APPEND write
+// under an exclusive flock, so concurrent appenders — goroutines or
+// processes — never interleave or lose a line; the lock belongs to the open
+// file, so a killed holder cannot leave it stuck. A file that does not end
+// in a newline (a hand edit) gets one first, so the line stays its own.
+func appendLine(path, line string, fsync bool) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("memory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("memory: %w", err)
+	}
+	defer f.Close()
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("memory: lock %s: %w", path, err)
+	}
+	// Closing the file releases the lock.
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("memory: %w", err)
+	}
+	data := []byte(line + "\n")
+	if size := fi.Size(); size > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, size-1); err != nil {
+			return fmt.Errorf("memory: read %s: %w", path, err)
+		}
+		if last[0] != '\n' {
+			data = append([]byte{'\n'}, data...)
+		}
+	}
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("memory: append to %s: %w", path, err)
+	}
+	if fsync {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("memory: fsync %s: %w", path, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+// Package memory is the agent's long-term memory (SPEC §8), kept as plain
+// Markdown the user can read and edit:
+//
+//   - <workspace>/MEMORY.md: the user's own notes, read first;
+//   - <memory>/MEMORY.md: facts the model stores with memory_write;
+//   - <memory>/daily-logs/YYYY-MM-DD.md: one line per turn, "- [HH:MM:SS]
+//     summary", appended by the gateway after the turn is persisted.
+//
+// The prompt's Memory section holds both MEMORY.md files and the logs of
+// the last PromptDays days, each capped (see the Max* constants) with a
+// note saying what was cut; memory_search reaches the rest.
+//
+// Appends are one write of whole lines under an exclusive flock, so
+// concurrent turns and processes sharing a data directory never lose or
+// interleave a line.
+package memory
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits of what memory puts into the prompt.
+const (
+	// MaxMemoryBytes caps each MEMORY.md in the prompt. The head is kept:
+	// a curated file puts what matters first.
+	MaxMemoryBytes = 8 << 10
+	// MaxDayBytes caps each day's log in the prompt. The tail is kept: the
+	// latest turns matter most.
+	MaxDayBytes = 4 << 10
+	// PromptDays is how many days of logs (today included) the prompt holds.
+	PromptDays = 3
+)
+
+// FileName is the long-term memory file, in the workspace and in the
+// memory directory.
+const FileName = "MEMORY.md"
+
+// Store is the memory of one workspace and data directory. Its methods are
+// safe for concurrent use, in one process and across processes.
+type Store struct {
+	Workspace string // holds the user's MEMORY.md
+	Dir       string // the memory directory, <data>/memory
+	// Fsync makes every append durable before it returns (survives power
+	// loss); without it an append survives a process crash.
+	Fsync bool
+	Now   func() time.Time // the clock of the daily log; nil: time.Now
+}
+
+func (s *Store) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// WorkspaceFile is the user's MEMORY.md.
+func (s *Store) WorkspaceFile() string { return filepath.Join(s.Workspace, FileName) }
+
+// File is the MEMORY.md that memory_write appends to.
+func (s *Store) File() string { return filepath.Join(s.Dir, FileName) }
+
+// LogDir holds the daily logs.
+func (s *Store) LogDir() string { return filepath.Join(s.Dir, "daily-logs") }
+
+// DayFile is the log of day's date (in day's location).
+func (s *Store) DayFile(day time.Time) string {
+	return filepath.Join(s.LogDir(), day.Format(time.DateOnly)+".md")
+}
+
+// Display is how path is shown to the model and the user: relative to the
+// workspace when inside it (so read_file accepts it), else absolute.
+func (s *Store) Display(path string) string {
+	if rel, err := filepath.Rel(s.Workspace, path); err == nil && filepath.IsLocal(rel) {
+		return filepath.ToSlash(rel)
+	}
+	return path
+}
+
+// MemorySection is the prompt's Memory section ("" when there is no
+// memory yet); it implements half of agent.Knowledge. Files that cannot be
+// read are left out: memory must never stop a turn.
+func (s *Store) MemorySection() string {
+	var b strings.Builder
+	part := func(title, text string) {
+		if strings.TrimSpace(text) == "" {
+			return
+		}
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "### %s\n%s\n", title, strings.TrimRight(text, "\n"))
+	}
+	for _, path := range []string{s.WorkspaceFile(), s.File()} {
+		text, _ := readHead(path, MaxMemoryBytes)
+		part("Long-term memory ("+s.Display(path)+")", text)
+	}
+	today := s.now()
+	for i := PromptDays - 1; i >= 0; i-- {
+		day := today.AddDate(0, 0, -i)
+		text, _ := readTail(s.DayFile(day), MaxDayBytes)
+		title := "Daily log " + day.Format(time.DateOnly)
+		if i == 0 {
+			title += " (today)"
+		}
+		part(title, text)
+	}
+	return b.String()
+}
+
+// readHead returns the first limit bytes of path, cut at a line end, with a
+// note when it was cut. A missing file is "".
+func readHead(path string, limit int) (string, error) {
+	f, size, err := openSized(path)
+	if f == nil {
+		return "", err
+	}
+	defer f.Close()
+	buf := make([]byte, min(size, int64(limit)+1))
+	n, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return "", fmt.Errorf("memory: read %s: %w", path, err)
+	}
+	buf = buf[:n]
+	if len(buf) <= limit {
+		return string(buf), nil
+	}
+	buf = buf[:limit]
+	if i := strings.LastIndexByte(string(buf), '\n'); i >= 0 {
+		buf = buf[:i+1]
+	} else {
+		buf = []byte(validPrefix(string(buf)))
+	}
+	return fmt.Sprintf("%s[%s cut: the first %d of %d bytes are shown; memory_search finds the rest]\n",
+		buf, filepath.Base(path), len(buf), size), nil
+}
+
+// readTail returns the last limit bytes of path, from a line start, with a
+// note when earlier lines were left out. A missing file is "".
+func readTail(path string, limit int) (string, error) {
+	f, size, err := openSized(path)
+	if f == nil {
+		return "", err
+	}
+	defer f.Close()
+	start := max(0, size-int64(limit))
+	buf := make([]byte, size-start)
+	if _, err := f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("memory: read %s: %w", path, err)
+	}
+	if start == 0 {
+		return string(buf), nil
+	}
+	if i := strings.IndexByte(string(buf), '\n'); i >= 0 {
+		buf = buf[i+1:]
+	}
+	return fmt.Sprintf("[earlier entries cut: the last %d of %d bytes are shown; memory_search finds the rest]\n%s",
+		len(buf), size, strings.ToValidUTF8(string(buf), "")), nil
+}
+
+// openSized opens path and returns its size; a missing file is (nil, 0, nil).
+func openSized(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("memory: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("memory: %w", err)
+	}
+	return f, fi.Size(), nil
+}
+
+// validPrefix drops a multi-byte character cut in two at the end of s.
+func validPrefix(s string) string {
+	for i := 0; i < utf8.UTFMax && !utf8.ValidString(s); i++ {
+		s = s[:len(s)-1]
+	}
+	return s
+}
