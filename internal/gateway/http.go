@@ -28,6 +28,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /ws", s.auth(http.HandlerFunc(s.serveWS)))
 	mux.HandleFunc("GET /{$}", s.root)
+	mux.HandleFunc("GET /static/", s.page) // the WebChat's scripts and styles
 	mux.Handle("GET /api/sessions", s.auth(http.HandlerFunc(s.listSessions)))
 	mux.Handle("POST /api/sessions", s.auth(http.HandlerFunc(s.createSession)))
 	mux.Handle("GET /api/sessions/{id}", s.auth(http.HandlerFunc(s.getSession)))
@@ -43,6 +44,11 @@ func (s *Server) root(w http.ResponseWriter, r *http.Request) {
 		s.auth(http.HandlerFunc(s.serveWS)).ServeHTTP(w, r)
 		return
 	}
+	s.page(w, r)
+}
+
+// page serves the WebChat: the page at / and its files under /static/.
+func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	if s.opt.Page == nil {
 		http.NotFound(w, r)
 		return

@@ -1,0 +1,534 @@
+// Package e2e tests the WebChat in a real headless Chromium, driven with
+// chromedp, against a real gateway started in-process the way
+// cmd/miniclaw/gateway.go builds it (store on disk, scripted provider, file
+// tools). Without /usr/bin/chromium the tests skip, unless
+// MINICLAW_REQUIRE_BROWSER=1 (CI), where they fail.
+//
+// Every wait polls the DOM until a condition holds, with a deadline; no test
+// sleeps to let something happen. Screenshots of the main states go to
+// $MINICLAW_SCREENSHOTS (an absolute path; the tests run in web/e2e) or to a
+// temporary directory.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+
+	"github.com/miniclaw/miniclaw/internal/agent"
+	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/gateway"
+	"github.com/miniclaw/miniclaw/internal/provider/scripted"
+	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/internal/tools"
+	"github.com/miniclaw/miniclaw/web"
+)
+
+const (
+	chromiumPath = "/usr/bin/chromium"
+	// waitFor bounds each DOM condition and each browser action: generous
+	// for -race on a shared machine, short enough to fail fast.
+	waitFor = 15 * time.Second
+	// scriptedWarning stands in for the gateway's real warning text.
+	scriptedWarning = "No model provider is configured: running on the offline scripted provider."
+)
+
+// --- gateway --------------------------------------------------------------
+
+// gwConfig is what a test gateway runs with.
+type gwConfig struct {
+	script  string // a scripted provider script (JSON turns); "" echoes
+	token   string
+	warning string            // ProviderWarning, shown as the banner
+	files   map[string]string // workspace files, by relative path
+}
+
+// testGateway is a real gateway on 127.0.0.1. restart stops it and starts a
+// new one on the same port and data directory, as a process restart would.
+type testGateway struct {
+	t         *testing.T
+	cfg       gwConfig
+	addr      string
+	dir       string // sessions directory
+	workspace string
+	script    string // path of the script file
+
+	srv    *gateway.Server
+	store  *session.Store
+	served chan error
+	logs   *syncBuffer
+}
+
+func startGateway(t *testing.T, cfg gwConfig) *testGateway {
+	t.Helper()
+	g := &testGateway{
+		t: t, cfg: cfg, addr: "127.0.0.1:0",
+		dir:       filepath.Join(t.TempDir(), "sessions"),
+		workspace: t.TempDir(),
+		logs:      &syncBuffer{},
+	}
+	for name, body := range cfg.files {
+		p := filepath.Join(g.workspace, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cfg.script != "" {
+		g.script = filepath.Join(t.TempDir(), "script.json")
+		if err := os.WriteFile(g.script, []byte(cfg.script), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.start()
+	t.Cleanup(func() {
+		g.stop()
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", g.logs.String())
+		}
+	})
+	return g
+}
+
+// start builds the pieces as cmd/miniclaw/gateway.go does and serves.
+func (g *testGateway) start() {
+	t := g.t
+	t.Helper()
+	var provider core.Provider = scripted.Echo()
+	if g.script != "" {
+		p, err := scripted.Load(g.script)
+		if err != nil {
+			t.Fatalf("scripted.Load: %v", err)
+		}
+		provider = p
+	}
+	ws, err := tools.OpenWorkspace(g.workspace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	log := slog.New(slog.NewTextHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	store, err := session.Open(g.dir, session.Options{Logger: log})
+	if err != nil {
+		t.Fatalf("session.Open: %v", err)
+	}
+	g.store = store
+	g.srv = gateway.New(gateway.Options{
+		Store: store,
+		Runtime: &agent.Runtime{
+			Provider: provider, Model: "test-model", Workspace: g.workspace,
+			Tools: tools.NewSet(append(ws.FileTools(), tools.Bash{Dir: ws.Dir(), Timeout: 10 * time.Second})...),
+		},
+		Logger:          log,
+		Token:           g.cfg.token,
+		ProviderWarning: g.cfg.warning,
+		Page:            web.Handler(),
+	})
+	ln, err := net.Listen("tcp", g.addr)
+	if err != nil {
+		t.Fatalf("listen on %s: %v", g.addr, err)
+	}
+	g.addr = ln.Addr().String()
+	g.served = make(chan error, 1)
+	go func() { g.served <- g.srv.Serve(ln) }()
+}
+
+// stop shuts the gateway down; running turns get a short grace.
+func (g *testGateway) stop() {
+	if g.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.srv.Shutdown(ctx); err != nil {
+		g.t.Errorf("Shutdown: %v", err)
+	}
+	if err := <-g.served; err != nil {
+		g.t.Errorf("Serve: %v", err)
+	}
+	g.srv = nil
+}
+
+func (g *testGateway) restart() {
+	g.stop()
+	g.start()
+}
+
+func (g *testGateway) url() string { return "http://" + g.addr + "/" }
+
+// transcript is a session's messages on disk.
+func (g *testGateway) transcript(id string) []core.Message {
+	g.t.Helper()
+	msgs, corrupt, err := g.store.Load(id)
+	if err != nil || len(corrupt) > 0 {
+		g.t.Fatalf("load %s: %v %v", id, err, corrupt)
+	}
+	return msgs
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// --- a proxy that can cut the browser off -----------------------------------
+
+// proxy forwards TCP to a gateway. cut closes every connection through it
+// and refuses new ones until allow: the network going away under the page
+// while the gateway keeps running.
+type proxy struct {
+	ln     net.Listener
+	target string
+
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	refuse  bool
+	pumping sync.WaitGroup
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	done := make(chan struct{})
+	go func() { defer close(done); p.accept() }()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		p.cut()
+		p.pumping.Wait()
+	})
+	return p
+}
+
+func (p *proxy) url() string { return "http://" + p.ln.Addr().String() + "/" }
+
+func (p *proxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.refuse {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.conns[c] = struct{}{}
+		p.pumping.Add(1)
+		p.mu.Unlock()
+		go p.pump(c)
+	}
+}
+
+func (p *proxy) pump(c net.Conn) {
+	defer p.pumping.Done()
+	defer p.drop(c)
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	p.conns[up] = struct{}{}
+	p.mu.Unlock()
+	defer p.drop(up)
+	copied := make(chan struct{})
+	go func() { io.Copy(up, c); up.Close(); close(copied) }()
+	io.Copy(c, up)
+	c.Close()
+	<-copied
+}
+
+func (p *proxy) drop(c net.Conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+	c.Close()
+}
+
+// cut closes every connection and refuses new ones.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refuse = true
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+func (p *proxy) allow() {
+	p.mu.Lock()
+	p.refuse = false
+	p.mu.Unlock()
+}
+
+// --- browser --------------------------------------------------------------
+
+// newBrowser starts a headless Chromium with a fresh profile for this test.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("MINICLAW_REQUIRE_BROWSER") == "1" {
+			t.Fatalf("MINICLAW_REQUIRE_BROWSER=1 but %s is missing: install it (apt-get install chromium)", chromiumPath)
+		}
+		t.Skipf("browser tests skipped: %s is missing (apt-get install chromium; set MINICLAW_REQUIRE_BROWSER=1 to make this a failure)", chromiumPath)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1100, 720),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil { // starts the browser, with no timeout (see chromedp.Run)
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// tab is one browser tab showing the WebChat.
+type tab struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+// openTab opens a new tab of browser at url and waits until the page is
+// connected.
+func openTab(t *testing.T, browser context.Context, url string) *tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("open tab: %v", err)
+	}
+	tb := &tab{t: t, ctx: ctx}
+	tb.do(chromedp.Navigate(url))
+	return tb
+}
+
+// do runs browser actions, each call bounded by waitFor.
+func (tb *tab) do(steps ...chromedp.Action[chromedp.Void]) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitFor)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		tb.t.Fatalf("browser: %v\n%s", err, tb.dump())
+	}
+}
+
+// eval evaluates a JavaScript expression in the page.
+func eval[T any](tb *tab, expr string) T {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitFor)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		tb.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// waitJS polls a JavaScript condition until it is true, failing the test
+// with what the page shows when it does not become true in time.
+func (tb *tab) waitJS(what, cond string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, waitFor)
+	defer cancel()
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+cond+")"))
+		if err == nil && ok {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			tb.t.Fatalf("timed out waiting for %s (%s); last error: %v\n%s", what, cond, err, tb.dump())
+		case <-tick.C:
+		}
+	}
+}
+
+// dump describes the page for a failure message.
+func (tb *tab) dump() string {
+	ctx, cancel := context.WithTimeout(tb.ctx, 2*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`"status: " + document.querySelector("#status")?.textContent + "\nurl: " + location.href + "\nlog:\n" + document.querySelector("#log")?.innerText`))
+	if err != nil {
+		return "(page unreadable: " + err.Error() + ")"
+	}
+	return s
+}
+
+// waitConnected waits for the page's WebSocket to be open.
+func (tb *tab) waitConnected() {
+	tb.t.Helper()
+	tb.waitJS("the page to connect", `document.querySelector("#status").dataset.state === "connected"`)
+}
+
+// send types a message and presses Enter, which sends it and empties the
+// box.
+func (tb *tab) send(text string) {
+	tb.t.Helper()
+	tb.do(chromedp.SendKeys(chromedp.CSS("#input"), text), pressEnter())
+	tb.waitJS("the message box to empty", `document.querySelector("#input").value === ""`)
+}
+
+// pressEnter presses Enter as a keyboard does: one keyDown that carries the
+// text, so a page that cancels the keydown gets no newline. (chromedp's key
+// events send the text as a separate char event, which no keydown handler
+// can cancel.)
+func pressEnter() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		down := input.DispatchKeyEventParams{Type: input.DispatchKeyEventTypeKeyDown, Key: "Enter", Code: "Enter", Text: "\r", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13}
+		up := down
+		up.Type, up.Text = input.DispatchKeyEventTypeKeyUp, ""
+		for _, ev := range []input.DispatchKeyEventParams{down, up} {
+			if _, err := cdp.Call(ctx, t, input.DispatchKeyEvent, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// sessionID is the session the page shows, from its URL.
+func (tb *tab) sessionID() string {
+	tb.t.Helper()
+	return eval[string](tb, `new URLSearchParams(location.hash.slice(1)).get("s") || ""`)
+}
+
+// shown is one message as the page shows it.
+type shown struct {
+	Role string `json:"role"`
+	Text string `json:"text"`
+}
+
+// messagesJS lists the settled messages on the page: role and text (the
+// rendered Markdown's text for replies, tool cards left out).
+const messagesJS = `[...document.querySelectorAll("#log > .msg")].map(m => ({
+	role: m.classList.contains("user") ? "user" : m.classList.contains("assistant") ? "assistant" : "other",
+	text: (m.querySelector(":scope > .md, :scope > .text")?.textContent ?? "")
+}))`
+
+// settledJS is true when nothing is streaming, pending or stale.
+const settledJS = `!document.querySelector("#log .live, #log .pending, #log .stale")`
+
+// waitMessages waits until the page shows exactly want (and nothing is in
+// flight). A duplicate or a lost message never matches, so it fails.
+func (tb *tab) waitMessages(what string, want []shown) {
+	tb.t.Helper()
+	b, err := json.Marshal(want)
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	tb.waitJS(what, settledJS+` && JSON.stringify(`+messagesJS+`) === `+jsString(string(b)))
+}
+
+// fromDisk is what a transcript should look like on the page.
+func fromDisk(msgs []core.Message) []shown {
+	out := make([]shown, 0, len(msgs))
+	for _, m := range msgs {
+		out = append(out, shown{Role: m.Role, Text: m.Content})
+	}
+	return out
+}
+
+// shot saves a screenshot of the whole page as name.png.
+func (tb *tab) shot(name string) {
+	tb.t.Helper()
+	dir := os.Getenv("MINICLAW_SCREENSHOTS")
+	if dir == "" {
+		dir = tb.t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(tb.ctx, waitFor)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		tb.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		tb.t.Fatal(err)
+	}
+}
+
+// jsString quotes s as a JavaScript string literal.
+func jsString(s string) string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// script encodes scripted provider turns.
+func script(turns ...scripted.Turn) string {
+	b, err := json.Marshal(turns)
+	if err != nil {
+		panic(err)
+	}
+	if _, err := scripted.Parse(b); err != nil {
+		panic(fmt.Sprintf("bad test script: %v", err))
+	}
+	return string(b)
+}
+
+// words is n distinct words "w1 w2 …", a reply whose partial and full text
+// are easy to tell apart.
+func words(n int) string {
+	ws := make([]string, n)
+	for i := range ws {
+		ws[i] = fmt.Sprintf("w%d", i+1)
+	}
+	return strings.Join(ws, " ")
+}
+
+// waitTrue polls a condition outside the page (the store on disk).
+func waitTrue(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond) // the poll interval, not an assertion
+	}
+}

@@ -1,0 +1,690 @@
+// The miniclaw WebChat. No framework and no build step: one module that
+// talks to the gateway's WebSocket and /api, and markdown.js for replies.
+//
+// What is on screen is the session's history from GET /api/sessions/{id}
+// (the truth, persisted), followed by a "tail": messages this tab sent that
+// history does not show yet, and the reply streaming now. Each turn's start
+// and end reloads history, and the tail items history now covers are dropped,
+// so a reconnect, a reload mid-stream or a reply finished while offline shows
+// every message exactly once.
+import { render } from "./markdown.js";
+
+const $ = (id) => document.getElementById(id);
+const log = $("log");
+const input = $("input");
+
+const keys = { token: "miniclaw.token", session: "miniclaw.session" };
+
+// Error codes that end the session's running turn (the turn's own error
+// event); the others concern only this connection.
+const turnEnding = new Set(["provider_error", "aborted", "shutting_down", "internal"]);
+
+const state = {
+  token: localStorage.getItem(keys.token) || "",
+  session: sessionFromHash() || validID(localStorage.getItem(keys.session)),
+  ws: null,
+  gen: 0, // bumped by every connect and switch: events of older sockets are ignored
+  retries: 0,
+  timer: 0,
+  historySeq: 0, // the last history load issued; older answers are dropped
+  history: { messages: [], offset: 0, total: 0 },
+  limit: 100,
+  apiBusy: false, // the session had a turn running or queued at the last load
+  tail: [], // {kind:"user", node, content, after, answered} | {kind:"live", node, segs, tools, done, doneSeq}
+  sessions: [],
+};
+
+// --- HTTP -----------------------------------------------------------------
+
+class HTTPError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+// api calls the gateway's JSON API with the token. A 401 asks the user for
+// a token and tries again, so every caller gets auth for free.
+async function api(path, method = "GET", body) {
+  for (;;) {
+    const headers = {};
+    if (state.token) headers.Authorization = "Bearer " + state.token;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store" });
+    if (r.status === 401) {
+      await askToken(!!state.token);
+      continue;
+    }
+    const data = await r.json().catch(() => ({}));
+    if (!r.ok) throw new HTTPError(r.status, data.error?.message || `${r.status} ${r.statusText}`);
+    return data;
+  }
+}
+
+let tokenWaiters = null;
+
+// askToken shows the token dialog once, however many requests wait on it.
+function askToken(rejected) {
+  setStatus("auth", "token required");
+  if (!tokenWaiters) {
+    tokenWaiters = [];
+    $("auth-msg").textContent = rejected
+      ? "That token was not accepted. Enter the gateway's token (MINI_OPENCLAW_TOKEN)."
+      : "This gateway needs its access token (MINI_OPENCLAW_TOKEN).";
+    $("token").value = "";
+    $("auth").showModal();
+  }
+  return new Promise((resolve) => tokenWaiters.push(resolve));
+}
+
+$("auth-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  state.token = $("token").value.trim();
+  localStorage.setItem(keys.token, state.token);
+  $("auth").close();
+  const waiters = tokenWaiters;
+  tokenWaiters = null;
+  waiters.forEach((resolve) => resolve());
+});
+// Esc must not dismiss the dialog: nothing works without the token.
+$("auth").addEventListener("cancel", (e) => e.preventDefault());
+
+// --- WebSocket ----------------------------------------------------------
+
+// connect checks the token and loads the session list over HTTP (a browser
+// cannot see why a WebSocket upgrade failed), then opens the socket.
+async function connect() {
+  const gen = ++state.gen;
+  clearTimeout(state.timer);
+  setStatus("connecting", "connecting…");
+  try {
+    await refreshSessions();
+  } catch {
+    if (gen === state.gen) retryLater(gen);
+    return;
+  }
+  if (gen !== state.gen) return;
+  const q = new URLSearchParams();
+  if (state.session) q.set("sessionId", state.session);
+  if (state.token) q.set("token", state.token);
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws?${q}`);
+  state.ws = ws;
+  ws.onmessage = (e) => {
+    if (gen === state.gen) onEvent(JSON.parse(e.data));
+  };
+  ws.onclose = () => {
+    if (gen !== state.gen) return;
+    state.ws = null;
+    for (const item of state.tail) if (item.kind === "live" && !item.done) item.node.classList.add("stale");
+    retryLater(gen);
+  };
+}
+
+// retryLater reconnects with exponential backoff and jitter, from 0.5 s up
+// to 10 s, so a restarting gateway is not hammered by every open tab.
+function retryLater(gen) {
+  const delay = Math.min(10000, 500 * 2 ** state.retries++) * (0.5 + Math.random() / 2);
+  setStatus("offline", `offline — retrying in ${Math.ceil(delay / 1000)} s`);
+  state.timer = setTimeout(() => {
+    if (gen === state.gen) connect();
+  }, delay);
+}
+
+function onEvent(ev) {
+  if (ev.sessionId && ev.sessionId !== state.session && ev.type !== "connected") return;
+  switch (ev.type) {
+    case "connected":
+      state.retries = 0;
+      setSession(ev.sessionId, false);
+      setStatus("connected", "connected");
+      // What streamed on a lost connection is superseded by history plus
+      // what this connection streams next.
+      for (const item of state.tail) if (item.kind === "live" && !item.done) finishLive(item);
+      loadHistory();
+      refreshSessions().catch(() => {});
+      break;
+    case "chunk":
+      appendText(liveTurn(), ev.content);
+      break;
+    case "tool_start":
+      toolStart(liveTurn(), ev);
+      break;
+    case "tool_done":
+      toolDone(liveTurn(), ev);
+      break;
+    case "message_done":
+      endTurn();
+      break;
+    case "error": {
+      // shutting_down either ends the running turn or refuses a message just
+      // sent; without a reply streaming it can only be the latter.
+      const streaming = state.tail.some((i) => i.kind === "live" && !i.done);
+      if (ev.code === "queue_full" || (ev.code === "shutting_down" && !streaming)) dropNewestPending();
+      if (ev.sessionId && turnEnding.has(ev.code)) endTurn();
+      if (ev.code !== "aborted") toast(ev.message); // an abort shows as a badge on the reply
+      break;
+    }
+  }
+}
+
+function send() {
+  const text = input.value.trim();
+  if (!text) return;
+  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
+    toast("Not connected: the message was not sent. It is still in the box.");
+    return;
+  }
+  state.ws.send(JSON.stringify({ type: "message", sessionId: state.session, content: text }));
+  input.value = "";
+  autosize();
+  const node = messageNode({ role: "user", content: text });
+  node.classList.add("pending");
+  addTail({ kind: "user", node, content: text, after: state.history.total, answered: false });
+  updateBusy();
+}
+
+function abort() {
+  if (state.ws?.readyState === WebSocket.OPEN && isBusy()) {
+    state.ws.send(JSON.stringify({ type: "abort", sessionId: state.session }));
+  }
+}
+
+// --- the streaming turn -------------------------------------------------
+
+// liveTurn returns the reply being streamed, starting one on a turn's first
+// event. The start of a turn reloads history, which by then holds the turn's
+// user message (persisted before the model is called), also when another
+// tab sent it.
+function liveTurn() {
+  let live = state.tail.find((i) => i.kind === "live" && !i.done);
+  if (live) return live;
+  const node = document.createElement("div");
+  node.className = "msg assistant live";
+  live = { kind: "live", node, segs: [], tools: new Map(), done: false, doneSeq: 0 };
+  // The reply goes after the first message of ours it can answer; messages
+  // sent after it wait below.
+  const asked = state.tail.find((i) => i.kind === "user" && !i.answered);
+  if (asked) asked.answered = true;
+  insertTail(live, asked ? state.tail.indexOf(asked) + 1 : state.tail.length);
+  loadHistory();
+  refreshSessions().catch(() => {});
+  updateBusy();
+  return live;
+}
+
+function appendText(live, text) {
+  let seg = live.segs.at(-1);
+  if (!seg || seg.tool) {
+    seg = { text: "", node: document.createElement("div"), timer: 0 };
+    seg.node.className = "md";
+    live.segs.push(seg);
+    live.node.append(seg.node);
+  }
+  seg.text += text;
+  // Rendering is throttled: a long reply re-rendered on every small chunk
+  // would cost quadratic time.
+  if (!seg.timer) {
+    paintSeg(seg);
+    seg.timer = setTimeout(() => {
+      seg.timer = 0;
+      paintSeg(seg);
+    }, 50);
+  }
+}
+
+function paintSeg(seg) {
+  keepScrolled(() => seg.node.replaceChildren(render(seg.text)));
+}
+
+function toolStart(live, ev) {
+  const card = toolCard({ id: ev.toolCallId, name: ev.toolName, input: ev.input });
+  live.segs.push({ tool: true });
+  live.tools.set(ev.toolCallId || ev.toolName, card);
+  keepScrolled(() => live.node.append(card));
+}
+
+function toolDone(live, ev) {
+  const key = ev.toolCallId || ev.toolName;
+  let card = live.tools.get(key);
+  if (!card) {
+    // Joined mid-turn: the tool started before this connection.
+    card = toolCard({ id: ev.toolCallId, name: ev.toolName });
+    live.tools.set(key, card);
+    live.segs.push({ tool: true });
+    live.node.append(card);
+  }
+  fillTool(card, ev.output, ev.isError);
+}
+
+function finishLive(live) {
+  for (const seg of live.segs) {
+    if (seg.timer) {
+      clearTimeout(seg.timer);
+      seg.timer = 0;
+      paintSeg(seg);
+    }
+  }
+  live.done = true;
+  live.doneSeq = state.historySeq + 1; // the next load covers it
+  live.node.classList.remove("live");
+}
+
+// endTurn: the session's turn ended (message_done or its error). The reply
+// is on disk by now, so history shows it; the streamed copy stays on screen
+// until that history arrives.
+function endTurn() {
+  const live = state.tail.find((i) => i.kind === "live" && !i.done);
+  if (live) finishLive(live);
+  loadHistory();
+  refreshSessions().catch(() => {});
+}
+
+function dropNewestPending() {
+  const item = state.tail.findLast((i) => i.kind === "user");
+  if (!item) return;
+  state.tail.splice(state.tail.indexOf(item), 1);
+  item.node.remove();
+  if (!input.value) input.value = item.content;
+  updateBusy();
+}
+
+// --- history ------------------------------------------------------------
+
+async function loadHistory() {
+  const id = state.session;
+  const seq = ++state.historySeq;
+  let page;
+  try {
+    page = await api(`/api/sessions/${encodeURIComponent(id)}?limit=${state.limit}`);
+  } catch (e) {
+    if (id === state.session && !(e instanceof HTTPError && e.status === 404)) toast("Could not load the history: " + e.message);
+    return;
+  }
+  if (seq !== state.historySeq || id !== state.session) return; // a newer load is on its way
+  state.history = { messages: page.messages || [], offset: page.offset, total: page.total };
+  state.apiBusy = page.session.busy;
+  $("title").textContent = page.session.title || "New chat";
+  document.title = (page.session.title ? page.session.title + " · " : "") + "miniclaw";
+  state.tail = state.tail.filter((i) => !(i.kind === "live" && i.done && i.doneSeq <= seq));
+  // A message of ours that history shows now is dropped from the tail: the
+  // first user message with its text at or after the place it was sent.
+  const claimed = new Set();
+  state.tail = state.tail.filter((item) => {
+    if (item.kind !== "user") return true;
+    const i = state.history.messages.findIndex(
+      (m, j) => !claimed.has(j) && m.role === "user" && m.content === item.content && state.history.offset + j >= item.after,
+    );
+    if (i < 0) return true;
+    claimed.add(i);
+    return false;
+  });
+  renderLog();
+  updateBusy();
+}
+
+function renderLog() {
+  // Re-rendering must not close a tool card the user opened.
+  const open = new Set([...log.querySelectorAll("details.tool[open]")].map((d) => d.dataset.id));
+  const nodes = [];
+  if (state.history.offset > 0) {
+    const more = document.createElement("button");
+    more.type = "button";
+    more.className = "more";
+    more.textContent = `Show earlier messages (${state.history.offset} more)`;
+    more.disabled = state.limit >= 1000;
+    more.onclick = () => {
+      state.limit = Math.min(1000, state.limit + 100);
+      loadHistory();
+    };
+    nodes.push(more);
+  }
+  for (const m of state.history.messages) nodes.push(messageNode(m));
+  for (const item of state.tail) nodes.push(item.node);
+  if (nodes.length === 0) {
+    const empty = document.createElement("p");
+    empty.className = "empty";
+    empty.textContent = "No messages yet. Type below and press Enter.";
+    nodes.push(empty);
+  }
+  const atBottom = nearBottom();
+  log.replaceChildren(...nodes);
+  for (const d of log.querySelectorAll("details.tool")) if (open.has(d.dataset.id)) d.open = true;
+  if (atBottom) log.scrollTop = log.scrollHeight;
+}
+
+function messageNode(m) {
+  const node = document.createElement("div");
+  node.className = "msg " + (m.role === "user" || m.role === "assistant" ? m.role : "system");
+  if (m.role === "assistant") {
+    if (m.content) {
+      const md = document.createElement("div");
+      md.className = "md";
+      md.append(render(m.content));
+      node.append(md);
+    }
+    for (const c of m.toolCalls || []) {
+      const card = toolCard(c);
+      fillTool(card, c.output, c.isError);
+      node.append(card);
+    }
+    if (m.status) {
+      const note = document.createElement("div");
+      note.className = "status-note " + m.status;
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = m.status;
+      note.append(badge, " " + (m.error || ""));
+      node.append(note);
+    }
+  } else {
+    const body = document.createElement("div");
+    body.className = "text";
+    body.textContent = m.content;
+    node.append(body);
+  }
+  if (m.timestamp) node.title = new Date(m.timestamp).toLocaleString();
+  return node;
+}
+
+// toolCard is a collapsed card for one tool call: name and a one-line input
+// in the summary, pretty input and the output inside.
+function toolCard({ id, name, input }) {
+  const d = document.createElement("details");
+  d.className = "tool running";
+  if (id) d.dataset.id = id;
+  const s = document.createElement("summary");
+  const icon = document.createElement("span");
+  icon.className = "tool-state";
+  const n = document.createElement("span");
+  n.className = "tool-name";
+  n.textContent = name;
+  const brief = document.createElement("code");
+  brief.className = "tool-brief";
+  const oneLine = input === undefined ? "" : JSON.stringify(input);
+  brief.textContent = oneLine.length > 80 ? oneLine.slice(0, 79) + "…" : oneLine;
+  s.append(icon, n, brief);
+  const body = document.createElement("div");
+  body.className = "tool-body";
+  body.append(label("Input"), pre("tool-input", input === undefined ? "" : JSON.stringify(input, null, 2)), label("Output"), pre("tool-output", "running…"));
+  d.append(s, body);
+  return d;
+}
+
+function fillTool(card, output, isError) {
+  card.classList.remove("running");
+  card.classList.add(isError ? "error" : "ok");
+  card.querySelector(".tool-output").textContent = output || "(no output)";
+}
+
+function label(text) {
+  const l = document.createElement("div");
+  l.className = "tool-label";
+  l.textContent = text;
+  return l;
+}
+
+function pre(cls, text) {
+  const p = document.createElement("pre");
+  p.className = cls;
+  p.textContent = text;
+  return p;
+}
+
+function addTail(item) {
+  insertTail(item, state.tail.length);
+}
+
+function insertTail(item, at) {
+  const next = state.tail[at];
+  state.tail.splice(at, 0, item);
+  log.querySelector(":scope > .empty")?.remove();
+  keepScrolled(() => log.insertBefore(item.node, next ? next.node : null));
+}
+
+function nearBottom() {
+  return log.scrollHeight - log.scrollTop - log.clientHeight < 60;
+}
+
+// keepScrolled runs f and keeps the log at the bottom if it was there, so
+// reading older messages is not interrupted by the stream.
+function keepScrolled(f) {
+  const atBottom = nearBottom();
+  f();
+  if (atBottom) log.scrollTop = log.scrollHeight;
+}
+
+// --- sessions -----------------------------------------------------------
+
+async function refreshSessions() {
+  const data = await api("/api/sessions");
+  state.sessions = data.sessions || [];
+  const list = $("sessions");
+  list.replaceChildren(
+    ...state.sessions.map((m) => {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "session" + (m.sessionId === state.session ? " current" : "");
+      b.dataset.id = m.sessionId;
+      if (m.sessionId === state.session) b.setAttribute("aria-current", "true");
+      const t = document.createElement("span");
+      t.className = "s-title";
+      t.textContent = m.title || "New chat";
+      const meta = document.createElement("span");
+      meta.className = "s-meta";
+      meta.textContent = `${when(m.updatedAt)} · ${m.messageCount} msg${m.channel && m.channel !== "webchat" ? " · " + m.channel : ""}`;
+      b.append(t, meta);
+      if (m.busy) b.classList.add("busy");
+      b.onclick = () => {
+        switchSession(m.sessionId);
+        closeSidebar();
+      };
+      li.append(b);
+      return li;
+    }),
+  );
+}
+
+function when(ms) {
+  const d = new Date(ms);
+  return d.toDateString() === new Date().toDateString()
+    ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : d.toLocaleDateString([], { month: "short", day: "numeric" });
+}
+
+// setSession records id as the current session: in the URL (a reload or a
+// shared link opens it) and in localStorage (a bare URL reopens it).
+function setSession(id, push) {
+  state.session = id;
+  localStorage.setItem(keys.session, id);
+  const hash = "#s=" + encodeURIComponent(id);
+  if (location.hash !== hash) history[push ? "pushState" : "replaceState"](null, "", hash);
+  for (const b of document.querySelectorAll("#sessions .session")) {
+    b.classList.toggle("current", b.dataset.id === id);
+    if (b.dataset.id === id) b.setAttribute("aria-current", "true");
+    else b.removeAttribute("aria-current");
+  }
+}
+
+// switchSession shows another session: a fresh connection attached to it
+// (the protocol attaches a connection at connect time) and its history.
+function switchSession(id, push = true) {
+  if (id === state.session && state.ws) return;
+  state.ws?.close();
+  state.ws = null;
+  if (id) setSession(id, push);
+  else state.session = "";
+  state.tail = [];
+  state.history = { messages: [], offset: 0, total: 0 };
+  state.limit = 100;
+  state.apiBusy = false;
+  state.retries = 0;
+  log.replaceChildren();
+  updateBusy();
+  connect();
+  input.focus();
+}
+
+function sessionFromHash() {
+  return validID(new URLSearchParams(location.hash.slice(1)).get("s"));
+}
+
+// validID returns id when the gateway would accept it as a session ID, else
+// "": a bad ID in a hand-edited URL must not make every reconnect fail.
+function validID(id) {
+  return id && /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/.test(id) ? id : "";
+}
+
+async function newChat() {
+  try {
+    const m = await api("/api/sessions", "POST", {});
+    switchSession(m.sessionId);
+  } catch (e) {
+    toast("Could not create a session: " + e.message);
+  }
+}
+
+async function fork() {
+  try {
+    const m = await api(`/api/sessions/${encodeURIComponent(state.session)}/fork`, "POST", {});
+    switchSession(m.sessionId);
+    toast("Forked into a new session.");
+  } catch (e) {
+    toast("Could not fork: " + e.message);
+  }
+}
+
+// archive asks for a second click within 4 s instead of a blocking confirm().
+let archiveArmed = 0;
+async function archive() {
+  const b = $("archive");
+  if (!archiveArmed) {
+    b.textContent = "Archive? Click again";
+    b.classList.add("armed");
+    archiveArmed = setTimeout(disarm, 4000);
+    return;
+  }
+  disarm();
+  const id = state.session;
+  try {
+    await api(`/api/sessions/${encodeURIComponent(id)}/archive`, "POST", {});
+  } catch (e) {
+    toast("Could not archive: " + e.message);
+    return;
+  }
+  await refreshSessions().catch(() => {});
+  const next = state.sessions.find((m) => m.sessionId !== id);
+  if (next) switchSession(next.sessionId);
+  else newChat();
+  toast("Archived. The files are in sessions/archive/.");
+}
+
+function disarm() {
+  clearTimeout(archiveArmed);
+  archiveArmed = 0;
+  $("archive").textContent = "Archive";
+  $("archive").classList.remove("armed");
+}
+
+// --- page chrome --------------------------------------------------------
+
+function isBusy() {
+  return state.apiBusy || state.tail.some((i) => (i.kind === "live" && !i.done) || i.kind === "user");
+}
+
+function updateBusy() {
+  $("abort").disabled = !isBusy();
+  document.body.classList.toggle("busy", isBusy());
+}
+
+function setStatus(s, text) {
+  const el = $("status");
+  el.dataset.state = s;
+  el.textContent = text;
+}
+
+let toastTimer = 0;
+function toast(text) {
+  const t = $("toast");
+  t.textContent = text;
+  t.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (t.hidden = true), 6000);
+}
+
+function autosize() {
+  input.style.height = "auto";
+  input.style.height = Math.min(input.scrollHeight, 220) + "px";
+}
+
+function openSidebar() {
+  document.body.classList.add("side-open");
+  $("scrim").hidden = false;
+  $("menu").setAttribute("aria-expanded", "true");
+  (document.querySelector("#sessions .current") || $("new")).focus();
+}
+
+function closeSidebar() {
+  document.body.classList.remove("side-open");
+  $("scrim").hidden = true;
+  $("menu").setAttribute("aria-expanded", "false");
+}
+
+async function showProvider() {
+  try {
+    const r = await fetch("/readyz", { cache: "no-store" });
+    const h = await r.json();
+    if (h.providerWarning) {
+      $("banner").textContent = h.providerWarning;
+      $("banner").hidden = false;
+    }
+  } catch {
+    // The connection loop reports an unreachable gateway.
+  }
+}
+
+// --- wiring -------------------------------------------------------------
+
+$("composer").addEventListener("submit", (e) => {
+  e.preventDefault();
+  send();
+});
+input.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    send();
+  }
+});
+input.addEventListener("input", autosize);
+$("abort").addEventListener("click", abort);
+$("new").addEventListener("click", newChat);
+$("fork").addEventListener("click", fork);
+$("archive").addEventListener("click", archive);
+$("menu").addEventListener("click", () => (document.body.classList.contains("side-open") ? closeSidebar() : openSidebar()));
+$("scrim").addEventListener("click", closeSidebar);
+window.addEventListener("hashchange", () => {
+  const id = sessionFromHash();
+  if (id && id !== state.session) switchSession(id, false);
+});
+document.addEventListener("keydown", (e) => {
+  if ($("auth").open) return;
+  if (e.key === "Escape") {
+    if (document.body.classList.contains("side-open")) closeSidebar();
+    else abort();
+  } else if (e.altKey && e.code === "KeyN") {
+    e.preventDefault();
+    newChat();
+  } else if (e.altKey && (e.key === "ArrowUp" || e.key === "ArrowDown")) {
+    e.preventDefault();
+    const i = state.sessions.findIndex((m) => m.sessionId === state.session);
+    const next = state.sessions[i + (e.key === "ArrowUp" ? -1 : 1)];
+    if (next) switchSession(next.sessionId);
+  } else if (e.key === "/" && document.activeElement !== input && !/^(INPUT|TEXTAREA)$/.test(document.activeElement?.tagName)) {
+    e.preventDefault();
+    input.focus();
+  }
+});
+
+if (state.session) setSession(state.session, false);
+showProvider();
+connect();
