@@ -21,6 +21,8 @@ const usage = `miniclaw — a self-hosted AI agent gateway
 
 Usage:
   miniclaw gateway [flags]   run the gateway (HTTP, WebSocket and WebChat on one port)
+  miniclaw chat [flags]      chat with a running gateway from the terminal
+  miniclaw sessions <cmd>    list, show, export, fork or archive sessions in the data dir
   miniclaw version           print the version
   miniclaw help              show this help
 
@@ -50,6 +52,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			return 1
 		}
 		return 0
+	case "chat":
+		return exitCode(stderr, "chat", runChat(args[1:], getenv, os.Stdin, stdout, stderr))
+	case "sessions":
+		return exitCode(stderr, "sessions", runSessions(args[1:], getenv, stdout, stderr))
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "miniclaw %s\n", versionString())
 		return 0

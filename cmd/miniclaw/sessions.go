@@ -1,0 +1,334 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/miniclaw/miniclaw/internal/chatclient"
+	"github.com/miniclaw/miniclaw/internal/config"
+	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/protocol"
+	"github.com/miniclaw/miniclaw/internal/session"
+)
+
+// `miniclaw sessions` works on the data directory itself, beside a running
+// gateway or without one. It goes through session.Store, whose appends are
+// serialised across processes by an flock on each transcript: reads see
+// whole lines, and a fork or an archive takes the same lock as the
+// gateway's appends.
+
+const sessionsUsage = `Usage: miniclaw sessions <command> [flags]
+
+Reads and manages the sessions in the data directory, directly (no gateway
+needed; safe beside a running one).
+
+Commands:
+  list                     all sessions, most recent first (--json for JSON)
+  show ID                  the messages of a session, with tool calls (--limit N: the last N)
+  export ID                the transcript as JSONL (exact bytes) or Markdown (--format md), -o FILE
+  fork ID                  a new session from the first --messages N messages (all by default), --to NEWID
+  archive ID               move a session to sessions/archive/ (see --help about running gateways)
+
+Each command takes --workspace and --data-dir (env MINI_OPENCLAW_WORKSPACE,
+MINI_OPENCLAW_DATA_DIR), as the gateway does. Run "miniclaw sessions <command> --help".
+`
+
+// sessionsCmd is one subcommand: its flags, and what it does with its
+// arguments once the store is open.
+type sessionsCmd struct {
+	usage string // the first help line, after "Usage: miniclaw sessions "
+	about string
+	args  int // positional arguments: 0, or 1 (the session ID)
+	run   func(st *session.Store, args []string, stdout, stderr io.Writer) error
+}
+
+func runSessions(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, sessionsUsage)
+		return usageError{errors.New("a command is required")}
+	}
+	switch args[0] {
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, sessionsUsage)
+		return nil
+	}
+	fs := flag.NewFlagSet("miniclaw sessions "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	paths := config.PathFlags(fs, getenv)
+	var cmd sessionsCmd
+	switch args[0] {
+	case "list":
+		cmd = listCmd(fs)
+	case "show":
+		cmd = showCmd(fs)
+	case "export":
+		cmd = exportCmd(fs)
+	case "fork":
+		cmd = forkCmd(fs)
+	case "archive":
+		cmd = archiveCmd(fs)
+	default:
+		fmt.Fprint(stderr, sessionsUsage)
+		return usageError{fmt.Errorf("unknown command %q", args[0])}
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: miniclaw sessions %s\n\n%s\n\n", cmd.usage, cmd.about)
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != cmd.args {
+		want := "no arguments"
+		if cmd.args == 1 {
+			want = "one argument, the session ID"
+		}
+		return usageError{fmt.Errorf("%s takes %s (see miniclaw sessions %s --help)", args[0], want, args[0])}
+	}
+	if cmd.args == 1 {
+		if err := protocol.ValidateSessionID(pos[0]); err != nil {
+			return usageError{fmt.Errorf("session ID %q: %w", pos[0], err)}
+		}
+	}
+	p, err := paths()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(p.SessionsDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return cmd.run(st, pos, stdout, stderr)
+}
+
+// parseInterspersed parses flags placed before or after the positional
+// arguments ("show ID --limit 5" as well as "show --limit 5 ID"), which the
+// flag package alone stops at. Errors are usage errors.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err}
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// openStore opens the sessions directory without creating it: a mistyped
+// --data-dir must not leave an empty data directory behind.
+func openStore(dir string) (*session.Store, error) {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("no sessions directory at %s (check --data-dir or MINI_OPENCLAW_DATA_DIR)", dir)
+	}
+	// Fsync always: a fork is one append, and a command line is not a hot path.
+	return session.Open(dir, session.Options{Fsync: true})
+}
+
+// notFound names the session and where it was looked for.
+func notFound(st *session.Store, id string, err error) error {
+	if errors.Is(err, session.ErrNotFound) {
+		return fmt.Errorf("session %s not found in %s", id, st.Dir())
+	}
+	return err
+}
+
+func listCmd(fs *flag.FlagSet) sessionsCmd {
+	asJSON := fs.Bool("json", false, "print a JSON array of the sessions' meta")
+	return sessionsCmd{
+		usage: "list [--json]",
+		about: "Lists all sessions, most recently updated first: ID, channel, messages, updated, title.",
+		run: func(st *session.Store, _ []string, stdout, _ io.Writer) error {
+			metas := st.List()
+			if *asJSON {
+				b, err := json.MarshalIndent(metas, "", "  ")
+				if err != nil {
+					return err
+				}
+				_, err = stdout.Write(append(b, '\n'))
+				return err
+			}
+			return chatclient.WriteSessionTable(stdout, metas, "", time.Now())
+		},
+	}
+}
+
+func showCmd(fs *flag.FlagSet) sessionsCmd {
+	limit := fs.Int("limit", 0, "show only the last N messages (0: all)")
+	return sessionsCmd{
+		usage: "show ID [--limit N]",
+		about: "Prints the messages of a session, with their tool calls and results.",
+		args:  1,
+		run: func(st *session.Store, args []string, stdout, stderr io.Writer) error {
+			if *limit < 0 {
+				return usageError{fmt.Errorf("--limit %d: must be 0 (all) or more", *limit)}
+			}
+			id := args[0]
+			meta, err := st.Get(id)
+			if err != nil {
+				return notFound(st, id, err)
+			}
+			var msgs []core.Message
+			var corrupt []session.LineError
+			if *limit > 0 {
+				msgs, corrupt, err = st.Tail(id, *limit)
+			} else {
+				msgs, corrupt, err = st.Load(id)
+			}
+			if err != nil {
+				return notFound(st, id, err)
+			}
+			warnCorrupt(stderr, id, corrupt)
+			fmt.Fprintf(stdout, "Session %s · %s · %d messages · %q\n\n", id, meta.Channel, meta.MessageCount, meta.Title)
+			return chatclient.WriteTranscript(stdout, msgs)
+		},
+	}
+}
+
+func exportCmd(fs *flag.FlagSet) sessionsCmd {
+	format := fs.String("format", "jsonl", "jsonl (the transcript's exact lines) or md (a Markdown document)")
+	out := fs.String("o", "", "write to this file instead of standard output")
+	return sessionsCmd{
+		usage: "export ID [--format jsonl|md] [-o FILE]",
+		about: "Exports a session: jsonl copies the transcript's complete lines byte for byte;\nmd writes a readable Markdown document with tool calls in fenced blocks.",
+		args:  1,
+		run: func(st *session.Store, args []string, stdout, stderr io.Writer) error {
+			id := args[0]
+			if *format != "jsonl" && *format != "md" {
+				return usageError{fmt.Errorf("--format %q: must be jsonl or md", *format)}
+			}
+			meta, err := st.Get(id)
+			if err != nil {
+				return notFound(st, id, err)
+			}
+			var buf bytes.Buffer
+			if *format == "jsonl" {
+				err = exportJSONL(&buf, st, id)
+			} else {
+				var msgs []core.Message
+				var corrupt []session.LineError
+				if msgs, corrupt, err = st.Load(id); err == nil {
+					warnCorrupt(stderr, id, corrupt)
+					err = chatclient.WriteMarkdown(&buf, meta, msgs)
+				}
+			}
+			if err != nil {
+				return notFound(st, id, err)
+			}
+			if *out == "" {
+				_, err = stdout.Write(buf.Bytes())
+				return err
+			}
+			if err := os.WriteFile(*out, buf.Bytes(), 0o600); err != nil {
+				return fmt.Errorf("export %s: %w", id, err)
+			}
+			fmt.Fprintf(stderr, "exported session %s to %s (%d bytes)\n", id, *out, buf.Len())
+			return nil
+		},
+	}
+}
+
+// exportJSONL copies the transcript's complete lines. The transcript's file
+// name is part of the documented storage layout (<sessions>/<id>.jsonl). An
+// append is one write of whole lines, so stopping at the last newline leaves
+// out only an append still being written, never part of a line.
+func exportJSONL(w io.Writer, st *session.Store, id string) error {
+	b, err := os.ReadFile(filepath.Join(st.Dir(), id+".jsonl"))
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("session %s: %w", id, session.ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b[:bytes.LastIndexByte(b, '\n')+1])
+	return err
+}
+
+func forkCmd(fs *flag.FlagSet) sessionsCmd {
+	n := fs.Int("messages", 0, "copy the first N messages (0: all)")
+	to := fs.String("to", "", "ID of the new session (default: a new UUID)")
+	return sessionsCmd{
+		usage: "fork ID [--messages N] [--to NEWID]",
+		about: "Creates a new session holding the first N messages of session ID and prints its ID.\nA running gateway picks the new session up as soon as a client opens it.",
+		args:  1,
+		run: func(st *session.Store, args []string, stdout, stderr io.Writer) error {
+			id := args[0]
+			if *n < 0 {
+				return usageError{fmt.Errorf("--messages %d: must be 0 (all) or more", *n)}
+			}
+			if *to != "" {
+				if err := protocol.ValidateSessionID(*to); err != nil {
+					return usageError{fmt.Errorf("--to %q: %w", *to, err)}
+				}
+			}
+			m, skipped, err := st.Fork(id, *n, *to)
+			if err != nil {
+				return notFound(st, id, err)
+			}
+			warnCorrupt(stderr, id, skipped)
+			fmt.Fprintf(stderr, "forked session %s into %s (%d messages)\n", id, m.SessionID, m.MessageCount)
+			fmt.Fprintln(stdout, m.SessionID)
+			return nil
+		},
+	}
+}
+
+func archiveCmd(fs *flag.FlagSet) sessionsCmd {
+	force := fs.Bool("force", false, "archive even if the last message has no reply (a turn may be running)")
+	return sessionsCmd{
+		usage: "archive ID [--force]",
+		about: `Moves a session's files to sessions/archive/<id>.<UTC time>.jsonl (and .meta.json).
+Nothing is deleted.
+
+This command cannot see a gateway's running turns. It takes the transcript's
+lock, so an append in progress finishes first and no later append can land in
+the archive; but a turn still running would lose its reply. So it refuses while
+the last message is a user message without a reply (a turn started and has not
+finished, or a gateway crashed during it): wait, archive through the gateway
+(POST /api/sessions/ID/archive), or pass --force. A running gateway keeps
+listing a session archived behind its back until it restarts: while one runs,
+prefer archiving through it.`,
+		args: 1,
+		run: func(st *session.Store, args []string, stdout, stderr io.Writer) error {
+			id := args[0]
+			if !*force {
+				last, _, err := st.Tail(id, 1)
+				if err != nil {
+					return notFound(st, id, err)
+				}
+				if n := len(last); n > 0 && last[n-1].Role == core.RoleUser {
+					ago := time.Since(time.UnixMilli(last[n-1].Timestamp)).Round(time.Second)
+					return fmt.Errorf("session %s may have a turn running: its last message (%s ago) has no reply yet; "+
+						"wait, archive it through the gateway (POST /api/sessions/%s/archive), or pass --force", id, ago, id)
+				}
+			}
+			path, err := st.Archive(id)
+			if err != nil {
+				return notFound(st, id, err)
+			}
+			fmt.Fprintf(stdout, "archived session %s to %s\n", id, path)
+			return nil
+		},
+	}
+}
+
+func warnCorrupt(w io.Writer, id string, lines []session.LineError) {
+	for _, le := range lines {
+		fmt.Fprintf(w, "warning: session %s: unreadable transcript %s (left out)\n", id, le)
+	}
+}

@@ -1,0 +1,244 @@
+package chatclient
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/session"
+)
+
+// The live client (tool events as they happen) and `miniclaw sessions show`
+// (tool records of a stored transcript) draw tools the same way, so a
+// session reads the same after the fact as it did while it ran.
+
+const (
+	maxInputShown  = 200 // runes of a tool input on its one line
+	maxOutputShown = 100 // runes of a tool output's first line
+)
+
+// ToolStartLine is the one line that announces a tool call:
+// `⚙ bash {"command":"ls"}`.
+func ToolStartLine(name string, input json.RawMessage) string {
+	in := compactJSON(input)
+	if in == "" || in == "{}" {
+		return "⚙ " + name
+	}
+	return "⚙ " + name + " " + clipRunes(in, maxInputShown)
+}
+
+// ToolDoneLine is the one line that reports a tool's result: a check mark or
+// a cross, then the first line of its output, with "…" when there is more.
+func ToolDoneLine(name, output string, isError bool) string {
+	mark := "✓"
+	if isError {
+		mark = "✗"
+	}
+	return mark + " " + name + ": " + firstLine(output)
+}
+
+func compactJSON(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return string(raw)
+	}
+	return b.String()
+}
+
+// firstLine is the first non-blank line of s, clipped, with "…" when
+// anything was left out.
+func firstLine(s string) string {
+	s = strings.TrimLeft(s, " \t\r\n")
+	if s == "" {
+		return "(no output)"
+	}
+	line, rest, more := strings.Cut(s, "\n")
+	line = strings.TrimRight(line, " \t\r")
+	more = more && strings.TrimSpace(rest) != ""
+	if utf8.RuneCountInString(line) > maxOutputShown {
+		return clipRunes(line, maxOutputShown)
+	}
+	if more {
+		return line + "…"
+	}
+	return line
+}
+
+// clipRunes cuts s to n runes, the last being "…", when it is longer.
+func clipRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}
+
+// output writes the client's output and knows whether the cursor is in the
+// middle of a line, so that a notice never lands after half a streamed reply.
+type output struct {
+	w       io.Writer
+	midLine bool
+}
+
+// text writes streamed reply text as it comes.
+func (o *output) text(s string) {
+	if s == "" {
+		return
+	}
+	io.WriteString(o.w, s)
+	o.midLine = !strings.HasSuffix(s, "\n")
+}
+
+// endLine moves to the start of a line if the cursor is not there.
+func (o *output) endLine() {
+	if o.midLine {
+		io.WriteString(o.w, "\n")
+		o.midLine = false
+	}
+}
+
+// printf writes one whole line (a newline is added), on a line of its own.
+func (o *output) printf(format string, args ...any) {
+	o.endLine()
+	fmt.Fprintf(o.w, format+"\n", args...)
+}
+
+// WriteSessionTable lists sessions one per line: ID, channel, messages, when
+// last updated, title. The current session, if any, is starred.
+func WriteSessionTable(w io.Writer, metas []session.Meta, current string, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ID\tCHANNEL\tMESSAGES\tUPDATED\tTITLE")
+	for _, m := range metas {
+		star := " "
+		if m.SessionID == current {
+			star = "*"
+		}
+		fmt.Fprintf(tw, "%s %s\t%s\t%d\t%s\t%s\n", star, m.SessionID, m.Channel, m.MessageCount,
+			Ago(time.UnixMilli(m.UpdatedAt), now), clipRunes(m.Title, 60))
+	}
+	return tw.Flush()
+}
+
+// Ago says when t was, relative to now for the last day, else as a date.
+func Ago(t, now time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d/time.Minute))
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d/time.Hour))
+	}
+	return t.Local().Format("2006-01-02 15:04")
+}
+
+// WriteTranscript prints messages readably: a header per message (role and
+// local time), its text, its tool calls as the live client shows them, and
+// the status of a turn that did not finish.
+func WriteTranscript(w io.Writer, msgs []core.Message) error {
+	var b strings.Builder
+	for i, m := range msgs {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "── %s · %s\n", m.Role, time.UnixMilli(m.Timestamp).Local().Format("2006-01-02 15:04:05"))
+		if c := strings.TrimRight(m.Content, "\n"); c != "" {
+			b.WriteString(c + "\n")
+		}
+		for _, tc := range m.ToolCalls {
+			b.WriteString(ToolStartLine(tc.Name, tc.Input) + "\n")
+			b.WriteString(ToolDoneLine(tc.Name, tc.Output, tc.IsError) + "\n")
+		}
+		if m.Status != "" {
+			fmt.Fprintf(&b, "[%s: %s]\n", m.Status, m.Error)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteMarkdown exports a session as a Markdown document: a title and the
+// session's facts, then each message under a heading, with every tool call's
+// input and output in fenced blocks.
+func WriteMarkdown(w io.Writer, meta session.Meta, msgs []core.Message) error {
+	var b strings.Builder
+	title := meta.Title
+	if title == "" {
+		title = "Session " + meta.SessionID
+	}
+	fmt.Fprintf(&b, "# %s\n\n", title)
+	fmt.Fprintf(&b, "- Session: `%s`\n- Channel: %s\n- Created: %s\n- Updated: %s\n- Messages: %d\n",
+		meta.SessionID, meta.Channel, mdTime(meta.CreatedAt), mdTime(meta.UpdatedAt), meta.MessageCount)
+	if meta.ForkedFrom != "" {
+		fmt.Fprintf(&b, "- Forked from: `%s`\n", meta.ForkedFrom)
+	}
+	for _, m := range msgs {
+		fmt.Fprintf(&b, "\n## %s · %s\n\n", roleTitle(m.Role), mdTime(m.Timestamp))
+		if c := strings.TrimRight(m.Content, "\n"); c != "" {
+			b.WriteString(c + "\n")
+		}
+		for _, tc := range m.ToolCalls {
+			status := ""
+			if tc.IsError {
+				status = " (error)"
+			}
+			fmt.Fprintf(&b, "\n**Tool call: `%s`**%s\n\n", tc.Name, status)
+			writeFence(&b, "json", indentJSON(tc.Input))
+			b.WriteString("\n")
+			writeFence(&b, "text", tc.Output)
+		}
+		if m.Status != "" {
+			fmt.Fprintf(&b, "\n> **%s:** %s\n", m.Status, m.Error)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func roleTitle(role string) string {
+	if role == "" {
+		return role
+	}
+	return strings.ToUpper(role[:1]) + role[1:]
+}
+
+func mdTime(ms int64) string {
+	if ms == 0 {
+		return "unknown"
+	}
+	return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+func indentJSON(raw json.RawMessage) string {
+	var b bytes.Buffer
+	if err := json.Indent(&b, raw, "", "  "); err != nil {
+		return string(raw)
+	}
+	return b.String()
+}
+
+// writeFence writes body in a fenced code block whose fence is longer than
+// any run of backticks in the body, so tool output cannot end it early.
+func writeFence(b *strings.Builder, lang, body string) {
+	longest, run := 0, 0
+	for _, r := range body {
+		if r == '`' {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	fence := strings.Repeat("`", max(3, longest+1))
+	body = strings.TrimRight(body, "\n")
+	fmt.Fprintf(b, "%s%s\n%s\n%s\n", fence, lang, body, fence)
+}
