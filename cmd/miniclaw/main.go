@@ -23,6 +23,8 @@ Usage:
   miniclaw gateway [flags]   run the gateway (HTTP, WebSocket and WebChat on one port)
   miniclaw chat [flags]      chat with a running gateway from the terminal
   miniclaw sessions <cmd>    list, show, export, fork or archive sessions in the data dir
+  miniclaw skills list       list the workspace's skills and their problems
+  miniclaw memory <cmd>      show the memory the model sees (show) or search it (search QUERY)
   miniclaw version           print the version
   miniclaw help              show this help
 
@@ -56,6 +58,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return exitCode(stderr, "chat", runChat(args[1:], getenv, os.Stdin, stdout, stderr))
 	case "sessions":
 		return exitCode(stderr, "sessions", runSessions(args[1:], getenv, stdout, stderr))
+	case "skills":
+		return exitCode(stderr, "skills", runSkills(args[1:], getenv, stdout, stderr))
+	case "memory":
+		return exitCode(stderr, "memory", runMemory(args[1:], getenv, stdout, stderr))
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "miniclaw %s\n", versionString())
 		return 0
