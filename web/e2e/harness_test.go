@@ -1,8 +1,8 @@
 // Package e2e tests the WebChat in a real headless Chromium, driven with
 // chromedp, against a real gateway started in-process the way
 // cmd/miniclaw/gateway.go builds it (store on disk, scripted provider, file
-// tools). Without /usr/bin/chromium the tests skip, unless
-// MINICLAW_REQUIRE_BROWSER=1 (CI), where they fail.
+// tools). Without Chromium (/usr/bin/chromium or chromium on the PATH) the
+// tests skip, unless MINICLAW_REQUIRE_BROWSER=1 (as in CI): then they fail.
 //
 // Every wait polls the DOM until a condition holds, with a deadline; no test
 // sleeps to let something happen. Screenshots of the main states go to
@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,6 +27,8 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/miniclaw/miniclaw/internal/agent"
@@ -38,7 +41,6 @@ import (
 )
 
 const (
-	chromiumPath = "/usr/bin/chromium"
 	// waitFor bounds each DOM condition and each browser action: generous
 	// for -race on a shared machine, short enough to fail fast.
 	waitFor = 15 * time.Second
@@ -122,8 +124,8 @@ func (g *testGateway) start() {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ws.Close() })
-	log := slog.New(slog.NewTextHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	store, err := session.Open(g.dir, session.Options{Logger: log})
+	logger := slog.New(slog.NewTextHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	store, err := session.Open(g.dir, session.Options{Logger: logger})
 	if err != nil {
 		t.Fatalf("session.Open: %v", err)
 	}
@@ -134,7 +136,7 @@ func (g *testGateway) start() {
 			Provider: provider, Model: "test-model", Workspace: g.workspace,
 			Tools: tools.NewSet(append(ws.FileTools(), tools.Bash{Dir: ws.Dir(), Timeout: 10 * time.Second})...),
 		},
-		Logger:          log,
+		Logger:          logger,
 		Token:           g.cfg.token,
 		ProviderWarning: g.cfg.warning,
 		Page:            web.Handler(),
@@ -295,17 +297,28 @@ func (p *proxy) allow() {
 
 // --- browser --------------------------------------------------------------
 
+// chromium finds the browser: Debian's /usr/bin/chromium, else chromium on
+// the PATH.
+func chromium() (string, error) {
+	const debian = "/usr/bin/chromium"
+	if _, err := os.Stat(debian); err == nil {
+		return debian, nil
+	}
+	return exec.LookPath("chromium")
+}
+
 // newBrowser starts a headless Chromium with a fresh profile for this test.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
+	path, err := chromium()
+	if err != nil {
 		if os.Getenv("MINICLAW_REQUIRE_BROWSER") == "1" {
-			t.Fatalf("MINICLAW_REQUIRE_BROWSER=1 but %s is missing: install it (apt-get install chromium)", chromiumPath)
+			t.Fatalf("MINICLAW_REQUIRE_BROWSER=1 but there is no chromium (apt-get install chromium): %v", err)
 		}
-		t.Skipf("browser tests skipped: %s is missing (apt-get install chromium; set MINICLAW_REQUIRE_BROWSER=1 to make this a failure)", chromiumPath)
+		t.Skipf("browser tests skipped: no chromium (apt-get install chromium; MINICLAW_REQUIRE_BROWSER=1 makes this a failure): %v", err)
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
+		chromedp.ExecPath(path),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-quic", true),
@@ -328,8 +341,9 @@ type tab struct {
 	ctx context.Context
 }
 
-// openTab opens a new tab of browser at url and waits until the page is
-// connected.
+// openTab opens a new tab of browser at url. An uncaught JavaScript
+// exception or a Content-Security-Policy violation on the page fails the
+// test: the page must work under its own CSP, with no errors.
 func openTab(t *testing.T, browser context.Context, url string) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
@@ -337,6 +351,54 @@ func openTab(t *testing.T, browser context.Context, url string) *tab {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("open tab: %v", err)
 	}
+	var (
+		mu       sync.Mutex
+		problems []string
+		watching sync.WaitGroup
+	)
+	report := func(s string) {
+		mu.Lock()
+		problems = append(problems, s)
+		mu.Unlock()
+	}
+	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
+	entries := chromedp.Events(ctx, log.EntryAdded)
+	watching.Go(func() {
+		for ev, err := range exceptions {
+			if err != nil {
+				return
+			}
+			d := ev.ExceptionDetails
+			if d.Exception != nil && d.Exception.Description != "" {
+				report(fmt.Sprintf("uncaught exception at %s:%d: %s", d.URL, d.LineNumber+1, d.Exception.Description))
+			} else {
+				report(fmt.Sprintf("uncaught exception at %s:%d: %s", d.URL, d.LineNumber+1, d.Text))
+			}
+		}
+	})
+	watching.Go(func() {
+		for ev, err := range entries {
+			if err != nil {
+				return
+			}
+			if ev.Entry.Source == log.EntrySourceSecurity {
+				report("security: " + ev.Entry.Text)
+			}
+		}
+	})
+	if _, err := chromedp.Call(ctx, runtime.Enable, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, log.Enable, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		watching.Wait()
+		for _, p := range problems {
+			t.Errorf("page %s: %s", url, p)
+		}
+	})
 	tb := &tab{t: t, ctx: ctx}
 	tb.do(chromedp.Navigate(url))
 	return tb
