@@ -70,7 +70,8 @@ func (s *Store) File() string { return filepath.Join(s.Dir, FileName) }
 // LogDir holds the daily logs.
 func (s *Store) LogDir() string { return filepath.Join(s.Dir, "daily-logs") }
 
-// DayFile is the log of day's date (in day's location).
+// DayFile is the log of day's date, in day's location: the gateway's local
+// time, like the times of its lines.
 func (s *Store) DayFile(day time.Time) string {
 	return filepath.Join(s.LogDir(), day.Format(time.DateOnly)+".md")
 }
@@ -130,7 +131,7 @@ func readHead(path string, limit int) (string, error) {
 	}
 	buf = buf[:n]
 	if len(buf) <= limit {
-		return string(buf), nil
+		return strings.ToValidUTF8(string(buf), ""), nil
 	}
 	buf = buf[:limit]
 	if i := strings.LastIndexByte(string(buf), '\n'); i >= 0 {
@@ -139,7 +140,7 @@ func readHead(path string, limit int) (string, error) {
 		buf = []byte(validPrefix(string(buf)))
 	}
 	return fmt.Sprintf("%s[%s cut: the first %d of %d bytes are shown; memory_search finds the rest]\n",
-		buf, filepath.Base(path), len(buf), size), nil
+		strings.ToValidUTF8(string(buf), ""), filepath.Base(path), len(buf), size), nil
 }
 
 // readTail returns the last limit bytes of path, from a line start, with a
@@ -156,7 +157,7 @@ func readTail(path string, limit int) (string, error) {
 		return "", fmt.Errorf("memory: read %s: %w", path, err)
 	}
 	if start == 0 {
-		return string(buf), nil
+		return strings.ToValidUTF8(string(buf), ""), nil
 	}
 	if i := strings.IndexByte(string(buf), '\n'); i >= 0 {
 		buf = buf[i+1:]
