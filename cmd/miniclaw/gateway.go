@@ -52,6 +52,9 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 	mem := &memory.Store{Workspace: cfg.Workspace, Dir: cfg.MemoryDir, Fsync: cfg.Fsync == config.FsyncAlways}
 	toolSet := tools.NewSet(append(ws.FileTools(), tools.Bash{Dir: ws.Dir(), Timeout: cfg.BashTimeout})...)
 	toolSet.Add(mem.Tools()...)
+	// Indexed now, so a malformed skill is reported at startup, not at the first turn.
+	skillIndex := skills.New(cfg.SkillsDir, cfg.Workspace, log)
+	nskills := len(skillIndex.Skills())
 	store, err := session.Open(cfg.SessionsDir, session.Options{Fsync: cfg.Fsync == config.FsyncAlways, Logger: log})
 	if err != nil {
 		return err
@@ -61,7 +64,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		Runtime: &agent.Runtime{
 			Provider: provider, Model: cfg.Model, Workspace: cfg.Workspace,
 			Tools: toolSet, MaxToolRounds: cfg.MaxToolRounds,
-			Knowledge: knowledge{mem, skills.New(cfg.SkillsDir, cfg.Workspace, log)},
+			Knowledge: knowledge{mem, skillIndex},
 			AfterTurn: mem.RecordTurn,
 		},
 		Logger:          log,
@@ -77,7 +80,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	log.Info("miniclaw gateway listening",
 		"url", "http://"+ln.Addr().String(), "provider", provider.Name(), "model", cfg.Model,
-		"workspace", cfg.Workspace, "data", cfg.DataDir, "sessions", store.Len(), "auth", cfg.Token != "")
+		"workspace", cfg.Workspace, "data", cfg.DataDir, "sessions", store.Len(), "skills", nskills, "auth", cfg.Token != "")
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
