@@ -59,6 +59,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
+	defer store.Close() // after the server: writes pending metas and the index snapshot
 	srv := gateway.New(gateway.Options{
 		Store: store,
 		Runtime: &agent.Runtime{

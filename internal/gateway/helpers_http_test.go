@@ -53,9 +53,11 @@ func (ts *testServer) readJSONL(t *testing.T, id string) []line {
 	return out
 }
 
-// readMeta reads <sessions>/<id>.meta.json from disk.
+// readMeta reads <sessions>/<id>.meta.json from disk, once the store has
+// written what it holds (meta files are written lazily).
 func (ts *testServer) readMeta(t *testing.T, id string) session.Meta {
 	t.Helper()
+	ts.store.Flush()
 	b, err := os.ReadFile(filepath.Join(ts.dir, id+".meta.json"))
 	if err != nil {
 		t.Fatal(err)

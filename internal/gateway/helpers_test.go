@@ -99,6 +99,7 @@ func startServer(t *testing.T, provider core.Provider, opts ...func(*gateway.Opt
 		case <-time.After(waitFor):
 			t.Errorf("Serve did not return after Shutdown")
 		}
+		store.Close()
 		if t.Failed() {
 			t.Logf("gateway log:\n%s", logs.String())
 		}

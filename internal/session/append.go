@@ -63,12 +63,13 @@ func (s *Store) Append(id string, msgs ...core.Message) (Meta, error) {
 	}
 	meta.Size += int64(buf.Len())
 	meta.observe(msgs)
-	if err := writeMeta(s.metaPath(id), meta); err != nil {
-		// The transcript holds the messages; a stale meta is repaired from it.
-		s.log.Warn("session meta not written", "session", id, "err", err)
-	}
+	// The meta file is a cache, written later by the flusher (a temp file
+	// and a rename cost several times the append itself). Until then it
+	// describes a shorter file, and whoever reads it folds in the lines
+	// past its size (see extend).
 	s.mu.Lock()
 	e.meta = meta
+	s.dirty[id] = e
 	s.mu.Unlock()
 	return meta, nil
 }
@@ -108,24 +109,21 @@ func (s *Store) catchUp(id string, f *os.File, meta Meta) (Meta, error) {
 		return meta, fmt.Errorf("session %s: stat: %w", id, err)
 	}
 	size := fi.Size()
-	if size == meta.Size && !s.tornTail(f, size) {
+	if size == meta.Size && !tornTail(f, size) {
 		return meta, nil
 	}
-	if size > meta.Size && meta.Size >= 0 && !s.tornTail(f, meta.Size) {
+	if size > meta.Size {
 		// Another writer appended: fold its lines into the meta.
-		res, err := scanReader(io.NewSectionReader(f, meta.Size, size-meta.Size), nil)
+		grown, torn, ok, err := extend(f, meta, size)
 		if err != nil {
 			return meta, fmt.Errorf("session %s: read: %w", id, err)
 		}
-		for _, m := range res.messages {
-			meta.observeOne(m)
+		if ok && torn > 0 {
+			return s.cutTorn(id, f, grown, torn)
 		}
-		meta.MessageCount += res.lines
-		meta.Size = size
-		if res.torn > 0 {
-			return s.cutTorn(id, f, meta, res.torn)
+		if ok {
+			return grown, nil
 		}
-		return meta, nil
 	}
 	// Shrunk, or our own view was torn: recount from scratch.
 	res, err := scanReader(io.NewSectionReader(f, 0, size), nil)
@@ -142,8 +140,28 @@ func (s *Store) catchUp(id string, f *os.File, meta Meta) (Meta, error) {
 	return fresh, nil
 }
 
+// extend folds the lines of f between meta.Size and size into meta, whose
+// Size becomes size. torn is the length of an unfinished last line among
+// them. ok is false when meta.Size does not end a line of f: the meta
+// describes some other file, and the caller must recount from the start.
+func extend(f *os.File, meta Meta, size int64) (grown Meta, torn int, ok bool, err error) {
+	if meta.Size < 0 || meta.Size > size || tornTail(f, meta.Size) {
+		return meta, 0, false, nil
+	}
+	res, err := scanReader(io.NewSectionReader(f, meta.Size, size-meta.Size), nil)
+	if err != nil {
+		return meta, 0, false, err
+	}
+	for _, m := range res.messages {
+		meta.observeOne(m)
+	}
+	meta.MessageCount += res.lines
+	meta.Size = size
+	return meta, res.torn, true, nil
+}
+
 // tornTail reports whether the byte before size is not a newline.
-func (s *Store) tornTail(f *os.File, size int64) bool {
+func tornTail(f *os.File, size int64) bool {
 	if size == 0 {
 		return false
 	}

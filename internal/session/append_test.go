@@ -69,6 +69,7 @@ func TestAppendRepairsTornTail(t *testing.T) {
 			if m.MessageCount != len(good)+1 || m.Size != int64(len(want)) {
 				t.Fatalf("meta after repair %+v, want %d messages, size %d", m, len(good)+1, len(want))
 			}
+			s.Flush() // meta files are written lazily
 			if disk := metaOnDisk(t, filepath.Join(dir, "torn.meta.json")); disk != m {
 				t.Fatalf("meta on disk %+v, want %+v", disk, m)
 			}
@@ -175,6 +176,7 @@ func TestFork(t *testing.T) {
 		if m.SessionID != id || m.ForkedFrom != "src" || m.Channel != "telegram" || m.MessageCount != tc.want || m.Size != int64(len(want)) {
 			t.Fatalf("Fork(%d) meta %+v", tc.n, m)
 		}
+		s.Flush()
 		if disk := metaOnDisk(t, filepath.Join(dir, id+".meta.json")); disk != m {
 			t.Fatalf("Fork(%d) meta on disk %+v, want %+v", tc.n, disk, m)
 		}

@@ -28,6 +28,14 @@ func (s *Store) Archive(id string) (string, error) {
 	}
 	defer f.Close()
 
+	// The archived meta must describe the whole transcript.
+	s.mu.Lock()
+	m := e.meta
+	delete(s.dirty, id)
+	s.mu.Unlock()
+	if err := writeMeta(s.metaPath(id), m); err != nil {
+		s.log.Warn("session meta not written", "session", id, "err", err)
+	}
 	dir := filepath.Join(s.dir, archiveDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("session %s: archive: %w", id, err)

@@ -103,6 +103,7 @@ func TestConcurrentAppendsOneSession(t *testing.T) {
 	if m.MessageCount != writers*perWriter || m.Size != fileSize(t, path) {
 		t.Fatalf("meta %+v, file size %d", m, fileSize(t, path))
 	}
+	s.Flush() // meta files are written lazily
 	if disk := metaOnDisk(t, filepath.Join(dir, "busy.meta.json")); disk != m {
 		t.Fatalf("meta on disk %+v, index %+v", disk, m)
 	}
@@ -149,6 +150,7 @@ func TestConcurrentSessions(t *testing.T) {
 		if m.MessageCount != writers*perWriter || m.Channel != channelOf(k) {
 			t.Fatalf("%s: meta %+v, want %d messages on %s", id, m, writers*perWriter, channelOf(k))
 		}
+		s.Flush()
 		if disk := metaOnDisk(t, filepath.Join(dir, id+".meta.json")); disk != m {
 			t.Fatalf("%s: meta on disk %+v, index %+v", id, disk, m)
 		}

@@ -17,10 +17,7 @@ func FuzzLoadTranscript(f *testing.F) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "fz.jsonl")
 		writeFile(t, path, data)
-		s, err := Open(dir, Options{Now: fixedClock(t0)})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := openStore(t, dir, Options{Now: fixedClock(t0)})
 		meta, err := s.Get("fz")
 		if err != nil {
 			t.Fatal(err)

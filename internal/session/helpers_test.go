@@ -58,6 +58,7 @@ func openStore(t testing.TB, dir string, opt Options) *Store {
 	if err != nil {
 		t.Fatalf("Open(%s): %v", dir, err)
 	}
+	t.Cleanup(s.Close)
 	return s
 }
 

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/protocol"
@@ -57,12 +58,21 @@ type Store struct {
 
 	mu       sync.Mutex
 	sessions map[string]*entry
+	dirty    map[string]*entry // appended to since their meta file was written
 	// diskMu serialises index misses with creation, so that no lookup in
 	// this process indexes a new JSONL before its creator has written its
 	// meta and indexed it (which would cost the creator created=true and
 	// the session its channel).
 	diskMu sync.Mutex
+
+	closeOnce sync.Once
+	stop      chan struct{} // closed by Close: the flusher ends
+	flusher   sync.WaitGroup
 }
+
+// metaFlushInterval is how long a meta file may lag behind its transcript
+// while the process runs. Close writes every pending meta.
+const metaFlushInterval = time.Second
 
 // entry is one indexed session. mu serialises writers in this process; meta
 // is guarded by Store.mu for readers and by mu for the writer that updates it.
@@ -72,22 +82,87 @@ type entry struct {
 }
 
 // Open opens (creating if needed) the store in dir and rebuilds its index
-// from the meta files, repairing any meta that is missing, corrupt or stale.
+// from the index snapshot and the meta files, repairing any meta that is
+// missing, corrupt or stale. The store writes meta files in the background:
+// call Close when done with it.
 func Open(dir string, opt Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("session store %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, fsync: opt.Fsync, log: opt.Logger, now: opt.Now, sessions: map[string]*entry{}}
+	s := &Store{dir: dir, fsync: opt.Fsync, log: opt.Logger, now: opt.Now,
+		sessions: map[string]*entry{}, dirty: map[string]*entry{}, stop: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if err := s.rebuildIndex(); err != nil {
+	stale, err := s.rebuildIndex()
+	if err != nil {
 		return nil, err
 	}
+	s.flusher.Go(func() { s.flushLoop(stale) })
 	return s, nil
+}
+
+// flushLoop writes pending meta files every metaFlushInterval until Close.
+// When the index snapshot did not describe every session at Open, it
+// writes a fresh one first, off the startup path.
+func (s *Store) flushLoop(snapshotStale bool) {
+	if snapshotStale {
+		s.writeSnapshot()
+	}
+	t := time.NewTicker(metaFlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.Flush()
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// Flush writes the meta file of every session appended to since its meta
+// was last written.
+func (s *Store) Flush() {
+	s.mu.Lock()
+	pending := s.dirty
+	s.dirty = map[string]*entry{}
+	s.mu.Unlock()
+	for id, e := range pending {
+		s.writeEntryMeta(id, e)
+	}
+}
+
+// writeEntryMeta writes the meta file of a session, unless it left the
+// index (archived) meanwhile. Holding e.mu orders it with appends.
+func (s *Store) writeEntryMeta(id string, e *entry) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s.mu.Lock()
+	m, indexed := e.meta, s.sessions[id] == e
+	delete(s.dirty, id)
+	s.mu.Unlock()
+	if !indexed {
+		return
+	}
+	if err := writeMeta(s.metaPath(id), m); err != nil {
+		// The transcript holds the messages; a stale meta is repaired from it.
+		s.log.Warn("session meta not written", "session", id, "err", err)
+	}
+}
+
+// Close writes every pending meta file and the index snapshot, so the next
+// Open is fast, and stops the background writer. The store must not be
+// used afterwards. It is safe to call more than once.
+func (s *Store) Close() {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.flusher.Wait()
+		s.writeSnapshot()
+	})
 }
 
 // Dir is the sessions directory.
@@ -96,35 +171,57 @@ func (s *Store) Dir() string { return s.dir }
 func (s *Store) jsonlPath(id string) string { return filepath.Join(s.dir, id+jsonlExt) }
 func (s *Store) metaPath(id string) string  { return filepath.Join(s.dir, id+metaExt) }
 
-// rebuildIndex loads every session's meta, in parallel since startup time
-// with thousands of sessions is dominated by small file reads.
-func (s *Store) rebuildIndex() error {
-	des, err := os.ReadDir(s.dir)
+// rebuildIndex indexes every session in the directory. A session the
+// snapshot describes (same JSONL size and modification time) costs one
+// stat; any other has its meta file read, and repaired when missing,
+// corrupt or stale. Both run in parallel, since startup time with
+// thousands of sessions is dominated by small file operations. stale
+// reports that the snapshot did not describe every session.
+func (s *Store) rebuildIndex() (stale bool, err error) {
+	d, err := os.Open(s.dir)
 	if err != nil {
-		return fmt.Errorf("session store %s: %w", s.dir, err)
+		return false, fmt.Errorf("session store %s: %w", s.dir, err)
 	}
-	ids := make(chan string, len(des))
-	for _, de := range des {
-		name := de.Name()
+	defer d.Close()
+	snapc := make(chan map[string]snapEntry, 1)
+	go func() { snapc <- s.readSnapshot() }() // meanwhile, list the directory
+	names, err := d.Readdirnames(-1)          // unsorted: sorting 20,000 names is wasted work
+	snap := <-snapc
+	if err != nil {
+		return false, fmt.Errorf("session store %s: %w", s.dir, err)
+	}
+	ids := make(chan string, len(names))
+	for _, name := range names {
 		if isTempName(name) {
 			s.removeIfStale(name)
 			continue
 		}
 		id, ok := strings.CutSuffix(name, jsonlExt)
-		if !ok || de.IsDir() || protocol.ValidateSessionID(id) != nil {
+		if !ok || protocol.ValidateSessionID(id) != nil {
 			continue
 		}
 		ids <- id
 	}
 	close(ids)
 	var wg sync.WaitGroup
+	var hits, misses atomic.Int64
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for id := range ids {
-				m, err := s.loadMeta(id)
-				if err != nil {
-					s.log.Warn("session skipped: cannot read transcript", "session", id, "err", err)
-					continue
+				st, ok := statAt(d, id+jsonlExt)
+				if !ok {
+					continue // gone, or a directory named like a session
+				}
+				m, ok := snap[id].matches(d, st)
+				if ok {
+					hits.Add(1)
+				} else {
+					misses.Add(1)
+					var err error
+					if m, err = s.loadMeta(id); err != nil {
+						s.log.Warn("session skipped: cannot read transcript", "session", id, "err", err)
+						continue
+					}
 				}
 				s.mu.Lock()
 				s.sessions[id] = &entry{meta: m}
@@ -133,7 +230,8 @@ func (s *Store) rebuildIndex() error {
 		})
 	}
 	wg.Wait()
-	return nil
+	s.log.Info("session index loaded", "sessions", len(s.sessions), "from_snapshot", hits.Load(), "from_meta_files", misses.Load())
+	return misses.Load() > 0 || len(snap) != len(s.sessions), nil
 }
 
 // staleTempAge is how old a temp file must be before startup removes it: a
@@ -143,9 +241,10 @@ func (s *Store) rebuildIndex() error {
 const staleTempAge = 10 * time.Minute
 
 // isTempName reports whether name is one of the store's own temp files: a
-// meta being written (.<id>.meta.json.tmp*) or a writability probe (.probe*).
+// meta or the snapshot being written (.<name>.tmp*, see writeFileAtomic)
+// or a writability probe (.probe*).
 func isTempName(name string) bool {
-	return strings.HasPrefix(name, ".") && (strings.Contains(name, metaExt+".tmp") || strings.HasPrefix(name, ".probe"))
+	return strings.HasPrefix(name, ".") && (strings.Contains(name, ".tmp") || strings.HasPrefix(name, ".probe"))
 }
 
 // removeIfStale deletes a temp file left behind by a crashed writer, so they
@@ -172,6 +271,17 @@ func (s *Store) loadMeta(id string) (Meta, error) {
 	if merr == nil && m.SessionID == id && m.Size == fi.Size() {
 		return m, nil
 	}
+	if merr == nil && m.SessionID == id && m.Size < fi.Size() {
+		// Lines were appended after the meta was written (it is written
+		// lazily, and a crash can cut that short): read only those.
+		if grown, ok := s.extendMeta(id, m); ok {
+			s.log.Info("session meta caught up with its transcript", "session", id, "messages", grown.MessageCount)
+			if err := writeMeta(s.metaPath(id), grown); err != nil {
+				s.log.Warn("session meta not written", "session", id, "err", err)
+			}
+			return grown, nil
+		}
+	}
 	reason := "stale"
 	if merr != nil {
 		reason = merr.Error()
@@ -188,6 +298,24 @@ func (s *Store) loadMeta(id string) (Meta, error) {
 		s.log.Warn("session meta not written", "session", id, "err", err)
 	}
 	return rebuilt, nil
+}
+
+// extendMeta folds the lines past m.Size into m, without a lock: a torn
+// last line is counted in Size but not as a message, as scanMeta does, and
+// the next append cuts it. ok is false when m does not describe a prefix of
+// the file.
+func (s *Store) extendMeta(id string, m Meta) (Meta, bool) {
+	f, err := os.Open(s.jsonlPath(id))
+	if err != nil {
+		return m, false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return m, false
+	}
+	grown, _, ok, err := extend(f, m, fi.Size())
+	return grown, ok && err == nil
 }
 
 // scanMeta recomputes a meta from the whole JSONL, keeping the channel and

@@ -149,6 +149,7 @@ func TestMetaAfterAppends(t *testing.T) {
 	if last != want {
 		t.Fatalf("Append returned %+v, want %+v", last, want)
 	}
+	s.Flush() // meta files are written lazily
 	if got := metaOnDisk(t, filepath.Join(dir, "m.meta.json")); got != want {
 		t.Fatalf("meta on disk %+v, want %+v", got, want)
 	}
@@ -177,28 +178,34 @@ func TestOpenRebuildsMeta(t *testing.T) {
 		userMsg("first question\nmore", 200),
 		asstMsg("answer", 300),
 	}
-	extra := asstMsg("appended by hand", 400)
+	extraAt := t0.Add(time.Hour).UnixMilli() // later than the session's creation
+	extra := asstMsg("appended by hand", extraAt)
+	const rebuilt, caughtUp = "session meta rebuilt", "session meta caught up"
 	cases := []struct {
 		name      string
 		mutate    func(t *testing.T, jsonl, meta string)
 		channel   string // expected after rebuild
 		count     int
 		updatedAt int64
+		logged    string
 	}{
-		{"missing", func(t *testing.T, _, meta string) { removeFile(t, meta) }, DefaultChannel, 3, 300},
-		{"garbage", func(t *testing.T, _, meta string) { writeFile(t, meta, []byte("\x00\xffnot json{")) }, DefaultChannel, 3, 300},
-		{"empty object", func(t *testing.T, _, meta string) { writeFile(t, meta, []byte("{}")) }, DefaultChannel, 3, 300},
-		{"stale size", func(t *testing.T, jsonl, _ string) { appendFile(t, jsonl, line(t, extra)) }, "telegram", 4, 400},
+		{"missing", func(t *testing.T, _, meta string) { removeFile(t, meta) }, DefaultChannel, 3, 300, rebuilt},
+		{"garbage", func(t *testing.T, _, meta string) { writeFile(t, meta, []byte("\x00\xffnot json{")) }, DefaultChannel, 3, 300, rebuilt},
+		{"empty object", func(t *testing.T, _, meta string) { writeFile(t, meta, []byte("{}")) }, DefaultChannel, 3, 300, rebuilt},
+		// A meta that describes fewer lines (written lazily, or another
+		// process appended): only the lines past its size are read.
+		{"stale size", func(t *testing.T, jsonl, _ string) { appendFile(t, jsonl, line(t, extra)) }, "telegram", 4, extraAt, caughtUp},
 		{"other session's meta", func(t *testing.T, _, meta string) {
 			b := readFile(t, meta)
 			writeFile(t, meta, []byte(strings.Replace(string(b), `"sessionId": "s1"`, `"sessionId": "s2"`, 1)))
-		}, "telegram", 3, 300}, // a decodable meta still lends its channel
+		}, "telegram", 3, 300, rebuilt}, // a decodable meta still lends its channel
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s, dir := newStore(t)
 			mustCreate(t, s, "s1", "telegram")
 			mustAppend(t, s, "s1", msgs...)
+			s.Flush()
 			jsonl, meta := filepath.Join(dir, "s1.jsonl"), filepath.Join(dir, "s1.meta.json")
 			tc.mutate(t, jsonl, meta)
 
@@ -215,8 +222,8 @@ func TestOpenRebuildsMeta(t *testing.T) {
 			if onDisk := metaOnDisk(t, meta); onDisk != got {
 				t.Fatalf("meta on disk %+v, index %+v", onDisk, got)
 			}
-			if !strings.Contains(log.String(), "session meta rebuilt") {
-				t.Fatalf("no rebuild warning logged: %s", log.String())
+			if !strings.Contains(log.String(), tc.logged) {
+				t.Fatalf("%q not logged: %s", tc.logged, log.String())
 			}
 		})
 	}

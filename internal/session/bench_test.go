@@ -1,0 +1,47 @@
+package session
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// BenchmarkOpen measures rebuilding the index of 10,000 sessions with valid
+// metas (a gateway restart), per Open.
+func BenchmarkOpen(b *testing.B) {
+	dir := b.TempDir()
+	s := openStore(b, dir, Options{})
+	ts := time.Now().UnixMilli()
+	for i := range 10_000 {
+		id := fmt.Sprintf("s%05d", i)
+		mustCreate(b, s, id, DefaultChannel)
+		mustAppend(b, s, id, userMsg("hello", ts), asstMsg("echo: hello", ts))
+	}
+	s.Close() // writes the index snapshot, as a gateway's shutdown does
+	for b.Loop() {
+		s, err := Open(dir, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/open")
+}
+
+// BenchmarkAppend measures one append of a short message to one session.
+func BenchmarkAppend(b *testing.B) {
+	for _, fsync := range []bool{false, true} {
+		b.Run(fmt.Sprintf("fsync=%v", fsync), func(b *testing.B) {
+			s := openStore(b, b.TempDir(), Options{Fsync: fsync})
+			mustCreate(b, s, "a", DefaultChannel)
+			ts := time.Now().UnixMilli()
+			for b.Loop() {
+				if _, err := s.Append("a", userMsg("bench says hello", ts)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

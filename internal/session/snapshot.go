@@ -1,0 +1,149 @@
+package session
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// The index snapshot (<sessions>/.index) lets a restart index thousands of
+// sessions with two stats each instead of opening every meta file. It is a
+// cache of the meta cache: each line is one session's meta plus the size
+// and modification time of its JSONL and of its meta file, and an entry
+// counts only while both files are exactly as recorded. Anything else (a
+// session added, changed or archived by another process, a meta file
+// deleted or damaged, a crash) falls back to reading the meta file, so a
+// stale or broken snapshot costs time, never correctness.
+//
+// Format: a header line, then one tab-separated line per session:
+//
+//	miniclaw-index 1
+//	<id> <jsonl size> <jsonl mtime ns> <meta size> <meta mtime ns> <createdAt> <updatedAt> <messageCount> <channel> <forkedFrom> <title>
+//
+// with the three strings Go-quoted (strconv.Quote), so no tab or newline
+// can split a field. A hand-written format: decoding 10,000 JSON metas took
+// longer than the whole startup budget.
+const (
+	snapshotName   = ".index"
+	snapshotHeader = "miniclaw-index 1"
+	snapshotFields = 11
+)
+
+// fileStamp is what the snapshot remembers of a file to tell it unchanged.
+type fileStamp struct{ size, mtime int64 }
+
+func stampOf(fi fs.FileInfo) fileStamp { return fileStamp{fi.Size(), fi.ModTime().UnixNano()} }
+
+// snapEntry is one session as the snapshot recorded it.
+type snapEntry struct {
+	meta        Meta
+	jsonl, file fileStamp // the transcript and the meta file when recorded
+}
+
+// matches returns the recorded meta when the session's files, in the open
+// sessions directory dir, are the ones it was recorded for. A zero
+// snapEntry (no entry) never matches.
+func (e snapEntry) matches(dir *os.File, jsonl fileStamp) (Meta, bool) {
+	if e.meta.SessionID == "" || jsonl != e.jsonl {
+		return Meta{}, false
+	}
+	file, ok := statAt(dir, e.meta.SessionID+metaExt)
+	return e.meta, ok && file == e.file
+}
+
+// readSnapshot loads the snapshot; a missing or unreadable one is empty, and
+// a malformed line is skipped (its session falls back to its meta file).
+func (s *Store) readSnapshot() map[string]snapEntry {
+	b, err := os.ReadFile(filepath.Join(s.dir, snapshotName))
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("index snapshot not read; sessions are indexed from their meta files", "err", err)
+		}
+		return nil
+	}
+	header, rest, _ := bytes.Cut(b, []byte{'\n'})
+	if string(header) != snapshotHeader {
+		s.log.Warn("index snapshot of an unknown format ignored", "header", string(header))
+		return nil
+	}
+	out := make(map[string]snapEntry, bytes.Count(rest, []byte{'\n'}))
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte{'\n'})
+		if e, ok := parseSnapLine(string(line)); ok {
+			out[e.meta.SessionID] = e
+		}
+	}
+	return out
+}
+
+// formatSnapLine is the snapshot line of e, without its newline.
+func formatSnapLine(e snapEntry) string {
+	m := e.meta
+	f := []string{m.SessionID}
+	for _, n := range []int64{e.jsonl.size, e.jsonl.mtime, e.file.size, e.file.mtime, m.CreatedAt, m.UpdatedAt, int64(m.MessageCount)} {
+		f = append(f, strconv.FormatInt(n, 10))
+	}
+	for _, str := range []string{m.Channel, m.ForkedFrom, m.Title} {
+		f = append(f, strconv.Quote(str))
+	}
+	return strings.Join(f, "\t")
+}
+
+// parseSnapLine decodes a line written by formatSnapLine; ok is false for
+// anything else.
+func parseSnapLine(line string) (snapEntry, bool) {
+	f := strings.Split(line, "\t")
+	if len(f) != snapshotFields {
+		return snapEntry{}, false
+	}
+	var e snapEntry
+	var err [10]error
+	e.meta.SessionID = f[0]
+	e.jsonl.size, err[0] = strconv.ParseInt(f[1], 10, 64)
+	e.jsonl.mtime, err[1] = strconv.ParseInt(f[2], 10, 64)
+	e.file.size, err[2] = strconv.ParseInt(f[3], 10, 64)
+	e.file.mtime, err[3] = strconv.ParseInt(f[4], 10, 64)
+	e.meta.CreatedAt, err[4] = strconv.ParseInt(f[5], 10, 64)
+	e.meta.UpdatedAt, err[5] = strconv.ParseInt(f[6], 10, 64)
+	e.meta.MessageCount, err[6] = strconv.Atoi(f[7])
+	e.meta.Channel, err[7] = strconv.Unquote(f[8])
+	e.meta.ForkedFrom, err[8] = strconv.Unquote(f[9])
+	e.meta.Title, err[9] = strconv.Unquote(f[10])
+	e.meta.Size = e.jsonl.size
+	if errors.Join(err[:]...) != nil || e.meta.MessageCount < 0 || e.meta.Size < 0 {
+		return snapEntry{}, false
+	}
+	return e, true
+}
+
+// writeSnapshot writes every pending meta file, then records each session
+// whose meta file and JSONL agree with the index. A session appended to
+// meanwhile is left out (its meta file is behind). Best effort: without a
+// snapshot the next start reads the meta files.
+func (s *Store) writeSnapshot() {
+	s.Flush()
+	metas := s.List()
+	var b bytes.Buffer
+	b.Grow(64 + len(metas)*180)
+	b.WriteString(snapshotHeader + "\n")
+	for _, m := range metas {
+		jfi, err1 := os.Stat(s.jsonlPath(m.SessionID))
+		mfi, err2 := os.Stat(s.metaPath(m.SessionID))
+		s.mu.Lock()
+		_, dirty := s.dirty[m.SessionID]
+		s.mu.Unlock()
+		if err1 != nil || err2 != nil || dirty || jfi.Size() != m.Size {
+			continue
+		}
+		b.WriteString(formatSnapLine(snapEntry{meta: m, jsonl: stampOf(jfi), file: stampOf(mfi)}))
+		b.WriteByte('\n')
+	}
+	if err := writeFileAtomic(filepath.Join(s.dir, snapshotName), b.Bytes()); err != nil {
+		s.log.Warn("index snapshot not written", "err", err)
+	}
+}

@@ -1,0 +1,121 @@
+package session
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSnapshotIndexesWithoutMetaFiles: after Close, a restart takes every
+// unchanged session from the index snapshot, and every session changed
+// behind its back (appended, meta damaged, archived, added) from its files.
+func TestSnapshotIndexesWithoutMetaFiles(t *testing.T) {
+	s, dir := newStore(t)
+	for _, id := range []string{"same", "grown", "damaged", "gone"} {
+		mustCreate(t, s, id, "telegram")
+		mustAppend(t, s, id, userMsg("question about "+id, 100), asstMsg("answer", 200))
+	}
+	before, _ := s.Get("same")
+	s.Close()
+	if !strings.HasPrefix(string(readFile(t, filepath.Join(dir, snapshotName))), snapshotHeader+"\n") {
+		t.Fatal("Close wrote no index snapshot")
+	}
+
+	// Another process changes things while this one is down.
+	appendFile(t, filepath.Join(dir, "grown.jsonl"), line(t, userMsg("one more", 300)))
+	writeFile(t, filepath.Join(dir, "damaged.meta.json"), []byte("{not json"))
+	removeFile(t, filepath.Join(dir, "gone.jsonl"))
+	other := openStore(t, filepath.Join(t.TempDir(), "other"), Options{})
+	mustCreate(t, other, "added", "cli")
+	other.Close()
+	for _, ext := range []string{jsonlExt, metaExt} {
+		if err := os.Rename(filepath.Join(other.Dir(), "added"+ext), filepath.Join(dir, "added"+ext)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var log logBuf
+	s2 := openStore(t, dir, Options{Logger: newLogger(&log)})
+	if !strings.Contains(log.String(), "sessions=4 from_snapshot=1 from_meta_files=3") {
+		t.Fatalf("index load not as expected: %s", log.String())
+	}
+	if got, _ := s2.Get("same"); got != before {
+		t.Fatalf("same: %+v from the snapshot, want %+v", got, before)
+	}
+	if got, _ := s2.Get("grown"); got.MessageCount != 3 || got.Size != fileSize(t, filepath.Join(dir, "grown.jsonl")) {
+		t.Fatalf("grown: %+v, want 3 messages", got)
+	}
+	if got, _ := s2.Get("damaged"); got.MessageCount != 2 || got.Title != "question about damaged" {
+		t.Fatalf("damaged: %+v, want it rebuilt from the transcript", got)
+	}
+	if got := metaOnDisk(t, filepath.Join(dir, "damaged.meta.json")); got.MessageCount != 2 {
+		t.Fatalf("damaged meta not repaired on disk: %+v", got)
+	}
+	if _, err := s2.Get("gone"); err == nil {
+		t.Fatal("a session whose transcript is gone is still indexed")
+	}
+	if got, err := s2.Get("added"); err != nil || got.Channel != "cli" {
+		t.Fatalf("added: %+v, %v", got, err)
+	}
+}
+
+// TestSnapshotDamagedIsIgnored: a snapshot that is not ours, or has broken
+// lines, costs only the fallback to meta files.
+func TestSnapshotDamagedIsIgnored(t *testing.T) {
+	for name, content := range map[string]string{
+		"foreign header": "something else\nx\t1\t2\n",
+		"broken lines":   snapshotHeader + "\nfresh\tnot a number\t1\t2\t3\t4\t5\t6\t\"\"\t\"\"\t\"\"\n\x00\xff\n",
+		"lying sizes":    snapshotHeader + "\nfresh\t999\t1\t2\t3\t4\t5\t6\t\"\"\t\"\"\t\"\"\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, dir := newStore(t)
+			mustCreate(t, s, "fresh", "telegram")
+			want := mustAppend(t, s, "fresh", userMsg("hi", 100))
+			s.Close()
+			writeFile(t, filepath.Join(dir, snapshotName), []byte(content))
+			got, err := openStore(t, dir, Options{}).Get("fresh")
+			if err != nil || got != want {
+				t.Fatalf("Get = %+v, %v; want %+v", got, err, want)
+			}
+		})
+	}
+}
+
+// TestLazyMetaSeenByOtherStores: meta files lag behind appends until the
+// flusher or Close writes them, and a store opened meanwhile (the CLI
+// beside a running gateway) still counts every line.
+func TestLazyMetaSeenByOtherStores(t *testing.T) {
+	s, dir := newStore(t)
+	mustCreate(t, s, "lag", DefaultChannel)
+	want := mustAppend(t, s, "lag", numbered("m", 7)...)
+	got, err := openStore(t, dir, Options{}).Get("lag")
+	if err != nil || got != want {
+		t.Fatalf("second store: %+v, %v; want %+v", got, err, want)
+	}
+	s.Close()
+	if disk := metaOnDisk(t, filepath.Join(dir, "lag.meta.json")); disk != want {
+		t.Fatalf("meta on disk after Close %+v, want %+v", disk, want)
+	}
+}
+
+// FuzzSnapshotLine: any line either fails to parse or parses to an entry
+// that formats back to a line parsing to the same entry. (Entries are only
+// looked up by IDs of transcripts found in the directory, so a strange ID
+// in the file is never used.)
+func FuzzSnapshotLine(f *testing.F) {
+	f.Add(formatSnapLine(snapEntry{meta: Meta{SessionID: "a", Channel: "webchat", Title: "tab\there\nnewline", MessageCount: 3, Size: 9}, jsonl: fileStamp{9, 1}, file: fileStamp{100, 2}}))
+	f.Add("a\t1\t2\t3\t4\t5\t6\t7\t\"\"\t\"\"\t\"\"")
+	f.Add("a\t-1\t2\t3\t4\t5\t6\t7\t\"\"\t\"\"\t\"x")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, line string) {
+		e, ok := parseSnapLine(line)
+		if !ok {
+			return
+		}
+		again, ok := parseSnapLine(formatSnapLine(e))
+		if !ok || again != e {
+			t.Fatalf("round trip of %q: %+v (%v), want %+v", line, again, ok, e)
+		}
+	})
+}
