@@ -49,7 +49,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("MINI_OPENCLAW_WORKSPACE: %w", err)
 	}
 	defer ws.Close()
-	mem := &memory.Store{Workspace: cfg.Workspace, Dir: cfg.MemoryDir, Fsync: cfg.Fsync == config.FsyncAlways}
+	mem := &memory.Store{Workspace: cfg.Workspace, Dir: cfg.MemoryDir, Fsync: cfg.Fsync == config.FsyncAlways, Log: log}
 	toolSet := tools.NewSet(append(ws.FileTools(), tools.Bash{Dir: ws.Dir(), Timeout: cfg.BashTimeout})...)
 	toolSet.Add(mem.Tools()...)
 	// Indexed now, so a malformed skill is reported at startup, not at the first turn.

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,6 +53,7 @@ type Store struct {
 	// loss); without it an append survives a process crash.
 	Fsync bool
 	Now   func() time.Time // the clock of the daily log; nil: time.Now
+	Log   *slog.Logger     // where unreadable memory files are reported; nil: nowhere
 }
 
 func (s *Store) now() time.Time {
@@ -86,8 +88,8 @@ func (s *Store) Display(path string) string {
 }
 
 // MemorySection is the prompt's Memory section ("" when there is no
-// memory yet); it implements half of agent.Knowledge. Files that cannot be
-// read are left out: memory must never stop a turn.
+// memory yet); it implements half of agent.Knowledge. A file that cannot be
+// read is left out and logged: memory must never stop a turn.
 func (s *Store) MemorySection() string {
 	var b strings.Builder
 	part := func(title, text string) {
@@ -99,14 +101,20 @@ func (s *Store) MemorySection() string {
 		}
 		fmt.Fprintf(&b, "### %s\n%s\n", title, strings.TrimRight(text, "\n"))
 	}
+	report := func(text string, err error) string {
+		if err != nil && s.Log != nil {
+			s.Log.Warn("memory file left out of the prompt", "err", err)
+		}
+		return text
+	}
 	for _, path := range []string{s.WorkspaceFile(), s.File()} {
-		text, _ := readHead(path, MaxMemoryBytes)
+		text := report(readHead(path, MaxMemoryBytes))
 		part("Long-term memory ("+s.Display(path)+")", text)
 	}
 	today := s.now()
 	for i := PromptDays - 1; i >= 0; i-- {
 		day := today.AddDate(0, 0, -i)
-		text, _ := readTail(s.DayFile(day), MaxDayBytes)
+		text := report(readTail(s.DayFile(day), MaxDayBytes))
 		title := "Daily log " + day.Format(time.DateOnly)
 		if i == 0 {
 			title += " (today)"

@@ -3,6 +3,7 @@ package memory
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -234,5 +235,24 @@ func TestTools(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.HasPrefix(err.Error(), ts[tc.tool].Spec().Name+": ") {
 			t.Errorf("%s %s: err = %v, want one naming the tool and containing %q", ts[tc.tool].Spec().Name, tc.input, err, tc.err)
 		}
+	}
+}
+
+// A memory file that cannot be read is left out of the prompt and logged;
+// the rest of the section is still there.
+func TestMemorySectionUnreadable(t *testing.T) {
+	s := newStore(t)
+	var log strings.Builder
+	s.Log = slog.New(slog.NewTextHandler(&log, nil))
+	if err := os.MkdirAll(s.WorkspaceFile(), 0o755); err != nil { // a directory, not a file
+		t.Fatal(err)
+	}
+	writeFile(t, s.File(), "- still here\n")
+	got := s.MemorySection()
+	if got != "### Long-term memory (.mini-openclaw/memory/MEMORY.md)\n- still here\n" {
+		t.Errorf("section = %q", got)
+	}
+	if !strings.Contains(log.String(), "memory file left out of the prompt") || !strings.Contains(log.String(), s.WorkspaceFile()) {
+		t.Errorf("log = %q, want a warning naming %s", log.String(), s.WorkspaceFile())
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"unicode"
 	"unicode/utf8"
 )
@@ -145,8 +146,8 @@ func (x *Index) refresh() {
 	seen := make(map[string]bool, len(x.names))
 	for _, name := range x.names {
 		cur, err := statAt(d, name+"/"+FileName)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // a directory without SKILL.md is not a skill
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			continue // a directory without SKILL.md, or a link to a file, is not a skill
 		}
 		// A file that cannot be stat'ed keeps the zero stamp: it is loaded
 		// (and reported) once, and again when it can be.

@@ -261,6 +261,9 @@ func TestIndexOutsideWorkspaceAndSymlinks(t *testing.T) {
 	if err := os.Symlink(real, filepath.Join(dir, "linked")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Symlink(filepath.Join(real, FileName), filepath.Join(dir, "file-link")); err != nil {
+		t.Fatal(err)
+	}
 	list := New(dir, ws, nil).Skills()
 	if len(list) != 1 || list[0].Problem != "" || list[0].Location != filepath.Join(dir, "linked", FileName) {
 		t.Errorf("skills = %+v, want the linked skill with an absolute location", list)
