@@ -28,7 +28,8 @@ type Options struct {
 	// as retry-after says, else backs off exponentially with jitter. A
 	// negative value disables retries.
 	MaxRetries int
-	// HTTPClient is used for requests when set (tests).
+	// HTTPClient is used for requests when set (tests); else
+	// provider.HTTPClient.
 	HTTPClient *http.Client
 }
 
@@ -52,9 +53,10 @@ func New(opt Options) *Provider {
 	if opt.BaseURL != "" {
 		opts = append(opts, option.WithBaseURL(opt.BaseURL))
 	}
-	if opt.HTTPClient != nil {
-		opts = append(opts, option.WithHTTPClient(opt.HTTPClient))
+	if opt.HTTPClient == nil {
+		opt.HTTPClient = provider.HTTPClient()
 	}
+	opts = append(opts, option.WithHTTPClient(opt.HTTPClient))
 	return &Provider{client: sdk.NewClient(opts...), maxTokens: opt.MaxTokens, maxRetries: opt.MaxRetries}
 }
 

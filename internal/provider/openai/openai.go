@@ -50,7 +50,7 @@ func New(opt Options) *Provider {
 		opt.MaxRetries = 3
 	}
 	if opt.HTTPClient == nil {
-		opt.HTTPClient = &http.Client{}
+		opt.HTTPClient = provider.HTTPClient()
 	}
 	return &Provider{
 		key:        opt.APIKey,
