@@ -356,19 +356,6 @@ func toolStream(model string, m agentMarker, r, bodyLen int) []byte {
 	return s.Bytes()
 }
 
-// providerWrapper writes a script that runs bin with the Anthropic provider
-// pointed at the fake. startChild configures the scripted provider (and
-// drops the user's ANTHROPIC_* variables); the script overrides that, and
-// exec keeps the PID, so the process-group kill, Pdeathsig and the /proc
-// CPU reads all still reach the gateway itself.
-func providerWrapper(dir, bin, url string) (string, error) {
-	quote := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-	script := "#!/bin/sh\nexport MINI_OPENCLAW_PROVIDER=anthropic ANTHROPIC_API_KEY=bench-fake-key ANTHROPIC_BASE_URL=" + quote(url) +
-		"\nexec " + quote(bin) + " \"$@\"\n"
-	p := filepath.Join(dir, "miniclaw-fake-anthropic.sh")
-	return p, os.WriteFile(p, []byte(script), 0o700)
-}
-
 // agentSpec describes one closed-loop run of agent turns of one shape.
 type agentSpec struct {
 	sessions    int
@@ -606,7 +593,7 @@ func measureAgent(ctx context.Context, b *bench) error {
 			return fmt.Errorf("agent %d sessions: %w", n, err)
 		}
 	}
-	b.note("agent: the gateway runs the real Anthropic provider (MINI_OPENCLAW_PROVIDER=anthropic, ANTHROPIC_BASE_URL pointing at a fake Messages API in the bench process, set by a small exec wrapper script around the binary). The fake answers POST /v1/messages with stream:true at once, in the API's SSE format, one write and flush per event, decided by the request body alone: it finds the user message `bench agent s=S n=N k=K`, counts the assistant messages after it (the tool rounds done) and answers with one read_file tool_use (input split over input_json_delta events) while fewer than K rounds are done, else with the final answer in 10 text_delta events. It times each request from its handler start (body read and parsed included) to the last byte flushed. **overhead** = client send of `message` → `message_done` received, minus the sum of the fake's times for that turn's requests: the gateway's persistence, prompt, provider (SDK request encoding, SSE parsing), tool runs and relay, plus the bench client's WebSocket write and read. **per tool round** = (tool-turn overhead p50 − text-turn overhead p50) / %d, and the same difference of gateway CPU per turn (user+system, /proc) / %[1]d. Each turn is checked: chunks and message_done.content equal the streamed answer, %d tool_start/tool_done pairs with line R of %s in round R, and the fake saw %d requests, each carrying the previous round's tool_result. Closed loop, warm-up %s then %s measured per shape; FSYNC=%s. The %s target applies to the 1-session run: with more sessions and no think time the closed loop saturates the CPU and a turn mostly waits for it (Little's law), so those rows are capacity figures; gateway CPU/turn is its cost.",
+	b.note("agent: the gateway runs the real Anthropic provider (MINI_OPENCLAW_PROVIDER=anthropic, ANTHROPIC_BASE_URL pointing at a fake Messages API in the bench process, set in the child's environment). The fake answers POST /v1/messages with stream:true at once, in the API's SSE format, one write and flush per event, decided by the request body alone: it finds the user message `bench agent s=S n=N k=K`, counts the assistant messages after it (the tool rounds done) and answers with one read_file tool_use (input split over input_json_delta events) while fewer than K rounds are done, else with the final answer in 10 text_delta events. It times each request from its handler start (body read and parsed included) to the last byte flushed. **overhead** = client send of `message` → `message_done` received, minus the sum of the fake's times for that turn's requests: the gateway's persistence, prompt, provider (SDK request encoding, SSE parsing), tool runs and relay, plus the bench client's WebSocket write and read. **per tool round** = (tool-turn overhead p50 − text-turn overhead p50) / %d, and the same difference of gateway CPU per turn (user+system, /proc) / %[1]d. Each turn is checked: chunks and message_done.content equal the streamed answer, %d tool_start/tool_done pairs with line R of %s in round R, and the fake saw %d requests, each carrying the previous round's tool_result. Closed loop, warm-up %s then %s measured per shape; FSYNC=%s. The %s target applies to the 1-session run: with more sessions and no think time the closed loop saturates the CPU and a turn mostly waits for it (Little's law), so those rows are capacity figures; gateway CPU/turn is its cost.",
 		k, k, agentFile, k+1, b.cfg.agentWarmup, b.cfg.agentDuration, b.cfg.agentFsync, ms(agentTarget))
 	return nil
 }
@@ -632,11 +619,8 @@ func (b *bench) agentRun(ctx context.Context, sessions int) error {
 	if err := os.WriteFile(filepath.Join(o.workspace, agentFile), []byte(file.String()), 0o600); err != nil {
 		return err
 	}
-	wrapper, err := providerWrapper(filepath.Dir(o.workspace), b.bin, fake.url)
-	if err != nil {
-		return err
-	}
-	c, err := startChild(wrapper, o)
+	o.env = []string{"MINI_OPENCLAW_PROVIDER=anthropic", "ANTHROPIC_API_KEY=bench-fake-key", "ANTHROPIC_BASE_URL=" + fake.url}
+	c, err := startChild(b.bin, o)
 	if err != nil {
 		return err
 	}

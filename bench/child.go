@@ -41,7 +41,8 @@ type child struct {
 type childOpts struct {
 	workspace string
 	dataDir   string
-	fsync     string // always | never
+	fsync     string   // always | never
+	env       []string // extra KEY=VALUE settings, applied last (they win)
 }
 
 var (
@@ -88,6 +89,7 @@ func startChild(bin string, o childOpts) (*child, error) {
 		"MINI_OPENCLAW_FSYNC="+o.fsync,
 		"MINI_OPENCLAW_SHUTDOWN_TIMEOUT=1s",
 	)
+	env = append(env, o.env...)
 	if err := os.MkdirAll(o.workspace, 0o700); err != nil {
 		return nil, err
 	}
