@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // writeTree creates files (relative path → content) under root.
@@ -108,5 +111,56 @@ func TestMemoryShowAndSearch(t *testing.T) {
 		if out := r.stdout + r.stderr; r.code != 0 || !strings.Contains(out, "Usage:") || !strings.Contains(out, "-data-dir") {
 			t.Errorf("miniclaw %s: exit %d, output %q", strings.Join(args, " "), r.code, out)
 		}
+	}
+}
+
+// The gateway binary wires the knowledge layer: skills are indexed at
+// startup (a broken one is reported then), memory_write is a tool, every
+// turn leaves a daily log line, and `miniclaw memory search` finds both.
+func TestGatewayKnowledgeWiring(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, ".mini-openclaw")
+	writeTree(t, ws, map[string]string{
+		".openclaw/skills/pdf/SKILL.md":    "---\nname: pdf\ndescription: Fill PDF forms\n---\n",
+		".openclaw/skills/broken/SKILL.md": "no frontmatter\n",
+	})
+	script := writeScript(t, []map[string]any{
+		{"toolCalls": []map[string]any{{"name": "memory_write", "input": map[string]string{"fact": "The wifi password is on the fridge."}}}},
+		{"text": "Noted."},
+	})
+	env := gatewayEnv(ws, data, map[string]string{"MINI_OPENCLAW_SCRIPT": script})
+	g := startGateway(t, "gateway", env)
+	log := g.stderr.String()
+	if !strings.Contains(log, "skills=2") || !strings.Contains(log, "file="+filepath.Join(ws, ".openclaw", "skills", "broken", "SKILL.md")) {
+		t.Errorf("startup log lacks the skills count or the broken skill:\n%s", log)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := dialSession(ctx, g.addr, "wiring")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	if err := c.send(ctx, "remember where the wifi password is"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev, err := c.read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Type == "error" {
+			t.Fatalf("turn failed: %+v", ev)
+		}
+		if ev.Type == "message_done" {
+			break
+		}
+	}
+	r := runCLI(t, cliTimeout, env, "memory", "search", "wifi", "password")
+	if r.code != 0 || !strings.Contains(r.stdout, ".mini-openclaw/memory/MEMORY.md:1: - The wifi password is on the fridge.\n") ||
+		!regexp.MustCompile(`\.mini-openclaw/memory/daily-logs/\d{4}-\d\d-\d\d\.md:1: - \[\d\d:\d\d:\d\d\] asked "remember where the wifi password is"; tools: memory_write\n`).MatchString(r.stdout) {
+		t.Errorf("memory search after the turn: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
