@@ -16,11 +16,13 @@ import (
 // processes — never interleave or lose a line; the lock belongs to the open
 // file, so a killed holder cannot leave it stuck. A file that does not end
 // in a newline (a hand edit) gets one first, so the line stays its own.
+// New files and directories are private to the user, like the transcripts:
+// memory holds what the user told the agent.
 func appendLine(path, line string, fsync bool) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}

@@ -256,3 +256,23 @@ func TestMemorySectionUnreadable(t *testing.T) {
 		t.Errorf("log = %q, want a warning naming %s", log.String(), s.WorkspaceFile())
 	}
 }
+
+// Memory files the store creates are private, like the transcripts.
+func TestAppendCreatesPrivateFiles(t *testing.T) {
+	s := newStore(t)
+	if _, err := s.Remember("secret"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordTurn(core.Message{Content: "hi"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]os.FileMode{s.Dir: 0o700, s.LogDir(): 0o700, s.File(): 0o600, s.DayFile(fixedNow): 0o600} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s: mode %v, want %v", path, got, want)
+		}
+	}
+}

@@ -19,7 +19,7 @@ type Frontmatter struct {
 // ErrNoFrontmatter: the file does not start with a "---" line.
 var ErrNoFrontmatter = errors.New("no YAML frontmatter: the file must start with a --- line, then name: and description:, then a --- line")
 
-var bom = []byte("\xef\xbb\xbf")
+const bom = "\xef\xbb\xbf" // the UTF-8 byte order mark
 
 // ParseFrontmatter splits a SKILL.md into its frontmatter and body. A UTF-8
 // byte order mark is skipped and CRLF line ends are read as LF (the body is
@@ -29,7 +29,7 @@ var bom = []byte("\xef\xbb\xbf")
 // comments all work as YAML says; a scalar such as `name: 42` is read as the
 // string "42", while a list or mapping where a string belongs is an error.
 func ParseFrontmatter(data []byte) (Frontmatter, []byte, error) {
-	data = bytes.TrimPrefix(data, bom)
+	data = bytes.TrimPrefix(data, []byte(bom))
 	data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
 	first, rest, _ := bytes.Cut(data, []byte("\n"))
 	if string(bytes.TrimRight(first, " \t")) != "---" {
