@@ -55,7 +55,8 @@ func (r *Runtime) bootstrap(name string) string {
 		return ""
 	}
 	if len(b) > maxBootstrapBytes {
-		return string(b[:maxBootstrapBytes]) + fmt.Sprintf("\n[%s cut at %d bytes]", name, maxBootstrapBytes)
+		// ToValidUTF8 drops a character the cut split in two.
+		return strings.ToValidUTF8(string(b[:maxBootstrapBytes]), "") + fmt.Sprintf("\n[%s cut at %d bytes]", name, maxBootstrapBytes)
 	}
 	return string(b)
 }
