@@ -254,10 +254,11 @@ type Paths struct {
 	SkillsDir   string
 }
 
-// PathFlags adds --workspace and --data-dir to fs, for the commands that work
-// on a gateway's files without running one (miniclaw skills, memory). After
-// fs.Parse, the returned function resolves them exactly as Load does: flags
-// over MINI_OPENCLAW_WORKSPACE and MINI_OPENCLAW_DATA_DIR over the defaults.
+// PathFlags adds --workspace and --data-dir to fs, for the commands that
+// work on a gateway's files without running one (miniclaw sessions, skills,
+// memory). After fs.Parse, the returned function resolves them exactly as
+// Load does: flags over MINI_OPENCLAW_WORKSPACE and MINI_OPENCLAW_DATA_DIR
+// over the defaults.
 func PathFlags(fs *flag.FlagSet, getenv func(string) string) func() (Paths, error) {
 	flagOf := map[string]string{} // env name -> flag name
 	vals := map[string]*string{}
