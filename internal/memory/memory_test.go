@@ -225,7 +225,7 @@ func TestTools(t *testing.T) {
 		{0, `{}`, `"fact" is required`},
 		{0, `{"fact":"  "}`, `empty`},
 		{1, `{"query":["a"]}`, `field "query" must be a string`},
-		{1, `{"query":"a","limit":"5"}`, `field "limit" must be a int`},
+		{1, `{"query":"a","limit":"5"}`, `field "limit" must be a whole number`},
 		{1, `{"query":"a","limit":0}`, `"limit" must be from 1 to 50`},
 		{1, `{"query":"a","max":2}`, `unknown field "max"`},
 		{1, `{}`, `no keywords`},

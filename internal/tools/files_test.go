@@ -135,7 +135,7 @@ func TestReadFileErrors(t *testing.T) {
 		{"missing path", `{}`, []string{`"path" is required`}},
 		{"empty input", ``, []string{`"path" is required`}},
 		{"wrong type", `{"path": 3}`, []string{`read_file: field "path" must be a string`}},
-		{"wrong type offset", `{"path":"abc.txt","offset":"2"}`, []string{`field "offset" must be a int`}},
+		{"wrong type offset", `{"path":"abc.txt","offset":"2"}`, []string{`field "offset" must be a whole number`}},
 		{"fractional offset", `{"path":"abc.txt","offset":1.5}`, []string{`field "offset"`}},
 		{"unknown field", `{"path":"abc.txt","file":"x"}`, []string{"read_file: invalid arguments", `unknown field "file"`}},
 		{"not an object", `["abc.txt"]`, []string{"read_file:"}},

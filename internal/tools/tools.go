@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 
 	"github.com/miniclaw/miniclaw/internal/core"
@@ -82,11 +83,30 @@ func DecodeInput(tool string, input json.RawMessage, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return fmt.Errorf("%s: field %q must be a %s", tool, te.Field, te.Type)
+			return fmt.Errorf("%s: field %q must be %s", tool, te.Field, jsonKind(te.Type))
 		}
 		return fmt.Errorf("%s: invalid arguments: %v", tool, err)
 	}
 	return nil
+}
+
+// jsonKind names, for the model, the JSON value a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	default:
+		return "an object"
+	}
 }
 
 // schema builds a JSON Schema object for a tool's input.
