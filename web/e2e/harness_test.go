@@ -58,8 +58,8 @@ type gwConfig struct {
 	files   map[string]string // workspace files, by relative path
 }
 
-// testGateway is a real gateway on 127.0.0.1. restart stops it and starts a
-// new one on the same port and data directory, as a process restart would.
+// testGateway is a real gateway on 127.0.0.1. stop then start is a restart:
+// a new gateway on the same port and data directory, as a new process.
 type testGateway struct {
 	t         *testing.T
 	cfg       gwConfig
@@ -164,11 +164,6 @@ func (g *testGateway) stop() {
 		g.t.Errorf("Serve: %v", err)
 	}
 	g.srv = nil
-}
-
-func (g *testGateway) restart() {
-	g.stop()
-	g.start()
 }
 
 func (g *testGateway) url() string { return "http://" + g.addr + "/" }
@@ -415,11 +410,11 @@ func (tb *tab) do(steps ...chromedp.Action[chromedp.Void]) {
 }
 
 // eval evaluates a JavaScript expression in the page.
-func eval[T any](tb *tab, expr string) T {
+func eval[T any](tb *tab, expr string, opts ...chromedp.EvaluateOption) T {
 	tb.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, waitFor)
 	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, opts...))
 	if err != nil {
 		tb.t.Fatalf("evaluate %s: %v", expr, err)
 	}

@@ -139,6 +139,17 @@ func TestTwoTabsShareTheStream(t *testing.T) {
 	want := []shown{{"user", "hello from tab a"}, {"assistant", words(15)}}
 	a.waitMessages("tab a's transcript", want)
 	b.waitMessages("tab b's transcript", want)
+
+	// Tab b sends the same text twice: the second waits in the session's
+	// queue, shown below the reply that streams for the first.
+	b.send("again")
+	b.send("again")
+	b.waitJS("the queued message below the streaming reply", `(() => {
+		const m = [...document.querySelectorAll("#log > .msg")].slice(-3).map(e => e.className);
+		return m.length === 3 && m[0].startsWith("msg user") && m[1] === "msg assistant live" && m[2] === "msg user pending" })()`)
+	want = append(want, shown{"user", "again"}, shown{"assistant", words(15)}, shown{"user", "again"}, shown{"assistant", words(15)})
+	b.waitMessages("tab b's transcript after the queue", want)
+	a.waitMessages("tab a's transcript after the queue", want)
 }
 
 // The Stop button and Esc abort a slow reply; the page shows the partial
@@ -209,12 +220,14 @@ func TestReconnectLosesAndDuplicatesNothing(t *testing.T) {
 	tb.waitJS("the third reply to stream", `document.querySelector("#log .msg.live")?.textContent.includes("w2")`)
 	tb.do(chromedp.Reload())
 	tb.waitConnected()
-	tb.waitJS("the stream to go on after the reload", `document.querySelector("#log .msg.live")`)
+	tb.waitJS("the stream to go on after the reload, marked as joined midway", `document.querySelector("#log .msg.live.joined")`)
 	waitTrue(t, "the third reply to be persisted", func() bool { return len(g.transcript(id)) == 6 })
 	tb.waitMessages("the transcript after the reload", fromDisk(g.transcript(id)))
 
 	// The gateway restarts on the same port and data directory.
-	g.restart()
+	g.stop()
+	tb.waitJS("the page to notice the gateway is gone", `document.querySelector("#status").dataset.state !== "connected"`)
+	g.start()
 	tb.waitConnected()
 	tb.send("four") // the new gateway's script starts over: "first reply"
 	waitTrue(t, "the fourth turn to be persisted", func() bool { return len(g.transcript(id)) == 8 })

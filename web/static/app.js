@@ -30,6 +30,8 @@ const state = {
   history: { messages: [], offset: 0, total: 0 },
   limit: 100,
   apiBusy: false, // the session had a turn running or queued at the last load
+  joining: false, // connected, and no history has been shown since
+  joinedMidTurn: false, // the next reply to stream began before this connection
   tail: [], // {kind:"user", node, content, after, answered} | {kind:"live", node, segs, tools, done, doneSeq}
   sessions: [],
 };
@@ -140,6 +142,7 @@ function onEvent(ev) {
       // What streamed on a lost connection is superseded by history plus
       // what this connection streams next.
       for (const item of state.tail) if (item.kind === "live" && !item.done) finishLive(item);
+      state.joining = true;
       loadHistory();
       refreshSessions().catch(() => {});
       break;
@@ -201,6 +204,8 @@ function liveTurn() {
   const node = document.createElement("div");
   node.className = "msg assistant live";
   live = { kind: "live", node, segs: [], tools: new Map(), done: false, doneSeq: 0 };
+  if (state.joinedMidTurn) node.classList.add("joined");
+  state.joinedMidTurn = false;
   // The reply goes after the first message of ours it can answer; messages
   // sent after it wait below.
   const asked = state.tail.find((i) => i.kind === "user" && !i.answered);
@@ -275,6 +280,7 @@ function finishLive(live) {
 function endTurn() {
   const live = state.tail.find((i) => i.kind === "live" && !i.done);
   if (live) finishLive(live);
+  state.joinedMidTurn = false;
   loadHistory();
   refreshSessions().catch(() => {});
 }
@@ -303,19 +309,29 @@ async function loadHistory() {
   if (seq !== state.historySeq || id !== state.session) return; // a newer load is on its way
   state.history = { messages: page.messages || [], offset: page.offset, total: page.total };
   state.apiBusy = page.session.busy;
+  if (state.joining) {
+    // A turn already running when this connection came streams only its
+    // rest: the reply is marked as joined midway until history has it all.
+    state.joining = false;
+    const live = state.tail.find((i) => i.kind === "live" && !i.done);
+    if (state.apiBusy && live) live.node.classList.add("joined");
+    else state.joinedMidTurn = state.apiBusy;
+  }
   $("title").textContent = page.session.title || "New chat";
   document.title = (page.session.title ? page.session.title + " · " : "") + "miniclaw";
   state.tail = state.tail.filter((i) => !(i.kind === "live" && i.done && i.doneSeq <= seq));
   // A message of ours that history shows now is dropped from the tail: the
   // first user message with its text at or after the place it was sent.
-  const claimed = new Set();
+  // Messages are persisted in the order sent, so the ones sent later can
+  // only be further down (the same text twice is two messages).
+  let floor = 0;
   state.tail = state.tail.filter((item) => {
     if (item.kind !== "user") return true;
-    const i = state.history.messages.findIndex(
-      (m, j) => !claimed.has(j) && m.role === "user" && m.content === item.content && state.history.offset + j >= item.after,
-    );
+    item.after = Math.max(item.after, floor);
+    const { messages, offset } = state.history;
+    const i = messages.findIndex((m, j) => offset + j >= item.after && m.role === "user" && m.content === item.content);
     if (i < 0) return true;
-    claimed.add(i);
+    floor = offset + i + 1;
     return false;
   });
   renderLog();
@@ -518,6 +534,7 @@ function switchSession(id, push = true) {
   state.history = { messages: [], offset: 0, total: 0 };
   state.limit = 100;
   state.apiBusy = false;
+  state.joinedMidTurn = false;
   state.retries = 0;
   log.replaceChildren();
   updateBusy();
@@ -662,6 +679,10 @@ $("fork").addEventListener("click", fork);
 $("archive").addEventListener("click", archive);
 $("menu").addEventListener("click", () => (document.body.classList.contains("side-open") ? closeSidebar() : openSidebar()));
 $("scrim").addEventListener("click", closeSidebar);
+// Back online: try now instead of at the end of the backoff.
+window.addEventListener("online", () => {
+  if (!state.ws) connect();
+});
 window.addEventListener("hashchange", () => {
   const id = sessionFromHash();
   if (id && id !== state.session) switchSession(id, false);

@@ -5,8 +5,9 @@
 // Supported: paragraphs (single newlines kept as line breaks), fenced code
 // blocks (an unclosed fence runs to the end, so a block renders while it
 // streams), headings, block quotes, flat bullet and numbered lists, inline
-// code, **bold**, *italic*, [links](https://…) and bare http(s) URLs. Links
-// go only to http: and https:; anything else is shown as the text it was.
+// code, **bold**, *italic*, [links](https://…), bare http(s) URLs and
+// GitHub-style tables. Links go only to http: and https:; anything else is
+// shown as the text it was.
 
 const fence = /^\s{0,3}(`{3,}|~{3,})\s*([\w+.-]*)\s*$/;
 const heading = /^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$/;
@@ -14,6 +15,7 @@ const quote = /^\s{0,3}>\s?(.*)$/;
 const bullet = /^\s{0,3}[-*+]\s+(.*)$/;
 const numbered = /^\s{0,3}(\d{1,9})[.)]\s+(.*)$/;
 const rule = /^\s{0,3}([-*_])(\s*\1){2,}\s*$/;
+const tableSep = /^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$/;
 
 // render returns a DocumentFragment for text.
 export function render(text) {
@@ -63,6 +65,15 @@ export function render(text) {
       }
       q.append(render(body.join("\n")));
       out.append(q);
+      continue;
+    }
+    if (line.includes("|") && i + 1 < lines.length && lines[i + 1].includes("|") && tableSep.test(lines[i + 1])) {
+      flush();
+      const rows = [line];
+      const align = cells(lines[i + 1]).map((c) => (c.endsWith(":") ? (c.startsWith(":") ? "center" : "right") : ""));
+      for (i += 2; i < lines.length && lines[i].includes("|") && lines[i].trim() !== ""; i++) rows.push(lines[i]);
+      i--;
+      out.append(table(rows, align));
       continue;
     }
     const b = bullet.exec(line);
@@ -115,6 +126,36 @@ function paragraph(lines) {
     inline(p, l);
   });
   return p;
+}
+
+// cells splits a table row on "|", without the optional outer pipes.
+function cells(row) {
+  return row
+    .trim()
+    .replace(/^\|/, "")
+    .replace(/\|$/, "")
+    .split("|")
+    .map((c) => c.trim());
+}
+
+// table renders rows (the header first) with the separator's alignments,
+// as classes: the CSP allows no inline styles.
+function table(rows, align) {
+  const t = el("table");
+  rows.forEach((row, r) => {
+    const tr = el("tr");
+    cells(row).forEach((c, j) => {
+      const cell = el(r === 0 ? "th" : "td");
+      if (align[j]) cell.className = "align-" + align[j];
+      inline(cell, c);
+      tr.append(cell);
+    });
+    (r === 0 ? (t.tHead ??= t.createTHead()) : (t.tBodies[0] ?? t.createTBody())).append(tr);
+  });
+  const wrap = el("div");
+  wrap.className = "table";
+  wrap.append(t);
+  return wrap;
 }
 
 function codeBlock(text, lang) {
