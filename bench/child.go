@@ -180,6 +180,22 @@ func (c *child) kill() {
 	})
 }
 
+// stop ends the child as a service manager would, with SIGTERM, and waits
+// up to limit for it to exit (then kills it). It reports whether the child
+// exited by itself with status 0.
+func (c *child) stop(limit time.Duration) bool {
+	syscall.Kill(c.pid, syscall.SIGTERM)
+	select {
+	case <-c.exited:
+		ok := c.err == nil
+		c.kill() // reaps the group and untracks the child
+		return ok
+	case <-time.After(limit):
+		c.kill()
+		return false
+	}
+}
+
 func (c *child) stderrTail() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,15 +79,16 @@ func readMeta(path string) (Meta, error) {
 	return m, nil
 }
 
-// writeFileAtomic writes b to path through a temp file and a rename, so a
-// reader sees the old content or the new, never a mix. The meta is a cache
-// (rebuilt from the JSONL if lost), so it is not fsynced.
-func writeFileAtomic(path string, b []byte) error {
+// writeFileAtomic writes path through a temp file and a rename, so a reader
+// sees the old content or the new, never a mix; write produces the content.
+// Metas and the snapshot are caches (rebuilt from the JSONL if lost), so
+// they are not fsynced.
+func writeFileAtomic(path string, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
 	}
-	_, werr := tmp.Write(b)
+	werr := write(tmp)
 	cerr := tmp.Close()
 	if err := errors.Join(werr, cerr); err != nil {
 		os.Remove(tmp.Name())
@@ -104,5 +106,8 @@ func writeMeta(path string, m Meta) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'))
+	return writeFileAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(append(b, '\n'))
+		return err
+	})
 }

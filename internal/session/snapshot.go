@@ -1,8 +1,10 @@
 package session
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,13 +13,15 @@ import (
 )
 
 // The index snapshot (<sessions>/.index) lets a restart index thousands of
-// sessions with two stats each instead of opening every meta file. It is a
+// sessions with one stat each instead of opening every meta file. It is a
 // cache of the meta cache: each line is one session's meta plus the size
-// and modification time of its JSONL and of its meta file, and an entry
-// counts only while both files are exactly as recorded. Anything else (a
-// session added, changed or archived by another process, a meta file
-// deleted or damaged, a crash) falls back to reading the meta file, so a
-// stale or broken snapshot costs time, never correctness.
+// and modification time of its JSONL and of its meta file. An entry counts
+// only while the JSONL is exactly as recorded and the meta file exists;
+// anything else (a session added, changed or archived by another process,
+// a meta file deleted, a crash) falls back to reading the meta file, so a
+// stale or broken snapshot costs time, never correctness. A meta file that
+// changed behind the snapshot's back is rewritten from the index in the
+// background (repairMetaFiles).
 //
 // Format: a header line, then one tab-separated line per session:
 //
@@ -42,17 +46,6 @@ func stampOf(fi fs.FileInfo) fileStamp { return fileStamp{fi.Size(), fi.ModTime(
 type snapEntry struct {
 	meta        Meta
 	jsonl, file fileStamp // the transcript and the meta file when recorded
-}
-
-// matches returns the recorded meta when the session's files, in the open
-// sessions directory dir, are the ones it was recorded for. A zero
-// snapEntry (no entry) never matches.
-func (e snapEntry) matches(dir *os.File, jsonl fileStamp) (Meta, bool) {
-	if e.meta.SessionID == "" || jsonl != e.jsonl {
-		return Meta{}, false
-	}
-	file, ok := statAt(dir, e.meta.SessionID+metaExt)
-	return e.meta, ok && file == e.file
 }
 
 // readSnapshot loads the snapshot; a missing or unreadable one is empty, and
@@ -123,27 +116,40 @@ func parseSnapLine(line string) (snapEntry, bool) {
 
 // writeSnapshot writes every pending meta file, then records each session
 // whose meta file and JSONL agree with the index. A session appended to
-// meanwhile is left out (its meta file is behind). Best effort: without a
-// snapshot the next start reads the meta files.
+// meanwhile is left out (its meta file is behind). It streams to the file,
+// so its memory does not grow with the number of sessions. Best effort:
+// without a snapshot the next start reads the meta files.
 func (s *Store) writeSnapshot() {
 	s.Flush()
-	metas := s.List()
-	var b bytes.Buffer
-	b.Grow(64 + len(metas)*180)
-	b.WriteString(snapshotHeader + "\n")
-	for _, m := range metas {
-		jfi, err1 := os.Stat(s.jsonlPath(m.SessionID))
-		mfi, err2 := os.Stat(s.metaPath(m.SessionID))
-		s.mu.Lock()
-		_, dirty := s.dirty[m.SessionID]
-		s.mu.Unlock()
-		if err1 != nil || err2 != nil || dirty || jfi.Size() != m.Size {
-			continue
-		}
-		b.WriteString(formatSnapLine(snapEntry{meta: m, jsonl: stampOf(jfi), file: stampOf(mfi)}))
-		b.WriteByte('\n')
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.sessions))
+	for id := range s.sessions {
+		ids = append(ids, id)
 	}
-	if err := writeFileAtomic(filepath.Join(s.dir, snapshotName), b.Bytes()); err != nil {
+	s.mu.Unlock()
+	err := writeFileAtomic(filepath.Join(s.dir, snapshotName), func(f io.Writer) error {
+		w := bufio.NewWriterSize(f, 64<<10)
+		w.WriteString(snapshotHeader + "\n")
+		for _, id := range ids {
+			jfi, err1 := os.Stat(s.jsonlPath(id))
+			mfi, err2 := os.Stat(s.metaPath(id))
+			s.mu.Lock()
+			e, indexed := s.sessions[id]
+			_, dirty := s.dirty[id]
+			var m Meta
+			if indexed {
+				m = e.meta
+			}
+			s.mu.Unlock()
+			if err1 != nil || err2 != nil || !indexed || dirty || jfi.Size() != m.Size {
+				continue
+			}
+			w.WriteString(formatSnapLine(snapEntry{meta: m, jsonl: stampOf(jfi), file: stampOf(mfi)}))
+			w.WriteByte('\n')
+		}
+		return w.Flush()
+	})
+	if err != nil {
 		s.log.Warn("index snapshot not written", "err", err)
 	}
 }

@@ -20,7 +20,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/protocol"
@@ -97,18 +96,20 @@ func Open(dir string, opt Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	stale, err := s.rebuildIndex()
+	stale, check, err := s.rebuildIndex()
 	if err != nil {
 		return nil, err
 	}
-	s.flusher.Go(func() { s.flushLoop(stale) })
+	s.flusher.Go(func() { s.flushLoop(stale, check) })
 	return s, nil
 }
 
 // flushLoop writes pending meta files every metaFlushInterval until Close.
-// When the index snapshot did not describe every session at Open, it
-// writes a fresh one first, off the startup path.
-func (s *Store) flushLoop(snapshotStale bool) {
+// First, off the startup path, it repairs the meta files of sessions
+// indexed from the snapshot that changed since (check), and writes a fresh
+// snapshot when the old one did not describe every session.
+func (s *Store) flushLoop(snapshotStale bool, check map[string]fileStamp) {
+	s.repairMetaFiles(check)
 	if snapshotStale {
 		s.writeSnapshot()
 	}
@@ -172,15 +173,15 @@ func (s *Store) jsonlPath(id string) string { return filepath.Join(s.dir, id+jso
 func (s *Store) metaPath(id string) string  { return filepath.Join(s.dir, id+metaExt) }
 
 // rebuildIndex indexes every session in the directory. A session the
-// snapshot describes (same JSONL size and modification time) costs one
-// stat; any other has its meta file read, and repaired when missing,
-// corrupt or stale. Both run in parallel, since startup time with
-// thousands of sessions is dominated by small file operations. stale
-// reports that the snapshot did not describe every session.
-func (s *Store) rebuildIndex() (stale bool, err error) {
+// snapshot describes (same JSONL size and modification time, meta file
+// present) costs one fstatat; any other has its meta file read, and
+// repaired when missing, corrupt or stale. stale reports that the snapshot
+// did not describe every session; check holds, for the sessions taken from
+// it, the meta file stamps it recorded, for repairMetaFiles.
+func (s *Store) rebuildIndex() (stale bool, check map[string]fileStamp, err error) {
 	d, err := os.Open(s.dir)
 	if err != nil {
-		return false, fmt.Errorf("session store %s: %w", s.dir, err)
+		return false, nil, fmt.Errorf("session store %s: %w", s.dir, err)
 	}
 	defer d.Close()
 	snapc := make(chan map[string]snapEntry, 1)
@@ -188,40 +189,53 @@ func (s *Store) rebuildIndex() (stale bool, err error) {
 	names, err := d.Readdirnames(-1)          // unsorted: sorting 20,000 names is wasted work
 	snap := <-snapc
 	if err != nil {
-		return false, fmt.Errorf("session store %s: %w", s.dir, err)
+		return false, nil, fmt.Errorf("session store %s: %w", s.dir, err)
 	}
-	ids := make(chan string, len(names))
+	var ids []string
+	hasMeta := make(map[string]bool, len(names)/2)
 	for _, name := range names {
 		if isTempName(name) {
 			s.removeIfStale(name)
 			continue
 		}
-		id, ok := strings.CutSuffix(name, jsonlExt)
-		if !ok || protocol.ValidateSessionID(id) != nil {
+		if id, ok := strings.CutSuffix(name, metaExt); ok {
+			hasMeta[id] = true
+		} else if id, ok := strings.CutSuffix(name, jsonlExt); ok && protocol.ValidateSessionID(id) == nil {
+			ids = append(ids, id)
+		}
+	}
+	// One pass of fstatat over the transcripts: parallel calls in one
+	// directory contend in the kernel and gain nothing. Misses (sessions the
+	// snapshot does not describe) read files, and those run in parallel.
+	check = make(map[string]fileStamp, len(ids))
+	s.sessions = make(map[string]*entry, len(ids))
+	var misses []string
+	for _, id := range ids {
+		st, ok := statAt(d, id+jsonlExt)
+		if !ok {
+			continue // gone, or a directory named like a session
+		}
+		e := snap[id]
+		if e.meta.SessionID == "" || e.jsonl != st || !hasMeta[id] {
+			misses = append(misses, id)
 			continue
 		}
-		ids <- id
+		s.sessions[id] = &entry{meta: e.meta}
+		check[id] = e.file
 	}
-	close(ids)
+	work := make(chan string, len(misses))
+	for _, id := range misses {
+		work <- id
+	}
+	close(work)
 	var wg sync.WaitGroup
-	var hits, misses atomic.Int64
-	for range runtime.GOMAXPROCS(0) {
+	for range min(runtime.GOMAXPROCS(0), len(misses)) {
 		wg.Go(func() {
-			for id := range ids {
-				st, ok := statAt(d, id+jsonlExt)
-				if !ok {
-					continue // gone, or a directory named like a session
-				}
-				m, ok := snap[id].matches(d, st)
-				if ok {
-					hits.Add(1)
-				} else {
-					misses.Add(1)
-					var err error
-					if m, err = s.loadMeta(id); err != nil {
-						s.log.Warn("session skipped: cannot read transcript", "session", id, "err", err)
-						continue
-					}
+			for id := range work {
+				m, err := s.loadMeta(id)
+				if err != nil {
+					s.log.Warn("session skipped: cannot read transcript", "session", id, "err", err)
+					continue
 				}
 				s.mu.Lock()
 				s.sessions[id] = &entry{meta: m}
@@ -230,8 +244,35 @@ func (s *Store) rebuildIndex() (stale bool, err error) {
 		})
 	}
 	wg.Wait()
-	s.log.Info("session index loaded", "sessions", len(s.sessions), "from_snapshot", hits.Load(), "from_meta_files", misses.Load())
-	return misses.Load() > 0 || len(snap) != len(s.sessions), nil
+	s.log.Info("session index loaded", "sessions", len(s.sessions), "from_snapshot", len(check), "from_meta_files", len(misses))
+	return len(misses) > 0 || len(snap) != len(s.sessions), check, nil
+}
+
+// repairMetaFiles rewrites, from the index, the meta file of each session
+// taken from the snapshot whose meta file is no longer the one the snapshot
+// recorded (damaged or replaced while the gateway was down). The index was
+// right regardless; this keeps the files a reader sees right too.
+func (s *Store) repairMetaFiles(check map[string]fileStamp) {
+	if len(check) == 0 {
+		return
+	}
+	d, err := os.Open(s.dir)
+	if err != nil {
+		return
+	}
+	defer d.Close()
+	for id, want := range check {
+		if st, ok := statAt(d, id+metaExt); ok && st == want {
+			continue
+		}
+		s.mu.Lock()
+		e, ok := s.sessions[id]
+		s.mu.Unlock()
+		if ok {
+			s.log.Warn("session meta file changed while the gateway was down: rewritten from the index", "session", id)
+			s.writeEntryMeta(id, e)
+		}
+	}
 }
 
 // staleTempAge is how old a temp file must be before startup removes it: a
