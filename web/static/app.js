@@ -310,12 +310,14 @@ async function loadHistory() {
   state.history = { messages: page.messages || [], offset: page.offset, total: page.total };
   state.apiBusy = page.session.busy;
   if (state.joining) {
-    // A turn already running when this connection came streams only its
-    // rest: the reply is marked as joined midway until history has it all.
+    // A turn already running when this connection came (and not one this
+    // tab just asked for) streams only its rest: the reply is marked as
+    // joined midway until history has it all.
     state.joining = false;
+    const midTurn = state.apiBusy && !state.tail.some((i) => i.kind === "user");
     const live = state.tail.find((i) => i.kind === "live" && !i.done);
-    if (state.apiBusy && live) live.node.classList.add("joined");
-    else state.joinedMidTurn = state.apiBusy;
+    if (live) live.node.classList.toggle("joined", midTurn);
+    else state.joinedMidTurn = midTurn;
   }
   $("title").textContent = page.session.title || "New chat";
   document.title = (page.session.title ? page.session.title + " · " : "") + "miniclaw";
