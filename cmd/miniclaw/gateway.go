@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/agent"
@@ -85,6 +86,10 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	// Loading a large session index leaves a few times its size in garbage;
+	// hand it back to the OS now (a brief, mostly concurrent GC) rather than
+	// keep it resident until the scavenger gets to it.
+	debug.FreeOSMemory()
 	select {
 	case err := <-serveErr:
 		return err
