@@ -6,7 +6,9 @@
 // history does not show yet, and the reply streaming now. Each turn's start
 // and end reloads history, and the tail items history now covers are dropped,
 // so a reconnect, a reload mid-stream or a reply finished while offline shows
-// every message exactly once.
+// every message exactly once. (One instant is left: a load answered between
+// a reply's persist and its message_done shows the reply twice until the
+// message_done, sent right after the persist, arrives and its load settles.)
 import { render } from "./markdown.js";
 
 const $ = (id) => document.getElementById(id);
