@@ -38,7 +38,7 @@ type Options struct {
 	// ProviderWarning, when set, is shown by /readyz and the WebChat: the
 	// gateway runs on a fallback provider and says what to set.
 	ProviderWarning string
-	// Page is the WebChat served at GET /.
+	// Page is the WebChat: it serves GET / and its assets under /static/.
 	Page http.Handler
 	// Keepalive is how often an idle peer is pinged; one that does not
 	// answer within half of it is dropped. 0 means 30 s.
