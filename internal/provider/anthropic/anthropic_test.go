@@ -5,20 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	pt "github.com/miniclaw/miniclaw/internal/provider/providertest"
 )
 
 // The fixtures themselves must be what the API sends: every data line is a
 // JSON object whose "type" matches its event line.
 func TestFixturesAreWellFormed(t *testing.T) {
 	for _, name := range []string{"text.sse", "tool_use.sse", "multi_tool.sse", "overloaded_before_text.sse", "overloaded_after_text.sse", "cut.sse"} {
-		events := sseEvents(fixture(t, name))
+		events := pt.SSEEvents(pt.Fixture(t, name))
 		if len(events) < 3 {
 			t.Errorf("%s: only %d events", name, len(events))
 		}
@@ -39,90 +39,38 @@ func TestFixturesAreWellFormed(t *testing.T) {
 }
 
 func TestTextOnly(t *testing.T) {
-	api := newFakeAPI(t, sse(t, "text.sse"))
-	var c collector
-	resp, err := api.provider(1).Complete(testCtx(t), simpleRequest(), c.onText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"Hello", "! How can", " I help you today?"}
-	if got := c.got(); !slices.Equal(got, want) {
-		t.Errorf("onText got %q, want %q", got, want)
-	}
-	if resp.Text != strings.Join(want, "") {
-		t.Errorf("Text = %q", resp.Text)
-	}
-	if resp.Usage != (core.Usage{InputTokens: 472, OutputTokens: 12}) {
-		t.Errorf("Usage = %+v", resp.Usage)
-	}
-	if resp.StopReason != "end_turn" {
-		t.Errorf("StopReason = %q", resp.StopReason)
-	}
-	if len(resp.ToolCalls) != 0 {
-		t.Errorf("ToolCalls = %+v", resp.ToolCalls)
-	}
-	if n := len(api.requests()); n != 1 {
-		t.Errorf("%d requests, want 1", n)
-	}
+	api := pt.NewFakeAPI(t, sse(t, "text.sse"))
+	pt.WantAnswer(t, pt.Complete(t, newProvider(api, 1), simpleRequest()), pt.Answer{
+		Relayed:    []string{"Hello", "! How can", " I help you today?"},
+		StopReason: "end_turn",
+		Usage:      core.Usage{InputTokens: 472, OutputTokens: 12},
+	})
+	api.WantRequests(t, 1)
 }
 
 func TestToolUseInputSplitAcrossDeltas(t *testing.T) {
-	api := newFakeAPI(t, sse(t, "tool_use.sse"))
-	var c collector
-	resp, err := api.provider(1).Complete(testCtx(t), simpleRequest(), c.onText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := c.got(); !slices.Equal(got, []string{"Let me check", " the weather."}) {
-		t.Errorf("onText got %q", got)
-	}
-	if resp.Text != "Let me check the weather." {
-		t.Errorf("Text = %q", resp.Text)
-	}
-	if len(resp.ToolCalls) != 1 {
-		t.Fatalf("ToolCalls = %+v", resp.ToolCalls)
-	}
-	tc := resp.ToolCalls[0]
-	if tc.ID != "toolu_01T1x1fJ34qAmk2tNTrN7Up6" || tc.Name != "get_weather" {
-		t.Errorf("tool call = %s %s", tc.ID, tc.Name)
-	}
-	if want := `{"location": "San Francisco, CA", "unit": "fahrenheit"}`; string(tc.Input) != want {
-		t.Errorf("Input = %s, want %s", tc.Input, want)
-	}
-	if resp.StopReason != "tool_use" {
-		t.Errorf("StopReason = %q", resp.StopReason)
-	}
-	if resp.Usage != (core.Usage{InputTokens: 1031, OutputTokens: 89}) {
-		t.Errorf("Usage = %+v", resp.Usage)
-	}
+	api := pt.NewFakeAPI(t, sse(t, "tool_use.sse"))
+	pt.WantAnswer(t, pt.Complete(t, newProvider(api, 1), simpleRequest()), pt.Answer{
+		Relayed: []string{"Let me check", " the weather."},
+		ToolCalls: []core.ToolCall{
+			{ID: "toolu_01T1x1fJ34qAmk2tNTrN7Up6", Name: "get_weather", Input: json.RawMessage(`{"location": "San Francisco, CA", "unit": "fahrenheit"}`)},
+		},
+		StopReason: "tool_use",
+		Usage:      core.Usage{InputTokens: 1031, OutputTokens: 89},
+	})
 }
 
 func TestSeveralToolUsesWithPings(t *testing.T) {
-	api := newFakeAPI(t, sse(t, "multi_tool.sse"))
-	var c collector
-	resp, err := api.provider(1).Complete(testCtx(t), simpleRequest(), c.onText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := c.got(); len(got) != 0 || resp.Text != "" {
-		t.Errorf("text relayed %q, Text %q; want none", got, resp.Text)
-	}
-	want := []core.ToolCall{
-		{ID: "toolu_01A09q90qw90lq917835lq9", Name: "read_file", Input: json.RawMessage(`{"path": "README.md"}`)},
-		{ID: "toolu_01B7kq2nd9x8a7sd6f5g4h3j", Name: "bash", Input: json.RawMessage(`{"command": "ls -la", "timeout": 5}`)},
-		{ID: "toolu_01C3mn4bv5cx6z7a8s9d0f1g", Name: "memory_list", Input: json.RawMessage(`{}`)},
-	}
-	if len(resp.ToolCalls) != len(want) {
-		t.Fatalf("ToolCalls = %+v", resp.ToolCalls)
-	}
-	for i, tc := range resp.ToolCalls {
-		if tc.ID != want[i].ID || tc.Name != want[i].Name || string(tc.Input) != string(want[i].Input) {
-			t.Errorf("ToolCalls[%d] = %s %s %s, want %s %s %s", i, tc.ID, tc.Name, tc.Input, want[i].ID, want[i].Name, want[i].Input)
-		}
-	}
-	if resp.StopReason != "tool_use" {
-		t.Errorf("StopReason = %q", resp.StopReason)
-	}
+	api := pt.NewFakeAPI(t, sse(t, "multi_tool.sse"))
+	pt.WantAnswer(t, pt.Complete(t, newProvider(api, 1), simpleRequest()), pt.Answer{
+		ToolCalls: []core.ToolCall{
+			{ID: "toolu_01A09q90qw90lq917835lq9", Name: "read_file", Input: json.RawMessage(`{"path": "README.md"}`)},
+			{ID: "toolu_01B7kq2nd9x8a7sd6f5g4h3j", Name: "bash", Input: json.RawMessage(`{"command": "ls -la", "timeout": 5}`)},
+			{ID: "toolu_01C3mn4bv5cx6z7a8s9d0f1g", Name: "memory_list", Input: json.RawMessage(`{}`)},
+		},
+		StopReason: "tool_use",
+		Usage:      core.Usage{InputTokens: 880, OutputTokens: 120},
+	})
 }
 
 // wireRequest is the part of a Messages API request body the tests check.
@@ -147,43 +95,12 @@ type wireRequest struct {
 }
 
 func TestRequestShape(t *testing.T) {
-	api := newFakeAPI(t, sse(t, "text.sse"))
-	p := New(Options{APIKey: "test-key", BaseURL: api.srv.URL, MaxRetries: 1, MaxTokens: 4096})
-	req := core.Request{
-		Model:  "claude-sonnet-4-20250514",
-		System: "You are miniclaw.\n\n## Runtime Information\ncwd: /tmp",
-		Tools: []core.ToolSpec{
-			{
-				Name:        "read_file",
-				Description: "Read a file from the workspace.",
-				InputSchema: json.RawMessage(`{"type":"object","properties":{"path":{"type":"string","description":"File path"}},"required":["path"]}`),
-			},
-			{
-				Name:        "memory_list",
-				Description: "List memory files.",
-				InputSchema: json.RawMessage(`{"type":"object","properties":{}}`),
-			},
-		},
-		Messages: []core.Message{
-			{Role: core.RoleUser, Content: "What's in the README?", Timestamp: 1},
-			{Role: core.RoleAssistant, Content: "Let me look.", Timestamp: 2, ToolCalls: []core.ToolCallRecord{
-				{ID: "toolu_1", Name: "read_file", Input: json.RawMessage(`{"path":"README.md"}`), Output: "# miniclaw"},
-				{ID: "toolu_2", Name: "bash", Input: json.RawMessage(`{"command":"false"}`), Output: "exit status 1", IsError: true},
-				{ID: "toolu_3", Name: "memory_list", Output: ""},
-			}},
-			{Role: core.RoleUser, Content: "Thanks. Summarise it.", Timestamp: 3},
-			{Role: core.RoleAssistant, Content: "It is a gateway.", Timestamp: 4},
-			{Role: core.RoleUser, Content: "Shorter?", Timestamp: 5},
-		},
-	}
-	if _, err := p.Complete(testCtx(t), req, func(string) {}); err != nil {
-		t.Fatal(err)
-	}
-	reqs := api.requests()
-	if len(reqs) != 1 {
-		t.Fatalf("%d requests", len(reqs))
-	}
-	r := reqs[0]
+	api := pt.NewFakeAPI(t, sse(t, "text.sse"))
+	p := New(Options{APIKey: "test-key", BaseURL: api.URL(), MaxRetries: 1, MaxTokens: 4096})
+	// The third tool call's result is empty.
+	req := pt.ToolConversation("claude-sonnet-4-20250514", "toolu_", "")
+	pt.MustComplete(t, p, req)
+	r := api.Only(t)
 	if r.Method != http.MethodPost || r.Path != "/v1/messages" {
 		t.Errorf("%s %s, want POST /v1/messages", r.Method, r.Path)
 	}
@@ -217,7 +134,7 @@ func TestRequestShape(t *testing.T) {
 	if t0.Name != "read_file" || t0.Description != "Read a file from the workspace." || t0.InputSchema.Type != "object" {
 		t.Errorf("tool 0 = %+v", t0)
 	}
-	assertJSONEqual(t, "tool 0 properties", t0.InputSchema.Properties, `{"path":{"type":"string","description":"File path"}}`)
+	pt.JSONEqual(t, "tool 0 properties", t0.InputSchema.Properties, `{"path":{"type":"string","description":"File path"}}`)
 	if !slices.Equal(t0.InputSchema.Required, []string{"path"}) {
 		t.Errorf("tool 0 required = %q", t0.InputSchema.Required)
 	}
@@ -228,7 +145,7 @@ func TestRequestShape(t *testing.T) {
 	// The assistant's tool calls are tool_use blocks after its text; their
 	// results open the next user message, and the user's next text joins it.
 	// A result with no output carries no (empty, hence rejected) text block.
-	assertJSONEqual(t, "messages", w.Messages, `[
+	pt.JSONEqual(t, "messages", w.Messages, `[
 		{"role":"user","content":[{"type":"text","text":"What's in the README?"}]},
 		{"role":"assistant","content":[
 			{"type":"text","text":"Let me look."},
@@ -248,16 +165,11 @@ func TestRequestShape(t *testing.T) {
 }
 
 func TestRequestWithoutSystemOrTools(t *testing.T) {
-	api := newFakeAPI(t, sse(t, "text.sse"))
+	api := pt.NewFakeAPI(t, sse(t, "text.sse"))
 	req := simpleRequest()
 	req.System = ""
-	if _, err := api.provider(1).Complete(testCtx(t), req, func(string) {}); err != nil {
-		t.Fatal(err)
-	}
-	var body map[string]json.RawMessage
-	if err := json.Unmarshal(api.requests()[0].Body, &body); err != nil {
-		t.Fatal(err)
-	}
+	pt.MustComplete(t, newProvider(api, 1), req)
+	body := pt.JSONFields(t, api.Requests()[0].Body)
 	for _, k := range []string{"system", "tools"} {
 		if v, ok := body[k]; ok {
 			t.Errorf("%s sent as %s, want it left out", k, v)
@@ -269,34 +181,24 @@ func TestRequestWithoutSystemOrTools(t *testing.T) {
 }
 
 func TestBadToolSchemaIsAnErrorBeforeAnyRequest(t *testing.T) {
-	api := newFakeAPI(t, sse(t, "text.sse"))
+	api := pt.NewFakeAPI(t, sse(t, "text.sse"))
 	req := simpleRequest()
 	req.Tools = []core.ToolSpec{{Name: "broken", InputSchema: json.RawMessage(`{"type":`)}}
-	_, err := api.provider(1).Complete(testCtx(t), req, func(string) {})
-	if err == nil || !strings.Contains(err.Error(), "broken") {
-		t.Errorf("err = %v, want a bad schema error naming the tool", err)
-	}
-	if n := len(api.requests()); n != 0 {
-		t.Errorf("%d requests sent", n)
-	}
+	// A bad schema error names the tool.
+	pt.WantErr(t, pt.Complete(t, newProvider(api, 1), req).Err, "broken")
+	api.WantRequests(t, 0)
 }
 
 func TestOverloadedInStreamBeforeTextIsRetried(t *testing.T) {
-	api := newFakeAPI(t, sse(t, "overloaded_before_text.sse"), sse(t, "text.sse"))
-	var c collector
+	api := pt.NewFakeAPI(t, sse(t, "overloaded_before_text.sse"), sse(t, "text.sse"))
 	start := time.Now()
-	resp, err := api.provider(2).Complete(testCtx(t), simpleRequest(), c.onText)
-	if err != nil {
-		t.Fatal(err)
+	r := pt.MustComplete(t, newProvider(api, 2), simpleRequest())
+	api.WantRequests(t, 2)
+	if r.Text != "Hello! How can I help you today?" || strings.Join(r.Relayed, "") != r.Text {
+		t.Errorf("Text %q, relayed %q", r.Text, r.Relayed)
 	}
-	if n := len(api.requests()); n != 2 {
-		t.Errorf("%d requests, want 2", n)
-	}
-	if resp.Text != "Hello! How can I help you today?" || strings.Join(c.got(), "") != resp.Text {
-		t.Errorf("Text %q, relayed %q", resp.Text, c.got())
-	}
-	if resp.StopReason != "end_turn" {
-		t.Errorf("StopReason = %q", resp.StopReason)
+	if r.StopReason != "end_turn" {
+		t.Errorf("StopReason = %q", r.StopReason)
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %v", d)
@@ -304,247 +206,119 @@ func TestOverloadedInStreamBeforeTextIsRetried(t *testing.T) {
 }
 
 func TestOverloadedInStreamAfterTextIsNotRetried(t *testing.T) {
-	api := newFakeAPI(t, sse(t, "overloaded_after_text.sse"), sse(t, "text.sse"))
-	var c collector
-	resp, err := api.provider(3).Complete(testCtx(t), simpleRequest(), c.onText)
-	if err == nil {
+	api := pt.NewFakeAPI(t, sse(t, "overloaded_after_text.sse"), sse(t, "text.sse"))
+	r := pt.Complete(t, newProvider(api, 3), simpleRequest())
+	if r.Err == nil {
 		t.Fatal("no error")
 	}
-	if !strings.Contains(strings.ToLower(err.Error()), "overloaded") {
-		t.Errorf("err = %v, want it to mention overloaded", err)
+	if !strings.Contains(strings.ToLower(r.Err.Error()), "overloaded") {
+		t.Errorf("err = %v, want it to mention overloaded", r.Err)
 	}
-	if n := len(api.requests()); n != 1 {
-		t.Errorf("%d requests, want exactly 1", n)
-	}
-	if got := c.got(); !slices.Equal(got, []string{"Sure, here is", " the first part"}) {
-		t.Errorf("relayed %q", got)
-	}
-	if resp.Text != "Sure, here is the first part" {
-		t.Errorf("partial Text = %q", resp.Text)
-	}
+	api.WantRequests(t, 1)
+	pt.WantText(t, r, "Sure, here is", " the first part")
 }
 
 func TestOverloadedInStreamRetriesExhausted(t *testing.T) {
-	api := newFakeAPI(t, sse(t, "overloaded_before_text.sse"))
-	_, err := api.provider(1).Complete(testCtx(t), simpleRequest(), func(string) {})
-	if err == nil || !strings.Contains(err.Error(), "overloaded") {
-		t.Errorf("err = %v", err)
-	}
-	if n := len(api.requests()); n != 2 {
-		t.Errorf("%d requests, want 2 (one retry)", n)
-	}
+	api := pt.NewFakeAPI(t, sse(t, "overloaded_before_text.sse"))
+	pt.WantErr(t, pt.Complete(t, newProvider(api, 1), simpleRequest()).Err, "overloaded")
+	api.WantRequests(t, 2) // one retry
 }
 
 func TestHTTP429ThenSuccess(t *testing.T) {
-	api := newFakeAPI(t, apiError(t, http.StatusTooManyRequests, "error_429.json", "retry-after", "0"), sse(t, "text.sse"))
-	resp, err := api.provider(2).Complete(testCtx(t), simpleRequest(), func(string) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.Text != "Hello! How can I help you today?" {
-		t.Errorf("Text = %q", resp.Text)
-	}
-	if n := len(api.requests()); n != 2 {
-		t.Errorf("%d requests, want 2", n)
-	}
-	// retry-after: 0 means no wait; the SDK's own backoff would be at least
+	// retry-after: 0 means no wait: the SDK's own backoff would be at least
 	// 375 ms.
-	if d := api.retryGap(t); d > 350*time.Millisecond {
-		t.Errorf("retried after %v: retry-after: 0 was not honoured", d)
+	api := pt.NewFakeAPI(t, pt.APIError(t, http.StatusTooManyRequests, "error_429.json", "retry-after", "0"), sse(t, "text.sse"))
+	if r := pt.MustComplete(t, newProvider(api, 2), simpleRequest()); r.Text != "Hello! How can I help you today?" {
+		t.Errorf("Text = %q", r.Text)
 	}
+	api.WantRetriedAtOnce(t)
 }
 
 func TestHTTP529OverloadedThenSuccess(t *testing.T) {
-	api := newFakeAPI(t, apiError(t, 529, "error_529.json"), sse(t, "text.sse"))
-	resp, err := api.provider(2).Complete(testCtx(t), simpleRequest(), func(string) {})
-	if err != nil {
-		t.Fatal(err)
+	api := pt.NewFakeAPI(t, pt.APIError(t, 529, "error_529.json"), sse(t, "text.sse"))
+	if r := pt.MustComplete(t, newProvider(api, 2), simpleRequest()); r.Text != "Hello! How can I help you today?" {
+		t.Errorf("Text = %q", r.Text)
 	}
-	if resp.Text != "Hello! How can I help you today?" {
-		t.Errorf("Text = %q", resp.Text)
-	}
-	if n := len(api.requests()); n != 2 {
-		t.Errorf("%d requests, want 2", n)
-	}
+	api.WantRequests(t, 2)
 }
 
 // HTTP-level errors are retried by the SDK alone: MaxRetries bounds the total,
 // the provider must not start another round of SDK retries on top.
 func TestHTTP529RetriesExhausted(t *testing.T) {
-	api := newFakeAPI(t, apiError(t, 529, "error_529.json", "retry-after", "0"))
-	_, err := api.provider(2).Complete(testCtx(t), simpleRequest(), func(string) {})
-	if err == nil || !strings.Contains(err.Error(), "overloaded") {
-		t.Errorf("err = %v, want it to mention overloaded", err)
-	}
-	if n := len(api.requests()); n != 3 {
-		t.Errorf("%d requests, want 3 (1 + MaxRetries)", n)
-	}
+	api := pt.NewFakeAPI(t, pt.APIError(t, 529, "error_529.json", "retry-after", "0"))
+	pt.WantErr(t, pt.Complete(t, newProvider(api, 2), simpleRequest()).Err, "overloaded")
+	api.WantRequests(t, 3) // 1 + MaxRetries
 }
 
 func TestNegativeMaxRetriesDisablesRetries(t *testing.T) {
-	api := newFakeAPI(t, apiError(t, http.StatusTooManyRequests, "error_429.json", "retry-after", "0"), sse(t, "text.sse"))
-	_, err := api.provider(-1).Complete(testCtx(t), simpleRequest(), func(string) {})
-	if err == nil || !strings.Contains(err.Error(), "rate limit") {
-		t.Errorf("err = %v", err)
-	}
-	if n := len(api.requests()); n != 1 {
-		t.Errorf("%d requests, want 1", n)
-	}
+	api := pt.NewFakeAPI(t, pt.APIError(t, http.StatusTooManyRequests, "error_429.json", "retry-after", "0"), sse(t, "text.sse"))
+	pt.WantErr(t, pt.Complete(t, newProvider(api, -1), simpleRequest()).Err, "rate limit")
+	api.WantRequests(t, 1)
 }
 
 func TestHTTPErrorsTellWhatToDo(t *testing.T) {
-	cases := []struct {
-		name    string
-		status  int
-		fixture string
-		want    []string
-	}{
-		{"unauthorized", http.StatusUnauthorized, "error_401.json", []string{"ANTHROPIC_API_KEY", "invalid x-api-key"}},
-		{"model not found", http.StatusNotFound, "error_404.json", []string{"claude-nonexistent-9", "MINI_OPENCLAW_MODEL"}},
-		{"prompt too long", http.StatusBadRequest, "error_400_too_long.json", []string{"MINI_OPENCLAW_MAX_CONTEXT", "prompt is too long"}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			api := newFakeAPI(t, apiError(t, tc.status, tc.fixture), sse(t, "text.sse"))
-			req := simpleRequest()
-			req.Model = "claude-nonexistent-9"
-			var c collector
-			_, err := api.provider(3).Complete(testCtx(t), req, c.onText)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("err = %q, want it to contain %q", err, w)
-				}
-			}
-			if n := len(api.requests()); n != 1 {
-				t.Errorf("%d requests, want 1 (4xx is not retried)", n)
-			}
-			if len(c.got()) != 0 {
-				t.Errorf("text relayed: %q", c.got())
-			}
-		})
-	}
+	req := simpleRequest()
+	req.Model = "claude-nonexistent-9"
+	withRetries := func(api *pt.FakeAPI) core.Provider { return newProvider(api, 3) }
+	pt.RunHTTPErrors(t, withRetries, req, sse(t, "text.sse"), []pt.HTTPError{
+		{Name: "unauthorized", Status: http.StatusUnauthorized, Fixture: "error_401.json", Want: []string{"ANTHROPIC_API_KEY", "invalid x-api-key"}},
+		{Name: "model not found", Status: http.StatusNotFound, Fixture: "error_404.json", Want: []string{"claude-nonexistent-9", "MINI_OPENCLAW_MODEL"}},
+		{Name: "prompt too long", Status: http.StatusBadRequest, Fixture: "error_400_too_long.json", Want: []string{"MINI_OPENCLAW_MAX_CONTEXT", "prompt is too long"}},
+	})
 }
 
 func TestStreamEndsWithoutMessageStop(t *testing.T) {
-	api := newFakeAPI(t, sse(t, "cut.sse"))
-	var c collector
-	resp, err := api.provider(2).Complete(testCtx(t), simpleRequest(), c.onText)
-	if err == nil || !strings.Contains(err.Error(), "cut") {
-		t.Fatalf("err = %v, want it to tell the stream was cut", err)
-	}
-	if got := c.got(); !slices.Equal(got, []string{"The answer", " is"}) {
-		t.Errorf("relayed %q", got)
-	}
-	if resp.Text != "The answer is" {
-		t.Errorf("partial Text = %q", resp.Text)
-	}
-	if n := len(api.requests()); n != 1 {
-		t.Errorf("%d requests, want 1 (text was already shown)", n)
-	}
+	api := pt.NewFakeAPI(t, sse(t, "cut.sse"))
+	r := pt.Complete(t, newProvider(api, 2), simpleRequest())
+	pt.WantErr(t, r.Err, "cut") // it tells the stream was cut
+	pt.WantText(t, r, "The answer", " is")
+	api.WantRequests(t, 1) // text was already shown: no retry
 }
 
 func TestConnectionDroppedMidStream(t *testing.T) {
 	// message_start, content_block_start, two deltas, then the TCP
 	// connection closes in the middle of the chunked body.
-	api := newFakeAPI(t, sseThenDrop(t, "text.sse", 5))
-	var c collector
-	_, err := api.provider(2).Complete(testCtx(t), simpleRequest(), c.onText)
-	if err == nil || !strings.Contains(err.Error(), "cut") {
-		t.Fatalf("err = %v, want it to tell the stream was cut", err)
-	}
-	if got := c.got(); !slices.Equal(got, []string{"Hello", "! How can"}) {
-		t.Errorf("relayed %q", got)
-	}
+	api := pt.NewFakeAPI(t, pt.SSEThenDrop(t, "text.sse", 5, requestID...))
+	r := pt.Complete(t, newProvider(api, 2), simpleRequest())
+	pt.WantErr(t, r.Err, "cut") // it tells the stream was cut
+	pt.WantText(t, r, "Hello", "! How can")
 }
 
 func TestCancelMidStream(t *testing.T) {
-	api := newFakeAPI(t, sseThenHang(t, "text.sse", 4))
-	ctx, cancel := context.WithCancel(testCtx(t))
+	api := pt.NewFakeAPI(t, pt.SSEThenHang(t, "text.sse", 4, requestID...))
+	ctx, cancel := context.WithCancel(pt.Ctx(t))
 	defer cancel()
-	var c collector
-	done := make(chan error, 1)
-	var resp core.Response
-	go func() {
-		var err error
-		resp, err = api.provider(3).Complete(ctx, simpleRequest(), func(s string) {
-			c.onText(s)
-			cancel()
-		})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatal("no error after cancel")
-		}
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("err = %v, want context.Canceled", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Complete did not return after the context was cancelled")
+	r := pt.CompleteCancelled(t, newProvider(api, 3), ctx, simpleRequest(), cancel)
+	if r.Err == nil {
+		t.Fatal("no error after cancel")
 	}
-	if got := c.got(); !slices.Equal(got, []string{"Hello"}) {
-		t.Errorf("relayed %q, want the first delta", got)
+	if !errors.Is(r.Err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", r.Err)
 	}
-	if resp.Text != "Hello" {
-		t.Errorf("partial Text = %q", resp.Text)
-	}
-	if n := len(api.requests()); n != 1 {
-		t.Errorf("%d requests, want 1", n)
-	}
+	pt.WantText(t, r, "Hello") // the first delta, then nothing
+	api.WantRequests(t, 1)
 }
 
 func TestCancelCauseIsReturned(t *testing.T) {
-	api := newFakeAPI(t, sseThenHang(t, "text.sse", 4))
-	ctx, cancel := context.WithCancelCause(testCtx(t))
+	api := pt.NewFakeAPI(t, pt.SSEThenHang(t, "text.sse", 4, requestID...))
+	ctx, cancel := context.WithCancelCause(pt.Ctx(t))
 	defer cancel(nil)
-	_, err := api.provider(3).Complete(ctx, simpleRequest(), func(string) { cancel(core.ErrAborted) })
+	_, err := newProvider(api, 3).Complete(ctx, simpleRequest(), func(string) { cancel(core.ErrAborted) })
 	if !errors.Is(err, core.ErrAborted) {
 		t.Errorf("err = %v, want core.ErrAborted", err)
 	}
 }
 
 func TestConcurrentCompletes(t *testing.T) {
-	api := newFakeAPI(t, sse(t, "tool_use.sse"))
-	p := api.provider(1)
-	errs := make(chan error, 8)
-	for range 8 {
-		go func() {
-			resp, err := p.Complete(testCtx(t), simpleRequest(), func(string) {})
-			if err == nil && (len(resp.ToolCalls) != 1 || resp.Text != "Let me check the weather.") {
-				err = errors.New("wrong response")
-			}
-			errs <- err
-		}()
-	}
-	for range 8 {
-		if err := <-errs; err != nil {
-			t.Error(err)
-		}
-	}
+	api := pt.NewFakeAPI(t, sse(t, "tool_use.sse"))
+	pt.CompleteConcurrently(t, newProvider(api, 1), simpleRequest(), 8, func(r core.Response) bool {
+		return len(r.ToolCalls) == 1 && r.Text == "Let me check the weather."
+	})
 }
 
 func TestName(t *testing.T) {
 	var p core.Provider = New(Options{APIKey: "x"})
 	if p.Name() != "anthropic" {
 		t.Errorf("Name = %q", p.Name())
-	}
-}
-
-func assertJSONEqual(t *testing.T, what string, got json.RawMessage, want string) {
-	t.Helper()
-	var g, w any
-	if err := json.Unmarshal(got, &g); err != nil {
-		t.Fatalf("%s: %v in %s", what, err, got)
-	}
-	if err := json.Unmarshal([]byte(want), &w); err != nil {
-		t.Fatalf("%s: bad expectation: %v", what, err)
-	}
-	if !reflect.DeepEqual(g, w) {
-		pretty, _ := json.MarshalIndent(g, "", "  ")
-		t.Errorf("%s:\ngot  %s\nwant %s", what, pretty, want)
 	}
 }

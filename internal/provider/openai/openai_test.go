@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	pt "github.com/miniclaw/miniclaw/internal/provider/providertest"
 )
 
 var streamFixtures = []string{
@@ -23,7 +22,7 @@ var streamFixtures = []string{
 // blank lines, each a JSON object or the [DONE] sentinel.
 func TestFixturesAreWellFormed(t *testing.T) {
 	for _, name := range streamFixtures {
-		for _, ev := range sseEvents(fixture(t, name)) {
+		for _, ev := range pt.SSEEvents(pt.Fixture(t, name)) {
 			data, ok := strings.CutPrefix(strings.TrimSuffix(string(ev), "\n\n"), "data: ")
 			if !ok || strings.Contains(data, "\n") {
 				t.Fatalf("%s: malformed event %q", name, ev)
@@ -40,35 +39,19 @@ func TestFixturesAreWellFormed(t *testing.T) {
 }
 
 func TestTextStreamingWithUsage(t *testing.T) {
-	api := newFakeAPI(t, sse(t, "text.sse"))
-	var c collector
-	resp, err := api.provider(1).Complete(testCtx(t), simpleRequest(), c.onText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"Hello", "! How", " can I", " help you today?"}
-	if got := c.got(); !slices.Equal(got, want) {
-		t.Errorf("onText got %q, want %q", got, want)
-	}
-	if resp.Text != strings.Join(want, "") {
-		t.Errorf("Text = %q", resp.Text)
-	}
-	if resp.Usage != (core.Usage{InputTokens: 19, OutputTokens: 10}) {
-		t.Errorf("Usage = %+v", resp.Usage)
-	}
-	if resp.StopReason != "stop" {
-		t.Errorf("StopReason = %q", resp.StopReason)
-	}
-	if len(resp.ToolCalls) != 0 {
-		t.Errorf("ToolCalls = %+v", resp.ToolCalls)
-	}
+	api := pt.NewFakeAPI(t, sse(t, "text.sse"))
+	pt.WantAnswer(t, pt.Complete(t, newProvider(api, 1), simpleRequest()), pt.Answer{
+		Relayed:    []string{"Hello", "! How", " can I", " help you today?"},
+		StopReason: "stop",
+		Usage:      core.Usage{InputTokens: 19, OutputTokens: 10},
+	})
 	var body struct {
 		Stream        bool `json:"stream"`
 		StreamOptions struct {
 			IncludeUsage bool `json:"include_usage"`
 		} `json:"stream_options"`
 	}
-	if err := json.Unmarshal(api.requests()[0].Body, &body); err != nil {
+	if err := json.Unmarshal(api.Requests()[0].Body, &body); err != nil {
 		t.Fatal(err)
 	}
 	if !body.Stream || !body.StreamOptions.IncludeUsage {
@@ -76,39 +59,17 @@ func TestTextStreamingWithUsage(t *testing.T) {
 	}
 }
 
-func assertToolCalls(t *testing.T, got []core.ToolCall, want ...core.ToolCall) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("ToolCalls = %+v, want %d", got, len(want))
-	}
-	for i := range want {
-		g, w := got[i], want[i]
-		if g.ID != w.ID || g.Name != w.Name || string(g.Input) != string(w.Input) {
-			t.Errorf("ToolCalls[%d] = %s %s %s, want %s %s %s", i, g.ID, g.Name, g.Input, w.ID, w.Name, w.Input)
-		}
-	}
-}
-
 func TestParallelToolCallsSplitOverDeltas(t *testing.T) {
-	api := newFakeAPI(t, sse(t, "tool_calls_parallel.sse"))
-	var c collector
-	resp, err := api.provider(1).Complete(testCtx(t), simpleRequest(), c.onText)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := c.got(); !slices.Equal(got, []string{"Checking both."}) || resp.Text != "Checking both." {
-		t.Errorf("relayed %q, Text %q", got, resp.Text)
-	}
-	assertToolCalls(t, resp.ToolCalls,
-		core.ToolCall{ID: "call_8qtyVBy1c0PZkxgbzPcWQ5pe", Name: "get_weather", Input: json.RawMessage(`{"location": "Paris, France"}`)},
-		core.ToolCall{ID: "call_Zm9vYmFyYmF6cXV4MTIzNDU2", Name: "read_file", Input: json.RawMessage(`{"path": "notes/todo.md"}`)},
-	)
-	if resp.StopReason != "tool_calls" {
-		t.Errorf("StopReason = %q", resp.StopReason)
-	}
-	if resp.Usage != (core.Usage{InputTokens: 82, OutputTokens: 45}) {
-		t.Errorf("Usage = %+v", resp.Usage)
-	}
+	api := pt.NewFakeAPI(t, sse(t, "tool_calls_parallel.sse"))
+	pt.WantAnswer(t, pt.Complete(t, newProvider(api, 1), simpleRequest()), pt.Answer{
+		Relayed: []string{"Checking both."},
+		ToolCalls: []core.ToolCall{
+			{ID: "call_8qtyVBy1c0PZkxgbzPcWQ5pe", Name: "get_weather", Input: json.RawMessage(`{"location": "Paris, France"}`)},
+			{ID: "call_Zm9vYmFyYmF6cXV4MTIzNDU2", Name: "read_file", Input: json.RawMessage(`{"path": "notes/todo.md"}`)},
+		},
+		StopReason: "tool_calls",
+		Usage:      core.Usage{InputTokens: 82, OutputTokens: 45},
+	})
 }
 
 // Ollama and llama.cpp send each tool call whole in one chunk; older Ollama
@@ -136,63 +97,18 @@ func TestWholeToolCallsInOneChunk(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(strings.TrimSuffix(tc.fixture, ".sse"), func(t *testing.T) {
-			api := newFakeAPI(t, sse(t, tc.fixture))
-			var c collector
-			resp, err := api.provider(1).Complete(testCtx(t), simpleRequest(), c.onText)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(c.got()) != 0 || resp.Text != "" {
-				t.Errorf("text relayed %q, Text %q", c.got(), resp.Text)
-			}
-			assertToolCalls(t, resp.ToolCalls, tc.want...)
-			if resp.StopReason != tc.stop {
-				t.Errorf("StopReason = %q, want %q", resp.StopReason, tc.stop)
-			}
-			if resp.Usage != tc.usage {
-				t.Errorf("Usage = %+v, want %+v", resp.Usage, tc.usage)
-			}
+			api := pt.NewFakeAPI(t, sse(t, tc.fixture))
+			pt.WantAnswer(t, pt.Complete(t, newProvider(api, 1), simpleRequest()), pt.Answer{
+				ToolCalls: tc.want, StopReason: tc.stop, Usage: tc.usage,
+			})
 		})
 	}
 }
 
 func TestRequestShape(t *testing.T) {
-	api := newFakeAPI(t, sse(t, "text.sse"))
-	req := core.Request{
-		Model:  "gpt-4o",
-		System: "You are miniclaw.\n\n## Runtime Information\ncwd: /tmp",
-		Tools: []core.ToolSpec{
-			{
-				Name:        "read_file",
-				Description: "Read a file from the workspace.",
-				InputSchema: json.RawMessage(`{"type":"object","properties":{"path":{"type":"string","description":"File path"}},"required":["path"]}`),
-			},
-			{
-				Name:        "memory_list",
-				Description: "List memory files.",
-				InputSchema: json.RawMessage(`{"type":"object","properties":{}}`),
-			},
-		},
-		Messages: []core.Message{
-			{Role: core.RoleUser, Content: "What's in the README?", Timestamp: 1},
-			{Role: core.RoleAssistant, Content: "Let me look.", Timestamp: 2, ToolCalls: []core.ToolCallRecord{
-				{ID: "call_1", Name: "read_file", Input: json.RawMessage(`{"path":"README.md"}`), Output: "# miniclaw"},
-				{ID: "call_2", Name: "bash", Input: json.RawMessage(`{"command":"false"}`), Output: "exit status 1", IsError: true},
-				{ID: "call_3", Name: "memory_list", Output: "MEMORY.md"},
-			}},
-			{Role: core.RoleUser, Content: "Thanks. Summarise it.", Timestamp: 3},
-			{Role: core.RoleAssistant, Content: "It is a gateway.", Timestamp: 4},
-			{Role: core.RoleUser, Content: "Shorter?", Timestamp: 5},
-		},
-	}
-	if _, err := api.provider(1).Complete(testCtx(t), req, func(string) {}); err != nil {
-		t.Fatal(err)
-	}
-	reqs := api.requests()
-	if len(reqs) != 1 {
-		t.Fatalf("%d requests", len(reqs))
-	}
-	r := reqs[0]
+	api := pt.NewFakeAPI(t, sse(t, "text.sse"))
+	pt.MustComplete(t, newProvider(api, 1), pt.ToolConversation("gpt-4o", "call_", "MEMORY.md"))
+	r := api.Only(t)
 	if r.Method != http.MethodPost || r.Path != "/v1/chat/completions" {
 		t.Errorf("%s %s, want POST /v1/chat/completions", r.Method, r.Path)
 	}
@@ -205,13 +121,10 @@ func TestRequestShape(t *testing.T) {
 	if got := r.Header.Get("Accept"); got != "text/event-stream" {
 		t.Errorf("Accept = %q", got)
 	}
-	var body map[string]json.RawMessage
-	if err := json.Unmarshal(r.Body, &body); err != nil {
-		t.Fatalf("%v in %s", err, r.Body)
-	}
-	assertJSONEqual(t, "model", body["model"], `"gpt-4o"`)
-	assertJSONEqual(t, "stream", body["stream"], `true`)
-	assertJSONEqual(t, "tools", body["tools"], `[
+	body := pt.JSONFields(t, r.Body)
+	pt.JSONEqual(t, "model", body["model"], `"gpt-4o"`)
+	pt.JSONEqual(t, "stream", body["stream"], `true`)
+	pt.JSONEqual(t, "tools", body["tools"], `[
 		{"type":"function","function":{"name":"read_file","description":"Read a file from the workspace.",
 			"parameters":{"type":"object","properties":{"path":{"type":"string","description":"File path"}},"required":["path"]}}},
 		{"type":"function","function":{"name":"memory_list","description":"List memory files.",
@@ -219,7 +132,7 @@ func TestRequestShape(t *testing.T) {
 	]`)
 	// System first; each assistant tool call listed with its arguments as a
 	// string, then one "tool" message per call, in order.
-	assertJSONEqual(t, "messages", body["messages"], `[
+	pt.JSONEqual(t, "messages", body["messages"], `[
 		{"role":"system","content":"You are miniclaw.\n\n## Runtime Information\ncwd: /tmp"},
 		{"role":"user","content":"What's in the README?"},
 		{"role":"assistant","content":"Let me look.","tool_calls":[
@@ -237,26 +150,20 @@ func TestRequestShape(t *testing.T) {
 }
 
 func TestNoAuthorizationWithoutKey(t *testing.T) {
-	api := newFakeAPI(t, sse(t, "text.sse"))
-	p := New(Options{BaseURL: api.srv.URL + "/v1/"}) // trailing slash too
-	if _, err := p.Complete(testCtx(t), simpleRequest(), func(string) {}); err != nil {
-		t.Fatal(err)
-	}
-	r := api.requests()[0]
+	api := pt.NewFakeAPI(t, sse(t, "text.sse"))
+	pt.MustComplete(t, New(Options{BaseURL: api.URL() + "/v1/"}), simpleRequest()) // trailing slash too
+	r := api.Requests()[0]
 	if got, ok := r.Header["Authorization"]; ok {
 		t.Errorf("Authorization sent: %q", got)
 	}
 	if r.Path != "/v1/chat/completions" {
 		t.Errorf("path %s", r.Path)
 	}
-	var body map[string]json.RawMessage
-	if err := json.Unmarshal(r.Body, &body); err != nil {
-		t.Fatal(err)
-	}
+	body := pt.JSONFields(t, r.Body)
 	if _, ok := body["tools"]; ok {
 		t.Errorf("tools sent without any: %s", body["tools"])
 	}
-	assertJSONEqual(t, "messages", body["messages"], `[{"role":"system","content":"You are a test."},{"role":"user","content":"Hi"}]`)
+	pt.JSONEqual(t, "messages", body["messages"], `[{"role":"system","content":"You are a test."},{"role":"user","content":"Hi"}]`)
 }
 
 func TestDefaultBaseURL(t *testing.T) {
@@ -272,33 +179,21 @@ func TestDefaultBaseURL(t *testing.T) {
 }
 
 func Test429WithRetryAfterZeroThenSuccess(t *testing.T) {
-	api := newFakeAPI(t, apiError(t, http.StatusTooManyRequests, "error_429.json", "Retry-After", "0"), sse(t, "text.sse"))
-	resp, err := api.provider(2).Complete(testCtx(t), simpleRequest(), func(string) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.Text != "Hello! How can I help you today?" {
-		t.Errorf("Text = %q", resp.Text)
-	}
-	if n := len(api.requests()); n != 2 {
-		t.Errorf("%d requests, want 2", n)
-	}
 	// Retry-After: 0 means no wait; the backoff would be at least 375 ms.
-	if d := api.retryGap(t); d > 350*time.Millisecond {
-		t.Errorf("retried after %v: Retry-After: 0 was not honoured", d)
+	api := pt.NewFakeAPI(t, pt.APIError(t, http.StatusTooManyRequests, "error_429.json", "Retry-After", "0"), sse(t, "text.sse"))
+	r := pt.MustComplete(t, newProvider(api, 2), simpleRequest())
+	if r.Text != "Hello! How can I help you today?" {
+		t.Errorf("Text = %q", r.Text)
 	}
+	api.WantRetriedAtOnce(t)
 }
 
 func Test500ThenSuccess(t *testing.T) {
-	api := newFakeAPI(t, apiError(t, http.StatusInternalServerError, "error_500.json"), sse(t, "tool_calls_parallel.sse"))
-	resp, err := api.provider(2).Complete(testCtx(t), simpleRequest(), func(string) {})
-	if err != nil {
-		t.Fatal(err)
+	api := pt.NewFakeAPI(t, pt.APIError(t, http.StatusInternalServerError, "error_500.json"), sse(t, "tool_calls_parallel.sse"))
+	if r := pt.MustComplete(t, newProvider(api, 2), simpleRequest()); len(r.ToolCalls) != 2 {
+		t.Errorf("ToolCalls = %+v", r.ToolCalls)
 	}
-	if len(resp.ToolCalls) != 2 {
-		t.Errorf("ToolCalls = %+v", resp.ToolCalls)
-	}
-	reqs := api.requests()
+	reqs := api.Requests()
 	if len(reqs) != 2 {
 		t.Fatalf("%d requests, want 2", len(reqs))
 	}
@@ -308,14 +203,9 @@ func Test500ThenSuccess(t *testing.T) {
 }
 
 func TestRetriesExhausted(t *testing.T) {
-	api := newFakeAPI(t, apiError(t, http.StatusServiceUnavailable, "error_500.json", "Retry-After", "0"))
-	_, err := api.provider(2).Complete(testCtx(t), simpleRequest(), func(string) {})
-	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "The server had an error") {
-		t.Errorf("err = %v", err)
-	}
-	if n := len(api.requests()); n != 3 {
-		t.Errorf("%d requests, want 3 (1 + MaxRetries)", n)
-	}
+	api := pt.NewFakeAPI(t, pt.APIError(t, http.StatusServiceUnavailable, "error_500.json", "Retry-After", "0"))
+	pt.WantErr(t, pt.Complete(t, newProvider(api, 2), simpleRequest()).Err, "503", "The server had an error")
+	api.WantRequests(t, 3) // 1 + MaxRetries
 }
 
 func TestConnectionErrorIsRetried(t *testing.T) {
@@ -327,137 +217,74 @@ func TestConnectionErrorIsRetried(t *testing.T) {
 		}
 		conn.Close()
 	}
-	api := newFakeAPI(t, drop, sse(t, "text.sse"))
-	resp, err := api.provider(1).Complete(testCtx(t), simpleRequest(), func(string) {})
-	if err != nil {
-		t.Fatal(err)
+	api := pt.NewFakeAPI(t, drop, sse(t, "text.sse"))
+	if r := pt.MustComplete(t, newProvider(api, 1), simpleRequest()); r.Text != "Hello! How can I help you today?" {
+		t.Errorf("Text = %q", r.Text)
 	}
-	if resp.Text != "Hello! How can I help you today?" {
-		t.Errorf("Text = %q", resp.Text)
-	}
-	if n := len(api.requests()); n != 2 {
-		t.Errorf("%d requests, want 2", n)
-	}
+	api.WantRequests(t, 2)
 }
 
 func TestHTTPErrorsTellWhatToDo(t *testing.T) {
-	cases := []struct {
-		name    string
-		status  int
-		fixture string
-		want    []string
-	}{
-		{"unauthorized", http.StatusUnauthorized, "error_401.json", []string{"OPENAI_API_KEY", "Incorrect API key provided"}},
-		{"ollama model not found", http.StatusNotFound, "error_404_ollama.json", []string{`model "x" not found, try pulling it first`, "MINI_OPENCLAW_MODEL"}},
-		{"bad request", http.StatusBadRequest, "error_400.json", []string{"400", "Invalid schema for function 'bad'"}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			api := newFakeAPI(t, apiError(t, tc.status, tc.fixture), sse(t, "text.sse"))
-			req := simpleRequest()
-			req.Model = "x"
-			var c collector
-			_, err := api.provider(3).Complete(testCtx(t), req, c.onText)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("err = %q, want it to contain %q", err, w)
-				}
-			}
-			if n := len(api.requests()); n != 1 {
-				t.Errorf("%d requests, want 1 (4xx is not retried)", n)
-			}
-			if len(c.got()) != 0 {
-				t.Errorf("text relayed: %q", c.got())
-			}
-		})
-	}
+	req := simpleRequest()
+	req.Model = "x"
+	withRetries := func(api *pt.FakeAPI) core.Provider { return newProvider(api, 3) }
+	pt.RunHTTPErrors(t, withRetries, req, sse(t, "text.sse"), []pt.HTTPError{
+		{Name: "unauthorized", Status: http.StatusUnauthorized, Fixture: "error_401.json", Want: []string{"OPENAI_API_KEY", "Incorrect API key provided"}},
+		{Name: "ollama model not found", Status: http.StatusNotFound, Fixture: "error_404_ollama.json", Want: []string{`model "x" not found, try pulling it first`, "MINI_OPENCLAW_MODEL"}},
+		{Name: "bad request", Status: http.StatusBadRequest, Fixture: "error_400.json", Want: []string{"400", "Invalid schema for function 'bad'"}},
+	})
 }
 
 func TestBrokenStreams(t *testing.T) {
 	cases := []struct {
 		name    string
-		reply   func(t *testing.T) reply
+		reply   func(t *testing.T) pt.Reply
 		relayed []string
 		want    string
 	}{
-		{"ends without DONE or finish_reason", func(t *testing.T) reply { return sse(t, "cut.sse") },
+		{"ends without DONE or finish_reason", func(t *testing.T) pt.Reply { return sse(t, "cut.sse") },
 			[]string{"Hello", "! How", " can I"}, "cut"},
-		{"connection dropped", func(t *testing.T) reply { return sseThenDrop(t, "text.sse", 3) },
+		{"connection dropped", func(t *testing.T) pt.Reply { return pt.SSEThenDrop(t, "text.sse", 3, requestID...) },
 			[]string{"Hello", "! How"}, "broke off"},
-		{"malformed chunk", func(t *testing.T) reply { return sse(t, "malformed.sse") },
+		{"malformed chunk", func(t *testing.T) pt.Reply { return sse(t, "malformed.sse") },
 			[]string{"Hello"}, "malformed"},
-		{"invalid tool arguments", func(t *testing.T) reply { return sse(t, "bad_args.sse") },
+		{"invalid tool arguments", func(t *testing.T) pt.Reply { return sse(t, "bad_args.sse") },
 			nil, "not valid JSON"},
-		{"error object in stream", func(t *testing.T) reply { return sse(t, "stream_error.sse") },
+		{"error object in stream", func(t *testing.T) pt.Reply { return sse(t, "stream_error.sse") },
 			[]string{"Partial"}, "server_error"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			api := newFakeAPI(t, tc.reply(t), sse(t, "text.sse"))
-			var c collector
-			resp, err := api.provider(2).Complete(testCtx(t), simpleRequest(), c.onText)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			api := pt.NewFakeAPI(t, tc.reply(t), sse(t, "text.sse"))
+			r := pt.Complete(t, newProvider(api, 2), simpleRequest())
+			pt.WantErr(t, r.Err, tc.want)
+			pt.WantText(t, r, tc.relayed...)
+			if len(r.ToolCalls) != 0 {
+				t.Errorf("ToolCalls returned with an error: %+v", r.ToolCalls)
 			}
-			if got := c.got(); !slices.Equal(got, tc.relayed) {
-				t.Errorf("relayed %q, want %q", got, tc.relayed)
-			}
-			if resp.Text != strings.Join(tc.relayed, "") {
-				t.Errorf("partial Text %q", resp.Text)
-			}
-			if len(resp.ToolCalls) != 0 {
-				t.Errorf("ToolCalls returned with an error: %+v", resp.ToolCalls)
-			}
-			if n := len(api.requests()); n != 1 {
-				t.Errorf("%d requests, want 1", n)
-			}
+			api.WantRequests(t, 1)
 		})
 	}
 }
 
 func TestCancelMidStream(t *testing.T) {
-	api := newFakeAPI(t, sseThenHang(t, "text.sse", 2))
-	ctx, cancel := context.WithCancelCause(testCtx(t))
+	api := pt.NewFakeAPI(t, pt.SSEThenHang(t, "text.sse", 2, requestID...))
+	ctx, cancel := context.WithCancelCause(pt.Ctx(t))
 	defer cancel(nil)
-	var c collector
-	done := make(chan error, 1)
-	var resp core.Response
-	go func() {
-		var err error
-		resp, err = api.provider(3).Complete(ctx, simpleRequest(), func(s string) {
-			c.onText(s)
-			cancel(core.ErrAborted)
-		})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if !errors.Is(err, core.ErrAborted) {
-			t.Errorf("err = %v, want the cancel cause", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Complete did not return after the context was cancelled")
+	r := pt.CompleteCancelled(t, newProvider(api, 3), ctx, simpleRequest(), func() { cancel(core.ErrAborted) })
+	if !errors.Is(r.Err, core.ErrAborted) {
+		t.Errorf("err = %v, want the cancel cause", r.Err)
 	}
-	if got := c.got(); !slices.Equal(got, []string{"Hello"}) {
-		t.Errorf("relayed %q", got)
-	}
-	if resp.Text != "Hello" {
-		t.Errorf("partial Text %q", resp.Text)
-	}
-	if n := len(api.requests()); n != 1 {
-		t.Errorf("%d requests, want 1", n)
-	}
+	pt.WantText(t, r, "Hello")
+	api.WantRequests(t, 1)
 }
 
 func TestCancelDuringRetryWait(t *testing.T) {
-	api := newFakeAPI(t, apiError(t, http.StatusTooManyRequests, "error_429.json", "Retry-After", "30"))
-	ctx, cancel := context.WithTimeout(testCtx(t), 200*time.Millisecond)
+	api := pt.NewFakeAPI(t, pt.APIError(t, http.StatusTooManyRequests, "error_429.json", "Retry-After", "30"))
+	ctx, cancel := context.WithTimeout(pt.Ctx(t), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := api.provider(3).Complete(ctx, simpleRequest(), func(string) {})
+	_, err := newProvider(api, 3).Complete(ctx, simpleRequest(), func(string) {})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v, want the context's error", err)
 	}
@@ -498,36 +325,8 @@ func TestRetryAfter(t *testing.T) {
 }
 
 func TestConcurrentCompletes(t *testing.T) {
-	api := newFakeAPI(t, sse(t, "tool_calls_parallel.sse"))
-	p := api.provider(1)
-	errs := make(chan error, 8)
-	for range 8 {
-		go func() {
-			resp, err := p.Complete(testCtx(t), simpleRequest(), func(string) {})
-			if err == nil && (len(resp.ToolCalls) != 2 || resp.Text != "Checking both.") {
-				err = errors.New("wrong response")
-			}
-			errs <- err
-		}()
-	}
-	for range 8 {
-		if err := <-errs; err != nil {
-			t.Error(err)
-		}
-	}
-}
-
-func assertJSONEqual(t *testing.T, what string, got json.RawMessage, want string) {
-	t.Helper()
-	var g, w any
-	if err := json.Unmarshal(got, &g); err != nil {
-		t.Fatalf("%s: %v in %s", what, err, got)
-	}
-	if err := json.Unmarshal([]byte(want), &w); err != nil {
-		t.Fatalf("%s: bad expectation: %v", what, err)
-	}
-	if !reflect.DeepEqual(g, w) {
-		pretty, _ := json.MarshalIndent(g, "", "  ")
-		t.Errorf("%s:\ngot  %s\nwant %s", what, pretty, want)
-	}
+	api := pt.NewFakeAPI(t, sse(t, "tool_calls_parallel.sse"))
+	pt.CompleteConcurrently(t, newProvider(api, 1), simpleRequest(), 8, func(r core.Response) bool {
+		return len(r.ToolCalls) == 2 && r.Text == "Checking both."
+	})
 }
