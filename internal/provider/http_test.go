@@ -15,8 +15,10 @@ import (
 // second wave finds the first wave's connections idle in the pool.
 func TestHTTPClientReusesConnections(t *testing.T) {
 	var opened atomic.Int64
+	arrived := make(chan struct{})
 	release := make(chan struct{})
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
 		<-release // hold every request of a wave open together
 		io.WriteString(w, "ok")
 	}))
@@ -42,6 +44,11 @@ func TestHTTPClientReusesConnections(t *testing.T) {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 			})
+		}
+		// Only once all n are in flight at once may any finish: an early
+		// finisher's connection would serve a later request of the wave.
+		for range n {
+			<-arrived
 		}
 		for range n {
 			release <- struct{}{}
