@@ -10,11 +10,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 func TestTextOnlyTurn(t *testing.T) {
@@ -606,7 +606,7 @@ func TestAbortDuringBash(t *testing.T) {
 	if got := ev.get(); !slices.Equal(got, wantEv) {
 		t.Errorf("events %q", got)
 	}
-	waitGone(t, pid)
+	testutil.WaitGone(t, pid)
 }
 
 func TestProviderError(t *testing.T) {
@@ -743,31 +743,4 @@ func TestModelHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	equalMsgs(t, "request", p.requests(t)[0].Messages, cases[4].want)
-}
-
-// waitGone polls until pid no longer runs. A killed orphan may stay a
-// zombie until the system's init reaps it; it runs nothing, so it counts.
-func waitGone(t *testing.T, pid int) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		err := syscall.Kill(pid, 0)
-		if errors.Is(err, syscall.ESRCH) || zombie(pid) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d still runs (kill 0: %v)", pid, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func zombie(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
 }

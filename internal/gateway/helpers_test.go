@@ -5,7 +5,6 @@ package gateway_test
 // and readers that fail a test (never hang it) when an event does not come.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +23,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/gateway"
 	"github.com/miniclaw/miniclaw/internal/provider/scripted"
 	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // waitFor bounds every wait for an event: long enough for -race on a busy
@@ -37,25 +36,7 @@ type testServer struct {
 	store *session.Store
 	dir   string // the sessions directory
 	addr  string // host:port
-	logs  *syncBuffer
-}
-
-// syncBuffer collects the gateway's log, shown when a test fails.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	logs  *testutil.Buffer
 }
 
 // startServer starts a gateway running provider; opts adjust its Options.
@@ -68,7 +49,7 @@ func startServer(t *testing.T, provider core.Provider, opts ...func(*gateway.Opt
 	if err != nil {
 		t.Fatalf("session.Open: %v", err)
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	opt := gateway.Options{
 		Store:   store,
 		Runtime: &agent.Runtime{Provider: provider, Model: "test-model", Workspace: t.TempDir()},

@@ -10,12 +10,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // t0 is the base of the test clocks: 2024-01-02T03:04:05.006Z.
@@ -28,24 +28,6 @@ func fixedClock(t time.Time) func() time.Time { return func() time.Time { return
 func tickingClock() func() time.Time {
 	var n atomic.Int64
 	return func() time.Time { return t0.Add(time.Duration(n.Add(1)-1) * time.Second) }
-}
-
-// logBuf is a concurrency-safe buffer for a store's slog output.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // openStore opens a store in dir with a ticking clock unless opt sets one.
@@ -261,4 +243,4 @@ func dirNames(t testing.TB, dir string) string {
 	return strings.Join(names, " ")
 }
 
-func newLogger(buf *logBuf) *slog.Logger { return slog.New(slog.NewTextHandler(buf, nil)) }
+func newLogger(buf *testutil.Buffer) *slog.Logger { return slog.New(slog.NewTextHandler(buf, nil)) }

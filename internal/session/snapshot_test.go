@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // TestSnapshotIndexesWithoutMetaFiles: after Close, a restart takes every
@@ -35,7 +37,7 @@ func TestSnapshotIndexesWithoutMetaFiles(t *testing.T) {
 		}
 	}
 
-	var log logBuf
+	var log testutil.Buffer
 	s2 := openStore(t, dir, Options{Logger: newLogger(&log)})
 	if !strings.Contains(log.String(), "sessions=4 from_snapshot=2 from_meta_files=2") {
 		t.Fatalf("index load not as expected: %s", log.String())

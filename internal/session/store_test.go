@@ -10,6 +10,7 @@ import (
 
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/protocol"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 func TestCreateGetListLatestLen(t *testing.T) {
@@ -209,7 +210,7 @@ func TestOpenRebuildsMeta(t *testing.T) {
 			jsonl, meta := filepath.Join(dir, "s1.jsonl"), filepath.Join(dir, "s1.meta.json")
 			tc.mutate(t, jsonl, meta)
 
-			var log logBuf
+			var log testutil.Buffer
 			s2 := openStore(t, dir, Options{Logger: newLogger(&log)})
 			got, err := s2.Get("s1")
 			if err != nil {

@@ -1,7 +1,6 @@
 package skills
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,39 +9,21 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
-
-// logBuf is a goroutine-safe log sink.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) take() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.b.String()
-	l.b.Reset()
-	return s
-}
 
 // fixture is a workspace with a skills directory.
 type fixture struct {
 	ws, dir string
-	log     *logBuf
+	log     *testutil.Buffer
 	x       *Index
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ws := t.TempDir()
-	f := &fixture{ws: ws, dir: filepath.Join(ws, ".openclaw", "skills"), log: &logBuf{}}
+	f := &fixture{ws: ws, dir: filepath.Join(ws, ".openclaw", "skills"), log: &testutil.Buffer{}}
 	f.x = New(f.dir, ws, slog.New(slog.NewTextHandler(f.log, nil)))
 	return f
 }
@@ -126,7 +107,7 @@ func TestIndex(t *testing.T) {
 	}
 
 	// Each malformed skill was logged once, naming its file.
-	log := f.log.take()
+	log := f.log.Take()
 	for _, p := range []string{noFM, badYAML, noDesc} {
 		if strings.Count(log, "file="+p) != 1 {
 			t.Errorf("log names %s %d times, want once:\n%s", p, strings.Count(log, "file="+p), log)
@@ -134,7 +115,7 @@ func TestIndex(t *testing.T) {
 	}
 	// Nothing changed: no new warnings.
 	f.x.SkillsSection()
-	if log := f.log.take(); log != "" {
+	if log := f.log.Take(); log != "" {
 		t.Errorf("an unchanged index logged again:\n%s", log)
 	}
 }

@@ -3,14 +3,14 @@ package tools
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 func runBash(t *testing.T, b Bash, ctx context.Context, command string) (string, error) {
@@ -133,7 +133,7 @@ func TestBashTimeout(t *testing.T) {
 	if elapsed > 1500*time.Millisecond {
 		t.Errorf("took %v with a 300ms timeout", elapsed)
 	}
-	waitGone(t, readPid(t, filepath.Join(dir, "pidfile")))
+	testutil.WaitGone(t, readPid(t, filepath.Join(dir, "pidfile")))
 }
 
 func TestBashZeroTimeoutDefaults(t *testing.T) {
@@ -178,7 +178,7 @@ func TestBashAbortKillsTheGroup(t *testing.T) {
 	if r.out != "" || r.err == nil || r.err.Error() != "going\n[command aborted]" {
 		t.Errorf("Run = %q, %v", r.out, r.err)
 	}
-	waitGone(t, pid)
+	testutil.WaitGone(t, pid)
 }
 
 func TestBashInputErrors(t *testing.T) {
@@ -219,33 +219,4 @@ func readPid(t *testing.T, path string) int {
 		t.Fatalf("pidfile %q: %v", getFile(t, path), err)
 	}
 	return pid
-}
-
-// waitGone polls until pid no longer runs. A killed orphan may stay a zombie
-// until the system's init reaps it; a zombie runs nothing, so it counts as
-// gone.
-func waitGone(t *testing.T, pid int) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		err := syscall.Kill(pid, 0)
-		if errors.Is(err, syscall.ESRCH) || zombie(pid) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("process %d still runs after the kill (kill 0: %v)", pid, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func zombie(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// pid (comm) STATE ...: comm may hold spaces, so read after the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/gateway"
 	"github.com/miniclaw/miniclaw/internal/provider/scripted"
 	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 	"github.com/miniclaw/miniclaw/internal/tools"
 	"github.com/miniclaw/miniclaw/web"
 )
@@ -71,7 +72,7 @@ type testGateway struct {
 	srv    *gateway.Server
 	store  *session.Store
 	served chan error
-	logs   *syncBuffer
+	logs   *testutil.Buffer
 }
 
 func startGateway(t *testing.T, cfg gwConfig) *testGateway {
@@ -80,7 +81,7 @@ func startGateway(t *testing.T, cfg gwConfig) *testGateway {
 		t: t, cfg: cfg, addr: "127.0.0.1:0",
 		dir:       filepath.Join(t.TempDir(), "sessions"),
 		workspace: t.TempDir(),
-		logs:      &syncBuffer{},
+		logs:      &testutil.Buffer{},
 	}
 	for name, body := range cfg.files {
 		p := filepath.Join(g.workspace, name)
@@ -176,23 +177,6 @@ func (g *testGateway) transcript(id string) []core.Message {
 		g.t.Fatalf("load %s: %v %v", id, err, corrupt)
 	}
 	return msgs
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // --- a proxy that can cut the browser off -----------------------------------
