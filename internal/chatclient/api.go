@@ -23,7 +23,7 @@ type apiSession struct {
 
 // call does one API request with a JSON body (nil for none) and decodes a
 // JSON answer of status want into out.
-func (g gateway) call(ctx context.Context, method, path string, body any, want int, out any) error {
+func (g endpoint) call(ctx context.Context, method, path string, body any, want int, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
 	var rd io.Reader
@@ -60,7 +60,7 @@ func (g gateway) call(ctx context.Context, method, path string, body any, want i
 }
 
 // createSession asks the gateway for a new session and returns its ID.
-func (g gateway) createSession(ctx context.Context) (string, error) {
+func (g endpoint) createSession(ctx context.Context) (string, error) {
 	var m apiSession
 	if err := g.call(ctx, http.MethodPost, "/api/sessions", struct{}{}, http.StatusCreated, &m); err != nil {
 		return "", err
@@ -69,7 +69,7 @@ func (g gateway) createSession(ctx context.Context) (string, error) {
 }
 
 // listSessions returns all sessions, most recently updated first.
-func (g gateway) listSessions(ctx context.Context) ([]apiSession, error) {
+func (g endpoint) listSessions(ctx context.Context) ([]apiSession, error) {
 	var body struct {
 		Sessions []apiSession `json:"sessions"`
 	}
@@ -80,7 +80,7 @@ func (g gateway) listSessions(ctx context.Context) ([]apiSession, error) {
 }
 
 // lastMessages returns a session's busy flag and its last n messages.
-func (g gateway) lastMessages(ctx context.Context, id string, n int) (bool, session.Page, error) {
+func (g endpoint) lastMessages(ctx context.Context, id string, n int) (bool, session.Page, error) {
 	var body struct {
 		Session apiSession `json:"session"`
 		session.Page

@@ -89,7 +89,7 @@ type dialResult struct {
 // client is the state of one Run; only its loop touches it.
 type client struct {
 	opt  Options
-	gw   gateway
+	gw   endpoint
 	out  output
 	term *term.Terminal // nil in line mode
 	keys *keys          // nil in line mode

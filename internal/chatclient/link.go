@@ -16,9 +16,9 @@ import (
 	"github.com/miniclaw/miniclaw/internal/protocol"
 )
 
-// gateway is where a gateway answers: its HTTP base URL (for /api) and its
+// endpoint is where a gateway answers: its HTTP base URL (for /api) and its
 // WebSocket URL (/ws), derived from the one address the user gives.
-type gateway struct {
+type endpoint struct {
 	http  string // http(s)://host:port[/prefix], no trailing slash
 	ws    string // ws(s)://host:port[/prefix]/ws
 	token string
@@ -26,17 +26,17 @@ type gateway struct {
 
 // parseGateway accepts http(s):// and ws(s):// addresses, with or without a
 // trailing /ws, and a bare host:port (taken as http://).
-func parseGateway(raw, token string) (gateway, error) {
+func parseGateway(raw, token string) (endpoint, error) {
 	s := strings.TrimSpace(raw)
 	if !strings.Contains(s, "://") {
 		s = "http://" + s
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return gateway{}, fmt.Errorf("gateway URL %q: %w", raw, err)
+		return endpoint{}, fmt.Errorf("gateway URL %q: %w", raw, err)
 	}
 	if u.Host == "" {
-		return gateway{}, fmt.Errorf("gateway URL %q: no host", raw)
+		return endpoint{}, fmt.Errorf("gateway URL %q: no host", raw)
 	}
 	var httpScheme, wsScheme string
 	switch u.Scheme {
@@ -45,17 +45,17 @@ func parseGateway(raw, token string) (gateway, error) {
 	case "https", "wss":
 		httpScheme, wsScheme = "https", "wss"
 	default:
-		return gateway{}, fmt.Errorf("gateway URL %q: scheme must be http, https, ws or wss", raw)
+		return endpoint{}, fmt.Errorf("gateway URL %q: scheme must be http, https, ws or wss", raw)
 	}
 	path := strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/ws")
-	return gateway{
+	return endpoint{
 		http:  httpScheme + "://" + u.Host + path,
 		ws:    wsScheme + "://" + u.Host + path + "/ws",
 		token: token,
 	}, nil
 }
 
-func (g gateway) header() http.Header {
+func (g endpoint) header() http.Header {
 	h := http.Header{}
 	if g.token != "" {
 		h.Set("Authorization", "Bearer "+g.token)
@@ -90,7 +90,7 @@ const dialTimeout = 10 * time.Second
 
 // dial connects to the gateway, attached to sessionID ("" lets the gateway
 // pick), and starts the read loop. The loop ends when the connection does.
-func dial(ctx context.Context, g gateway, sessionID string) (*link, error) {
+func dial(ctx context.Context, g endpoint, sessionID string) (*link, error) {
 	u := g.ws
 	if sessionID != "" {
 		u += "?sessionId=" + url.QueryEscape(sessionID)
