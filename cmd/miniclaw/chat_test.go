@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // The `miniclaw chat` tests run the real binary against a real gateway
@@ -27,7 +29,7 @@ type ptyChat struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	tty  *os.File // the terminal's master side: what the user types and sees
-	out  *logBuf
+	out  *testutil.Buffer
 	mark int           // expect looks for output after this offset of screen()
 	done chan struct{} // closed once the process has been waited for
 }
@@ -36,7 +38,7 @@ type ptyChat struct {
 // pseudo-terminal, wide enough that no test line wraps.
 func startChatPTY(t *testing.T, addr string, args ...string) *ptyChat {
 	t.Helper()
-	c := &ptyChat{t: t, out: &logBuf{addrCh: make(chan string, 1)}, done: make(chan struct{})}
+	c := &ptyChat{t: t, out: &testutil.Buffer{}, done: make(chan struct{})}
 	c.cmd = exec.Command(binPath, append([]string{"chat", "--url", "http://" + addr}, args...)...)
 	c.cmd.Env = childEnv(t, nil)
 	tty, err := pty.StartWithSize(c.cmd, &pty.Winsize{Rows: 50, Cols: 250})

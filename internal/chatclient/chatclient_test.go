@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/gateway"
 	"github.com/miniclaw/miniclaw/internal/provider/scripted"
 	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // waitFor bounds every wait for output: long enough for -race on a busy
@@ -79,26 +79,8 @@ func (g *testGateway) stop(t *testing.T) {
 	g.store.Close()
 }
 
-// syncBuffer is the client's output, read by the test while Run writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // waitOutput waits until the output contains want.
-func waitOutput(t *testing.T, out *syncBuffer, want string) {
+func waitOutput(t *testing.T, out *testutil.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(waitFor)
 	for !strings.Contains(out.String(), want) {
@@ -111,10 +93,10 @@ func waitOutput(t *testing.T, out *syncBuffer, want string) {
 
 // runAsync runs the client in line mode on a pipe; the test writes lines
 // and closes the pipe to end it.
-func runAsync(t *testing.T, opt Options) (*io.PipeWriter, *syncBuffer, chan error) {
+func runAsync(t *testing.T, opt Options) (*io.PipeWriter, *testutil.Buffer, chan error) {
 	t.Helper()
 	in, w := io.Pipe()
-	out := &syncBuffer{}
+	out := &testutil.Buffer{}
 	opt.In, opt.Out = in, out
 	done := make(chan error, 1)
 	go func() { done <- Run(context.Background(), opt) }()
