@@ -94,17 +94,16 @@ type client struct {
 	term *term.Terminal // nil in line mode
 	keys *keys          // nil in line mode
 
-	session  string // the session attached to, or being dialled
-	link     *link  // nil while not connected
-	attached bool   // the link's connected event was seen
-	connects int    // connected events seen, to tell the first from a reconnect
-	// switching is set while the dial in progress is a /new or /switch;
-	// created while it is to a session /new just created.
-	switching, created bool
-	pending            int  // messages sent and not answered yet (message_done or error)
-	streamed           bool // reply text was shown since the last answer
-	failed             bool // an answer was an error
-	lastIntr           time.Time
+	session   string // the session attached to, or being dialled
+	link      *link  // nil while not connected
+	attached  bool   // the link's connected event was seen
+	connects  int    // connected events seen, to tell the first from a reconnect
+	switching bool   // the dial in progress is a /new or /switch
+	created   bool   // ... to the session /new just created
+	pending   int    // messages sent and not answered yet (message_done or error)
+	streamed  bool   // reply text was shown since the last answer
+	failed    bool   // an answer was an error
+	lastIntr  time.Time
 
 	backoff time.Duration
 	retry   <-chan time.Time // fires when the next reconnect attempt is due
@@ -122,7 +121,7 @@ func Run(ctx context.Context, opt Options) error {
 	}
 	if opt.SessionID != "" {
 		if err := protocol.ValidateSessionID(opt.SessionID); err != nil {
-			return fmt.Errorf("--session %q: %w", opt.SessionID, err)
+			return fmt.Errorf("session ID %q: %w", opt.SessionID, err)
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -240,8 +239,8 @@ func (c *client) quit() {
 	}
 }
 
-// closeAll ends the connection and waits for a dial in progress (its
-// context is already cancelled).
+// closeAll ends the connection, and waits for a dial in progress and closes
+// what it opened (when Run ends, the dial's context is cancelled: no wait).
 func (c *client) closeAll() {
 	if c.link != nil {
 		c.link.close()
@@ -367,16 +366,7 @@ func (c *client) abort(ctx context.Context) {
 
 // switchTo leaves the current session and connects to id.
 func (c *client) switchTo(ctx context.Context, id string) {
-	if c.link != nil {
-		c.link.close()
-		c.link = nil
-	}
-	if c.dialing != nil {
-		if r := <-c.dialing; r.link != nil {
-			r.link.close()
-		}
-		c.dialing = nil
-	}
+	c.closeAll()
 	c.attached, c.retry = false, nil
 	c.pending, c.streamed = 0, false
 	c.setPrompt()
