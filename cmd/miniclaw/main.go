@@ -28,7 +28,8 @@ Usage:
   miniclaw version           print the version
   miniclaw help              show this help
 
-Run "miniclaw gateway --help" for the gateway's flags and environment variables.
+Run "miniclaw gateway --help" for the gateway's flags and environment variables,
+and "miniclaw <command> --help" for any other command.
 `
 
 func main() {
