@@ -258,7 +258,8 @@ func (c *client) closeAll() {
 func (c *client) readTerminalLine() (string, error) {
 	for {
 		if c.opt.Size != nil {
-			if w, h, err := c.opt.Size(); err == nil {
+			// A pty nobody sized reports 0x0: keep the default then.
+			if w, h, err := c.opt.Size(); err == nil && w > 0 && h > 0 {
 				c.term.SetSize(w, h)
 			}
 		}
