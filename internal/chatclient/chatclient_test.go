@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/agent"
+	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/gateway"
 	"github.com/miniclaw/miniclaw/internal/provider/scripted"
 	"github.com/miniclaw/miniclaw/internal/session"
@@ -37,6 +39,12 @@ type testGateway struct {
 // the sessions in dir. Cleanup stops it unless the test did.
 func startGateway(t *testing.T, addr, dir, token string) *testGateway {
 	t.Helper()
+	return startGatewayWith(t, addr, dir, token, scripted.Echo())
+}
+
+// startGatewayWith is startGateway with another model provider.
+func startGatewayWith(t *testing.T, addr, dir, token string, provider core.Provider) *testGateway {
+	t.Helper()
 	store, err := session.Open(dir, session.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +56,7 @@ func startGateway(t *testing.T, addr, dir, token string) *testGateway {
 	g := &testGateway{
 		srv: gateway.New(gateway.Options{
 			Store:   store,
-			Runtime: &agent.Runtime{Provider: scripted.Echo(), Model: "test", Workspace: t.TempDir()},
+			Runtime: &agent.Runtime{Provider: provider, Model: "test", Workspace: t.TempDir()},
 			Logger:  slog.New(slog.DiscardHandler),
 			Token:   token,
 		}),
@@ -155,6 +163,110 @@ func TestRunReconnects(t *testing.T) {
 	first := s[strings.Index(s, "session ")+len("session ") : strings.Index(s, " (new session)")]
 	if !strings.Contains(s, "Reconnected to session "+first+".") {
 		t.Errorf("reconnected to another session than %s:\n%s", first, s)
+	}
+}
+
+// cutProxy forwards TCP connections to a gateway. An outage drops them all
+// and refuses new ones until resume, as a network failure would.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	conns  []net.Conn
+	paused bool
+}
+
+func startProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target}
+	p.wg.Go(p.serve)
+	t.Cleanup(func() {
+		ln.Close()
+		p.outage()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *cutProxy) serve() {
+	for {
+		down, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		up, err := net.Dial("tcp", p.target)
+		if p.paused || err != nil {
+			p.mu.Unlock()
+			down.Close()
+			if up != nil {
+				up.Close()
+			}
+			continue
+		}
+		p.conns = append(p.conns, down, up)
+		p.mu.Unlock()
+		p.wg.Go(func() { io.Copy(up, down); up.Close() })
+		p.wg.Go(func() { io.Copy(down, up); down.Close() })
+	}
+}
+
+func (p *cutProxy) outage() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paused = true
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *cutProxy) resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paused = false
+}
+
+// A reply that finishes while the connection is down reached no one: after
+// the reconnect the client reads it from the transcript.
+func TestRunCatchesUpAfterOutage(t *testing.T) {
+	t.Parallel()
+	script := filepath.Join(t.TempDir(), "script.json")
+	if err := os.WriteFile(script, []byte(`[{"text":"a b c d e f","chunkDelayMs":100}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	slow, err := scripted.Load(script)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startGatewayWith(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "sessions"), "", slow)
+	px := startProxy(t, g.addr)
+	w, out, done := runAsync(t, Options{URL: px.ln.Addr().String(), SessionID: "cut-1"})
+	waitOutput(t, out, "(new session)")
+	io.WriteString(w, "go\n")
+	waitOutput(t, out, "a ")
+	px.outage()
+	waitOutput(t, out, "connection lost")
+	for deadline := time.Now().Add(waitFor); ; time.Sleep(10 * time.Millisecond) {
+		if m, err := g.store.Get("cut-1"); err == nil && m.MessageCount == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the turn was not persisted")
+		}
+	}
+	px.resume()
+	waitOutput(t, out, "Reconnected to session cut-1.")
+	waitOutput(t, out, "The reply finished while the connection was down:\na b c d e f\n")
+	w.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
 }
 
