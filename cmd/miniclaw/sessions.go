@@ -46,6 +46,8 @@ type sessionsCmd struct {
 	usage string // the first help line, after "Usage: miniclaw sessions "
 	about string
 	args  int // positional arguments: 0, or 1 (the session ID)
+	// check validates the flags, before any file is touched; nil: nothing to check.
+	check func() error
 	run   func(st *session.Store, args []string, stdout, stderr io.Writer) error
 }
 
@@ -96,6 +98,11 @@ func runSessions(args []string, getenv func(string) string, stdout, stderr io.Wr
 	if cmd.args == 1 {
 		if err := protocol.ValidateSessionID(pos[0]); err != nil {
 			return usageError{fmt.Errorf("session ID %q: %w", pos[0], err)}
+		}
+	}
+	if cmd.check != nil {
+		if err := cmd.check(); err != nil {
+			return usageError{err}
 		}
 	}
 	p, err := paths()
@@ -174,10 +181,13 @@ func showCmd(fs *flag.FlagSet) sessionsCmd {
 		usage: "show ID [--limit N]",
 		about: "Prints the messages of a session, with their tool calls and results.",
 		args:  1,
-		run: func(st *session.Store, args []string, stdout, stderr io.Writer) error {
+		check: func() error {
 			if *limit < 0 {
-				return usageError{fmt.Errorf("--limit %d: must be 0 (all) or more", *limit)}
+				return fmt.Errorf("--limit %d: must be 0 (all) or more", *limit)
 			}
+			return nil
+		},
+		run: func(st *session.Store, args []string, stdout, stderr io.Writer) error {
 			id := args[0]
 			meta, err := st.Get(id)
 			if err != nil {
@@ -207,11 +217,14 @@ func exportCmd(fs *flag.FlagSet) sessionsCmd {
 		usage: "export ID [--format jsonl|md] [-o FILE]",
 		about: "Exports a session: jsonl copies the transcript's complete lines byte for byte;\nmd writes a readable Markdown document with tool calls in fenced blocks.",
 		args:  1,
+		check: func() error {
+			if *format != "jsonl" && *format != "md" {
+				return fmt.Errorf("--format %q: must be jsonl or md", *format)
+			}
+			return nil
+		},
 		run: func(st *session.Store, args []string, stdout, stderr io.Writer) error {
 			id := args[0]
-			if *format != "jsonl" && *format != "md" {
-				return usageError{fmt.Errorf("--format %q: must be jsonl or md", *format)}
-			}
 			meta, err := st.Get(id)
 			if err != nil {
 				return notFound(st, id, err)
@@ -266,16 +279,19 @@ func forkCmd(fs *flag.FlagSet) sessionsCmd {
 		usage: "fork ID [--messages N] [--to NEWID]",
 		about: "Creates a new session holding the first N messages of session ID and prints its ID.\nA running gateway picks the new session up as soon as a client opens it.",
 		args:  1,
-		run: func(st *session.Store, args []string, stdout, stderr io.Writer) error {
-			id := args[0]
+		check: func() error {
 			if *n < 0 {
-				return usageError{fmt.Errorf("--messages %d: must be 0 (all) or more", *n)}
+				return fmt.Errorf("--messages %d: must be 0 (all) or more", *n)
 			}
 			if *to != "" {
 				if err := protocol.ValidateSessionID(*to); err != nil {
-					return usageError{fmt.Errorf("--to %q: %w", *to, err)}
+					return fmt.Errorf("--to %q: %w", *to, err)
 				}
 			}
+			return nil
+		},
+		run: func(st *session.Store, args []string, stdout, stderr io.Writer) error {
+			id := args[0]
 			m, skipped, err := st.Fork(id, *n, *to)
 			if err != nil {
 				return notFound(st, id, err)
