@@ -40,6 +40,9 @@ func (s *Store) Append(id string, msgs ...core.Message) (Meta, error) {
 	defer e.mu.Unlock()
 
 	f, err := s.openLocked(id)
+	if errors.Is(err, ErrNotFound) {
+		s.forget(id, e)
+	}
 	if err != nil {
 		return Meta{}, err
 	}

@@ -440,15 +440,34 @@ func (s *Store) lookup(id string) (*entry, error) {
 
 // Create makes a new, empty session with the given ID and channel. It
 // returns created=false with the existing meta when the ID is already taken.
+//
+// A session whose transcript is gone from the directory (archived by
+// another process, such as the CLI) is dropped from the index, and the ID
+// is created anew.
 func (s *Store) Create(id, channel string) (Meta, bool, error) {
 	if e, err := s.lookup(id); err == nil {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return e.meta, false, nil
+		if _, err := os.Stat(s.jsonlPath(id)); !errors.Is(err, fs.ErrNotExist) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return e.meta, false, nil
+		}
+		s.forget(id, e)
 	} else if !errors.Is(err, ErrNotFound) {
 		return Meta{}, false, err
 	}
 	return s.create(id, channel, "")
+}
+
+// forget drops e from the index when its transcript left the directory
+// behind this store's back.
+func (s *Store) forget(id string, e *entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sessions[id] == e {
+		delete(s.sessions, id)
+		delete(s.dirty, id)
+		s.log.Info("session left the directory (archived by another process): dropped from the index", "session", id)
+	}
 }
 
 func (s *Store) create(id, channel, forkedFrom string) (Meta, bool, error) {

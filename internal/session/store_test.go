@@ -332,3 +332,37 @@ func TestInvalidIDsRefused(t *testing.T) {
 		t.Errorf("Len = %d, want 1", s.Len())
 	}
 }
+
+// TestArchivedByAnotherProcess: when another store (the CLI beside a
+// running gateway) archives a session, this store drops it on its next
+// append, and the ID can be used again, for a new session.
+func TestArchivedByAnotherProcess(t *testing.T) {
+	gw, dir := newStore(t)
+	mustCreate(t, gw, "a1", DefaultChannel)
+	mustAppend(t, gw, "a1", userMsg("before", 1))
+	mustCreate(t, gw, "a2", DefaultChannel)
+
+	cli := openStore(t, dir, Options{})
+	for _, id := range []string{"a1", "a2"} {
+		if _, err := cli.Archive(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if _, err := gw.Append("a1", userMsg("after", 2)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("append to an archived session: %v, want ErrNotFound", err)
+	}
+	if _, err := gw.Get("a1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get after the failed append: %v, want ErrNotFound", err)
+	}
+	for _, id := range []string{"a1", "a2"} {
+		m, created, err := gw.Create(id, DefaultChannel)
+		if err != nil || !created || m.MessageCount != 0 {
+			t.Fatalf("Create(%s) after archive = %+v, created %v, %v; want a new empty session", id, m, created, err)
+		}
+	}
+	mustAppend(t, gw, "a1", userMsg("a new start", 3))
+	if got := readFile(t, filepath.Join(dir, "a1.jsonl")); string(got) != string(line(t, userMsg("a new start", 3))) {
+		t.Fatalf("new a1 holds %q", got)
+	}
+}
