@@ -130,11 +130,14 @@ func (s *Server) handleMessage(c *conn, ev protocol.ClientEvent) {
 	id := ev.SessionID
 	if id == "" {
 		id = s.hub.sessionOf(c)
-	} else {
-		if _, _, err := s.store.Create(id, session.DefaultChannel); err != nil {
-			c.enqueue(errorEvent(protocol.CodeInternal, "cannot open session: "+err.Error(), id))
-			return
-		}
+	}
+	// Also for the attached session: it may have been archived by another
+	// process meanwhile, and then the ID starts a new one.
+	if _, _, err := s.store.Create(id, session.DefaultChannel); err != nil {
+		c.enqueue(errorEvent(protocol.CodeInternal, "cannot open session: "+err.Error(), id))
+		return
+	}
+	if ev.SessionID != "" {
 		s.hub.attach(c, id)
 	}
 	switch s.hub.enqueue(id, job{content: ev.Content, from: c}) {
