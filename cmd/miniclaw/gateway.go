@@ -86,10 +86,13 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	// Loading a large session index leaves a few times its size in garbage;
-	// hand it back to the OS now (a brief, mostly concurrent GC) rather than
-	// keep it resident until the scavenger gets to it.
-	debug.FreeOSMemory()
+	// Loading a large session index leaves garbage behind (a few MB for
+	// 10,000 sessions); hand it back to the OS now, while the server already
+	// answers (a mostly concurrent GC), rather than keep it resident until
+	// the scavenger gets to it. A small index is not worth the GC.
+	if store.Len() >= 1000 {
+		debug.FreeOSMemory()
+	}
 	select {
 	case err := <-serveErr:
 		return err

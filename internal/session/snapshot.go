@@ -2,7 +2,6 @@ package session
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"io/fs"
@@ -42,15 +41,19 @@ type fileStamp struct{ size, mtime int64 }
 
 func stampOf(fi fs.FileInfo) fileStamp { return fileStamp{fi.Size(), fi.ModTime().UnixNano()} }
 
-// snapEntry is one session as the snapshot recorded it.
+// snapEntry is one session as the snapshot recorded it. The index entry
+// lives inside it, so a session taken from the snapshot costs no
+// allocation of its own.
 type snapEntry struct {
-	meta        Meta
+	e           entry     // e.meta: the meta it recorded
 	jsonl, file fileStamp // the transcript and the meta file when recorded
+	hasMeta     bool      // the meta file is in the directory now
 }
 
 // readSnapshot loads the snapshot; a missing or unreadable one is empty, and
 // a malformed line is skipped (its session falls back to its meta file).
-func (s *Store) readSnapshot() map[string]snapEntry {
+// The strings of the entries share the file's one string.
+func (s *Store) readSnapshot() map[string]*snapEntry {
 	b, err := os.ReadFile(filepath.Join(s.dir, snapshotName))
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -58,27 +61,29 @@ func (s *Store) readSnapshot() map[string]snapEntry {
 		}
 		return nil
 	}
-	header, rest, _ := bytes.Cut(b, []byte{'\n'})
-	if string(header) != snapshotHeader {
-		s.log.Warn("index snapshot of an unknown format ignored", "header", string(header))
+	header, rest, _ := strings.Cut(string(b), "\n")
+	if header != snapshotHeader {
+		s.log.Warn("index snapshot of an unknown format ignored", "header", header)
 		return nil
 	}
-	out := make(map[string]snapEntry, bytes.Count(rest, []byte{'\n'}))
-	for len(rest) > 0 {
-		var line []byte
-		line, rest, _ = bytes.Cut(rest, []byte{'\n'})
-		if e, ok := parseSnapLine(string(line)); ok {
-			out[e.meta.SessionID] = e
+	entries := make([]snapEntry, strings.Count(rest, "\n")+1)
+	out := make(map[string]*snapEntry, len(entries))
+	for i := 0; len(rest) > 0; {
+		var line string
+		line, rest, _ = strings.Cut(rest, "\n")
+		if parseSnapLine(line, &entries[i]) {
+			out[entries[i].e.meta.SessionID] = &entries[i]
+			i++
 		}
 	}
 	return out
 }
 
-// formatSnapLine is the snapshot line of e, without its newline.
-func formatSnapLine(e snapEntry) string {
-	m := e.meta
+// formatSnapLine is the snapshot line of m, its JSONL and its meta file,
+// without the newline.
+func formatSnapLine(m Meta, jsonl, file fileStamp) string {
 	f := []string{m.SessionID}
-	for _, n := range []int64{e.jsonl.size, e.jsonl.mtime, e.file.size, e.file.mtime, m.CreatedAt, m.UpdatedAt, int64(m.MessageCount)} {
+	for _, n := range []int64{jsonl.size, jsonl.mtime, file.size, file.mtime, m.CreatedAt, m.UpdatedAt, int64(m.MessageCount)} {
 		f = append(f, strconv.FormatInt(n, 10))
 	}
 	for _, str := range []string{m.Channel, m.ForkedFrom, m.Title} {
@@ -87,31 +92,31 @@ func formatSnapLine(e snapEntry) string {
 	return strings.Join(f, "\t")
 }
 
-// parseSnapLine decodes a line written by formatSnapLine; ok is false for
-// anything else.
-func parseSnapLine(line string) (snapEntry, bool) {
-	f := strings.Split(line, "\t")
-	if len(f) != snapshotFields {
-		return snapEntry{}, false
+// parseSnapLine decodes a line written by formatSnapLine into e; it reports
+// false for anything else.
+func parseSnapLine(line string, e *snapEntry) bool {
+	var f [snapshotFields]string
+	for i := range f {
+		var ok bool
+		if f[i], line, ok = strings.Cut(line, "\t"); ok != (i < snapshotFields-1) {
+			return false // too few fields, or too many
+		}
 	}
-	var e snapEntry
 	var err [10]error
-	e.meta.SessionID = f[0]
+	m := &e.e.meta
+	m.SessionID = f[0]
 	e.jsonl.size, err[0] = strconv.ParseInt(f[1], 10, 64)
 	e.jsonl.mtime, err[1] = strconv.ParseInt(f[2], 10, 64)
 	e.file.size, err[2] = strconv.ParseInt(f[3], 10, 64)
 	e.file.mtime, err[3] = strconv.ParseInt(f[4], 10, 64)
-	e.meta.CreatedAt, err[4] = strconv.ParseInt(f[5], 10, 64)
-	e.meta.UpdatedAt, err[5] = strconv.ParseInt(f[6], 10, 64)
-	e.meta.MessageCount, err[6] = strconv.Atoi(f[7])
-	e.meta.Channel, err[7] = strconv.Unquote(f[8])
-	e.meta.ForkedFrom, err[8] = strconv.Unquote(f[9])
-	e.meta.Title, err[9] = strconv.Unquote(f[10])
-	e.meta.Size = e.jsonl.size
-	if errors.Join(err[:]...) != nil || e.meta.MessageCount < 0 || e.meta.Size < 0 {
-		return snapEntry{}, false
-	}
-	return e, true
+	m.CreatedAt, err[4] = strconv.ParseInt(f[5], 10, 64)
+	m.UpdatedAt, err[5] = strconv.ParseInt(f[6], 10, 64)
+	m.MessageCount, err[6] = strconv.Atoi(f[7])
+	m.Channel, err[7] = strconv.Unquote(f[8])
+	m.ForkedFrom, err[8] = strconv.Unquote(f[9])
+	m.Title, err[9] = strconv.Unquote(f[10])
+	m.Size = e.jsonl.size
+	return errors.Join(err[:]...) == nil && m.MessageCount >= 0 && m.Size >= 0
 }
 
 // writeSnapshot writes every pending meta file, then records each session
@@ -144,7 +149,7 @@ func (s *Store) writeSnapshot() {
 			if err1 != nil || err2 != nil || !indexed || dirty || jfi.Size() != m.Size {
 				continue
 			}
-			w.WriteString(formatSnapLine(snapEntry{meta: m, jsonl: stampOf(jfi), file: stampOf(mfi)}))
+			w.WriteString(formatSnapLine(m, stampOf(jfi), stampOf(mfi)))
 			w.WriteByte('\n')
 		}
 		return w.Flush()

@@ -113,18 +113,20 @@ func TestLazyMetaSeenByOtherStores(t *testing.T) {
 // looked up by IDs of transcripts found in the directory, so a strange ID
 // in the file is never used.)
 func FuzzSnapshotLine(f *testing.F) {
-	f.Add(formatSnapLine(snapEntry{meta: Meta{SessionID: "a", Channel: "webchat", Title: "tab\there\nnewline", MessageCount: 3, Size: 9}, jsonl: fileStamp{9, 1}, file: fileStamp{100, 2}}))
+	f.Add(formatSnapLine(Meta{SessionID: "a", Channel: "webchat", Title: "tab\there\nnewline", MessageCount: 3, Size: 9}, fileStamp{9, 1}, fileStamp{100, 2}))
 	f.Add("a\t1\t2\t3\t4\t5\t6\t7\t\"\"\t\"\"\t\"\"")
 	f.Add("a\t-1\t2\t3\t4\t5\t6\t7\t\"\"\t\"\"\t\"x")
+	f.Add("a\t1\t2\t3\t4\t5\t6\t7\t\"\"\t\"\"\t\"\"\textra")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, line string) {
-		e, ok := parseSnapLine(line)
-		if !ok {
+		var e snapEntry
+		if !parseSnapLine(line, &e) {
 			return
 		}
-		again, ok := parseSnapLine(formatSnapLine(e))
-		if !ok || again != e {
-			t.Fatalf("round trip of %q: %+v (%v), want %+v", line, again, ok, e)
+		var again snapEntry
+		if !parseSnapLine(formatSnapLine(e.e.meta, e.jsonl, e.file), &again) ||
+			again.e.meta != e.e.meta || again.jsonl != e.jsonl || again.file != e.file {
+			t.Fatalf("round trip of %q: %+v, want %+v", line, again.e.meta, e.e.meta)
 		}
 	})
 }

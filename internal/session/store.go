@@ -108,7 +108,7 @@ func Open(dir string, opt Options) (*Store, error) {
 // First, off the startup path, it repairs the meta files of sessions
 // indexed from the snapshot that changed since (check), and writes a fresh
 // snapshot when the old one did not describe every session.
-func (s *Store) flushLoop(snapshotStale bool, check map[string]fileStamp) {
+func (s *Store) flushLoop(snapshotStale bool, check []*snapEntry) {
 	s.repairMetaFiles(check)
 	if snapshotStale {
 		s.writeSnapshot()
@@ -178,13 +178,13 @@ func (s *Store) metaPath(id string) string  { return filepath.Join(s.dir, id+met
 // repaired when missing, corrupt or stale. stale reports that the snapshot
 // did not describe every session; check holds, for the sessions taken from
 // it, the meta file stamps it recorded, for repairMetaFiles.
-func (s *Store) rebuildIndex() (stale bool, check map[string]fileStamp, err error) {
+func (s *Store) rebuildIndex() (stale bool, check []*snapEntry, err error) {
 	d, err := os.Open(s.dir)
 	if err != nil {
 		return false, nil, fmt.Errorf("session store %s: %w", s.dir, err)
 	}
 	defer d.Close()
-	snapc := make(chan map[string]snapEntry, 1)
+	snapc := make(chan map[string]*snapEntry, 1)
 	go func() { snapc <- s.readSnapshot() }() // meanwhile, list the directory
 	names, err := d.Readdirnames(-1)          // unsorted: sorting 20,000 names is wasted work
 	snap := <-snapc
@@ -192,14 +192,15 @@ func (s *Store) rebuildIndex() (stale bool, check map[string]fileStamp, err erro
 		return false, nil, fmt.Errorf("session store %s: %w", s.dir, err)
 	}
 	var ids []string
-	hasMeta := make(map[string]bool, len(names)/2)
 	for _, name := range names {
 		if isTempName(name) {
 			s.removeIfStale(name)
 			continue
 		}
 		if id, ok := strings.CutSuffix(name, metaExt); ok {
-			hasMeta[id] = true
+			if e := snap[id]; e != nil {
+				e.hasMeta = true
+			}
 		} else if id, ok := strings.CutSuffix(name, jsonlExt); ok && protocol.ValidateSessionID(id) == nil {
 			ids = append(ids, id)
 		}
@@ -207,8 +208,8 @@ func (s *Store) rebuildIndex() (stale bool, check map[string]fileStamp, err erro
 	// One pass of fstatat over the transcripts: parallel calls in one
 	// directory contend in the kernel and gain nothing. Misses (sessions the
 	// snapshot does not describe) read files, and those run in parallel.
-	check = make(map[string]fileStamp, len(ids))
 	s.sessions = make(map[string]*entry, len(ids))
+	check = make([]*snapEntry, 0, len(snap))
 	var misses []string
 	for _, id := range ids {
 		st, ok := statAt(d, id+jsonlExt)
@@ -216,12 +217,12 @@ func (s *Store) rebuildIndex() (stale bool, check map[string]fileStamp, err erro
 			continue // gone, or a directory named like a session
 		}
 		e := snap[id]
-		if e.meta.SessionID == "" || e.jsonl != st || !hasMeta[id] {
+		if e == nil || e.jsonl != st || !e.hasMeta {
 			misses = append(misses, id)
 			continue
 		}
-		s.sessions[id] = &entry{meta: e.meta}
-		check[id] = e.file
+		s.sessions[id] = &e.e
+		check = append(check, e)
 	}
 	work := make(chan string, len(misses))
 	for _, id := range misses {
@@ -252,7 +253,7 @@ func (s *Store) rebuildIndex() (stale bool, check map[string]fileStamp, err erro
 // taken from the snapshot whose meta file is no longer the one the snapshot
 // recorded (damaged or replaced while the gateway was down). The index was
 // right regardless; this keeps the files a reader sees right too.
-func (s *Store) repairMetaFiles(check map[string]fileStamp) {
+func (s *Store) repairMetaFiles(check []*snapEntry) {
 	if len(check) == 0 {
 		return
 	}
@@ -261,17 +262,16 @@ func (s *Store) repairMetaFiles(check map[string]fileStamp) {
 		return
 	}
 	defer d.Close()
-	for id, want := range check {
-		if st, ok := statAt(d, id+metaExt); ok && st == want {
-			continue
-		}
+	for _, snap := range check {
 		s.mu.Lock()
+		id := snap.e.meta.SessionID
 		e, ok := s.sessions[id]
 		s.mu.Unlock()
-		if ok {
-			s.log.Warn("session meta file changed while the gateway was down: rewritten from the index", "session", id)
-			s.writeEntryMeta(id, e)
+		if st, found := statAt(d, id+metaExt); found && st == snap.file || !ok {
+			continue
 		}
+		s.log.Warn("session meta file changed while the gateway was down: rewritten from the index", "session", id)
+		s.writeEntryMeta(id, e)
 	}
 }
 
