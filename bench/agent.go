@@ -438,17 +438,8 @@ func runAgent(ctx context.Context, c *child, fake *fakeAnthropic, sp agentSpec) 
 	cpu1, self1 := cpuTime(c.pid), cpuTime(os.Getpid())
 
 	// Clients finish the turn they are in, each bounded by turnTimeout.
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(sp.turnTimeout + 10*time.Second):
-		closeAll(conns) // fails the stuck reads
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			return nil, errors.New("agent clients did not stop")
-		}
+	if err := waitClients(&wg, conns, sp.turnTimeout+10*time.Second); err != nil {
+		return nil, fmt.Errorf("agent clients: %w", err)
 	}
 
 	r := &agentResult{spec: sp, window: window, serverCPU: cpu1 - cpu0, benchCPU: self1 - self0,

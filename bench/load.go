@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -111,17 +112,8 @@ func runLoad(ctx context.Context, c *child, sp loadSpec) (*loadResult, error) {
 	cpu1, self1, sys1 := cpuTime(c.pid), cpuTime(os.Getpid()), readSysCPU()
 
 	// Clients finish the turn they are in, each bounded by turnTimeout.
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(sp.turnTimeout + 5*time.Second):
-		closeAll(conns) // fails the stuck reads
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			return nil, fmt.Errorf("load clients did not stop")
-		}
+	if err := waitClients(&wg, conns, sp.turnTimeout+5*time.Second); err != nil {
+		return nil, fmt.Errorf("load clients: %w", err)
 	}
 
 	r := &loadResult{spec: sp, window: window, serverCPU: cpu1 - cpu0, benchCPU: self1 - self0}
@@ -346,4 +338,24 @@ func (b *bench) loadRun(ctx context.Context, mode string, sp loadSpec) (*loadRes
 	logf("  gateway CPU %s, bench CPU %s over %s", r.serverCPU, r.benchCPU, r.window.Round(time.Millisecond))
 	b.noteWarnings(c, label)
 	return r, nil
+}
+
+// waitClients waits for the clients counted by wg to finish. Past grace it
+// closes their connections, which fails reads stuck on a gateway that
+// stopped answering, and gives them 10 s more.
+func waitClients(wg *sync.WaitGroup, conns []*websocket.Conn, grace time.Duration) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(grace):
+		closeAll(conns)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("did not stop")
+	}
 }

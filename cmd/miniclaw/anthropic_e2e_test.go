@@ -223,17 +223,8 @@ func TestClaudeEndToEnd(t *testing.T) {
 	if err := c.send(ctx, "thanks"); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		ev, err := c.read(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ev.Type == "error" {
-			t.Fatalf("turn 2: %+v", ev)
-		}
-		if ev.Type == "message_done" {
-			break
-		}
+	if _, err := c.waitDone(ctx); err != nil {
+		t.Fatalf("turn 2: %v", err)
 	}
 	req, _ = fake.request(t, 2)
 	msgs, _ := json.Marshal(req["messages"])

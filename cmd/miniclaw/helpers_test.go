@@ -374,6 +374,23 @@ func (w *wsClient) exchangeIn(ctx context.Context, sessionID, content string) er
 	}
 }
 
+// waitDone reads until the message_done of the running turn; an error
+// event is returned as an error.
+func (w *wsClient) waitDone(ctx context.Context) (serverEvent, error) {
+	for {
+		ev, err := w.read(ctx)
+		if err != nil {
+			return ev, err
+		}
+		switch ev.Type {
+		case "message_done":
+			return ev, nil
+		case "error":
+			return ev, &eventError{ev}
+		}
+	}
+}
+
 // eventError is an error event received where a reply was expected.
 type eventError struct{ ev serverEvent }
 

@@ -146,17 +146,8 @@ func TestGatewayKnowledgeWiring(t *testing.T) {
 	if err := c.send(ctx, "remember where the wifi password is"); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		ev, err := c.read(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ev.Type == "error" {
-			t.Fatalf("turn failed: %+v", ev)
-		}
-		if ev.Type == "message_done" {
-			break
-		}
+	if _, err := c.waitDone(ctx); err != nil {
+		t.Fatalf("turn failed: %v", err)
 	}
 	r := runCLI(t, cliTimeout, env, "memory", "search", "wifi", "password")
 	if r.code != 0 || !strings.Contains(r.stdout, ".mini-openclaw/memory/MEMORY.md:1: - The wifi password is on the fridge.\n") ||
