@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -166,73 +165,6 @@ func TestRunReconnects(t *testing.T) {
 	}
 }
 
-// cutProxy forwards TCP connections to a gateway. An outage drops them all
-// and refuses new ones until resume, as a network failure would.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-
-	mu     sync.Mutex
-	conns  []net.Conn
-	paused bool
-}
-
-func startProxy(t *testing.T, target string) *cutProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target}
-	p.wg.Go(p.serve)
-	t.Cleanup(func() {
-		ln.Close()
-		p.outage()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *cutProxy) serve() {
-	for {
-		down, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		up, err := net.Dial("tcp", p.target)
-		if p.paused || err != nil {
-			p.mu.Unlock()
-			down.Close()
-			if up != nil {
-				up.Close()
-			}
-			continue
-		}
-		p.conns = append(p.conns, down, up)
-		p.mu.Unlock()
-		p.wg.Go(func() { io.Copy(up, down); up.Close() })
-		p.wg.Go(func() { io.Copy(down, up); down.Close() })
-	}
-}
-
-func (p *cutProxy) outage() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.paused = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *cutProxy) resume() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.paused = false
-}
-
 // A reply that finishes while the connection is down reached no one: after
 // the reconnect the client reads it from the transcript.
 func TestRunCatchesUpAfterOutage(t *testing.T) {
@@ -246,12 +178,12 @@ func TestRunCatchesUpAfterOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := startGatewayWith(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "sessions"), "", slow)
-	px := startProxy(t, g.addr)
-	w, out, done := runAsync(t, Options{URL: px.ln.Addr().String(), SessionID: "cut-1"})
+	px := testutil.StartProxy(t, g.addr)
+	w, out, done := runAsync(t, Options{URL: px.Addr(), SessionID: "cut-1"})
 	waitOutput(t, out, "(new session)")
 	io.WriteString(w, "go\n")
 	waitOutput(t, out, "a ")
-	px.outage()
+	px.Cut()
 	waitOutput(t, out, "connection lost")
 	for deadline := time.Now().Add(waitFor); ; time.Sleep(10 * time.Millisecond) {
 		if m, err := g.store.Get("cut-1"); err == nil && m.MessageCount == 2 {
@@ -261,7 +193,7 @@ func TestRunCatchesUpAfterOutage(t *testing.T) {
 			t.Fatal("the turn was not persisted")
 		}
 	}
-	px.resume()
+	px.Resume()
 	waitOutput(t, out, "Reconnected to session cut-1.")
 	waitOutput(t, out, "The reply finished while the connection was down:\na b c d e f\n")
 	w.Close()

@@ -14,7 +14,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -177,101 +176,6 @@ func (g *testGateway) transcript(id string) []core.Message {
 		g.t.Fatalf("load %s: %v %v", id, err, corrupt)
 	}
 	return msgs
-}
-
-// --- a proxy that can cut the browser off -----------------------------------
-
-// proxy forwards TCP to a gateway. cut closes every connection through it
-// and refuses new ones until allow: the network going away under the page
-// while the gateway keeps running.
-type proxy struct {
-	ln     net.Listener
-	target string
-
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
-	refuse  bool
-	pumping sync.WaitGroup
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	done := make(chan struct{})
-	go func() { defer close(done); p.accept() }()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		p.cut()
-		p.pumping.Wait()
-	})
-	return p
-}
-
-func (p *proxy) url() string { return "http://" + p.ln.Addr().String() + "/" }
-
-func (p *proxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.refuse {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns[c] = struct{}{}
-		p.pumping.Add(1)
-		p.mu.Unlock()
-		go p.pump(c)
-	}
-}
-
-func (p *proxy) pump(c net.Conn) {
-	defer p.pumping.Done()
-	defer p.drop(c)
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		return
-	}
-	p.mu.Lock()
-	p.conns[up] = struct{}{}
-	p.mu.Unlock()
-	defer p.drop(up)
-	copied := make(chan struct{})
-	go func() { io.Copy(up, c); up.Close(); close(copied) }()
-	io.Copy(c, up)
-	c.Close()
-	<-copied
-}
-
-func (p *proxy) drop(c net.Conn) {
-	p.mu.Lock()
-	delete(p.conns, c)
-	p.mu.Unlock()
-	c.Close()
-}
-
-// cut closes every connection and refuses new ones.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.refuse = true
-	for c := range p.conns {
-		c.Close()
-	}
-}
-
-func (p *proxy) allow() {
-	p.mu.Lock()
-	p.refuse = false
-	p.mu.Unlock()
 }
 
 // --- browser --------------------------------------------------------------

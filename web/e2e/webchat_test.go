@@ -9,6 +9,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/miniclaw/miniclaw/internal/provider/scripted"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // A reply streams into the page chunk by chunk, renders as Markdown, and is
@@ -194,8 +195,8 @@ func TestReconnectLosesAndDuplicatesNothing(t *testing.T) {
 		scripted.Turn{Text: words(20), ChunkDelayMs: 80},
 		scripted.Turn{Text: words(25), ChunkDelayMs: 80},
 	)})
-	px := startProxy(t, g.addr)
-	tb := openTab(t, newBrowser(t), px.url())
+	px := testutil.StartProxy(t, g.addr)
+	tb := openTab(t, newBrowser(t), "http://"+px.Addr()+"/")
 	tb.waitConnected()
 	id := tb.sessionID()
 
@@ -206,11 +207,11 @@ func TestReconnectLosesAndDuplicatesNothing(t *testing.T) {
 	// while the page is offline, and shows once when it is back.
 	tb.send("two")
 	tb.waitJS("the second reply to stream", `document.querySelector("#log .msg.live")?.textContent.includes("w2")`)
-	px.cut()
+	px.Cut()
 	tb.waitJS("the page to notice", `document.querySelector("#status").dataset.state === "offline"`)
 	waitTrue(t, "the second reply to be persisted", func() bool { return len(g.transcript(id)) == 4 })
 	tb.shot("webchat-offline")
-	px.allow()
+	px.Resume()
 	tb.waitConnected()
 	tb.waitMessages("the transcript after reconnecting", fromDisk(g.transcript(id)))
 
