@@ -56,6 +56,10 @@ type Options struct {
 	// Interrupt delivers SIGINT: Ctrl-C when it arrives as a signal rather
 	// than as a key (line mode, or kill -INT).
 	Interrupt <-chan os.Signal
+	// Keepalive is how often the gateway is pinged; a connection whose
+	// pong does not come within half of it is treated as lost. 0 means
+	// DefaultKeepalive.
+	Keepalive time.Duration
 }
 
 // ErrTurnFailed is returned by Run in line mode when a message was answered
@@ -127,7 +131,7 @@ func Run(ctx context.Context, opt Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c := &client{opt: opt, gw: gw, session: opt.SessionID}
-	c.link, err = dial(ctx, gw, opt.SessionID)
+	c.link, err = dial(ctx, gw, opt.SessionID, opt.Keepalive)
 	if err != nil {
 		return fmt.Errorf("cannot connect to the gateway at %s: %w (is `miniclaw gateway` running?)", gw.http, err)
 	}
@@ -381,6 +385,7 @@ func (c *client) switchTo(ctx context.Context, id string) {
 func (c *client) lost() {
 	err := c.link.err
 	c.link.ws.CloseNow()
+	c.link.pinger.Wait()
 	c.link, c.attached = nil, false
 	c.out.printf("connection lost (%v): reconnecting to session %s…", err, c.session)
 	c.backoff = minBackoff
@@ -392,7 +397,7 @@ func (c *client) startDial(ctx context.Context) {
 	c.dialing = ch
 	id := c.session
 	go func() {
-		l, err := dial(ctx, c.gw, id)
+		l, err := dial(ctx, c.gw, id, c.opt.Keepalive)
 		ch <- dialResult{l, err}
 	}()
 }

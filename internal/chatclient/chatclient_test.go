@@ -288,3 +288,24 @@ func TestWriteFence(t *testing.T) {
 		t.Errorf("writeFence = %q, want %q", b.String(), want)
 	}
 }
+
+// A network that silently stops carrying anything (no reset, no close) is
+// noticed by the client's own pings, and the client reconnects once the
+// network is back.
+func TestKeepaliveNoticesASilentNetwork(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "sessions"), "")
+	px := testutil.StartProxy(t, g.addr)
+	w, out, done := runAsync(t, Options{URL: px.Addr(), SessionID: "quiet-1", Keepalive: 200 * time.Millisecond})
+	waitOutput(t, out, "(new session)")
+	px.Stall()
+	waitOutput(t, out, "the gateway did not answer a ping within 100ms")
+	px.Resume()
+	waitOutput(t, out, "Reconnected to session quiet-1.")
+	io.WriteString(w, "still there?\n")
+	waitOutput(t, out, "echo: still there?")
+	w.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,6 +1,7 @@
 package chatclient
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -79,18 +82,30 @@ type event struct {
 
 // link is one WebSocket connection to a session. Its read loop is the only
 // reader; the client's loop is the only writer and the only caller of close.
+// A keepalive goroutine pings the gateway: a network that silently stopped
+// carrying anything would otherwise go unnoticed until TCP gives up, which
+// takes minutes.
 type link struct {
 	ws     *websocket.Conn
 	events chan event // closed when the read loop ends
 	err    error      // why it ended; read only after events is closed
+
+	stop     context.CancelFunc // ends the keepalive; called by the read loop
+	pinger   sync.WaitGroup
+	deadPeer atomic.Bool // the keepalive closed the connection
+	every    time.Duration
 }
+
+// DefaultKeepalive is how often the client pings the gateway; a pong is due
+// within half of it.
+const DefaultKeepalive = 30 * time.Second
 
 // dialTimeout bounds one connection attempt.
 const dialTimeout = 10 * time.Second
 
 // dial connects to the gateway, attached to sessionID ("" lets the gateway
 // pick), and starts the read loop. The loop ends when the connection does.
-func dial(ctx context.Context, g endpoint, sessionID string) (*link, error) {
+func dial(ctx context.Context, g endpoint, sessionID string, keepalive time.Duration) (*link, error) {
 	u := g.ws
 	if sessionID != "" {
 		u += "?sessionId=" + url.QueryEscape(sessionID)
@@ -103,9 +118,34 @@ func dial(ctx context.Context, g endpoint, sessionID string) (*link, error) {
 	}
 	// Replies and tool outputs can be large; the gateway bounds them, not us.
 	ws.SetReadLimit(64 << 20)
-	l := &link{ws: ws, events: make(chan event, 64)}
+	l := &link{ws: ws, events: make(chan event, 64), every: cmp.Or(keepalive, DefaultKeepalive)}
+	var pctx context.Context
+	pctx, l.stop = context.WithCancel(context.Background())
+	l.pinger.Go(func() { l.keepalive(pctx) })
 	go l.readLoop()
 	return l, nil
+}
+
+// keepalive pings every l.every until ctx ends; an unanswered ping closes
+// the connection, which ends the read loop like any other loss.
+func (l *link) keepalive(ctx context.Context) {
+	t := time.NewTicker(l.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, l.every/2)
+		err := l.ws.Ping(pctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			l.deadPeer.Store(true)
+			l.ws.CloseNow()
+			return
+		}
+	}
 }
 
 // dialError explains a refused upgrade with the gateway's own message.
@@ -124,10 +164,14 @@ func dialError(err error, resp *http.Response) error {
 
 func (l *link) readLoop() {
 	defer close(l.events)
+	defer l.stop()
 	for {
 		typ, data, err := l.ws.Read(context.Background())
 		if err != nil {
 			l.err = err
+			if l.deadPeer.Load() {
+				l.err = fmt.Errorf("the gateway did not answer a ping within %s", l.every/2)
+			}
 			return
 		}
 		if typ != websocket.MessageText {
@@ -165,6 +209,7 @@ func (l *link) close() {
 	for range l.events {
 	}
 	<-done
+	l.pinger.Wait()
 }
 
 // apiErrorBody is the message of an {"error":{"code","message"}} body, or

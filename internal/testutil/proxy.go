@@ -1,7 +1,6 @@
 package testutil
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -10,6 +9,8 @@ import (
 // Proxy forwards TCP connections on a loopback port to a target address.
 // Cut closes every connection through it and refuses new ones until Resume:
 // the network going away under a client while the server keeps running.
+// Stall drops every byte instead while the connections stay open: a
+// network that silently stopped carrying anything (a dead NAT entry).
 type Proxy struct {
 	ln     net.Listener
 	target string
@@ -18,6 +19,7 @@ type Proxy struct {
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
 	refused bool
+	stalled bool
 }
 
 // StartProxy listens on 127.0.0.1 and forwards to target until the test
@@ -64,9 +66,26 @@ func (p *Proxy) accept() {
 	}
 }
 
-// pump copies one direction; when it ends, both ends close.
+// pump copies one direction, or drops what it reads while stalled; when
+// either end fails, both close.
 func (p *Proxy) pump(dst, src net.Conn) {
-	io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			stalled := p.stalled
+			p.mu.Unlock()
+			if !stalled {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	p.mu.Lock()
 	delete(p.conns, dst)
 	delete(p.conns, src)
@@ -85,9 +104,16 @@ func (p *Proxy) Cut() {
 	}
 }
 
-// Resume accepts connections again.
+// Stall drops every byte through the proxy, keeping the connections open.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stalled = true
+}
+
+// Resume accepts connections and carries bytes again.
 func (p *Proxy) Resume() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.refused = false
+	p.refused, p.stalled = false, false
 }
