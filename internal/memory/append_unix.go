@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
+	"github.com/miniclaw/miniclaw/internal/filelock"
 )
 
 // appendLine appends line (one line, without its "\n") to path, creating
@@ -27,13 +27,7 @@ func appendLine(path, line string, fsync bool) error {
 		return fmt.Errorf("memory: %w", err)
 	}
 	defer f.Close()
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err := filelock.Lock(f); err != nil {
 		return fmt.Errorf("memory: lock %s: %w", path, err)
 	}
 	// Closing the file releases the lock.

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/filelock"
 )
 
 // Append adds messages to the end of a session's transcript in one write:
@@ -89,7 +90,7 @@ func (s *Store) openLocked(id string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("session %s: open: %w", id, err)
 	}
-	if err := lockFile(f); err != nil {
+	if err := filelock.Lock(f); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("session %s: lock: %w", id, err)
 	}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/miniclaw/miniclaw/internal/filelock"
 )
 
 // Child processes are this test binary re-run with MINICLAW_SESSION_HELPER
@@ -50,7 +52,7 @@ func TestHelperProcess(t *testing.T) {
 		if err != nil {
 			fail("open: %v", err)
 		}
-		if err := lockFile(f); err != nil {
+		if err := filelock.Lock(f); err != nil {
 			fail("lock: %v", err)
 		}
 		fmt.Println("locked")
