@@ -40,7 +40,7 @@ func (s *Store) Append(id string, msgs ...core.Message) (Meta, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
-	f, err := s.openLocked(id)
+	f, size, err := s.openLocked(id)
 	if errors.Is(err, ErrNotFound) {
 		s.forget(id, e)
 	}
@@ -52,7 +52,7 @@ func (s *Store) Append(id string, msgs ...core.Message) (Meta, error) {
 	s.mu.Lock()
 	meta := e.meta
 	s.mu.Unlock()
-	if meta, err = s.catchUp(id, f, meta); err != nil {
+	if meta, err = s.catchUp(id, f, size, meta); err != nil {
 		return Meta{}, err
 	}
 	if _, err := f.Write(buf.Bytes()); err != nil {
@@ -78,41 +78,38 @@ func (s *Store) Append(id string, msgs ...core.Message) (Meta, error) {
 	return meta, nil
 }
 
-// openLocked opens a session's JSONL for appending and takes its flock. If
-// the file was renamed (archived) while this process waited for the lock, it
-// refuses rather than write into the archive.
-func (s *Store) openLocked(id string) (*os.File, error) {
+// openLocked opens a session's JSONL for appending and takes its flock,
+// and returns the file's size under the lock. If the file was renamed
+// (archived) while this process waited for the lock, it refuses rather than
+// write into the archive.
+func (s *Store) openLocked(id string) (*os.File, int64, error) {
 	path := s.jsonlPath(id)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("session %s: %w", id, ErrNotFound)
+		return nil, 0, fmt.Errorf("session %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("session %s: open: %w", id, err)
+		return nil, 0, fmt.Errorf("session %s: open: %w", id, err)
 	}
 	if err := filelock.Lock(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("session %s: lock: %w", id, err)
+		return nil, 0, fmt.Errorf("session %s: lock: %w", id, err)
 	}
 	held, err1 := f.Stat()
 	onDisk, err2 := os.Stat(path)
 	if err := errors.Join(err1, err2); err != nil || !os.SameFile(held, onDisk) {
 		f.Close()
-		return nil, fmt.Errorf("session %s: %w (archived while waiting)", id, ErrNotFound)
+		return nil, 0, fmt.Errorf("session %s: %w (archived while waiting)", id, ErrNotFound)
 	}
-	return f, nil
+	return f, held.Size(), nil
 }
 
 // catchUp brings meta in line with the file under the lock: it counts lines
 // another process appended since this one last wrote, and cuts a torn tail
 // left by a crashed writer (saving the bytes to <id>.jsonl.torn for
-// inspection), so the next line starts on a line boundary.
-func (s *Store) catchUp(id string, f *os.File, meta Meta) (Meta, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return meta, fmt.Errorf("session %s: stat: %w", id, err)
-	}
-	size := fi.Size()
+// inspection), so the next line starts on a line boundary. size is the
+// file's size under the lock.
+func (s *Store) catchUp(id string, f *os.File, size int64, meta Meta) (Meta, error) {
 	if size == meta.Size && !tornTail(f, size) {
 		return meta, nil
 	}

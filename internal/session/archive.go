@@ -22,7 +22,7 @@ func (s *Store) Archive(id string) (string, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	f, err := s.openLocked(id)
+	f, _, err := s.openLocked(id)
 	if err != nil {
 		return "", err
 	}
