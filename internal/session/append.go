@@ -75,6 +75,7 @@ func (s *Store) Append(id string, msgs ...core.Message) (Meta, error) {
 	e.meta = meta
 	s.dirty[id] = e
 	s.mu.Unlock()
+	s.changes.Add(1)
 	return meta, nil
 }
 

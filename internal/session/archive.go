@@ -33,7 +33,7 @@ func (s *Store) Archive(id string) (string, error) {
 	m := e.meta
 	delete(s.dirty, id)
 	s.mu.Unlock()
-	if err := writeMeta(s.metaPath(id), m); err != nil {
+	if err := s.saveMeta(id, m); err != nil {
 		s.log.Warn("session meta not written", "session", id, "err", err)
 	}
 	dir := filepath.Join(s.dir, archiveDir)

@@ -126,6 +126,7 @@ func parseSnapLine(line string, e *snapEntry) bool {
 // without a snapshot the next start reads the meta files.
 func (s *Store) writeSnapshot() {
 	s.Flush()
+	gen := s.changes.Load() // what this snapshot will reflect, at least
 	s.mu.Lock()
 	ids := make([]string, 0, len(s.sessions))
 	for id := range s.sessions {
@@ -156,5 +157,7 @@ func (s *Store) writeSnapshot() {
 	})
 	if err != nil {
 		s.log.Warn("index snapshot not written", "err", err)
+		return
 	}
+	s.snapshotOf.Store(gen)
 }

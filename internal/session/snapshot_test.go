@@ -130,3 +130,48 @@ func FuzzSnapshotLine(f *testing.F) {
 		}
 	})
 }
+
+// TestSnapshotWrittenOnlyWhenDue: a store that only reads (the CLI's
+// `sessions list`) leaves a current snapshot alone; an append makes the
+// next Close write a new one; and a meta file repaired in the background
+// is recorded, so the next start does not repair it again.
+func TestSnapshotWrittenOnlyWhenDue(t *testing.T) {
+	s, dir := newStore(t)
+	mustCreate(t, s, "r", DefaultChannel)
+	mustAppend(t, s, "r", userMsg("hello", 1))
+	s.Close()
+	path := filepath.Join(dir, snapshotName)
+	stat := func() os.FileInfo {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	before := stat()
+
+	reader := openStore(t, dir, Options{})
+	reader.List()
+	if _, _, err := reader.Tail("r", 5); err != nil {
+		t.Fatal(err)
+	}
+	reader.Close()
+	if after := stat(); !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
+		t.Fatal("a read-only store rewrote a current snapshot")
+	}
+
+	writer := openStore(t, dir, Options{})
+	mustAppend(t, writer, "r", asstMsg("hi", 2))
+	writer.Close()
+	if after := stat(); os.SameFile(before, after) {
+		t.Fatal("Close after an append did not write a new snapshot")
+	}
+
+	writeFile(t, filepath.Join(dir, "r.meta.json"), []byte("{not json"))
+	openStore(t, dir, Options{}).Close() // repairs the meta in the background
+	var log testutil.Buffer
+	openStore(t, dir, Options{Logger: newLogger(&log)}).Close()
+	if strings.Contains(log.String(), "meta file changed") || !strings.Contains(log.String(), "from_snapshot=1") {
+		t.Fatalf("second start after a repair: %s", log.String())
+	}
+}

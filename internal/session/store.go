@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/protocol"
@@ -64,10 +65,21 @@ type Store struct {
 	// the session its channel).
 	diskMu sync.Mutex
 
+	// changes counts what the index snapshot must follow: every meta file
+	// written, every append, every session indexed after Open. snapshotOf
+	// is its value when the snapshot on disk was last known to be current
+	// (noSnapshot when it is not), so Close writes a snapshot only when one
+	// is due: a read-only CLI command leaves a current one alone.
+	changes    atomic.Uint64
+	snapshotOf atomic.Uint64
+
 	closeOnce sync.Once
 	stop      chan struct{} // closed by Close: the flusher ends
 	flusher   sync.WaitGroup
 }
+
+// noSnapshot is snapshotOf while the snapshot on disk is not current.
+const noSnapshot = ^uint64(0)
 
 // metaFlushInterval is how long a meta file may lag behind its transcript
 // while the process runs. Close writes every pending meta.
@@ -99,6 +111,10 @@ func Open(dir string, opt Options) (*Store, error) {
 	stale, check, err := s.rebuildIndex()
 	if err != nil {
 		return nil, err
+	}
+	s.snapshotOf.Store(noSnapshot)
+	if !stale {
+		s.snapshotOf.Store(s.changes.Load())
 	}
 	s.flusher.Go(func() { s.flushLoop(stale, check) })
 	return s, nil
@@ -149,20 +165,30 @@ func (s *Store) writeEntryMeta(id string, e *entry) {
 	if !indexed {
 		return
 	}
-	if err := writeMeta(s.metaPath(id), m); err != nil {
+	if err := s.saveMeta(id, m); err != nil {
 		// The transcript holds the messages; a stale meta is repaired from it.
 		s.log.Warn("session meta not written", "session", id, "err", err)
 	}
 }
 
-// Close writes every pending meta file and the index snapshot, so the next
-// Open is fast, and stops the background writer. The store must not be
+// saveMeta writes a session's meta file; the snapshot is then due.
+func (s *Store) saveMeta(id string, m Meta) error {
+	s.changes.Add(1)
+	return writeMeta(s.metaPath(id), m)
+}
+
+// Close writes every pending meta file and, when anything changed since the
+// last one, the index snapshot, so the next Open is fast; and stops the
+// background writer. The store must not be
 // used afterwards. It is safe to call more than once.
 func (s *Store) Close() {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		s.flusher.Wait()
-		s.writeSnapshot()
+		s.Flush()
+		if s.changes.Load() != s.snapshotOf.Load() {
+			s.writeSnapshot()
+		}
 	})
 }
 
@@ -317,7 +343,7 @@ func (s *Store) loadMeta(id string) (Meta, error) {
 		// lazily, and a crash can cut that short): read only those.
 		if grown, ok := s.extendMeta(id, m); ok {
 			s.log.Info("session meta caught up with its transcript", "session", id, "messages", grown.MessageCount)
-			if err := writeMeta(s.metaPath(id), grown); err != nil {
+			if err := s.saveMeta(id, grown); err != nil {
 				s.log.Warn("session meta not written", "session", id, "err", err)
 			}
 			return grown, nil
@@ -335,7 +361,7 @@ func (s *Store) loadMeta(id string) (Meta, error) {
 		return Meta{}, err
 	}
 	s.log.Warn("session meta rebuilt from transcript", "session", id, "reason", reason, "messages", rebuilt.MessageCount)
-	if err := writeMeta(s.metaPath(id), rebuilt); err != nil {
+	if err := s.saveMeta(id, rebuilt); err != nil {
 		s.log.Warn("session meta not written", "session", id, "err", err)
 	}
 	return rebuilt, nil
@@ -435,6 +461,7 @@ func (s *Store) lookup(id string) (*entry, error) {
 	}
 	e = &entry{meta: m}
 	s.sessions[id] = e
+	s.changes.Add(1)
 	return e, nil
 }
 
@@ -493,7 +520,7 @@ func (s *Store) create(id, channel, forkedFrom string) (Meta, bool, error) {
 	if err := f.Close(); err != nil {
 		return Meta{}, false, fmt.Errorf("session %s: create: %w", id, err)
 	}
-	if err := writeMeta(s.metaPath(id), m); err != nil {
+	if err := s.saveMeta(id, m); err != nil {
 		return Meta{}, false, fmt.Errorf("session %s: create meta: %w", id, err)
 	}
 	if s.fsync {
