@@ -112,17 +112,7 @@ func TestSystemPromptFull(t *testing.T) {
 		"## Runtime Information\n- Time: 2025-03-14 15:09:26 UTC (Friday)\n- Working directory: " + rt.Workspace + "\n- Platform: " + runtime.GOOS + "/" + runtime.GOARCH + "\n",
 		"## Available Tools\n- bash: ",
 	}
-	last := -1
-	for _, s := range order {
-		i := strings.Index(got, s)
-		if i < 0 {
-			t.Fatalf("prompt lacks %q", s)
-		}
-		if i <= last {
-			t.Errorf("%q is out of order", s)
-		}
-		last = i
-	}
+	wantInOrder(t, got, order...)
 	if !strings.HasPrefix(got, Identity+"\n") {
 		t.Errorf("prompt does not start with the identity line")
 	}
@@ -253,17 +243,7 @@ func TestSystemPromptKnowledgeGolden(t *testing.T) {
 				"\n- memory_search: ",
 				"\n- memory_write: ",
 			}
-			last := -1
-			for _, s := range order {
-				i := strings.Index(got, s)
-				if i < 0 {
-					t.Fatalf("prompt lacks %q", s)
-				}
-				if i <= last {
-					t.Errorf("%q is out of order", s)
-				}
-				last = i
-			}
+			wantInOrder(t, got, order...)
 			for _, absent := range []string{"too old", "broken"} {
 				if strings.Contains(got, absent) {
 					t.Errorf("prompt holds %q", absent)
@@ -281,5 +261,22 @@ func writeWS(t *testing.T, ws, rel, content string) {
 	}
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// wantInOrder checks that each part appears in the prompt, after the one
+// before it.
+func wantInOrder(t *testing.T, got string, parts ...string) {
+	t.Helper()
+	last := -1
+	for _, s := range parts {
+		i := strings.Index(got, s)
+		if i < 0 {
+			t.Fatalf("prompt lacks %q", s)
+		}
+		if i <= last {
+			t.Errorf("%q is out of order", s)
+		}
+		last = i
 	}
 }
