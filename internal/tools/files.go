@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/safeopen"
 )
 
 // Limits of the file tools.
@@ -135,6 +136,27 @@ func (w *Workspace) explain(p string, err error) error {
 	return err
 }
 
+// open opens the model-given path p for tool, checked to be of kind want
+// without blocking (see safeopen): a FIFO or a device is refused at once
+// with an error naming the tool, the path and what it is.
+func (w *Workspace) open(tool, p string, want safeopen.Kind) (*os.File, fs.FileInfo, error) {
+	r, err := w.rel(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, fi, err := safeopen.OpenIn(w.root, r, want)
+	var te *safeopen.TypeError
+	switch {
+	case err == nil:
+		return f, fi, nil
+	case !errors.As(err, &te):
+		return nil, nil, w.explain(p, err)
+	case te.Mode.IsDir():
+		return nil, nil, fmt.Errorf("%s is a directory: use list_files", p)
+	}
+	return nil, nil, fmt.Errorf("%s: %w", tool, &safeopen.TypeError{Path: p, Mode: te.Mode, Want: want})
+}
+
 // FileTools returns read_file, write_file, list_files and edit_file bound to w.
 func (w *Workspace) FileTools() []Tool {
 	return []Tool{readFile{w}, writeFile{w}, listFiles{w}, editFile{w}}
@@ -176,7 +198,7 @@ func (t readFile) Run(ctx context.Context, input json.RawMessage) (string, error
 		}
 		limit = *in.Limit
 	}
-	data, err := t.w.readText(in.Path)
+	data, err := t.w.readText("read_file", in.Path)
 	if err != nil {
 		return "", err
 	}
@@ -209,25 +231,14 @@ func (t readFile) Run(ctx context.Context, input json.RawMessage) (string, error
 	return b.String(), nil
 }
 
-// readText reads a workspace file, refusing directories, oversized files and
-// binary content.
-func (w *Workspace) readText(p string) ([]byte, error) {
-	r, err := w.rel(p)
+// readText reads a workspace file for tool, refusing directories, special
+// files, oversized files and binary content.
+func (w *Workspace) readText(tool, p string) ([]byte, error) {
+	f, fi, err := w.open(tool, p, safeopen.Regular)
 	if err != nil {
 		return nil, err
 	}
-	f, err := w.root.Open(r)
-	if err != nil {
-		return nil, w.explain(p, err)
-	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, w.explain(p, err)
-	}
-	if fi.IsDir() {
-		return nil, fmt.Errorf("%s is a directory: use list_files", p)
-	}
 	if fi.Size() > MaxReadBytes {
 		return nil, fmt.Errorf("%s is %d bytes, over the %d-byte limit of read_file: use bash (head, grep, sed -n) to read part of it", p, fi.Size(), MaxReadBytes)
 	}
@@ -360,13 +371,9 @@ func (t listFiles) Run(ctx context.Context, input json.RawMessage) (string, erro
 	if in.Directory == "" {
 		in.Directory = "."
 	}
-	r, err := t.w.rel(in.Directory)
+	d, _, err := t.w.open("list_files", in.Directory, safeopen.Dir)
 	if err != nil {
 		return "", err
-	}
-	d, err := t.w.root.Open(r)
-	if err != nil {
-		return "", t.w.explain(in.Directory, err)
 	}
 	defer d.Close()
 	entries, err := d.ReadDir(-1)
@@ -388,6 +395,8 @@ func (t listFiles) Run(ctx context.Context, input json.RawMessage) (string, erro
 			fmt.Fprintf(&b, "%s/\n", e.Name())
 		case e.Type()&fs.ModeSymlink != 0:
 			fmt.Fprintf(&b, "%s@\n", e.Name())
+		case !e.Type().IsRegular():
+			fmt.Fprintf(&b, "%s\t%s\n", e.Name(), safeopen.TypeName(e.Type()))
 		default:
 			size := int64(-1)
 			if fi, err := e.Info(); err == nil {
@@ -428,7 +437,7 @@ func (t editFile) Run(ctx context.Context, input json.RawMessage) (string, error
 	if *in.OldString == "" {
 		return "", errors.New(`edit_file: "old_string" must not be empty; use write_file to create a file`)
 	}
-	data, err := t.w.readText(in.Path)
+	data, err := t.w.readText("edit_file", in.Path)
 	if err != nil {
 		return "", err
 	}
