@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/miniclaw/miniclaw/internal/filelock"
+	"github.com/miniclaw/miniclaw/internal/safeopen"
 )
 
 // appendLine appends line (one line, without its "\n") to path, creating
@@ -22,7 +23,9 @@ func appendLine(path, line string, fsync bool) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	// A FIFO in the file's place would take the line and block the next
+	// writes once its buffer is full: it is refused.
+	f, _, err := safeopen.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600, safeopen.Regular)
 	if err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
@@ -30,7 +33,7 @@ func appendLine(path, line string, fsync bool) error {
 	if err := filelock.Lock(f); err != nil {
 		return fmt.Errorf("memory: lock %s: %w", path, err)
 	}
-	// Closing the file releases the lock.
+	// Closing the file releases the lock. The size is taken under it.
 	fi, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("memory: %w", err)

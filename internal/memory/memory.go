@@ -26,6 +26,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/miniclaw/miniclaw/internal/safeopen"
 )
 
 // Limits of what memory puts into the prompt.
@@ -102,8 +104,8 @@ func (s *Store) MemorySection() string {
 		fmt.Fprintf(&b, "### %s\n%s\n", title, strings.TrimRight(text, "\n"))
 	}
 	report := func(text string, err error) string {
-		if err != nil && s.Log != nil {
-			s.Log.Warn("memory file left out of the prompt", "err", err)
+		if err != nil {
+			s.warn("memory file left out of the prompt", err)
 		}
 		return text
 	}
@@ -122,6 +124,13 @@ func (s *Store) MemorySection() string {
 		part(title, text)
 	}
 	return b.String()
+}
+
+// warn logs a memory file that was left out.
+func (s *Store) warn(msg string, err error) {
+	if s.Log != nil {
+		s.Log.Warn(msg, "err", err)
+	}
 }
 
 // readHead returns the first limit bytes of path, cut at a line end, with a
@@ -174,18 +183,14 @@ func readTail(path string, limit int) (string, error) {
 		len(buf), size, strings.ToValidUTF8(string(buf), "")), nil
 }
 
-// openSized opens path and returns its size; a missing file is (nil, 0, nil).
+// openSized opens the regular file at path and returns its size; a missing
+// file is (nil, 0, nil). A FIFO or a device is an error, never a wait.
 func openSized(path string) (*os.File, int64, error) {
-	f, err := os.Open(path)
+	f, fi, err := safeopen.Open(path, safeopen.Regular)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("memory: %w", err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
 		return nil, 0, fmt.Errorf("memory: %w", err)
 	}
 	return f, fi.Size(), nil

@@ -1,20 +1,34 @@
 package memory
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
+
+	"github.com/miniclaw/miniclaw/internal/safeopen"
 )
 
-// maxHitChars cuts long lines in search results.
-const maxHitChars = 500
+// Bounds of a search.
+const (
+	// MaxSearchBytes is how much of each file a search reads: its head,
+	// so a huge or sparse file costs a bounded time.
+	MaxSearchBytes = 8 << 20
+	// maxSearchLine is how much of a line is searched; the rest of a longer
+	// line is skipped. Lines are streamed, so this bounds the memory a
+	// search holds.
+	maxSearchLine = 64 << 10
+	maxHitChars   = 500 // cuts long lines in search results
+)
 
 // Hit is one line that matched a search.
 type Hit struct {
@@ -31,16 +45,19 @@ type Hit struct {
 // times 1+ln(occurrences), plus a bonus when it holds the whole query as a
 // phrase. Ties go to the newer source: today's log before older logs, the
 // MEMORY.md files first of all. At most limit hits are returned.
+//
+// Files are streamed line by line, each up to MaxSearchBytes; one that
+// cannot be read (a FIFO, a device, no permission) is skipped and logged.
 func (s *Store) Search(query string, limit int) ([]Hit, error) {
-	terms := keywords(query)
-	if len(terms) == 0 {
+	words := keywords(query)
+	if len(words) == 0 {
 		return nil, errors.New("the query has no keywords (letters or digits)")
 	}
-	phrase := strings.ToLower(oneLine(query))
-	files, err := s.searchFiles()
-	if err != nil {
-		return nil, err
+	terms := make([][]byte, len(words))
+	for i, w := range words {
+		terms[i] = []byte(w)
 	}
+	phrase := []byte(strings.ToLower(oneLine(query)))
 	type cand struct {
 		hit    Hit
 		rank   int // of the file: lower is newer
@@ -49,29 +66,18 @@ func (s *Store) Search(query string, limit int) ([]Hit, error) {
 	var cands []cand
 	df := make([]int, len(terms)) // lines holding each term
 	lines := 0
-	for rank, path := range files {
-		data, err := os.ReadFile(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("memory: search: %w", err)
-		}
-		lower := strings.ToLower(string(data))
-		if !containsAny(lower, terms) {
-			lines += strings.Count(lower, "\n") + 1
-			continue
-		}
-		text, display := string(data), s.Display(path)
-		for n := 1; len(lower) > 0; n++ {
-			l, restLower, _ := strings.Cut(lower, "\n")
-			t, restText, _ := strings.Cut(text, "\n")
-			lower, text = restLower, restText
+	var lower []byte // the current line in lower case, reused
+	var sc lineScanner
+	for rank, path := range s.searchFiles() {
+		display, n := s.Display(path), 0
+		err := sc.each(path, func(line []byte) {
+			n++
 			lines++
+			lower = appendLower(lower[:0], line)
 			var counts []int
 			matched := 0
 			for i, term := range terms {
-				if c := strings.Count(l, term); c > 0 {
+				if c := bytes.Count(lower, term); c > 0 {
 					if counts == nil {
 						counts = make([]int, len(terms))
 					}
@@ -81,12 +87,15 @@ func (s *Store) Search(query string, limit int) ([]Hit, error) {
 				}
 			}
 			if counts != nil {
-				c := cand{hit: Hit{File: display, Line: n, Text: t}, rank: rank, counts: counts}
-				if matched == len(terms) && len(terms) > 1 && strings.Contains(l, phrase) {
+				c := cand{hit: Hit{File: display, Line: n, Text: cut(strings.TrimSpace(string(line)), maxHitChars)}, rank: rank, counts: counts}
+				if matched == len(terms) && len(terms) > 1 && bytes.Contains(lower, phrase) {
 					c.hit.Score = 2 // the phrase bonus
 				}
 				cands = append(cands, c)
 			}
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.warn("memory file left out of the search", err)
 		}
 	}
 	for i := range cands {
@@ -102,26 +111,84 @@ func (s *Store) Search(query string, limit int) ([]Hit, error) {
 	})
 	hits := make([]Hit, 0, min(limit, len(cands)))
 	for _, c := range cands[:min(limit, len(cands))] {
-		c.hit.Text = cut(strings.TrimSpace(c.hit.Text), maxHitChars)
 		hits = append(hits, c.hit)
 	}
 	return hits, nil
 }
 
-// searchFiles lists the files a search reads, newest source first: the two
-// MEMORY.md files, then the daily logs from the latest day back.
-func (s *Store) searchFiles() ([]string, error) {
-	files := []string{s.WorkspaceFile(), s.File()}
-	entries, err := os.ReadDir(s.LogDir())
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("memory: search: %w", err)
+// lineScanner streams the lines of files through one buffer.
+type lineScanner struct{ r *bufio.Reader }
+
+// each calls fn with each line of the regular file at path, without its
+// newline, up to MaxSearchBytes of the file; a line longer than
+// maxSearchLine is cut to that. line is valid only during the call.
+func (sc *lineScanner) each(path string, fn func(line []byte)) error {
+	f, _, err := safeopen.Open(path, safeopen.Regular)
+	if err != nil {
+		return err
 	}
-	for i := len(entries) - 1; i >= 0; i-- { // ReadDir sorts by name: by date
+	defer f.Close()
+	if sc.r == nil {
+		sc.r = bufio.NewReaderSize(nil, maxSearchLine)
+	}
+	r := sc.r
+	r.Reset(io.LimitReader(f, MaxSearchBytes))
+	for {
+		line, err := r.ReadSlice('\n')
+		if len(line) > 0 {
+			fn(bytes.TrimSuffix(line, []byte("\n")))
+		}
+		for err == bufio.ErrBufferFull { // the rest of a long line
+			_, err = r.ReadSlice('\n')
+		}
+		switch {
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+	}
+}
+
+// appendLower appends s in lower case to dst: without allocating for
+// ASCII, the common case of a search's many lines.
+func appendLower(dst, s []byte) []byte {
+	for i, c := range s {
+		if c >= utf8.RuneSelf {
+			return append(dst, bytes.ToLower(s[i:])...)
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// searchFiles lists the files a search reads, newest source first: the two
+// MEMORY.md files, then the daily logs from the latest day back. A log
+// directory that cannot be listed is logged and leaves the logs out.
+func (s *Store) searchFiles() []string {
+	files := []string{s.WorkspaceFile(), s.File()}
+	d, _, err := safeopen.Open(s.LogDir(), safeopen.Dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.warn("daily logs left out of the search", err)
+		}
+		return files
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(-1)
+	if err != nil {
+		s.warn("daily logs left out of the search", err)
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	for i := len(entries) - 1; i >= 0; i-- { // by name: by date
 		if e := entries[i]; !e.IsDir() && strings.HasSuffix(e.Name(), ".md") {
 			files = append(files, filepath.Join(s.LogDir(), e.Name()))
 		}
 	}
-	return files, nil
+	return files
 }
 
 // keywords splits a query into its distinct lower-case words.
@@ -135,8 +202,4 @@ func keywords(query string) []string {
 		}
 	}
 	return out
-}
-
-func containsAny(s string, terms []string) bool {
-	return slices.ContainsFunc(terms, func(t string) bool { return strings.Contains(s, t) })
 }
