@@ -11,8 +11,9 @@
 // picked up on the next turn without a restart.
 //
 // A skill with a problem (no frontmatter, bad YAML, no description,
-// unreadable) is left out of the prompt and logged once per change of its
-// file, naming the file; `miniclaw skills list` shows every problem.
+// unreadable, a FIFO or a device instead of a file, over MaxFileBytes) is
+// left out of the prompt and logged once per change of its file, naming
+// the file; `miniclaw skills list` shows every problem.
 //
 // The prompt budget: skills are listed sorted by name (then location), and
 // the first ones are taken while both MaxSkills and MaxChars (the
@@ -24,7 +25,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -35,6 +35,8 @@ import (
 	"syscall"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/miniclaw/miniclaw/internal/safeopen"
 )
 
 // Defaults and limits.
@@ -129,7 +131,7 @@ func (x *Index) SkillsSection() string {
 // refresh brings the cache up to date with the disk; x.mu is held.
 func (x *Index) refresh() {
 	changed := x.list == nil
-	d, err := os.Open(x.dir)
+	d, _, err := safeopen.Open(x.dir, safeopen.Dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		x.log.Warn("skills directory not readable", "dir", x.dir, "err", err)
 	}
@@ -227,25 +229,17 @@ func (x *Index) load(dirName, path string, statErr error) Skill {
 	return s
 }
 
+// readCapped reads a SKILL.md of at most MaxFileBytes; statErr is the
+// error of its stat. A FIFO or a device is refused without waiting on it.
 func readCapped(path string, statErr error) ([]byte, error) {
 	if statErr != nil {
 		return nil, statErr
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+	data, cut, err := safeopen.ReadHead(path, MaxFileBytes)
+	if cut {
+		return nil, fmt.Errorf("%s is over the %d-byte limit", FileName, MaxFileBytes)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	switch {
-	case err != nil:
-		return nil, err
-	case fi.IsDir():
-		return nil, fmt.Errorf("%s is a directory", FileName)
-	case fi.Size() > MaxFileBytes:
-		return nil, fmt.Errorf("%s is %d bytes, over the %d-byte limit", FileName, fi.Size(), MaxFileBytes)
-	}
-	return io.ReadAll(io.LimitReader(f, MaxFileBytes))
+	return data, err
 }
 
 // rebuild sorts the skills, marks duplicate names and renders the section;
