@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/miniclaw/miniclaw/internal/safeopen"
 )
 
 // Identity is the first line of every system prompt.
@@ -48,15 +51,20 @@ func (r *Runtime) systemPrompt(now time.Time) string {
 	return b.String()
 }
 
-// bootstrap reads <workspace>/.openclaw/<name>, cut at maxBootstrapBytes.
+// bootstrap reads <workspace>/.openclaw/<name>, cut at maxBootstrapBytes:
+// only that much is read, whatever the file's size. A missing file is "";
+// one that cannot be read (a FIFO, a device, no permission) is a note
+// saying why, so the model can tell the user.
 func (r *Runtime) bootstrap(name string) string {
-	b, err := os.ReadFile(filepath.Join(r.Workspace, ".openclaw", name))
-	if err != nil {
+	b, cut, err := safeopen.ReadHead(filepath.Join(r.Workspace, ".openclaw", name), maxBootstrapBytes)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return ""
-	}
-	if len(b) > maxBootstrapBytes {
+	case err != nil:
+		return fmt.Sprintf("[%s left out: %v]", name, err)
+	case cut:
 		// ToValidUTF8 drops a character the cut split in two.
-		return strings.ToValidUTF8(string(b[:maxBootstrapBytes]), "") + fmt.Sprintf("\n[%s cut at %d bytes]", name, maxBootstrapBytes)
+		return strings.ToValidUTF8(string(b), "") + fmt.Sprintf("\n[%s cut at %d bytes]", name, maxBootstrapBytes)
 	}
 	return string(b)
 }
