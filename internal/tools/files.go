@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -29,6 +32,10 @@ const (
 	maxListEntries  = 1000
 	maxOutputChars  = 100_000 // read_file output cap
 	binarySniffSize = 8 << 10
+	readBufferSize  = 64 << 10 // read_file streams through this
+	// maxLines bounds read_file's offset and limit: a file of MaxReadBytes
+	// has at most that many lines.
+	maxLines = MaxReadBytes
 )
 
 // Workspace is the directory the file tools may touch.
@@ -185,79 +192,199 @@ func (t readFile) Run(ctx context.Context, input json.RawMessage) (string, error
 	if err := DecodeInput("read_file", input, &in); err != nil {
 		return "", err
 	}
-	offset, limit := 1, DefaultLimit
-	if in.Offset != nil {
-		if *in.Offset < 1 {
-			return "", fmt.Errorf(`read_file: "offset" must be 1 or more, got %d`, *in.Offset)
-		}
-		offset = *in.Offset
-	}
-	if in.Limit != nil {
-		if *in.Limit < 1 {
-			return "", fmt.Errorf(`read_file: "limit" must be 1 or more, got %d`, *in.Limit)
-		}
-		limit = *in.Limit
-	}
-	data, err := t.w.readText("read_file", in.Path)
+	offset, err := lineArg("offset", in.Offset, 1)
 	if err != nil {
 		return "", err
 	}
-	lines := strings.SplitAfter(string(data), "\n")
-	if n := len(lines); n > 0 && lines[n-1] == "" {
-		lines = lines[:n-1]
+	limit, err := lineArg("limit", in.Limit, DefaultLimit)
+	if err != nil {
+		return "", err
 	}
-	if len(lines) == 0 {
+	f, r, err := t.w.openText("read_file", in.Path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return readLines(r, in.Path, offset, limit)
+}
+
+// lineArg checks read_file's offset or limit (def when absent). The most
+// lines a file of MaxReadBytes can hold bounds both, so offset-1+limit
+// cannot overflow.
+func lineArg(field string, v *int, def int) (int, error) {
+	switch {
+	case v == nil:
+		return def, nil
+	case *v < 1:
+		return 0, fmt.Errorf(`read_file: %q must be 1 or more, got %d`, field, *v)
+	case *v > maxLines:
+		return 0, fmt.Errorf(`read_file: %q %d is over the maximum %d`, field, *v, maxLines)
+	}
+	return *v, nil
+}
+
+// readLines writes lines offset to offset+limit-1 of r like cat -n, up to
+// the output cap, then a note saying how to read on. It streams: what it
+// holds is the buffer of r, one line (cut to maxLineChars characters) and
+// the output.
+func readLines(r *bufio.Reader, p string, offset, limit int) (string, error) {
+	if _, err := r.Peek(1); err == io.EOF {
 		return "(empty file)", nil
 	}
-	if offset > len(lines) {
-		return "", fmt.Errorf("read_file: offset %d is past the end of %s (%d lines)", offset, in.Path, len(lines))
+	skipped, err := skipLines(r, offset-1)
+	if err != nil {
+		return "", fmt.Errorf("read_file: %s: %w", p, err)
 	}
 	var b strings.Builder
-	end := min(len(lines), offset-1+limit)
-	for i := offset - 1; i < end; i++ {
-		line := strings.TrimRight(lines[i], "\r\n")
-		if utf8.RuneCountInString(line) > maxLineChars {
-			line = string([]rune(line)[:maxLineChars]) + " … [line cut]"
+	line := make([]byte, 0, maxLineChars*utf8.UTFMax)
+	n := skipped // lines read; the loop runs only if offset-1 were there
+	for skipped == offset-1 && n < offset-1+limit {
+		var long bool
+		line, long, err = readLine(r, line, maxLineChars*utf8.UTFMax)
+		if err == io.EOF {
+			break
 		}
-		fmt.Fprintf(&b, "%6d\t%s\n", i+1, line)
+		if err != nil {
+			return "", fmt.Errorf("read_file: %s: %w", p, err)
+		}
+		n++
+		text, cut := cutRunes(line, maxLineChars)
+		fmt.Fprintf(&b, "%6d\t%s", n, text)
+		if long || cut {
+			b.WriteString(" … [line cut]")
+		}
+		b.WriteByte('\n')
 		if b.Len() > maxOutputChars {
-			fmt.Fprintf(&b, "[output cut at %d characters; read on with offset=%d]\n", maxOutputChars, i+2)
+			fmt.Fprintf(&b, "[output cut at %d characters; read on with offset=%d]\n", maxOutputChars, n+1)
 			return b.String(), nil
 		}
 	}
-	if end < len(lines) {
-		fmt.Fprintf(&b, "[%d more lines; read on with offset=%d]\n", len(lines)-end, end+1)
+	if n < offset {
+		return "", fmt.Errorf("read_file: offset %d is past the end of %s (%d lines)", offset, p, n)
+	}
+	rest, err := skipLines(r, math.MaxInt)
+	if err != nil {
+		return "", fmt.Errorf("read_file: %s: %w", p, err)
+	}
+	if rest > 0 {
+		fmt.Fprintf(&b, "[%d more lines; read on with offset=%d]\n", rest, n+1)
 	}
 	return b.String(), nil
 }
 
-// readText reads a workspace file for tool, refusing directories, special
-// files, oversized files and binary content.
-func (w *Workspace) readText(tool, p string) ([]byte, error) {
+// skipLines discards up to n lines of r (a last line without a newline
+// counts) and returns how many it discarded.
+func skipLines(r *bufio.Reader, n int) (int, error) {
+	skipped, partial := 0, false // partial: a line was begun and not ended
+	for skipped < n {
+		if r.Buffered() == 0 {
+			if _, err := r.Peek(1); err == io.EOF {
+				if partial {
+					skipped++
+				}
+				return skipped, nil
+			} else if err != nil {
+				return skipped, err
+			}
+		}
+		buf, _ := r.Peek(r.Buffered())
+		if c := bytes.Count(buf, []byte{'\n'}); c < n-skipped { // the whole buffer
+			skipped += c
+			partial = buf[len(buf)-1] != '\n'
+			r.Discard(len(buf))
+			continue
+		}
+		i := 0
+		for skipped < n {
+			i += bytes.IndexByte(buf[i:], '\n') + 1
+			skipped++
+		}
+		r.Discard(i)
+	}
+	return skipped, nil
+}
+
+// readLine reads the next line of r into buf[:0], without its line end,
+// keeping at most keep bytes; long reports that the line was longer. It
+// returns io.EOF when no line is left.
+func readLine(r *bufio.Reader, buf []byte, keep int) (line []byte, long bool, err error) {
+	line, begun := buf[:0], false
+	for {
+		chunk, err := r.ReadSlice('\n')
+		begun = begun || len(chunk) > 0
+		if err == nil {
+			chunk = chunk[:len(chunk)-1]
+		}
+		if room := keep - len(line); len(chunk) > room {
+			chunk, long = chunk[:room], true
+		}
+		line = append(line, chunk...)
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err == io.EOF && begun:
+			err = nil
+		}
+		return bytes.TrimRight(line, "\r"), long, err
+	}
+}
+
+// cutRunes returns the first n characters of b, and whether there were more.
+func cutRunes(b []byte, n int) ([]byte, bool) {
+	i := 0
+	for k := 0; k < n && i < len(b); k++ {
+		_, size := utf8.DecodeRune(b[i:])
+		i += size
+	}
+	return b[:i], i < len(b)
+}
+
+// openText opens a workspace file as text for tool: a regular file of at
+// most MaxReadBytes whose first bytes are not binary. The reader stops at
+// MaxReadBytes even if the file grows meanwhile.
+func (w *Workspace) openText(tool, p string) (*os.File, *bufio.Reader, error) {
 	f, fi, err := w.open(tool, p, safeopen.Regular)
+	if err != nil {
+		return nil, nil, err
+	}
+	if fi.Size() > MaxReadBytes {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s is %d bytes, over the %d-byte limit of read_file: use bash (head, grep, sed -n) to read part of it", p, fi.Size(), MaxReadBytes)
+	}
+	r := bufio.NewReaderSize(io.LimitReader(f, MaxReadBytes), readBufferSize)
+	sniff, err := r.Peek(binarySniffSize + 1)
+	if err != nil && err != io.EOF {
+		f.Close()
+		return nil, nil, w.explain(p, err)
+	}
+	if isBinary(sniff[:min(len(sniff), binarySniffSize)], len(sniff) > binarySniffSize) {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s looks like a binary file (NUL bytes or invalid UTF-8): read_file only shows text", p)
+	}
+	return f, r, nil
+}
+
+// readText reads a whole workspace file as text for tool (see openText).
+func (w *Workspace) readText(tool, p string) ([]byte, error) {
+	f, r, err := w.openText(tool, p)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if fi.Size() > MaxReadBytes {
-		return nil, fmt.Errorf("%s is %d bytes, over the %d-byte limit of read_file: use bash (head, grep, sed -n) to read part of it", p, fi.Size(), MaxReadBytes)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxReadBytes+1))
+	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, w.explain(p, err)
-	}
-	if isBinary(data) {
-		return nil, fmt.Errorf("%s looks like a binary file (NUL bytes or invalid UTF-8): read_file only shows text", p)
 	}
 	return data, nil
 }
 
-func isBinary(data []byte) bool {
-	sniff := data[:min(len(data), binarySniffSize)]
+// isBinary tells binary content by its first bytes, sniff; more says that
+// the file goes on after them.
+func isBinary(sniff []byte, more bool) bool {
 	if bytes.IndexByte(sniff, 0) >= 0 {
 		return true
 	}
-	if len(sniff) < len(data) {
+	if more {
 		// The window may cut the last multi-byte character in two.
 		for i := 0; i < utf8.UTFMax-1 && !utf8.Valid(sniff); i++ {
 			sniff = sniff[:len(sniff)-1]
@@ -390,22 +517,35 @@ func (t listFiles) Run(ctx context.Context, input json.RawMessage) (string, erro
 			fmt.Fprintf(&b, "[%d more entries not shown]\n", len(entries)-i)
 			break
 		}
+		name := listName(e.Name())
 		switch {
 		case e.IsDir():
-			fmt.Fprintf(&b, "%s/\n", e.Name())
+			fmt.Fprintf(&b, "%s/\n", name)
 		case e.Type()&fs.ModeSymlink != 0:
-			fmt.Fprintf(&b, "%s@\n", e.Name())
+			fmt.Fprintf(&b, "%s@\n", name)
 		case !e.Type().IsRegular():
-			fmt.Fprintf(&b, "%s\t%s\n", e.Name(), safeopen.TypeName(e.Type()))
+			fmt.Fprintf(&b, "%s\t%s\n", name, safeopen.TypeName(e.Type()))
 		default:
 			size := int64(-1)
 			if fi, err := e.Info(); err == nil {
 				size = fi.Size()
 			}
-			fmt.Fprintf(&b, "%s\t%d bytes\n", e.Name(), size)
+			fmt.Fprintf(&b, "%s\t%d bytes\n", name, size)
 		}
 	}
 	return b.String(), nil
+}
+
+// listName is how list_files shows a name: as it is, or Go-quoted when it
+// holds a character that is not printable (a newline would make one name
+// look like several entries; an escape sequence would reach the terminal
+// of whoever reads the transcript), is not UTF-8, or starts with a quote
+// (so that a quoted name is never ambiguous).
+func listName(name string) string {
+	if strings.HasPrefix(name, `"`) || !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool { return !strconv.IsPrint(r) }) {
+		return strconv.Quote(name)
+	}
+	return name
 }
 
 // --- edit_file
