@@ -19,6 +19,11 @@ const (
 	loopCount = 3
 )
 
+// maxParallelTools bounds how many read-only calls of one batch run at
+// once: each may hold a file's worth of memory (read_file reads up to 10
+// MB), so twenty at once must not be twenty files.
+const maxParallelTools = 4
+
 // turn is the state of one Run.
 type turn struct {
 	r        *Runtime
@@ -114,7 +119,7 @@ func (t *turn) runTools(ctx context.Context, calls []core.ToolCall) (recs []core
 		if runnable[i] && ctx.Err() != nil {
 			// Stopped during an earlier call: what the user stopped must
 			// not go on writing files.
-			recs[i].Output, recs[i].IsError = "not run: the turn was "+failureStatus(ctx), true
+			recs[i].Output, recs[i].IsError = notRunStopped(ctx), true
 			runnable[i] = false
 		}
 		if !runnable[i] {
@@ -134,8 +139,9 @@ func (t *turn) runTools(ctx context.Context, calls []core.ToolCall) (recs []core
 	return recs, note
 }
 
-// runBatch runs calls concurrently (a batch of one runs inline) and reports
-// their events in order.
+// runBatch runs calls concurrently, at most maxParallelTools at once, and
+// reports their events in order. A call whose turn was stopped while it
+// waited for its turn is not run.
 func (t *turn) runBatch(ctx context.Context, calls []core.ToolCall, recs []core.ToolCallRecord) {
 	for _, c := range calls {
 		if t.ev.OnToolStart != nil {
@@ -143,8 +149,18 @@ func (t *turn) runBatch(ctx context.Context, calls []core.ToolCall, recs []core.
 		}
 	}
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxParallelTools)
 	for i := range calls {
-		wg.Go(func() { t.execute(ctx, calls[i], &recs[i]) })
+		sem <- struct{}{} // a slot; released when the call returns
+		if ctx.Err() != nil {
+			<-sem
+			recs[i].Output, recs[i].IsError = notRunStopped(ctx), true
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			t.execute(ctx, calls[i], &recs[i])
+		})
 	}
 	wg.Wait()
 	for i := range recs {
@@ -152,6 +168,12 @@ func (t *turn) runBatch(ctx context.Context, calls []core.ToolCall, recs []core.
 			t.ev.OnToolDone(recs[i])
 		}
 	}
+}
+
+// notRunStopped is the output of a call not run because the turn was
+// stopped (aborted, or interrupted by a shutdown) before it started.
+func notRunStopped(ctx context.Context) string {
+	return "not run: the turn was " + failureStatus(ctx)
 }
 
 // report sends the events of a call that was not run.
