@@ -111,7 +111,7 @@ func OpenIn(root *os.Root, name string, want Kind) (*os.File, fs.FileInfo, error
 // cannot be opened, is named as such; then it opens with O_NONBLOCK and
 // checks again with fstat, which is what holds against a swap between the
 // two.
-func open(name string, stat func(string) (fs.FileInfo, error), openFlags func(int) (*os.File, error), flag int, want Kind) (*os.File, fs.FileInfo, error) {
+func open(name string, stat func(string) (fs.FileInfo, error), openWith func(int) (*os.File, error), flag int, want Kind) (*os.File, fs.FileInfo, error) {
 	fi, err := stat(name)
 	if err == nil && !matches(fi.Mode(), want) {
 		return nil, nil, &TypeError{Path: name, Mode: fi.Mode(), Want: want}
@@ -120,7 +120,7 @@ func open(name string, stat func(string) (fs.FileInfo, error), openFlags func(in
 		return nil, nil, err
 	}
 	// A missing file may be created by flag; the open says.
-	f, err := openFlags(flag | syscall.O_NONBLOCK)
+	f, err := openWith(flag | syscall.O_NONBLOCK)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -142,6 +142,7 @@ func open(name string, stat func(string) (fs.FileInfo, error), openFlags func(in
 	return f, fi, nil
 }
 
+// setBlocking clears the O_NONBLOCK the open used.
 func setBlocking(f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
