@@ -150,6 +150,39 @@ func TestArchive(t *testing.T) {
 	}
 }
 
+// TestArchiveSameMillisecond: two archives of one ID at the same clock
+// reading must not replace one another; each keeps its transcript and meta.
+func TestArchiveSameMillisecond(t *testing.T) {
+	s, dir := newStore(t)
+	s.now = fixedClock(t0)
+	var paths []string
+	var want [][]byte
+	for i := range 3 {
+		mustCreate(t, s, "twice", "telegram")
+		mustAppend(t, s, "twice", userMsg(fmt.Sprintf("transcript %d", i), int64(i)))
+		want = append(want, readFile(t, filepath.Join(dir, "twice.jsonl")))
+		p, err := s.Archive("twice")
+		if err != nil {
+			t.Fatalf("archive %d: %v", i, err)
+		}
+		paths = append(paths, p)
+	}
+	base := filepath.Join(dir, "archive", "twice.20240102T030405.006Z")
+	wantPaths := []string{base + ".jsonl", base + "-1.jsonl", base + "-2.jsonl"}
+	for i, p := range paths {
+		if p != wantPaths[i] {
+			t.Fatalf("archive %d went to %s, want %s", i, p, wantPaths[i])
+		}
+		if got := readFile(t, p); string(got) != string(want[i]) {
+			t.Fatalf("archive %d holds %q, want %q", i, got, want[i])
+		}
+		meta := metaOnDisk(t, strings.TrimSuffix(p, jsonlExt)+metaExt)
+		if meta.MessageCount != 1 || meta.Title != fmt.Sprintf("transcript %d", i) {
+			t.Fatalf("archived meta %d: %+v", i, meta)
+		}
+	}
+}
+
 func TestFork(t *testing.T) {
 	s, dir := newStore(t)
 	mustCreate(t, s, "src", "telegram")
