@@ -183,6 +183,29 @@ func TestArchiveSameMillisecond(t *testing.T) {
 	}
 }
 
+// TestArchiveBesideAPendingMetaWrite: a process archives a session (the CLI)
+// while another (a gateway) still has its meta write pending; when that
+// one's flusher runs, it must not put a stray meta file back beside the
+// archive.
+func TestArchiveBesideAPendingMetaWrite(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sessions")
+	gw := openStore(t, dir, Options{})
+	mustCreate(t, gw, "left", "telegram")
+	mustAppend(t, gw, "left", userMsg("question", 1), asstMsg("answer", 2)) // meta write pending
+	cli := openStore(t, dir, Options{})
+	if _, err := cli.Archive("left"); err != nil {
+		t.Fatal(err)
+	}
+	cli.Close()
+	gw.Flush()
+	if names := dirNames(t, dir); names != ".index archive" {
+		t.Fatalf("sessions dir after the archive and the other store's flush: %q, want only the archive and the index", names)
+	}
+	if _, err := gw.Get("left"); !isNotFound(err) {
+		t.Fatalf("Get after the archive: %v, want ErrNotFound", err)
+	}
+}
+
 func TestFork(t *testing.T) {
 	s, dir := newStore(t)
 	mustCreate(t, s, "src", "telegram")

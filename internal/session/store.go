@@ -154,7 +154,11 @@ func (s *Store) Flush() {
 }
 
 // writeEntryMeta writes the meta file of a session, unless it left the
-// index (archived) meanwhile. Holding e.mu orders it with appends.
+// index or the directory (archived, here or by another process) meanwhile.
+// Holding e.mu orders it with appends in this process; holding the
+// transcript's flock, which Archive holds while it moves the files, orders
+// it with archives in any process, so a meta is only ever written beside
+// the transcript it describes, never back after it was archived.
 func (s *Store) writeEntryMeta(id string, e *entry) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -163,6 +167,21 @@ func (s *Store) writeEntryMeta(id string, e *entry) {
 	delete(s.dirty, id)
 	s.mu.Unlock()
 	if !indexed {
+		return
+	}
+	f, size, err := s.openLocked(id)
+	if errors.Is(err, ErrNotFound) {
+		s.forget(id, e)
+		return
+	}
+	if err != nil {
+		s.log.Warn("session meta not written", "session", id, "err", err)
+		return
+	}
+	defer f.Close()
+	if size != m.Size {
+		// Another process appended since (and writes its own meta), or the
+		// transcript is another file now: this meta would describe neither.
 		return
 	}
 	if err := s.saveMeta(id, m); err != nil {
