@@ -77,6 +77,7 @@ func TestLoadDefaults(t *testing.T) {
 		Provider:          ProviderScripted,
 		ProviderDefaulted: true,
 		ShutdownTimeout:   10 * time.Second,
+		TurnLockTimeout:   10 * time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", c, want)
@@ -113,24 +114,25 @@ func TestLoadFromEnv(t *testing.T) {
 	ws := t.TempDir()
 	data := t.TempDir()
 	c := mustLoad(t, map[string]string{
-		"MINI_OPENCLAW_HOST":             "0.0.0.0",
-		"MINI_OPENCLAW_PORT":             " 8080 ",
-		"MINI_OPENCLAW_WORKSPACE":        ws,
-		"MINI_OPENCLAW_DATA_DIR":         data,
-		"MINI_OPENCLAW_MODEL":            "llama3",
-		"MINI_OPENCLAW_MAX_CONTEXT":      "100000",
-		"MINI_OPENCLAW_MAX_TOOL_ROUNDS":  "1",
-		"MINI_OPENCLAW_BASH_TIMEOUT":     "2m",
-		"MINI_OPENCLAW_FSYNC":            "never",
-		"MINI_OPENCLAW_TOKEN":            "tok",
-		"MINI_OPENCLAW_PROVIDER":         "openai",
-		"MINI_OPENCLAW_ALLOWED_ORIGINS":  " example.com, ,*.example.org:8443,",
-		"MINI_OPENCLAW_SHUTDOWN_TIMEOUT": "0s",
-		"MINI_OPENCLAW_LOG_FORMAT":       "json",
-		"ANTHROPIC_API_KEY":              "ak",
-		"ANTHROPIC_BASE_URL":             "http://127.0.0.1:1/a",
-		"OPENAI_API_KEY":                 "ok",
-		"OPENAI_BASE_URL":                "http://127.0.0.1:11434/v1",
+		"MINI_OPENCLAW_HOST":              "0.0.0.0",
+		"MINI_OPENCLAW_PORT":              " 8080 ",
+		"MINI_OPENCLAW_WORKSPACE":         ws,
+		"MINI_OPENCLAW_DATA_DIR":          data,
+		"MINI_OPENCLAW_MODEL":             "llama3",
+		"MINI_OPENCLAW_MAX_CONTEXT":       "100000",
+		"MINI_OPENCLAW_MAX_TOOL_ROUNDS":   "1",
+		"MINI_OPENCLAW_BASH_TIMEOUT":      "2m",
+		"MINI_OPENCLAW_FSYNC":             "never",
+		"MINI_OPENCLAW_TOKEN":             "tok",
+		"MINI_OPENCLAW_PROVIDER":          "openai",
+		"MINI_OPENCLAW_ALLOWED_ORIGINS":   " example.com, ,*.example.org:8443,",
+		"MINI_OPENCLAW_SHUTDOWN_TIMEOUT":  "0s",
+		"MINI_OPENCLAW_LOG_FORMAT":        "json",
+		"MINI_OPENCLAW_TURN_LOCK_TIMEOUT": "90s",
+		"ANTHROPIC_API_KEY":               "ak",
+		"ANTHROPIC_BASE_URL":              "http://127.0.0.1:1/a",
+		"OPENAI_API_KEY":                  "ok",
+		"OPENAI_BASE_URL":                 "http://127.0.0.1:11434/v1",
 	})
 	want := Config{
 		Host:             "0.0.0.0",
@@ -153,6 +155,7 @@ func TestLoadFromEnv(t *testing.T) {
 		OpenAIBaseURL:    "http://127.0.0.1:11434/v1",
 		AllowedOrigins:   []string{"example.com", "*.example.org:8443"},
 		LogJSON:          true,
+		TurnLockTimeout:  90 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("from env\n got %+v\nwant %+v", c, want)
@@ -265,6 +268,8 @@ func TestLoadBadValues(t *testing.T) {
 			`MINI_OPENCLAW_BASH_TIMEOUT="25h": must be a duration such as 30s, from 1s to 24h0m0s`},
 		{"shutdown timeout negative", map[string]string{"MINI_OPENCLAW_SHUTDOWN_TIMEOUT": "-1s"}, nil,
 			`MINI_OPENCLAW_SHUTDOWN_TIMEOUT="-1s": must be a duration such as 30s, from 0s to 1h0m0s`},
+		{"turn lock timeout too short", map[string]string{"MINI_OPENCLAW_TURN_LOCK_TIMEOUT": "100ms"}, nil,
+			`MINI_OPENCLAW_TURN_LOCK_TIMEOUT="100ms": must be a duration such as 30s, from 1s to 24h0m0s`},
 		{"fsync sometimes", map[string]string{"MINI_OPENCLAW_FSYNC": "sometimes"}, nil,
 			`MINI_OPENCLAW_FSYNC="sometimes": must be one of always, never`},
 		{"fsync case", nil, []string{"--fsync=Always"},
