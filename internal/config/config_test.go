@@ -114,25 +114,24 @@ func TestLoadFromEnv(t *testing.T) {
 	ws := t.TempDir()
 	data := t.TempDir()
 	c := mustLoad(t, map[string]string{
-		"MINI_OPENCLAW_HOST":              "0.0.0.0",
-		"MINI_OPENCLAW_PORT":              " 8080 ",
-		"MINI_OPENCLAW_WORKSPACE":         ws,
-		"MINI_OPENCLAW_DATA_DIR":          data,
-		"MINI_OPENCLAW_MODEL":             "llama3",
-		"MINI_OPENCLAW_MAX_CONTEXT":       "100000",
-		"MINI_OPENCLAW_MAX_TOOL_ROUNDS":   "1",
-		"MINI_OPENCLAW_BASH_TIMEOUT":      "2m",
-		"MINI_OPENCLAW_FSYNC":             "never",
-		"MINI_OPENCLAW_TOKEN":             "tok",
-		"MINI_OPENCLAW_PROVIDER":          "openai",
-		"MINI_OPENCLAW_ALLOWED_ORIGINS":   " example.com, ,*.example.org:8443,",
-		"MINI_OPENCLAW_SHUTDOWN_TIMEOUT":  "0s",
-		"MINI_OPENCLAW_LOG_FORMAT":        "json",
-		"MINI_OPENCLAW_TURN_LOCK_TIMEOUT": "90s",
-		"ANTHROPIC_API_KEY":               "ak",
-		"ANTHROPIC_BASE_URL":              "http://127.0.0.1:1/a",
-		"OPENAI_API_KEY":                  "ok",
-		"OPENAI_BASE_URL":                 "http://127.0.0.1:11434/v1",
+		"MINI_OPENCLAW_HOST":             "0.0.0.0",
+		"MINI_OPENCLAW_PORT":             " 8080 ",
+		"MINI_OPENCLAW_WORKSPACE":        ws,
+		"MINI_OPENCLAW_DATA_DIR":         data,
+		"MINI_OPENCLAW_MODEL":            "llama3",
+		"MINI_OPENCLAW_MAX_CONTEXT":      "100000",
+		"MINI_OPENCLAW_MAX_TOOL_ROUNDS":  "1",
+		"MINI_OPENCLAW_BASH_TIMEOUT":     "2m",
+		"MINI_OPENCLAW_FSYNC":            "never",
+		"MINI_OPENCLAW_TOKEN":            "tok",
+		"MINI_OPENCLAW_PROVIDER":         "openai",
+		"MINI_OPENCLAW_ALLOWED_ORIGINS":  " example.com, ,*.example.org:8443,",
+		"MINI_OPENCLAW_SHUTDOWN_TIMEOUT": "0s",
+		"MINI_OPENCLAW_LOG_FORMAT":       "json",
+		"ANTHROPIC_API_KEY":              "ak",
+		"ANTHROPIC_BASE_URL":             "http://127.0.0.1:1/a",
+		"OPENAI_API_KEY":                 "ok",
+		"OPENAI_BASE_URL":                "http://127.0.0.1:11434/v1",
 	})
 	want := Config{
 		Host:             "0.0.0.0",
@@ -155,13 +154,22 @@ func TestLoadFromEnv(t *testing.T) {
 		OpenAIBaseURL:    "http://127.0.0.1:11434/v1",
 		AllowedOrigins:   []string{"example.com", "*.example.org:8443"},
 		LogJSON:          true,
-		TurnLockTimeout:  90 * time.Second,
+		TurnLockTimeout:  10 * time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("from env\n got %+v\nwant %+v", c, want)
 	}
 	if c.IsLoopback() {
 		t.Error("0.0.0.0 reported as loopback")
+	}
+}
+
+func TestLoadTurnLockTimeout(t *testing.T) {
+	if c := mustLoad(t, map[string]string{"MINI_OPENCLAW_TURN_LOCK_TIMEOUT": "90s"}); c.TurnLockTimeout != 90*time.Second {
+		t.Fatalf("TurnLockTimeout from env = %s, want 1m30s", c.TurnLockTimeout)
+	}
+	if c := mustLoad(t, nil, "--turn-lock-timeout", "2h"); c.TurnLockTimeout != 2*time.Hour {
+		t.Fatalf("TurnLockTimeout from the flag = %s, want 2h", c.TurnLockTimeout)
 	}
 }
 
