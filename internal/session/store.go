@@ -64,6 +64,9 @@ type Store struct {
 	// meta and indexed it (which would cost the creator created=true and
 	// the session its channel).
 	diskMu sync.Mutex
+	// flushMu makes Flush calls one at a time, so none returns while
+	// another is still writing metas it took from dirty.
+	flushMu sync.Mutex
 
 	// changes counts what the index snapshot must follow: every meta file
 	// written, every append, every session indexed after Open. snapshotOf
@@ -142,8 +145,11 @@ func (s *Store) flushLoop(snapshotStale bool, check []*snapEntry) {
 }
 
 // Flush writes the meta file of every session appended to since its meta
-// was last written.
+// was last written. When it returns they are written, also those a
+// concurrent Flush (the background one) had taken on.
 func (s *Store) Flush() {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
 	s.mu.Lock()
 	pending := s.dirty
 	s.dirty = map[string]*entry{}
