@@ -34,13 +34,11 @@ func (s *Server) waitTurn(ctx context.Context, id string, log *slog.Logger) (*se
 	lock, err := s.store.LockTurn(ctx, id, s.opt.TurnLockTimeout, func() {
 		waited = true
 		log.Info("turn waits for another process's turn on the session")
-		s.hub.broadcast(id, protocol.Encode(protocol.Status{Type: protocol.TypeStatus, SessionID: id,
-			State: protocol.StatusWaiting, Message: "waiting for another process's turn on this session"}))
+		s.broadcastStatus(id, protocol.StatusWaiting, "waiting for another process's turn on this session")
 	})
 	if err == nil {
 		if waited {
-			s.hub.broadcast(id, protocol.Encode(protocol.Status{Type: protocol.TypeStatus, SessionID: id,
-				State: protocol.StatusRunning, Message: "another process's turn on this session is over: this one runs"}))
+			s.broadcastStatus(id, protocol.StatusRunning, "another process's turn on this session is over: this one runs")
 		}
 		return lock, nil
 	}
@@ -55,4 +53,8 @@ func (s *Server) waitTurn(ctx context.Context, id string, log *slog.Logger) (*se
 	}
 	level("turn not run: no turn lock", "session", id, "code", code, "err", err)
 	return nil, errorEvent(code, msg, id)
+}
+
+func (s *Server) broadcastStatus(id, state, message string) {
+	s.hub.broadcast(id, protocol.Encode(protocol.Status{Type: protocol.TypeStatus, SessionID: id, State: state, Message: message}))
 }
