@@ -75,6 +75,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		MaxContext:      cfg.MaxContext,
 		ProviderWarning: warning,
 		Page:            web.Handler(),
+		TurnLockTimeout: cfg.TurnLockTimeout,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {

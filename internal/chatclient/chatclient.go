@@ -429,6 +429,8 @@ func (c *client) handleEvent(ctx context.Context, ev event) {
 			c.out.text(ev.Content)
 		}
 		c.answered()
+	case protocol.TypeStatus: // another process runs a turn of this session
+		c.out.printf("(%s)", ev.Message)
 	case protocol.TypeError:
 		c.out.printf("error [%s]: %s", ev.Code, ev.Message)
 		if ev.Code != string(protocol.CodeNotRunning) {

@@ -137,6 +137,26 @@ func TestRunLineMode(t *testing.T) {
 	}
 }
 
+// While another process runs a turn of the session, the client says so.
+func TestRunShowsTurnWait(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "sessions"), "")
+	held, err := g.store.LockTurn(context.Background(), "busy", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, out, done := runAsync(t, Options{URL: g.addr, SessionID: "busy"})
+	waitOutput(t, out, "(new session)")
+	io.WriteString(w, "hello\n")
+	waitOutput(t, out, "(waiting for another process's turn on this session)\n")
+	held.Unlock()
+	waitOutput(t, out, "echo: hello\n")
+	w.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
 // A lost connection is reported and re-established to the same session;
 // the chat goes on.
 func TestRunReconnects(t *testing.T) {

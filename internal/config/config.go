@@ -57,6 +57,9 @@ type Config struct {
 	AllowedOrigins    []string
 	ShutdownTimeout   time.Duration
 	LogJSON           bool
+	// TurnLockTimeout bounds how long a turn waits for a turn of the same
+	// session that another process on the data dir runs.
+	TurnLockTimeout time.Duration
 }
 
 // Addr is the host:port the gateway listens on.
@@ -95,6 +98,7 @@ var settings = []setting{
 	{env: "MINI_OPENCLAW_SCRIPT", flag: "script", def: "", help: "scripted provider: JSON file of model turns (default: echo)"},
 	{env: "MINI_OPENCLAW_ALLOWED_ORIGINS", flag: "allowed-origins", def: "", help: "extra browser Origins allowed to open a WebSocket, comma-separated host[:port] patterns"},
 	{env: "MINI_OPENCLAW_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "10s", help: "how long in-flight turns may run after SIGTERM (Go duration)"},
+	{env: "MINI_OPENCLAW_TURN_LOCK_TIMEOUT", flag: "turn-lock-timeout", def: "10m", help: "how long a turn waits for another process's turn on the same session before it fails (Go duration, 1s-24h)"},
 	{env: "MINI_OPENCLAW_LOG_FORMAT", flag: "log-format", def: "text", help: "log format: text or json"},
 	{env: "ANTHROPIC_API_KEY", def: "", secret: true},
 	{env: "ANTHROPIC_BASE_URL", def: ""},
@@ -188,6 +192,7 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	c.MaxToolRounds = intIn("MINI_OPENCLAW_MAX_TOOL_ROUNDS", 1, 1000)
 	c.BashTimeout = durIn("MINI_OPENCLAW_BASH_TIMEOUT", time.Second, 24*time.Hour)
 	c.ShutdownTimeout = durIn("MINI_OPENCLAW_SHUTDOWN_TIMEOUT", 0, time.Hour)
+	c.TurnLockTimeout = durIn("MINI_OPENCLAW_TURN_LOCK_TIMEOUT", time.Second, 24*time.Hour)
 	c.Fsync = oneOf("MINI_OPENCLAW_FSYNC", FsyncAlways, FsyncNever)
 	c.LogJSON = oneOf("MINI_OPENCLAW_LOG_FORMAT", "text", "json") == "json"
 	c.Model = str("MINI_OPENCLAW_MODEL")

@@ -77,6 +77,7 @@ func TestLoadDefaults(t *testing.T) {
 		Provider:          ProviderScripted,
 		ProviderDefaulted: true,
 		ShutdownTimeout:   10 * time.Second,
+		TurnLockTimeout:   10 * time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", c, want)
@@ -153,12 +154,22 @@ func TestLoadFromEnv(t *testing.T) {
 		OpenAIBaseURL:    "http://127.0.0.1:11434/v1",
 		AllowedOrigins:   []string{"example.com", "*.example.org:8443"},
 		LogJSON:          true,
+		TurnLockTimeout:  10 * time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("from env\n got %+v\nwant %+v", c, want)
 	}
 	if c.IsLoopback() {
 		t.Error("0.0.0.0 reported as loopback")
+	}
+}
+
+func TestLoadTurnLockTimeout(t *testing.T) {
+	if c := mustLoad(t, map[string]string{"MINI_OPENCLAW_TURN_LOCK_TIMEOUT": "90s"}); c.TurnLockTimeout != 90*time.Second {
+		t.Fatalf("TurnLockTimeout from env = %s, want 1m30s", c.TurnLockTimeout)
+	}
+	if c := mustLoad(t, nil, "--turn-lock-timeout", "2h"); c.TurnLockTimeout != 2*time.Hour {
+		t.Fatalf("TurnLockTimeout from the flag = %s, want 2h", c.TurnLockTimeout)
 	}
 }
 
@@ -265,6 +276,8 @@ func TestLoadBadValues(t *testing.T) {
 			`MINI_OPENCLAW_BASH_TIMEOUT="25h": must be a duration such as 30s, from 1s to 24h0m0s`},
 		{"shutdown timeout negative", map[string]string{"MINI_OPENCLAW_SHUTDOWN_TIMEOUT": "-1s"}, nil,
 			`MINI_OPENCLAW_SHUTDOWN_TIMEOUT="-1s": must be a duration such as 30s, from 0s to 1h0m0s`},
+		{"turn lock timeout too short", map[string]string{"MINI_OPENCLAW_TURN_LOCK_TIMEOUT": "100ms"}, nil,
+			`MINI_OPENCLAW_TURN_LOCK_TIMEOUT="100ms": must be a duration such as 30s, from 1s to 24h0m0s`},
 		{"fsync sometimes", map[string]string{"MINI_OPENCLAW_FSYNC": "sometimes"}, nil,
 			`MINI_OPENCLAW_FSYNC="sometimes": must be one of always, never`},
 		{"fsync case", nil, []string{"--fsync=Always"},

@@ -43,7 +43,15 @@ type Options struct {
 	// Keepalive is how often an idle peer is pinged; one that does not
 	// answer within half of it is dropped. 0 means 30 s.
 	Keepalive time.Duration
+	// TurnLockTimeout bounds how long a turn waits for a turn of the same
+	// session run by another process on the data dir. 0 means
+	// DefaultTurnLockTimeout.
+	TurnLockTimeout time.Duration
 }
+
+// DefaultTurnLockTimeout is the default of Options.TurnLockTimeout: longer
+// than any sane turn, so only a stuck process makes a turn give up.
+const DefaultTurnLockTimeout = 10 * time.Minute
 
 // Server is a gateway. Create it with New, serve it with Serve, stop it with
 // Shutdown.
@@ -71,6 +79,9 @@ func New(opt Options) *Server {
 	}
 	if opt.MaxContext <= 0 {
 		opt.MaxContext = 50
+	}
+	if opt.TurnLockTimeout <= 0 {
+		opt.TurnLockTimeout = DefaultTurnLockTimeout
 	}
 	base, interrupt := context.WithCancelCause(context.Background())
 	s := &Server{

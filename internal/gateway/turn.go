@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/agent"
@@ -10,14 +9,20 @@ import (
 	"github.com/miniclaw/miniclaw/internal/protocol"
 )
 
-// runTurn plays one user message on its session's lane: persist the user
-// message, run the agent with its events fanned out to the session, then
-// persist what the agent produced, in one append, before message_done. A
+// runTurn plays one user message on its session's lane: take the session's
+// turn lock (see waitTurn), persist the user message, run the agent with
+// its events fanned out to the session, then persist what the agent
+// produced, in one append, before message_done. A
 // client that saw message_done can rely on both lines being on disk. It
 // returns the event that ends the turn, message_done or error, for the lane
 // to broadcast.
 func (s *Server) runTurn(ctx context.Context, id string, j job) []byte {
 	log := s.log.With("session", id)
+	lock, failed := s.waitTurn(ctx, id, log)
+	if failed != nil {
+		return failed
+	}
+	defer lock.Unlock()
 	started := time.Now()
 	user := core.Message{Role: core.RoleUser, Content: j.content, Timestamp: started.UnixMilli()}
 	if _, err := s.store.Append(id, user); err != nil {
@@ -55,13 +60,7 @@ func (s *Server) runTurn(ctx context.Context, id string, j job) []byte {
 		}
 	}
 	if runErr != nil {
-		code, level := protocol.CodeProvider, s.log.Warn
-		switch {
-		case errors.Is(context.Cause(ctx), core.ErrInterrupted):
-			code = protocol.CodeShuttingDown
-		case errors.Is(context.Cause(ctx), core.ErrAborted):
-			code, level = protocol.CodeAborted, s.log.Info
-		}
+		code, level := s.endCode(ctx, protocol.CodeProvider)
 		level("turn ended early", "session", id, "code", code, "err", runErr, "ms", time.Since(started).Milliseconds())
 		return errorEvent(code, runErr.Error(), id)
 	}

@@ -50,6 +50,16 @@ const (
 	TypeToolDone    = "tool_done"
 	TypeError       = "error"
 	TypePong        = "pong"
+	TypeStatus      = "status"
+)
+
+// States of a status event.
+const (
+	// StatusWaiting: the session's next turn waits for a turn of the same
+	// session that another process (another gateway on the data dir) runs.
+	StatusWaiting = "waiting"
+	// StatusRunning: that wait is over and the turn runs.
+	StatusRunning = "running"
 )
 
 // MaxSessionIDLen is the longest session ID accepted.
@@ -214,6 +224,16 @@ type Error struct {
 
 type Pong struct {
 	Type string `json:"type"`
+}
+
+// Status tells a session's clients what its turn is doing when that is not
+// evident from the stream: State is StatusWaiting or StatusRunning, Message
+// a sentence for people. Clients may ignore it.
+type Status struct {
+	Type      string `json:"type"`
+	SessionID string `json:"sessionId"`
+	State     string `json:"state"`
+	Message   string `json:"message"`
 }
 
 // Encode marshals a server event. Server events hold only strings, numbers

@@ -195,6 +195,8 @@ func TestEncode(t *testing.T) {
 		{"error empty message", Error{Type: TypeError},
 			`{"type":"error","message":""}`},
 		{"pong", Pong{Type: TypePong}, `{"type":"pong"}`},
+		{"status", Status{Type: TypeStatus, SessionID: "s", State: StatusWaiting, Message: "waiting"},
+			`{"type":"status","sessionId":"s","state":"waiting","message":"waiting"}`},
 		{"pointer", &Pong{Type: TypePong}, `{"type":"pong"}`},
 	}
 	for _, tt := range tests {

@@ -150,6 +150,62 @@ func TestArchive(t *testing.T) {
 	}
 }
 
+// TestArchiveSameMillisecond: two archives of one ID at the same clock
+// reading must not replace one another; each keeps its transcript and meta.
+func TestArchiveSameMillisecond(t *testing.T) {
+	s, dir := newStore(t)
+	s.now = fixedClock(t0)
+	var paths []string
+	var want [][]byte
+	for i := range 3 {
+		mustCreate(t, s, "twice", "telegram")
+		mustAppend(t, s, "twice", userMsg(fmt.Sprintf("transcript %d", i), int64(i)))
+		want = append(want, readFile(t, filepath.Join(dir, "twice.jsonl")))
+		p, err := s.Archive("twice")
+		if err != nil {
+			t.Fatalf("archive %d: %v", i, err)
+		}
+		paths = append(paths, p)
+	}
+	base := filepath.Join(dir, "archive", "twice.20240102T030405.006Z")
+	wantPaths := []string{base + ".jsonl", base + "-1.jsonl", base + "-2.jsonl"}
+	for i, p := range paths {
+		if p != wantPaths[i] {
+			t.Fatalf("archive %d went to %s, want %s", i, p, wantPaths[i])
+		}
+		if got := readFile(t, p); string(got) != string(want[i]) {
+			t.Fatalf("archive %d holds %q, want %q", i, got, want[i])
+		}
+		meta := metaOnDisk(t, strings.TrimSuffix(p, jsonlExt)+metaExt)
+		if meta.MessageCount != 1 || meta.Title != fmt.Sprintf("transcript %d", i) {
+			t.Fatalf("archived meta %d: %+v", i, meta)
+		}
+	}
+}
+
+// TestArchiveBesideAPendingMetaWrite: a process archives a session (the CLI)
+// while another (a gateway) still has its meta write pending; when that
+// one's flusher runs, it must not put a stray meta file back beside the
+// archive.
+func TestArchiveBesideAPendingMetaWrite(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sessions")
+	gw := openStore(t, dir, Options{})
+	mustCreate(t, gw, "left", "telegram")
+	mustAppend(t, gw, "left", userMsg("question", 1), asstMsg("answer", 2)) // meta write pending
+	cli := openStore(t, dir, Options{})
+	if _, err := cli.Archive("left"); err != nil {
+		t.Fatal(err)
+	}
+	cli.Close()
+	gw.Flush()
+	if names := dirNames(t, dir); names != ".index archive" {
+		t.Fatalf("sessions dir after the archive and the other store's flush: %q, want only the archive and the index", names)
+	}
+	if _, err := gw.Get("left"); !isNotFound(err) {
+		t.Fatalf("Get after the archive: %v, want ErrNotFound", err)
+	}
+}
+
 func TestFork(t *testing.T) {
 	s, dir := newStore(t)
 	mustCreate(t, s, "src", "telegram")

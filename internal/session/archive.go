@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -12,7 +13,8 @@ import (
 )
 
 // Archive moves a session's files to <sessions>/archive/<id>.<UTC time>.jsonl
-// (and .meta.json) and removes it from the index. Nothing is deleted. It
+// (and .meta.json; <UTC time>-<n> when that name is taken) and removes it
+// from the index. Nothing is deleted or replaced. It
 // returns the archived transcript's path. The caller makes sure no turn is
 // running on the session; appends that race with it fail with ErrNotFound.
 func (s *Store) Archive(id string) (string, error) {
@@ -40,12 +42,11 @@ func (s *Store) Archive(id string) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("session %s: archive: %w", id, err)
 	}
-	stamp := s.now().UTC().Format("20060102T150405.000Z")
-	base := filepath.Join(dir, id+"."+stamp)
-	if err := os.Rename(s.jsonlPath(id), base+jsonlExt); err != nil {
+	base, err := s.archiveTranscript(id, dir)
+	if err != nil {
 		return "", fmt.Errorf("session %s: archive: %w", id, err)
 	}
-	if err := os.Rename(s.metaPath(id), base+metaExt); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := renameNoReplace(s.metaPath(id), base+metaExt); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.log.Warn("session archived without its meta", "session", id, "err", err)
 	}
 	if s.fsync {
@@ -56,6 +57,29 @@ func (s *Store) Archive(id string) (string, error) {
 	delete(s.sessions, id)
 	s.mu.Unlock()
 	return base + jsonlExt, nil
+}
+
+// maxArchiveSuffix bounds the search for a free archive name: more
+// archives of one ID in one millisecond than this is not a clock tick.
+const maxArchiveSuffix = 1000
+
+// archiveTranscript moves a session's JSONL into dir under
+// <id>.<UTC time>.jsonl, or <id>.<UTC time>-<n>.jsonl when archives of the
+// same ID in the same millisecond took the names before: never over an
+// existing archive. It returns the name without its extension.
+func (s *Store) archiveTranscript(id, dir string) (string, error) {
+	stamp := filepath.Join(dir, id+"."+s.now().UTC().Format("20060102T150405.000Z"))
+	base := stamp
+	for n := 1; ; n++ {
+		err := renameNoReplace(s.jsonlPath(id), base+jsonlExt)
+		if !errors.Is(err, fs.ErrExist) {
+			return base, err
+		}
+		if n > maxArchiveSuffix {
+			return "", fmt.Errorf("%s and %d more names are taken: %w", stamp+jsonlExt, maxArchiveSuffix, err)
+		}
+		base = fmt.Sprintf("%s-%d", stamp, n)
+	}
 }
 
 // Fork creates a new session holding the first n messages of id (all of them

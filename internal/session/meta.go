@@ -73,10 +73,21 @@ func readMeta(path string) (Meta, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return Meta{}, fmt.Errorf("%s: %w", path, err)
 	}
-	if m.SessionID == "" || m.MessageCount < 0 || m.Size < 0 {
+	if m.SessionID == "" || !plausible(m) {
 		return Meta{}, fmt.Errorf("%s: missing or invalid fields", path)
 	}
 	return m, nil
+}
+
+// minLineLen is the shortest transcript line that counts as a message: one
+// non-blank byte and its newline (a corrupt line is counted too).
+const minLineLen = 2
+
+// plausible reports whether m could describe a transcript: a count that no
+// file of its size can hold is damage, and sends the reader back to the
+// transcript.
+func plausible(m Meta) bool {
+	return m.Size >= 0 && m.MessageCount >= 0 && int64(m.MessageCount) <= m.Size/minLineLen
 }
 
 // writeFileAtomic writes path through a temp file and a rename, so a reader

@@ -4,11 +4,15 @@ package session
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +23,7 @@ import (
 // set; TestHelperProcess is then the only test that runs and it does the
 // child's job.
 const (
-	envHelper = "MINICLAW_SESSION_HELPER" // "append" or "lock"
+	envHelper = "MINICLAW_SESSION_HELPER" // "append", "lock" or "turn"
 	envDir    = "MINICLAW_SESSION_DIR"
 	envID     = "MINICLAW_SESSION_ID"
 	envPrefix = "MINICLAW_SESSION_PREFIX"
@@ -58,6 +62,19 @@ func TestHelperProcess(t *testing.T) {
 		fmt.Println("locked")
 		time.Sleep(time.Minute) // until the parent kills it
 		fail("not killed")
+	case "turn":
+		// Hold the session's turn lock until stdin closes (or a kill).
+		s, err := Open(os.Getenv(envDir), Options{})
+		if err != nil {
+			fail("open: %v", err)
+		}
+		l, err := s.LockTurn(context.Background(), os.Getenv(envID), 0, nil)
+		if err != nil {
+			fail("lock turn: %v", err)
+		}
+		fmt.Println("locked")
+		io.Copy(io.Discard, os.Stdin)
+		l.Unlock()
 	}
 }
 
@@ -162,5 +179,136 @@ func TestKilledLockHolder(t *testing.T) {
 	got := readFile(t, filepath.Join(dir, "held.jsonl"))
 	if string(got) != string(line(t, userMsg("after the holder died", 1))) {
 		t.Fatalf("transcript = %q", got)
+	}
+}
+
+// turnHolder is a child process holding the turn lock of a session; closing
+// release makes it unlock and exit.
+type turnHolder struct {
+	cmd     *exec.Cmd
+	release io.Closer
+}
+
+func holdTurn(t *testing.T, dir, id string) turnHolder {
+	t.Helper()
+	cmd := helperCmd(t, envHelper+"=turn", envDir+"="+dir, envID+"="+id)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() || sc.Text() != "locked" {
+		t.Fatalf("child did not take the turn lock: %q %v", sc.Text(), sc.Err())
+	}
+	return turnHolder{cmd, in}
+}
+
+// lockTurnAsync runs LockTurn in a goroutine; waiting receives once when
+// it starts to wait, and the result arrives on the returned channel.
+func lockTurnAsync(ctx context.Context, s *Store, id string, timeout time.Duration) (waiting <-chan struct{}, res <-chan error) {
+	w, r := make(chan struct{}), make(chan error, 1)
+	go func() {
+		l, err := s.LockTurn(ctx, id, timeout, func() { close(w) })
+		if err == nil {
+			l.Unlock()
+		}
+		r <- err
+	}()
+	return w, r
+}
+
+func waitChan[T any](t *testing.T, what string, c <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no %s within 10s", what)
+		panic("unreachable")
+	}
+}
+
+// TestTurnLockAcrossProcesses: while another process holds a session's turn
+// lock, LockTurn says it waits and returns only once that process releases
+// it (or dies, even by SIGKILL); a cancelled context or the timeout ends the
+// wait with their own errors. Appends and reads never wait for it.
+func TestTurnLockAcrossProcesses(t *testing.T) {
+	s, dir := newStore(t)
+	mustCreate(t, s, "turns", "webchat")
+
+	t.Run("released", func(t *testing.T) {
+		h := holdTurn(t, dir, "turns")
+		waiting, res := lockTurnAsync(context.Background(), s, "turns", 0)
+		waitChan(t, "waiting call", waiting)
+		// The data lock is not the turn lock: the transcript stays usable.
+		mustAppend(t, s, "turns", userMsg("appended during another's turn", 1))
+		if _, _, err := s.Tail("turns", 5); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-res:
+			t.Fatalf("LockTurn returned while another process held the lock: %v", err)
+		default:
+		}
+		h.release.Close()
+		if err := waitChan(t, "LockTurn after the release", res); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.cmd.Wait(); err != nil {
+			t.Fatalf("holder: %v", err)
+		}
+	})
+
+	t.Run("cancelled", func(t *testing.T) {
+		holdTurn(t, dir, "turns")
+		ctx, cancel := context.WithCancelCause(context.Background())
+		abort := errors.New("aborted by the user")
+		waiting, res := lockTurnAsync(ctx, s, "turns", 0)
+		waitChan(t, "waiting call", waiting)
+		cancel(abort)
+		if err := waitChan(t, "LockTurn after the cancel", res); !errors.Is(err, abort) {
+			t.Fatalf("LockTurn after a cancel: %v, want the cancel's cause", err)
+		}
+	})
+
+	t.Run("timeout", func(t *testing.T) {
+		holdTurn(t, dir, "turns")
+		_, res := lockTurnAsync(context.Background(), s, "turns", 20*time.Millisecond)
+		err := waitChan(t, "LockTurn past its timeout", res)
+		if !errors.Is(err, ErrTurnLockTimeout) || !strings.Contains(err.Error(), "turns.lock") {
+			t.Fatalf("LockTurn past its timeout: %v, want ErrTurnLockTimeout naming the lock file", err)
+		}
+	})
+
+	t.Run("holder killed", func(t *testing.T) {
+		h := holdTurn(t, dir, "turns")
+		waiting, res := lockTurnAsync(context.Background(), s, "turns", 0)
+		waitChan(t, "waiting call", waiting)
+		if err := h.cmd.Process.Kill(); err != nil { // SIGKILL: no chance to unlock
+			t.Fatal(err)
+		}
+		h.cmd.Wait()
+		if err := waitChan(t, "LockTurn after the holder was killed", res); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	// The lock file stays, private, and is no session.
+	fi, err := os.Stat(filepath.Join(dir, "turns.lock"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("lock file: %v, mode %v; want it left in place with mode 0600", err, fi.Mode())
+	}
+	s.Close()
+	for _, st := range []*Store{s, openStore(t, dir, Options{})} {
+		if got := st.List(); len(got) != 1 || got[0].SessionID != "turns" {
+			t.Fatalf("sessions listed beside a lock file: %+v", got)
+		}
 	}
 }

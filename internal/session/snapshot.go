@@ -3,6 +3,8 @@ package session
 import (
 	"bufio"
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -15,7 +17,8 @@ import (
 // sessions with one stat each instead of opening every meta file. It is a
 // cache of the meta cache: each line is one session's meta plus the size
 // and modification time of its JSONL and of its meta file. An entry counts
-// only while the JSONL is exactly as recorded and the meta file exists;
+// only while its line is intact (checksum), the JSONL is exactly as
+// recorded and the meta file exists;
 // anything else (a session added, changed or archived by another process,
 // a meta file deleted, a crash) falls back to reading the meta file, so a
 // stale or broken snapshot costs time, never correctness. A meta file that
@@ -24,17 +27,22 @@ import (
 //
 // Format: a header line, then one tab-separated line per session:
 //
-//	miniclaw-index 1
-//	<id> <jsonl size> <jsonl mtime ns> <meta size> <meta mtime ns> <createdAt> <updatedAt> <messageCount> <channel> <forkedFrom> <title>
+//	miniclaw-index 2
+//	<id> <jsonl size> <jsonl mtime ns> <meta size> <meta mtime ns> <createdAt> <updatedAt> <messageCount> <channel> <forkedFrom> <title> <crc>
 //
 // with the three strings Go-quoted (strconv.Quote), so no tab or newline
-// can split a field. A hand-written format: decoding 10,000 JSON metas took
+// can split a field, and <crc> the CRC-32C of the line before its tab, in
+// hex: a line damaged in place (a flipped digit still parses) is refused,
+// as is one whose count no transcript of its size can hold (see
+// plausible). A hand-written format: decoding 10,000 JSON metas took
 // longer than the whole startup budget.
 const (
 	snapshotName   = ".index"
-	snapshotHeader = "miniclaw-index 1"
+	snapshotHeader = "miniclaw-index 2"
 	snapshotFields = 11
 )
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // fileStamp is what the snapshot remembers of a file to tell it unchanged.
 type fileStamp struct{ size, mtime int64 }
@@ -89,12 +97,21 @@ func formatSnapLine(m Meta, jsonl, file fileStamp) string {
 	for _, str := range []string{m.Channel, m.ForkedFrom, m.Title} {
 		f = append(f, strconv.Quote(str))
 	}
-	return strings.Join(f, "\t")
+	line := strings.Join(f, "\t")
+	return line + "\t" + lineCRC(line)
+}
+
+func lineCRC(line string) string {
+	return fmt.Sprintf("%08x", crc32.Checksum([]byte(line), crcTable))
 }
 
 // parseSnapLine decodes a line written by formatSnapLine into e; it reports
 // false for anything else.
 func parseSnapLine(line string, e *snapEntry) bool {
+	line, crc, ok := cutLast(line, "\t")
+	if !ok || crc != lineCRC(line) {
+		return false
+	}
 	var f [snapshotFields]string
 	for i := range f {
 		var ok bool
@@ -116,7 +133,15 @@ func parseSnapLine(line string, e *snapEntry) bool {
 	m.ForkedFrom, err[8] = strconv.Unquote(f[9])
 	m.Title, err[9] = strconv.Unquote(f[10])
 	m.Size = e.jsonl.size
-	return errors.Join(err[:]...) == nil && m.MessageCount >= 0 && m.Size >= 0
+	return errors.Join(err[:]...) == nil && plausible(*m)
+}
+
+// cutLast is strings.Cut at the last sep.
+func cutLast(s, sep string) (before, after string, found bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return s, "", false
 }
 
 // writeSnapshot writes every pending meta file, then records each session

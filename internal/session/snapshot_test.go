@@ -91,6 +91,72 @@ func TestSnapshotDamagedIsIgnored(t *testing.T) {
 	}
 }
 
+// TestSnapshotDamagedLineNotTrusted: an index line that parses but does
+// not tell the truth about its transcript (damaged in place, or written with
+// a count no file of that size can hold) is not used: the session is
+// indexed from its meta file and transcript, which hold the real count.
+func TestSnapshotDamagedLineNotTrusted(t *testing.T) {
+	for name, damage := range map[string]func(t *testing.T, line string, e *snapEntry) string{
+		// A count of 4000 for a 6-line transcript of the right size and time.
+		"impossible count": func(t *testing.T, _ string, e *snapEntry) string {
+			m := e.e.meta
+			m.MessageCount = 4000
+			return formatSnapLine(m, e.jsonl, e.file)
+		},
+		// A plausible count, changed in place: 6 lines become 5.
+		"changed in place": func(t *testing.T, line string, _ *snapEntry) string {
+			damaged := strings.Replace(line, "\t6\t", "\t5\t", 1)
+			if damaged == line {
+				t.Fatalf("no count field 6 in %q", line)
+			}
+			return damaged
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, dir := newStore(t)
+			mustCreate(t, s, "six", "telegram")
+			want := mustAppend(t, s, "six", numbered("m", 6)...)
+			s.Close()
+			path := filepath.Join(dir, snapshotName)
+			header, line, _ := strings.Cut(strings.TrimSuffix(string(readFile(t, path)), "\n"), "\n")
+			var e snapEntry
+			if !parseSnapLine(line, &e) || e.e.meta != want {
+				t.Fatalf("the snapshot line %q does not hold %+v", line, want)
+			}
+			writeFile(t, path, []byte(header+"\n"+damage(t, line, &e)+"\n"))
+
+			var log testutil.Buffer
+			got, err := openStore(t, dir, Options{Logger: newLogger(&log)}).Get("six")
+			if err != nil || got != want {
+				t.Fatalf("after a restart on the damaged index: %+v, %v; want %+v", got, err, want)
+			}
+			if !strings.Contains(log.String(), "from_snapshot=0 from_meta_files=1") {
+				t.Fatalf("the damaged line was used: %s", log.String())
+			}
+		})
+	}
+}
+
+// TestMetaFileImpossibleCount: the same check on the meta file path: a meta
+// of the right size whose count no such file can hold is rebuilt from the
+// transcript.
+func TestMetaFileImpossibleCount(t *testing.T) {
+	s, dir := newStore(t)
+	mustCreate(t, s, "six", "telegram")
+	want := mustAppend(t, s, "six", numbered("m", 6)...)
+	s.Close()
+	removeFile(t, filepath.Join(dir, snapshotName))
+	lying := want
+	lying.MessageCount = 4000
+	if err := writeMeta(filepath.Join(dir, "six.meta.json"), lying); err != nil {
+		t.Fatal(err)
+	}
+	got, err := openStore(t, dir, Options{}).Get("six")
+	if err != nil || got.MessageCount != 6 || got.Size != want.Size {
+		t.Fatalf("after a restart on a lying meta file: %+v, %v; want 6 messages", got, err)
+	}
+}
+
 // TestLazyMetaSeenByOtherStores: meta files lag behind appends until the
 // flusher or Close writes them, and a store opened meanwhile (the CLI
 // beside a running gateway) still counts every line.

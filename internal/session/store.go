@@ -64,6 +64,9 @@ type Store struct {
 	// meta and indexed it (which would cost the creator created=true and
 	// the session its channel).
 	diskMu sync.Mutex
+	// flushMu makes Flush calls one at a time, so none returns while
+	// another is still writing metas it took from dirty.
+	flushMu sync.Mutex
 
 	// changes counts what the index snapshot must follow: every meta file
 	// written, every append, every session indexed after Open. snapshotOf
@@ -142,8 +145,11 @@ func (s *Store) flushLoop(snapshotStale bool, check []*snapEntry) {
 }
 
 // Flush writes the meta file of every session appended to since its meta
-// was last written.
+// was last written. When it returns they are written, also those a
+// concurrent Flush (the background one) had taken on.
 func (s *Store) Flush() {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
 	s.mu.Lock()
 	pending := s.dirty
 	s.dirty = map[string]*entry{}
@@ -154,7 +160,11 @@ func (s *Store) Flush() {
 }
 
 // writeEntryMeta writes the meta file of a session, unless it left the
-// index (archived) meanwhile. Holding e.mu orders it with appends.
+// index or the directory (archived, here or by another process) meanwhile.
+// Holding e.mu orders it with appends in this process; holding the
+// transcript's flock, which Archive holds while it moves the files, orders
+// it with archives in any process, so a meta is only ever written beside
+// the transcript it describes, never back after it was archived.
 func (s *Store) writeEntryMeta(id string, e *entry) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -163,6 +173,21 @@ func (s *Store) writeEntryMeta(id string, e *entry) {
 	delete(s.dirty, id)
 	s.mu.Unlock()
 	if !indexed {
+		return
+	}
+	f, size, err := s.openLocked(id)
+	if errors.Is(err, ErrNotFound) {
+		s.forget(id, e)
+		return
+	}
+	if err != nil {
+		s.log.Warn("session meta not written", "session", id, "err", err)
+		return
+	}
+	defer f.Close()
+	if size != m.Size {
+		// Another process appended since (and writes its own meta), or the
+		// transcript is another file now: this meta would describe neither.
 		return
 	}
 	if err := s.saveMeta(id, m); err != nil {

@@ -160,6 +160,9 @@ function onEvent(ev) {
     case "message_done":
       endTurn();
       break;
+    case "status": // another process on the data dir runs a turn of this session
+      if (ev.state === "waiting") toast(ev.message);
+      break;
     case "error": {
       // shutting_down either ends the running turn or refuses a message just
       // sent; without a reply streaming it can only be the latter.
