@@ -149,6 +149,27 @@ func TestRequestShape(t *testing.T) {
 	]`)
 }
 
+// Blank texts are not sent, as the Anthropic provider does not send them:
+// OpenAI accepts them, but a blank message tells the model nothing and
+// local servers' chat templates vary in what they accept.
+func TestBlankTextIsNeverSent(t *testing.T) {
+	api := pt.NewFakeAPI(t, sse(t, "text.sse"))
+	pt.MustComplete(t, newProvider(api, 1), pt.BlankTexts("gpt-4o", "call_"))
+	pt.JSONEqual(t, "messages", pt.JSONFields(t, api.Only(t).Body)["messages"], `[
+		{"role":"system","content":"You are a test."},
+		{"role":"user","content":"Hi"},
+		{"role":"user","content":"Are you there?"},
+		{"role":"user","content":"Hello?"},
+		{"role":"user","content":"Read empty.txt"},
+		{"role":"assistant","content":"","tool_calls":[
+			{"id":"call_1","type":"function","function":{"name":"read_file","arguments":"{\"path\":\"empty.txt\"}"}}
+		]},
+		{"role":"tool","tool_call_id":"call_1","content":""},
+		{"role":"assistant","content":"It is blank."},
+		{"role":"user","content":"Thanks"}
+	]`)
+}
+
 func TestNoAuthorizationWithoutKey(t *testing.T) {
 	api := pt.NewFakeAPI(t, sse(t, "text.sse"))
 	pt.MustComplete(t, New(Options{BaseURL: api.URL() + "/v1/"}), simpleRequest()) // trailing slash too

@@ -69,18 +69,21 @@ type chunk struct {
 }
 
 // buildRequest maps the conversation: each assistant tool call becomes a
-// tool_calls entry followed by a "tool" message with its result.
+// tool_calls entry followed by a "tool" message with its result. Blank text
+// (core.Blank) is not sent, as the Anthropic provider does not send it: a
+// message with nothing else is left out, and a blank tool output or text
+// beside tool calls is sent as "".
 func buildRequest(req core.Request) chatRequest {
 	cr := chatRequest{Model: req.Model, Stream: true, StreamOptions: &streamOptions{IncludeUsage: true}}
-	if req.System != "" {
+	if !core.Blank(req.System) {
 		cr.Messages = append(cr.Messages, chatMessage{Role: "system", Content: req.System})
 	}
 	for _, m := range req.Messages {
-		switch m.Role {
-		case core.RoleUser:
+		switch {
+		case m.Role == core.RoleUser && !core.Blank(m.Content):
 			cr.Messages = append(cr.Messages, chatMessage{Role: "user", Content: m.Content})
-		case core.RoleAssistant:
-			am := chatMessage{Role: "assistant", Content: m.Content}
+		case m.Role == core.RoleAssistant && (!core.Blank(m.Content) || len(m.ToolCalls) > 0):
+			am := chatMessage{Role: "assistant", Content: shown(m.Content)}
 			for _, tc := range m.ToolCalls {
 				c := chatToolCall{ID: tc.ID, Type: "function"}
 				c.Function.Name = tc.Name
@@ -92,7 +95,7 @@ func buildRequest(req core.Request) chatRequest {
 			}
 			cr.Messages = append(cr.Messages, am)
 			for _, tc := range m.ToolCalls {
-				out := tc.Output
+				out := shown(tc.Output)
 				if tc.IsError {
 					out = "Error: " + out
 				}
@@ -107,6 +110,14 @@ func buildRequest(req core.Request) chatRequest {
 		cr.Tools = append(cr.Tools, ct)
 	}
 	return cr
+}
+
+// shown is s, or "" when s is blank.
+func shown(s string) string {
+	if core.Blank(s) {
+		return ""
+	}
+	return s
 }
 
 // readStream parses the SSE stream, relaying text deltas as they come and
