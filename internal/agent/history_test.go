@@ -10,8 +10,8 @@ import (
 
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/provider/anthropic"
-	"github.com/miniclaw/miniclaw/internal/provider/scripted"
 	pt "github.com/miniclaw/miniclaw/internal/provider/providertest"
+	"github.com/miniclaw/miniclaw/internal/provider/scripted"
 )
 
 // anthropicMessages runs a turn on transcript through the Anthropic

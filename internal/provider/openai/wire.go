@@ -127,11 +127,14 @@ func shown(s string) string {
 // response whole with index 0. A delta without an index starts a new call
 // when it carries a new ID and continues the last one otherwise (some local
 // servers omit the index and send a call whole).
-func readStream(ctx context.Context, body io.Reader, onText func(string)) (core.Response, error) {
-	var resp core.Response
+func readStream(ctx context.Context, body io.Reader, onText func(string)) (resp core.Response, err error) {
+	// Text and names are built, not grown with +=, which would copy all
+	// that came before on every chunk: quadratic on a long reply.
+	var text strings.Builder
+	defer func() { resp.Text = text.String() }()
 	type building struct {
-		id, name string
-		args     strings.Builder
+		id         string
+		name, args strings.Builder
 	}
 	var calls []*building
 	byIndex := map[int]*building{}
@@ -161,7 +164,7 @@ func readStream(ctx context.Context, body io.Reader, onText func(string)) (core.
 		}
 		for _, ch := range c.Choices {
 			if ch.Delta.Content != "" {
-				resp.Text += ch.Delta.Content
+				text.WriteString(ch.Delta.Content)
 				onText(ch.Delta.Content)
 			}
 			for _, tc := range ch.Delta.ToolCalls {
@@ -181,7 +184,7 @@ func readStream(ctx context.Context, body io.Reader, onText func(string)) (core.
 				if tc.ID != "" {
 					b.id = tc.ID
 				}
-				b.name += tc.Function.Name
+				b.name.WriteString(tc.Function.Name)
 				b.args.WriteString(tc.Function.Arguments)
 			}
 			if ch.FinishReason != nil && *ch.FinishReason != "" {
@@ -204,13 +207,13 @@ func readStream(ctx context.Context, body io.Reader, onText func(string)) (core.
 			args = "{}"
 		}
 		if !json.Valid([]byte(args)) {
-			return resp, fmt.Errorf("openai: tool call %s has arguments that are not valid JSON: %.200s", b.name, args)
+			return resp, fmt.Errorf("openai: tool call %s has arguments that are not valid JSON: %.200s", b.name.String(), args)
 		}
 		id := b.id
 		if id == "" {
 			id = fmt.Sprintf("call_%d", i)
 		}
-		resp.ToolCalls = append(resp.ToolCalls, core.ToolCall{ID: id, Name: b.name, Input: json.RawMessage(args)})
+		resp.ToolCalls = append(resp.ToolCalls, core.ToolCall{ID: id, Name: b.name.String(), Input: json.RawMessage(args)})
 	}
 	return resp, nil
 }
