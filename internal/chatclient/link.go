@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/miniclaw/miniclaw/internal/protocol"
+	"github.com/miniclaw/miniclaw/internal/termsafe"
 )
 
 // endpoint is where a gateway answers: its HTTP base URL (for /api) and its
@@ -213,7 +214,8 @@ func (l *link) close() {
 }
 
 // apiErrorBody is the message of an {"error":{"code","message"}} body, or
-// the body itself when it is not one.
+// the body itself when it is not one, escaped: it ends up in errors printed
+// on the terminal.
 func apiErrorBody(resp *http.Response) string {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var body struct {
@@ -223,7 +225,7 @@ func apiErrorBody(resp *http.Response) string {
 		} `json:"error"`
 	}
 	if json.Unmarshal(b, &body) == nil && body.Error.Message != "" {
-		return fmt.Sprintf("[%s] %s", body.Error.Code, body.Error.Message)
+		return termsafe.Line(fmt.Sprintf("[%s] %s", body.Error.Code, body.Error.Message))
 	}
-	return strings.TrimSpace(string(b))
+	return termsafe.Line(strings.TrimSpace(string(b)))
 }
