@@ -149,7 +149,8 @@ func (l *link) keepalive(ctx context.Context) {
 	}
 }
 
-// dialError explains a refused upgrade with the gateway's own message.
+// dialError explains a refused upgrade with the gateway's own message,
+// escaped: `miniclaw chat` prints it on the terminal.
 func dialError(err error, resp *http.Response) error {
 	if resp == nil {
 		return err
@@ -158,7 +159,7 @@ func dialError(err error, resp *http.Response) error {
 		return errors.New("the gateway needs a token: pass --token or set MINI_OPENCLAW_TOKEN")
 	}
 	if msg := apiErrorBody(resp); msg != "" {
-		return fmt.Errorf("%s: %s", resp.Status, msg)
+		return fmt.Errorf("%s: %s", termsafe.Line(resp.Status), msg)
 	}
 	return err
 }
