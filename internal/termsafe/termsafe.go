@@ -21,12 +21,26 @@ import (
 
 // Text returns s with every control character except newline and tab
 // shown as an escape. Clean text is returned as it is.
-func Text(s string) string { return escape(s, "\n\t") }
+func Text(s string) string { return rewrite(s, "\n\t", visible) }
 
 // Line returns s with every control character, newline and tab included,
 // shown as an escape, for a field printed on one line (a title, a table
 // cell): it cannot start a line of its own or break a column.
-func Line(s string) string { return escape(s, "") }
+func Line(s string) string { return rewrite(s, "", visible) }
+
+// JSON returns a JSON document with the control characters that
+// encoding/json leaves as they are (DEL and the C1 controls) written as \u
+// escapes: the same value, safe on a terminal. A byte that is not UTF-8
+// becomes \ufffd, as json.Marshal would have made it. Outside strings, JSON
+// holds only ASCII syntax and whitespace, so every such rune is inside a
+// string, where a \u escape means the same.
+func JSON(doc []byte) []byte {
+	s := string(doc)
+	if out := rewrite(s, "\t\n\r", jsonEscape); out != s {
+		return []byte(out)
+	}
+	return doc
+}
 
 // unsafe reports whether the rune r, of size bytes at the start of the
 // rest of a string, must be escaped, other than the controls in keep.
@@ -40,58 +54,42 @@ func unsafe(r rune, size int, keep string) bool {
 	return r >= 0x7f && r < 0xa0
 }
 
-func escape(s, keep string) string {
-	clean := 0 // s[:clean] needs no escape
-	for clean < len(s) {
-		r, size := utf8.DecodeRuneInString(s[clean:])
-		if unsafe(r, size, keep) {
-			break
-		}
-		clean += size
+// visible writes the escape of an unsafe rune r, or of the byte raw when r
+// is a byte that is not UTF-8: \x1b for C0, DEL and such bytes, \u009b for
+// C1.
+func visible(b *strings.Builder, r rune, raw byte) {
+	if r == utf8.RuneError || r < 0x80 {
+		fmt.Fprintf(b, `\x%02x`, raw)
+		return
 	}
-	if clean == len(s) {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s) + 16)
-	b.WriteString(s[:clean])
-	for i := clean; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case !unsafe(r, size, keep):
-			b.WriteString(s[i : i+size])
-		case r == utf8.RuneError || r < 0x80:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		default:
-			fmt.Fprintf(&b, `\u%04x`, r)
-		}
-		i += size
-	}
-	return b.String()
+	fmt.Fprintf(b, `\u%04x`, r)
 }
 
-// JSON returns a JSON document with the control characters that
-// encoding/json leaves as they are (DEL and the C1 controls) written as \u
-// escapes: the same value, safe on a terminal. A byte that is not UTF-8
-// becomes \ufffd, as json.Marshal would have made it. Outside strings, JSON
-// holds only ASCII syntax and whitespace, so every such rune is inside a
-// string, where a \u escape means the same.
-func JSON(doc []byte) []byte {
-	s := string(doc)
-	var b strings.Builder
-	last := 0
+// jsonEscape writes the JSON escape of an unsafe rune r (U+FFFD for a byte
+// that is not UTF-8).
+func jsonEscape(b *strings.Builder, r rune, _ byte) { fmt.Fprintf(b, `\u%04x`, r) }
+
+// rewrite returns s with every unsafe rune written by esc; s itself when
+// there is none.
+func rewrite(s, keep string, esc func(b *strings.Builder, r rune, raw byte)) string {
+	var b *strings.Builder // made at the first unsafe rune: clean text costs nothing
+	done := 0              // s[:done] is written
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if unsafe(r, size, "\t\n\r") {
-			b.WriteString(s[last:i])
-			fmt.Fprintf(&b, `\u%04x`, r)
-			last = i + size
+		if unsafe(r, size, keep) {
+			if b == nil {
+				b = &strings.Builder{}
+				b.Grow(len(s) + 16)
+			}
+			b.WriteString(s[done:i])
+			esc(b, r, s[i])
+			done = i + size
 		}
 		i += size
 	}
-	if last == 0 {
-		return doc
+	if b == nil {
+		return s
 	}
-	b.WriteString(s[last:])
-	return []byte(b.String())
+	b.WriteString(s[done:])
+	return b.String()
 }
