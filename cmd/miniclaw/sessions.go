@@ -16,13 +16,17 @@ import (
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/protocol"
 	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/internal/termsafe"
 )
 
 // `miniclaw sessions` works on the data directory itself, beside a running
 // gateway or without one. It goes through session.Store, whose appends are
 // serialised across processes by an flock on each transcript: reads see
 // whole lines, and a fork or an archive takes the same lock as the
-// gateway's appends.
+// gateway's appends. What it prints from transcripts and metas goes through
+// termsafe (chatclient's renderers do it for theirs), so that their control
+// characters are shown, not obeyed by the terminal; `export --format jsonl`
+// alone copies the transcript's bytes exactly.
 
 const sessionsUsage = `Usage: miniclaw sessions <command> [flags]
 
@@ -167,7 +171,7 @@ func listCmd(fs *flag.FlagSet) sessionsCmd {
 				if err != nil {
 					return err
 				}
-				_, err = stdout.Write(append(b, '\n'))
+				_, err = stdout.Write(termsafe.JSON(append(b, '\n')))
 				return err
 			}
 			return chatclient.WriteSessionTable(stdout, metas, "", time.Now())
@@ -204,7 +208,7 @@ func showCmd(fs *flag.FlagSet) sessionsCmd {
 				return notFound(st, id, err)
 			}
 			warnCorrupt(stderr, id, corrupt)
-			fmt.Fprintf(stdout, "Session %s · %s · %d messages · %q\n\n", id, meta.Channel, meta.MessageCount, meta.Title)
+			fmt.Fprintf(stdout, "Session %s · %s · %d messages · \"%s\"\n\n", id, termsafe.Line(meta.Channel), meta.MessageCount, termsafe.Line(meta.Title))
 			return chatclient.WriteTranscript(stdout, msgs)
 		},
 	}
@@ -345,6 +349,6 @@ prefer archiving through it.`,
 
 func warnCorrupt(w io.Writer, id string, lines []session.LineError) {
 	for _, le := range lines {
-		fmt.Fprintf(w, "warning: session %s: unreadable transcript %s (left out)\n", id, le)
+		fmt.Fprintf(w, "warning: session %s: unreadable transcript %s (left out)\n", id, termsafe.Line(le.String()))
 	}
 }

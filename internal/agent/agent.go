@@ -94,21 +94,3 @@ func failureStatus(ctx context.Context) string {
 		return core.StatusAborted
 	}
 }
-
-// modelHistory turns a transcript tail into what the model may see: system
-// lines and failed empty replies are dropped, and the history starts at a
-// user message, as model APIs require. Tool records stay inside their
-// assistant message, so no cut separates a tool_use from its result.
-func modelHistory(history []core.Message) []core.Message {
-	out := make([]core.Message, 0, len(history))
-	for _, m := range history {
-		if m.Role == core.RoleSystem || m.Role == core.RoleAssistant && m.Content == "" && len(m.ToolCalls) == 0 {
-			continue
-		}
-		if len(out) == 0 && m.Role != core.RoleUser {
-			continue
-		}
-		out = append(out, m)
-	}
-	return out
-}

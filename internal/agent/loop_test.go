@@ -705,7 +705,7 @@ func TestModelHistory(t *testing.T) {
 			[]core.Message{user("q")},
 		},
 		{
-			"empty failed replies dropped, tool records kept",
+			"empty failed replies dropped (and noted), tool records kept",
 			[]core.Message{
 				user("q1"),
 				asst("", r1),
@@ -718,6 +718,7 @@ func TestModelHistory(t *testing.T) {
 			[]core.Message{
 				user("q1"),
 				asst("", r1),
+				user("[miniclaw] The previous message got no reply: the user aborted it."),
 				user("q2"),
 				{Role: core.RoleAssistant, Content: "half a reply", Status: core.StatusInterrupted, Timestamp: 7},
 				user("q3"),

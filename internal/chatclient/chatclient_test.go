@@ -44,6 +44,12 @@ func startGateway(t *testing.T, addr, dir, token string) *testGateway {
 // startGatewayWith is startGateway with another model provider.
 func startGatewayWith(t *testing.T, addr, dir, token string, provider core.Provider) *testGateway {
 	t.Helper()
+	return startGatewayRuntime(t, addr, dir, token, &agent.Runtime{Provider: provider, Model: "test", Workspace: t.TempDir()})
+}
+
+// startGatewayRuntime is startGateway with another runtime.
+func startGatewayRuntime(t *testing.T, addr, dir, token string, rt *agent.Runtime) *testGateway {
+	t.Helper()
 	store, err := session.Open(dir, session.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +61,7 @@ func startGatewayWith(t *testing.T, addr, dir, token string, provider core.Provi
 	g := &testGateway{
 		srv: gateway.New(gateway.Options{
 			Store:   store,
-			Runtime: &agent.Runtime{Provider: provider, Model: "test", Workspace: t.TempDir()},
+			Runtime: rt,
 			Logger:  slog.New(slog.DiscardHandler),
 			Token:   token,
 		}),

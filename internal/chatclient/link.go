@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/miniclaw/miniclaw/internal/protocol"
+	"github.com/miniclaw/miniclaw/internal/termsafe"
 )
 
 // endpoint is where a gateway answers: its HTTP base URL (for /api) and its
@@ -148,7 +149,8 @@ func (l *link) keepalive(ctx context.Context) {
 	}
 }
 
-// dialError explains a refused upgrade with the gateway's own message.
+// dialError explains a refused upgrade with the gateway's own message,
+// escaped: `miniclaw chat` prints it on the terminal.
 func dialError(err error, resp *http.Response) error {
 	if resp == nil {
 		return err
@@ -157,7 +159,7 @@ func dialError(err error, resp *http.Response) error {
 		return errors.New("the gateway needs a token: pass --token or set MINI_OPENCLAW_TOKEN")
 	}
 	if msg := apiErrorBody(resp); msg != "" {
-		return fmt.Errorf("%s: %s", resp.Status, msg)
+		return fmt.Errorf("%s: %s", termsafe.Line(resp.Status), msg)
 	}
 	return err
 }
@@ -213,7 +215,8 @@ func (l *link) close() {
 }
 
 // apiErrorBody is the message of an {"error":{"code","message"}} body, or
-// the body itself when it is not one.
+// the body itself when it is not one, escaped: it ends up in errors printed
+// on the terminal.
 func apiErrorBody(resp *http.Response) string {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var body struct {
@@ -223,7 +226,7 @@ func apiErrorBody(resp *http.Response) string {
 		} `json:"error"`
 	}
 	if json.Unmarshal(b, &body) == nil && body.Error.Message != "" {
-		return fmt.Sprintf("[%s] %s", body.Error.Code, body.Error.Message)
+		return termsafe.Line(fmt.Sprintf("[%s] %s", body.Error.Code, body.Error.Message))
 	}
-	return strings.TrimSpace(string(b))
+	return termsafe.Line(strings.TrimSpace(string(b)))
 }

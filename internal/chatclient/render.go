@@ -12,11 +12,17 @@ import (
 
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/internal/termsafe"
 )
 
 // The live client (tool events as they happen) and `miniclaw sessions show`
 // (tool records of a stored transcript) draw tools the same way, so a
 // session reads the same after the fact as it did while it ran.
+//
+// Everything printed that came from the model, a tool, a transcript or the
+// gateway goes through termsafe first, so that its control characters are
+// shown rather than obeyed by the terminal: the functions here escape the
+// fields they print, and the client's output does so for all it writes.
 
 const (
 	maxInputShown  = 200 // runes of a tool input on its one line
@@ -28,9 +34,9 @@ const (
 func ToolStartLine(name string, input json.RawMessage) string {
 	in := compactJSON(input)
 	if in == "" || in == "{}" {
-		return "⚙ " + name
+		return "⚙ " + termsafe.Line(name)
 	}
-	return "⚙ " + name + " " + clipRunes(in, maxInputShown)
+	return "⚙ " + termsafe.Line(name) + " " + clipRunes(termsafe.Line(in), maxInputShown)
 }
 
 // ToolDoneLine is the one line that reports a tool's result: a check mark or
@@ -40,7 +46,7 @@ func ToolDoneLine(name, output string, isError bool) string {
 	if isError {
 		mark = "✗"
 	}
-	return mark + " " + name + ": " + firstLine(output)
+	return mark + " " + termsafe.Line(name) + ": " + firstLine(output)
 }
 
 func compactJSON(raw json.RawMessage) string {
@@ -54,15 +60,15 @@ func compactJSON(raw json.RawMessage) string {
 	return b.String()
 }
 
-// firstLine is the first non-blank line of s, clipped, with "…" when
-// anything was left out.
+// firstLine is the first non-blank line of s, escaped and clipped, with "…"
+// when anything was left out.
 func firstLine(s string) string {
 	s = strings.TrimLeft(s, " \t\r\n")
 	if s == "" {
 		return "(no output)"
 	}
 	line, rest, more := strings.Cut(s, "\n")
-	line = strings.TrimRight(line, " \t\r")
+	line = termsafe.Line(strings.TrimRight(line, " \t\r"))
 	more = more && strings.TrimSpace(rest) != ""
 	if utf8.RuneCountInString(line) > maxOutputShown {
 		return clipRunes(line, maxOutputShown)
@@ -93,7 +99,7 @@ func (o *output) text(s string) {
 	if s == "" {
 		return
 	}
-	io.WriteString(o.w, s)
+	io.WriteString(o.w, termsafe.Text(s))
 	o.midLine = !strings.HasSuffix(s, "\n")
 }
 
@@ -106,9 +112,10 @@ func (o *output) endLine() {
 }
 
 // printf writes one whole line (a newline is added), on a line of its own.
+// Its arguments may be anything (errors, events): the line is escaped.
 func (o *output) printf(format string, args ...any) {
 	o.endLine()
-	fmt.Fprintf(o.w, format+"\n", args...)
+	io.WriteString(o.w, termsafe.Text(fmt.Sprintf(format, args...))+"\n")
 }
 
 // WriteSessionTable lists sessions one per line: ID, channel, messages, when
@@ -121,8 +128,8 @@ func WriteSessionTable(w io.Writer, metas []session.Meta, current string, now ti
 		if m.SessionID == current {
 			star = "*"
 		}
-		fmt.Fprintf(tw, "%s %s\t%s\t%d\t%s\t%s\n", star, m.SessionID, m.Channel, m.MessageCount,
-			Ago(time.UnixMilli(m.UpdatedAt), now), clipRunes(m.Title, 60))
+		fmt.Fprintf(tw, "%s %s\t%s\t%d\t%s\t%s\n", star, termsafe.Line(m.SessionID), termsafe.Line(m.Channel), m.MessageCount,
+			Ago(time.UnixMilli(m.UpdatedAt), now), clipRunes(termsafe.Line(m.Title), 60))
 	}
 	return tw.Flush()
 }
@@ -143,7 +150,7 @@ func Ago(t, now time.Time) string {
 
 // WriteTranscript prints messages readably: a header per message (role and
 // local time), its text, its tool calls as the live client shows them, and
-// the status of a turn that did not finish.
+// the status of a turn that did not finish. Control characters are escaped.
 func WriteTranscript(w io.Writer, msgs []core.Message) error {
 	var b strings.Builder
 	for i, m := range msgs {
@@ -162,13 +169,14 @@ func WriteTranscript(w io.Writer, msgs []core.Message) error {
 			fmt.Fprintf(&b, "[%s: %s]\n", m.Status, m.Error)
 		}
 	}
-	_, err := io.WriteString(w, b.String())
+	_, err := io.WriteString(w, termsafe.Text(b.String()))
 	return err
 }
 
 // WriteMarkdown exports a session as a Markdown document: a title and the
 // session's facts, then each message under a heading, with every tool call's
-// input and output in fenced blocks.
+// input and output in fenced blocks. Control characters are escaped: the
+// document is for reading, and may be printed on a terminal.
 func WriteMarkdown(w io.Writer, meta session.Meta, msgs []core.Message) error {
 	var b strings.Builder
 	title := meta.Title
@@ -200,7 +208,7 @@ func WriteMarkdown(w io.Writer, meta session.Meta, msgs []core.Message) error {
 			fmt.Fprintf(&b, "\n> **%s:** %s\n", m.Status, m.Error)
 		}
 	}
-	_, err := io.WriteString(w, b.String())
+	_, err := io.WriteString(w, termsafe.Text(b.String()))
 	return err
 }
 

@@ -9,6 +9,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
+	"unicode"
 )
 
 // Roles of a transcript message.
@@ -54,6 +56,15 @@ type ToolCallRecord struct {
 	Input   json.RawMessage `json:"input"`
 	Output  string          `json:"output"`
 	IsError bool            `json:"isError,omitempty"`
+}
+
+// Blank reports whether text shows nothing: it is empty or holds only
+// whitespace and control characters. Model APIs refuse such text as a
+// content block (Anthropic: "text content blocks must contain non-whitespace
+// text"), so history never sends it; control characters count as blank
+// because APIs differ on which of them are whitespace.
+func Blank(text string) bool {
+	return strings.IndexFunc(text, func(r rune) bool { return !unicode.IsSpace(r) && !unicode.IsControl(r) }) < 0
 }
 
 // ToolCall is a request from the model to run a tool, before it has run.

@@ -88,24 +88,29 @@ func (p *Provider) Complete(ctx context.Context, req core.Request, onText func(s
 func (p *Provider) stream(ctx context.Context, params sdk.MessageNewParams, onText func(string)) (resp core.Response, emitted bool, err error) {
 	s := p.client.Messages.NewStreaming(ctx, params)
 	defer s.Close()
+	// The reply's text is built here and text deltas bypass msg.Accumulate:
+	// both a += here and the SDK's (it appends each delta to the block's
+	// text with +=) copy all the text so far on every delta, quadratic on a
+	// long reply. msg accumulates the rest: tool inputs, usage, stop reason.
+	var text strings.Builder
+	defer func() { resp.Text = text.String() }()
 	var msg sdk.Message
 	stopped, started := false, false
 	for s.Next() {
 		ev := s.Current()
 		started = true
+		if ev.Type == "content_block_delta" && ev.Delta.Type == "text_delta" {
+			if ev.Delta.Text != "" {
+				emitted = true
+				text.WriteString(ev.Delta.Text)
+				onText(ev.Delta.Text)
+			}
+			continue
+		}
 		if err := msg.Accumulate(ev); err != nil {
 			return resp, emitted, fmt.Errorf("anthropic: malformed stream: %w", err)
 		}
-		switch ev.Type {
-		case "content_block_delta":
-			if ev.Delta.Type == "text_delta" && ev.Delta.Text != "" {
-				emitted = true
-				resp.Text += ev.Delta.Text
-				onText(ev.Delta.Text)
-			}
-		case "message_stop":
-			stopped = true
-		}
+		stopped = stopped || ev.Type == "message_stop"
 	}
 	resp.Usage = core.Usage{InputTokens: msg.Usage.InputTokens, OutputTokens: msg.Usage.OutputTokens}
 	resp.StopReason = string(msg.StopReason)

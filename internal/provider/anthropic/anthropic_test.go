@@ -142,6 +142,7 @@ func TestRequestShape(t *testing.T) {
 		t.Errorf("tool 1 = %+v", w.Tools[1])
 	}
 
+	validMessages(t, w.Messages)
 	// The assistant's tool calls are tool_use blocks after its text; their
 	// results open the next user message, and the user's next text joins it.
 	// A result with no output carries no (empty, hence rejected) text block.

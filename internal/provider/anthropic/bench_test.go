@@ -1,6 +1,7 @@
 package anthropic
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	pt "github.com/miniclaw/miniclaw/internal/provider/providertest"
 )
 
 // BenchmarkComplete measures the provider's own cost for one model call of
@@ -47,5 +49,42 @@ func BenchmarkComplete(b *testing.B) {
 		if err != nil || len(resp.ToolCalls) != 1 {
 			b.Fatalf("%v %+v", err, resp)
 		}
+	}
+}
+
+// A long reply costs in proportion to its length: neither the provider nor
+// the SDK's message accumulator rebuilds the reply text on each delta.
+func TestLongReplyIsLinear(t *testing.T) {
+	pt.WantLinear(t, func(chunks int) { completeLong(t, chunks) })
+}
+
+func BenchmarkLongReply(b *testing.B) {
+	for b.Loop() {
+		completeLong(b, pt.LongReply)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*pt.LongReply), "ns/chunk")
+}
+
+// completeLong streams a reply of n text deltas of "x " through the
+// provider and checks it.
+func completeLong(t testing.TB, n int) {
+	var body bytes.Buffer
+	body.WriteString("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"m\",\"stop_reason\":null,\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n")
+	body.WriteString("event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n")
+	for range n {
+		body.WriteString("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"x \"}}\n\n")
+	}
+	body.WriteString("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n")
+	body.WriteString("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":2}}\n\n")
+	body.WriteString("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Write(body.Bytes())
+	}))
+	defer srv.Close()
+	got := 0
+	resp, err := New(Options{APIKey: "k", BaseURL: srv.URL}).Complete(context.Background(), simpleRequest(), func(string) { got++ })
+	if err != nil || got != n || len(resp.Text) != 2*n || resp.StopReason != "end_turn" {
+		t.Fatalf("%d chunks relayed, %d bytes of text, stop %q, err %v; want %d chunks", got, len(resp.Text), resp.StopReason, err, n)
 	}
 }

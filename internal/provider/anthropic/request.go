@@ -18,7 +18,7 @@ func (p *Provider) params(req core.Request) (sdk.MessageNewParams, error) {
 		MaxTokens: p.maxTokens,
 		Messages:  history(req.Messages),
 	}
-	if req.System != "" {
+	if !core.Blank(req.System) {
 		params.System = []sdk.TextBlockParam{{Text: req.System}}
 	}
 	for _, t := range req.Tools {
@@ -40,10 +40,18 @@ func (p *Provider) params(req core.Request) (sdk.MessageNewParams, error) {
 }
 
 // history converts transcript messages. Consecutive user-side blocks (tool
-// results, then the next user text) are merged into one user message.
+// results, then the next user text) are merged into one user message. Blank
+// text (core.Blank) is never sent, as the API refuses it with a 400 that
+// would recur on every later turn of the session; a message left with no
+// blocks is left out, since the API refuses empty content too, and its
+// neighbours merge when both are the user's. Tool pairs are never split: an
+// assistant message with tool calls always has its tool_use blocks.
 func history(msgs []core.Message) []sdk.MessageParam {
 	var out []sdk.MessageParam
 	addUser := func(blocks ...sdk.ContentBlockParamUnion) {
+		if len(blocks) == 0 {
+			return
+		}
 		if n := len(out); n > 0 && out[n-1].Role == sdk.MessageParamRoleUser {
 			out[n-1].Content = append(out[n-1].Content, blocks...)
 			return
@@ -53,12 +61,9 @@ func history(msgs []core.Message) []sdk.MessageParam {
 	for _, m := range msgs {
 		switch m.Role {
 		case core.RoleUser:
-			addUser(sdk.NewTextBlock(m.Content))
+			addUser(textBlocks(m.Content)...)
 		case core.RoleAssistant:
-			var blocks []sdk.ContentBlockParamUnion
-			if m.Content != "" {
-				blocks = append(blocks, sdk.NewTextBlock(m.Content))
-			}
+			blocks := textBlocks(m.Content)
 			var results []sdk.ContentBlockParamUnion
 			for _, tc := range m.ToolCalls {
 				input := json.RawMessage(tc.Input)
@@ -72,19 +77,25 @@ func history(msgs []core.Message) []sdk.MessageParam {
 				continue
 			}
 			out = append(out, sdk.NewAssistantMessage(blocks...))
-			if len(results) > 0 {
-				addUser(results...)
-			}
+			addUser(results...)
 		}
 	}
 	return out
 }
 
-// toolResult is the tool_result block of a call. An empty output is sent as
-// a result without content: the API rejects empty text blocks ("text content
-// blocks must be non-empty"), and a command with no output is common.
+// textBlocks is the text block of s, or none when s is blank.
+func textBlocks(s string) []sdk.ContentBlockParamUnion {
+	if core.Blank(s) {
+		return nil
+	}
+	return []sdk.ContentBlockParamUnion{sdk.NewTextBlock(s)}
+}
+
+// toolResult is the tool_result block of a call. A blank output is sent as
+// a result without content: the API rejects blank text blocks, and a
+// command with no output is common.
 func toolResult(tc core.ToolCallRecord) sdk.ContentBlockParamUnion {
-	if tc.Output != "" {
+	if !core.Blank(tc.Output) {
 		return sdk.NewToolResultBlock(tc.ID, tc.Output, tc.IsError)
 	}
 	return sdk.ContentBlockParamUnion{OfToolResult: &sdk.ToolResultBlockParam{ToolUseID: tc.ID, IsError: sdk.Bool(tc.IsError)}}

@@ -1,10 +1,12 @@
 package openai
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -146,6 +148,27 @@ func TestRequestShape(t *testing.T) {
 		{"role":"user","content":"Thanks. Summarise it."},
 		{"role":"assistant","content":"It is a gateway."},
 		{"role":"user","content":"Shorter?"}
+	]`)
+}
+
+// Blank texts are not sent, as the Anthropic provider does not send them:
+// OpenAI accepts them, but a blank message tells the model nothing and
+// local servers' chat templates vary in what they accept.
+func TestBlankTextIsNeverSent(t *testing.T) {
+	api := pt.NewFakeAPI(t, sse(t, "text.sse"))
+	pt.MustComplete(t, newProvider(api, 1), pt.BlankTexts("gpt-4o", "call_"))
+	pt.JSONEqual(t, "messages", pt.JSONFields(t, api.Only(t).Body)["messages"], `[
+		{"role":"system","content":"You are a test."},
+		{"role":"user","content":"Hi"},
+		{"role":"user","content":"Are you there?"},
+		{"role":"user","content":"Hello?"},
+		{"role":"user","content":"Read empty.txt"},
+		{"role":"assistant","content":"","tool_calls":[
+			{"id":"call_1","type":"function","function":{"name":"read_file","arguments":"{\"path\":\"empty.txt\"}"}}
+		]},
+		{"role":"tool","tool_call_id":"call_1","content":""},
+		{"role":"assistant","content":"It is blank."},
+		{"role":"user","content":"Thanks"}
 	]`)
 }
 
@@ -329,4 +352,37 @@ func TestConcurrentCompletes(t *testing.T) {
 	pt.CompleteConcurrently(t, newProvider(api, 1), simpleRequest(), 8, func(r core.Response) bool {
 		return len(r.ToolCalls) == 2 && r.Text == "Checking both."
 	})
+}
+
+// A long reply costs in proportion to its length: the reply text is not
+// rebuilt on each chunk.
+func TestLongReplyIsLinear(t *testing.T) {
+	pt.WantLinear(t, func(chunks int) { completeLong(t, chunks) })
+}
+
+func BenchmarkLongReply(b *testing.B) {
+	for b.Loop() {
+		completeLong(b, pt.LongReply)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*pt.LongReply), "ns/chunk")
+}
+
+// completeLong streams a reply of n chunks of "x " through the provider
+// and checks it.
+func completeLong(t testing.TB, n int) {
+	var body bytes.Buffer
+	for range n {
+		body.WriteString("data: {\"choices\":[{\"delta\":{\"content\":\"x \"}}]}\n\n")
+	}
+	body.WriteString("data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Write(body.Bytes())
+	}))
+	defer srv.Close()
+	got := 0
+	resp, err := New(Options{BaseURL: srv.URL}).Complete(context.Background(), simpleRequest(), func(string) { got++ })
+	if err != nil || got != n || len(resp.Text) != 2*n {
+		t.Fatalf("%d chunks relayed, %d bytes of text, err %v; want %d chunks", got, len(resp.Text), err, n)
+	}
 }

@@ -69,18 +69,21 @@ type chunk struct {
 }
 
 // buildRequest maps the conversation: each assistant tool call becomes a
-// tool_calls entry followed by a "tool" message with its result.
+// tool_calls entry followed by a "tool" message with its result. Blank text
+// (core.Blank) is not sent, as the Anthropic provider does not send it: a
+// message with nothing else is left out, and a blank tool output or text
+// beside tool calls is sent as "".
 func buildRequest(req core.Request) chatRequest {
 	cr := chatRequest{Model: req.Model, Stream: true, StreamOptions: &streamOptions{IncludeUsage: true}}
-	if req.System != "" {
+	if !core.Blank(req.System) {
 		cr.Messages = append(cr.Messages, chatMessage{Role: "system", Content: req.System})
 	}
 	for _, m := range req.Messages {
-		switch m.Role {
-		case core.RoleUser:
+		switch {
+		case m.Role == core.RoleUser && !core.Blank(m.Content):
 			cr.Messages = append(cr.Messages, chatMessage{Role: "user", Content: m.Content})
-		case core.RoleAssistant:
-			am := chatMessage{Role: "assistant", Content: m.Content}
+		case m.Role == core.RoleAssistant && (!core.Blank(m.Content) || len(m.ToolCalls) > 0):
+			am := chatMessage{Role: "assistant", Content: shown(m.Content)}
 			for _, tc := range m.ToolCalls {
 				c := chatToolCall{ID: tc.ID, Type: "function"}
 				c.Function.Name = tc.Name
@@ -92,7 +95,7 @@ func buildRequest(req core.Request) chatRequest {
 			}
 			cr.Messages = append(cr.Messages, am)
 			for _, tc := range m.ToolCalls {
-				out := tc.Output
+				out := shown(tc.Output)
 				if tc.IsError {
 					out = "Error: " + out
 				}
@@ -109,6 +112,14 @@ func buildRequest(req core.Request) chatRequest {
 	return cr
 }
 
+// shown is s, or "" when s is blank.
+func shown(s string) string {
+	if core.Blank(s) {
+		return ""
+	}
+	return s
+}
+
 // readStream parses the SSE stream, relaying text deltas as they come and
 // assembling tool calls. A delta with an index continues the call at that
 // index (OpenAI splits arguments over many deltas), unless it carries an ID
@@ -116,11 +127,14 @@ func buildRequest(req core.Request) chatRequest {
 // response whole with index 0. A delta without an index starts a new call
 // when it carries a new ID and continues the last one otherwise (some local
 // servers omit the index and send a call whole).
-func readStream(ctx context.Context, body io.Reader, onText func(string)) (core.Response, error) {
-	var resp core.Response
+func readStream(ctx context.Context, body io.Reader, onText func(string)) (resp core.Response, err error) {
+	// Text and names are built, not grown with +=, which would copy all
+	// that came before on every chunk: quadratic on a long reply.
+	var text strings.Builder
+	defer func() { resp.Text = text.String() }()
 	type building struct {
-		id, name string
-		args     strings.Builder
+		id         string
+		name, args strings.Builder
 	}
 	var calls []*building
 	byIndex := map[int]*building{}
@@ -150,7 +164,7 @@ func readStream(ctx context.Context, body io.Reader, onText func(string)) (core.
 		}
 		for _, ch := range c.Choices {
 			if ch.Delta.Content != "" {
-				resp.Text += ch.Delta.Content
+				text.WriteString(ch.Delta.Content)
 				onText(ch.Delta.Content)
 			}
 			for _, tc := range ch.Delta.ToolCalls {
@@ -170,7 +184,7 @@ func readStream(ctx context.Context, body io.Reader, onText func(string)) (core.
 				if tc.ID != "" {
 					b.id = tc.ID
 				}
-				b.name += tc.Function.Name
+				b.name.WriteString(tc.Function.Name)
 				b.args.WriteString(tc.Function.Arguments)
 			}
 			if ch.FinishReason != nil && *ch.FinishReason != "" {
@@ -193,13 +207,13 @@ func readStream(ctx context.Context, body io.Reader, onText func(string)) (core.
 			args = "{}"
 		}
 		if !json.Valid([]byte(args)) {
-			return resp, fmt.Errorf("openai: tool call %s has arguments that are not valid JSON: %.200s", b.name, args)
+			return resp, fmt.Errorf("openai: tool call %s has arguments that are not valid JSON: %.200s", b.name.String(), args)
 		}
 		id := b.id
 		if id == "" {
 			id = fmt.Sprintf("call_%d", i)
 		}
-		resp.ToolCalls = append(resp.ToolCalls, core.ToolCall{ID: id, Name: b.name, Input: json.RawMessage(args)})
+		resp.ToolCalls = append(resp.ToolCalls, core.ToolCall{ID: id, Name: b.name.String(), Input: json.RawMessage(args)})
 	}
 	return resp, nil
 }

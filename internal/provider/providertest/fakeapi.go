@@ -2,7 +2,8 @@
 // (internal/provider/anthropic, internal/provider/openai) share: a fake API
 // server that plays scripted replies and records the requests, replies built
 // from the calling package's testdata fixtures (SSE streams, JSON errors),
-// and checks of what a completion gave.
+// checks of what a completion gave, and the check that a long reply costs
+// in proportion to its length (which the scripted provider's tests use too).
 //
 // It is a normal package so that both providers' tests can import it, but
 // only tests import it: nothing in miniclaw itself does.

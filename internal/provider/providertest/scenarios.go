@@ -52,6 +52,33 @@ func ToolConversation(model, idPrefix, thirdOutput string) core.Request {
 	}
 }
 
+// BlankTexts is a request whose history holds blank texts, as transcripts
+// do: a reply of "\n\n", an abort right after one, an empty failed reply,
+// an assistant message with blank text before its tool call (whose output
+// is blank too), and a blank user message. A provider must send none of
+// them as text, and keep everything else: the user texts "Hi", "Are you
+// there?", "Hello?", "Read empty.txt" and "Thanks", the call (ID
+// idPrefix+"1", read_file of empty.txt) with its result, and the reply "It
+// is blank.".
+func BlankTexts(model, idPrefix string) core.Request {
+	read := core.ToolCallRecord{ID: idPrefix + "1", Name: "read_file", Input: json.RawMessage(`{"path":"empty.txt"}`), Output: "\n \n"}
+	req := SimpleRequest(model)
+	req.Messages = []core.Message{
+		{Role: core.RoleUser, Content: "Hi"},
+		{Role: core.RoleAssistant, Content: "\n\n"},
+		{Role: core.RoleUser, Content: "Are you there?"},
+		{Role: core.RoleAssistant, Content: "\n\n", Status: core.StatusAborted, Error: "turn aborted by the user"},
+		{Role: core.RoleUser, Content: "Hello?"},
+		{Role: core.RoleAssistant, Content: "", Status: core.StatusError, Error: "boom"},
+		{Role: core.RoleUser, Content: "Read empty.txt"},
+		{Role: core.RoleAssistant, Content: " \t\n", ToolCalls: []core.ToolCallRecord{read}},
+		{Role: core.RoleAssistant, Content: "It is blank."},
+		{Role: core.RoleUser, Content: " \n"},
+		{Role: core.RoleUser, Content: "Thanks"},
+	}
+	return req
+}
+
 // HTTPError is an API error answer, and what the provider's error for it
 // must say so that the user knows what to do.
 type HTTPError struct {

@@ -96,22 +96,30 @@ func (p *Provider) Name() string { return "scripted" }
 func (p *Provider) Complete(ctx context.Context, req core.Request, onText func(string)) (core.Response, error) {
 	turn := p.nextTurn(req)
 	var resp core.Response
+	// The text relayed so far is a prefix of the turn's: a slice of it, not
+	// a copy grown chunk by chunk.
+	sent := 0
+	cancelled := func() (core.Response, error) {
+		resp.Text = turn.Text[:sent]
+		return resp, context.Cause(ctx)
+	}
 	for i, piece := range words(turn.Text) {
 		if i > 0 && turn.ChunkDelayMs > 0 {
 			t := time.NewTimer(time.Duration(turn.ChunkDelayMs) * time.Millisecond)
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return resp, context.Cause(ctx)
+				return cancelled()
 			case <-t.C:
 			}
 		}
-		if err := ctx.Err(); err != nil {
-			return resp, context.Cause(ctx)
+		if ctx.Err() != nil {
+			return cancelled()
 		}
 		onText(piece)
-		resp.Text += piece
+		sent += len(piece)
 	}
+	resp.Text = turn.Text
 	resp.StopReason = "end_turn"
 	if len(req.Tools) > 0 {
 		p.mu.Lock()

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/session"
+)
+
+// escapes is what a web page, a file or a model can put in a transcript:
+// an OSC 52 clipboard write, a clear screen, an 8-bit CSI (U+009B), a
+// window title change, a lone ESC.
+const escapes = "\x1b]52;c;ZXZpbA==\x07 \x1b[2J \u009b31m \x1b]0;owned\x07 \x1b"
+
+// `miniclaw sessions list` and `show` (and an export printed on the
+// terminal) show the control characters of titles, channels, messages and
+// tool records as escapes instead of writing them to the terminal.
+func TestSessionsShowEscapesVisibly(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, "data")
+	dir := filepath.Join(data, "sessions")
+	st, err := session.Open(dir, session.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Now().UnixMilli()
+	if _, _, err := st.Create("evil-1", "webchat"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Append("evil-1",
+		core.Message{Role: core.RoleUser, Content: "title " + escapes, Timestamp: ts},
+		core.Message{Role: core.RoleAssistant, Content: "text " + escapes, Timestamp: ts, ToolCalls: []core.ToolCallRecord{
+			{ID: "call_1", Name: "bash" + escapes, Input: json.RawMessage(`{"command":"printf '\u001b]52;c;ZXZpbA==\u0007 \u009b'"}`), Output: escapes + "\nmore"},
+		}},
+		core.Message{Role: core.RoleAssistant, Content: "half", Timestamp: ts, Status: core.StatusError, Error: "boom " + escapes},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	// A channel from before channels were validated: in the meta file, and
+	// not in the index snapshot, which would otherwise be trusted.
+	metaPath := filepath.Join(dir, "evil-1.meta.json")
+	var meta map[string]any
+	b, err := os.ReadFile(metaPath)
+	if err == nil {
+		err = json.Unmarshal(b, &meta)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta["channel"] = "chan " + escapes
+	b, _ = json.Marshal(meta)
+	if err := os.WriteFile(metaPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, ".index"))
+
+	env := sessionsEnv(ws, data)
+	for _, args := range [][]string{
+		{"list"},
+		{"list", "--json"},
+		{"show", "evil-1"},
+		{"export", "evil-1", "--format", "md"},
+	} {
+		r := runCLI(t, cliTimeout, env, append([]string{"sessions"}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("sessions %v: exit %d\nstderr: %s", args, r.code, r.stderr)
+		}
+		if !utf8.ValidString(r.stdout) {
+			t.Errorf("sessions %v: output is not UTF-8: %q", args, r.stdout)
+		}
+		for _, c := range r.stdout {
+			if c < 0x20 && c != '\n' && c != '\t' || c >= 0x7f && c < 0xa0 {
+				t.Errorf("sessions %v: output holds the control character %U:\n%q", args, c, r.stdout)
+				break
+			}
+		}
+		visible := `\x1b]52;c;ZXZpbA==\x07`
+		if len(args) > 1 && args[1] == "--json" {
+			visible = `\u001b]52;c;ZXZpbA==\u0007 \u001b[2J \u009b31m` // the same value, in JSON
+		}
+		if !strings.Contains(r.stdout, visible) {
+			t.Errorf("sessions %v: output lacks %s:\n%s", args, visible, r.stdout)
+		}
+	}
+}

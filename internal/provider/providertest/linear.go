@@ -1,0 +1,45 @@
+package providertest
+
+import (
+	"runtime"
+	"testing"
+)
+
+// LongReply is the number of chunks of the long replies the providers'
+// benchmarks stream: 100,000, as a model's longest answers reach.
+const LongReply = 100_000
+
+// linearChunks is the longer reply WantLinear streams: long enough for a
+// quadratic cost to dominate even the Anthropic SDK's decoding of each
+// event (7 kB a delta, by 13 times), short enough to take a second or two
+// under -race.
+const linearChunks = 40_000
+
+// allocated returns how many bytes the heap allocated while f ran.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// WantLinear checks that what a provider allocates grows linearly with the
+// number of chunks of a reply, not with its square (a reply built with +=
+// copies everything received so far on each chunk). complete must run one
+// completion of a reply of the given number of chunks, and check it. A
+// reply of 40,000 chunks must cost less than 8 times one of a quarter as
+// many: about 4 when linear, about 16 when quadratic. Bytes, not time, are
+// measured, so a busy machine does not change the verdict; the test must
+// not be parallel, as other tests' allocations would count.
+func WantLinear(t *testing.T, complete func(chunks int)) {
+	t.Helper()
+	n := linearChunks
+	small := allocated(func() { complete(n / 4) })
+	large := allocated(func() { complete(n) })
+	if ratio := float64(large) / float64(small); ratio >= 8 {
+		t.Errorf("a reply of %d chunks allocated %d bytes, %.1f times as much as one of %d chunks (%d bytes): the cost grows with the square of the reply",
+			n, large, ratio, n/4, small)
+	}
+}
