@@ -14,6 +14,7 @@ import (
 
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // sessionsEnv points `miniclaw sessions` at a data directory.
@@ -189,6 +190,36 @@ func TestSessionsCommands(t *testing.T) {
 	}
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
 		t.Errorf("list created the missing data dir %s", missing)
+	}
+}
+
+// A named pipe where a transcript should be (the data dir lies in the
+// workspace by default, so the model's shell can make one) blocks no
+// command: list leaves it out with a warning naming it, show and export
+// fail at once naming its type.
+func TestSessionsSpecialTranscript(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, "data")
+	seedSessions(t, data)
+	fifo := filepath.Join(data, "sessions", "fifo-9.jsonl")
+	testutil.Mkfifo(t, fifo)
+	env := sessionsEnv(ws, data)
+	// A blocked command is killed at this bound; a working one takes
+	// milliseconds.
+	const bound = 10 * time.Second
+	for _, args := range [][]string{{"show", "fifo-9"}, {"show", "fifo-9", "--limit", "1"}, {"export", "fifo-9"}} {
+		r := runCLI(t, bound, env, append([]string{"sessions"}, args...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, fifo+" is a named pipe") {
+			t.Errorf("sessions %v: exit %d, stderr %q; want a failure naming %s as a named pipe", args, r.code, r.stderr, fifo)
+		}
+	}
+	r := runCLI(t, bound, env, "sessions", "list")
+	if r.code != 0 || !strings.Contains(r.stdout, "plain-1") || strings.Contains(r.stdout, "fifo-9") {
+		t.Errorf("sessions list: exit %d, stdout %q; want the other sessions without fifo-9", r.code, r.stdout)
+	}
+	if !strings.Contains(r.stderr, fifo+" is a named pipe") {
+		t.Errorf("sessions list: stderr %q does not say why fifo-9 is left out", r.stderr)
 	}
 }
 
