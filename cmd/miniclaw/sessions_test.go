@@ -223,6 +223,46 @@ func TestSessionsSpecialTranscript(t *testing.T) {
 	}
 }
 
+// A gateway on a data dir inside the workspace (the default) whose
+// sessions directory holds a pipe as a transcript, a link to /dev/zero as
+// a meta file and a pipe as the index snapshot starts, lists the other
+// sessions with their counts, and answers a request for the pipe's session
+// with an error naming it.
+func TestGatewaySpecialSessionFiles(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, ".mini-openclaw")
+	seedSessions(t, data)
+	dir := filepath.Join(data, "sessions")
+	testutil.Mkfifo(t, filepath.Join(dir, "fifo-9.jsonl"))
+	for _, name := range []string{"plain-1.meta.json", ".index"} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "plain-1.meta.json")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Mkfifo(t, filepath.Join(dir, ".index"))
+	g := startGateway(t, "gateway", gatewayEnv(ws, "", map[string]string{"MINI_OPENCLAW_DATA_DIR": ""}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := g.listSessions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got["plain-1"].MessageCount != 2 || got["tools-1"].MessageCount != 3 {
+		t.Errorf("GET /api/sessions = %+v; want tools-1 (3 messages), pending-1, plain-1 (2)", got)
+	}
+	var v any
+	if err := g.getJSON(ctx, "/api/sessions/fifo-9", &v); err == nil || !strings.Contains(err.Error(), "is a named pipe") {
+		t.Errorf("GET /api/sessions/fifo-9: %v; want an error naming the named pipe", err)
+	}
+	if log := g.stderr.String(); !strings.Contains(log, filepath.Join(dir, "fifo-9.jsonl")+" is a named pipe") {
+		t.Errorf("the gateway's log does not say why fifo-9 is left out:\n%s", log)
+	}
+}
+
 // The sessions commands run against the data dir of a gateway process while
 // clients stream turns into it: they see consistent data, fork and archive
 // work, the gateway keeps serving, and every transcript line still parses.
