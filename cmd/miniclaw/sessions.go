@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/config"
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/protocol"
+	"github.com/miniclaw/miniclaw/internal/safeopen"
 	"github.com/miniclaw/miniclaw/internal/session"
 	"github.com/miniclaw/miniclaw/internal/termsafe"
 )
@@ -113,7 +115,7 @@ func runSessions(args []string, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	st, err := openStore(p.SessionsDir)
+	st, err := openStore(p.SessionsDir, stderr)
 	if err != nil {
 		return err
 	}
@@ -142,13 +144,25 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // openStore opens the sessions directory without creating it: a mistyped
-// --data-dir must not leave an empty data directory behind.
-func openStore(dir string) (*session.Store, error) {
+// --data-dir must not leave an empty data directory behind. The store's
+// warnings (a session left out of the listing, a meta file repaired) go to
+// stderr.
+func openStore(dir string, stderr io.Writer) (*session.Store, error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("no sessions directory at %s (check --data-dir or MINI_OPENCLAW_DATA_DIR)", dir)
 	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn, ReplaceAttr: dropTime}))
 	// Fsync always: a fork is one append, and a command line is not a hot path.
-	return session.Open(dir, session.Options{Fsync: true})
+	return session.Open(dir, session.Options{Fsync: true, Logger: log})
+}
+
+// dropTime leaves the time out of a command's log lines: they are printed
+// as they happen.
+func dropTime(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
 }
 
 // notFound names the session and where it was looked for.
@@ -263,14 +277,22 @@ func exportCmd(fs *flag.FlagSet) sessionsCmd {
 // exportJSONL copies the transcript's complete lines. The transcript's file
 // name is part of the documented storage layout (<sessions>/<id>.jsonl). An
 // append is one write of whole lines, so stopping at the last newline leaves
-// out only an append still being written, never part of a line.
+// out only an append still being written, never part of a line. The file
+// is opened as safeopen does (a pipe swapped in is refused, not waited on)
+// and read up to the size fstat gave, so a file that keeps growing ends
+// the copy too.
 func exportJSONL(w io.Writer, st *session.Store, id string) error {
-	b, err := os.ReadFile(filepath.Join(st.Dir(), id+".jsonl"))
+	f, fi, err := safeopen.Open(filepath.Join(st.Dir(), id+".jsonl"), safeopen.Regular)
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("session %s: %w", id, session.ErrNotFound)
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("session %s: %w", id, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, fi.Size()))
+	if err != nil {
+		return fmt.Errorf("session %s: export: %w", id, err)
 	}
 	_, err = w.Write(b[:bytes.LastIndexByte(b, '\n')+1])
 	return err

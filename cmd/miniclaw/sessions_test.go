@@ -14,6 +14,7 @@ import (
 
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // sessionsEnv points `miniclaw sessions` at a data directory.
@@ -189,6 +190,76 @@ func TestSessionsCommands(t *testing.T) {
 	}
 	if _, err := os.Stat(missing); !os.IsNotExist(err) {
 		t.Errorf("list created the missing data dir %s", missing)
+	}
+}
+
+// A named pipe where a transcript should be (the data dir lies in the
+// workspace by default, so the model's shell can make one) blocks no
+// command: list leaves it out with a warning naming it, show and export
+// fail at once naming its type.
+func TestSessionsSpecialTranscript(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, "data")
+	seedSessions(t, data)
+	fifo := filepath.Join(data, "sessions", "fifo-9.jsonl")
+	testutil.Mkfifo(t, fifo)
+	env := sessionsEnv(ws, data)
+	// A blocked command is killed at this bound; a working one takes
+	// milliseconds.
+	const bound = 10 * time.Second
+	for _, args := range [][]string{{"show", "fifo-9"}, {"show", "fifo-9", "--limit", "1"}, {"export", "fifo-9"}} {
+		r := runCLI(t, bound, env, append([]string{"sessions"}, args...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, fifo+" is a named pipe") {
+			t.Errorf("sessions %v: exit %d, stderr %q; want a failure naming %s as a named pipe", args, r.code, r.stderr, fifo)
+		}
+	}
+	r := runCLI(t, bound, env, "sessions", "list")
+	if r.code != 0 || !strings.Contains(r.stdout, "plain-1") || strings.Contains(r.stdout, "fifo-9") {
+		t.Errorf("sessions list: exit %d, stdout %q; want the other sessions without fifo-9", r.code, r.stdout)
+	}
+	if !strings.Contains(r.stderr, fifo+" is a named pipe") {
+		t.Errorf("sessions list: stderr %q does not say why fifo-9 is left out", r.stderr)
+	}
+}
+
+// A gateway on a data dir inside the workspace (the default) whose
+// sessions directory holds a pipe as a transcript, a link to /dev/zero as
+// a meta file and a pipe as the index snapshot starts, lists the other
+// sessions with their counts, and answers a request for the pipe's session
+// with an error naming it.
+func TestGatewaySpecialSessionFiles(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, ".mini-openclaw")
+	seedSessions(t, data)
+	dir := filepath.Join(data, "sessions")
+	testutil.Mkfifo(t, filepath.Join(dir, "fifo-9.jsonl"))
+	for _, name := range []string{"plain-1.meta.json", ".index"} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "plain-1.meta.json")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Mkfifo(t, filepath.Join(dir, ".index"))
+	g := startGateway(t, "gateway", gatewayEnv(ws, "", map[string]string{"MINI_OPENCLAW_DATA_DIR": ""}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := g.listSessions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got["plain-1"].MessageCount != 2 || got["tools-1"].MessageCount != 3 {
+		t.Errorf("GET /api/sessions = %+v; want tools-1 (3 messages), pending-1, plain-1 (2)", got)
+	}
+	var v any
+	if err := g.getJSON(ctx, "/api/sessions/fifo-9", &v); err == nil || !strings.Contains(err.Error(), "is a named pipe") {
+		t.Errorf("GET /api/sessions/fifo-9: %v; want an error naming the named pipe", err)
+	}
+	if log := g.stderr.String(); !strings.Contains(log, filepath.Join(dir, "fifo-9.jsonl")+" is a named pipe") {
+		t.Errorf("the gateway's log does not say why fifo-9 is left out:\n%s", log)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/filelock"
+	"github.com/miniclaw/miniclaw/internal/safeopen"
 )
 
 // Append adds messages to the end of a session's transcript in one write:
@@ -85,7 +86,7 @@ func (s *Store) Append(id string, msgs ...core.Message) (Meta, error) {
 // write into the archive.
 func (s *Store) openLocked(id string) (*os.File, int64, error) {
 	path := s.jsonlPath(id)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+	f, _, err := safeopen.OpenFile(path, os.O_RDWR|os.O_APPEND, 0, safeopen.Regular)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, 0, fmt.Errorf("session %s: %w", id, ErrNotFound)
 	}
@@ -176,7 +177,11 @@ func (s *Store) cutTorn(id string, f *os.File, meta Meta, torn int) (Meta, error
 	good := meta.Size - int64(torn)
 	frag := make([]byte, torn)
 	if _, err := f.ReadAt(frag, good); err == nil {
-		if tf, err := os.OpenFile(s.jsonlPath(id)+".torn", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+		// A pipe there would block the append for good: it is refused.
+		tf, _, err := safeopen.OpenFile(s.jsonlPath(id)+".torn", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600, safeopen.Regular)
+		if err != nil {
+			s.log.Warn("session torn tail not saved", "session", id, "err", err)
+		} else {
 			tf.Write(append(frag, '\n'))
 			tf.Close()
 		}

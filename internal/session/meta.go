@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/safeopen"
 )
 
 // Meta is the content of <id>.meta.json: a cache of facts about a session
@@ -64,8 +65,13 @@ func (m *Meta) observeOne(msg core.Message) {
 	}
 }
 
+// maxMetaBytes bounds a meta file: one is a few hundred bytes (the title
+// is cut to maxTitleLen runes), so a bigger one is damage, rebuilt from the
+// transcript rather than read whole.
+const maxMetaBytes = 64 << 10
+
 func readMeta(path string) (Meta, error) {
-	b, err := os.ReadFile(path)
+	b, err := readLimited(path, maxMetaBytes)
 	if err != nil {
 		return Meta{}, err
 	}
@@ -77,6 +83,33 @@ func readMeta(path string) (Meta, error) {
 		return Meta{}, fmt.Errorf("%s: missing or invalid fields", path)
 	}
 	return m, nil
+}
+
+// readLimited reads the regular file at path whole when it holds at most
+// limit bytes, and refuses it otherwise without reading it: the store's
+// caches (meta files, the snapshot) are small, so a big one is damage, and
+// a pipe or a device (which fstat gives no size) is refused by type.
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, fi, err := safeopen.Open(path, safeopen.Regular)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tooBig := func(size int64) error {
+		return fmt.Errorf("%s: %d bytes is over the limit of %d", path, size, limit)
+	}
+	if fi.Size() > limit {
+		return nil, tooBig(fi.Size())
+	}
+	// The file may grow after the fstat: the limit bounds the read too.
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, tooBig(int64(len(b)))
+	}
+	return b, nil
 }
 
 // minLineLen is the shortest transcript line that counts as a message: one

@@ -40,6 +40,10 @@ const (
 	snapshotName   = ".index"
 	snapshotHeader = "miniclaw-index 2"
 	snapshotFields = 11
+	// maxSnapshotBytes bounds the snapshot: a line is a few hundred bytes,
+	// so this holds over a hundred thousand sessions; a bigger file is
+	// damage, and the sessions are indexed from their meta files instead.
+	maxSnapshotBytes = 64 << 20
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -62,7 +66,7 @@ type snapEntry struct {
 // a malformed line is skipped (its session falls back to its meta file).
 // The strings of the entries share the file's one string.
 func (s *Store) readSnapshot() map[string]*snapEntry {
-	b, err := os.ReadFile(filepath.Join(s.dir, snapshotName))
+	b, err := readLimited(filepath.Join(s.dir, snapshotName), maxSnapshotBytes)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			s.log.Warn("index snapshot not read; sessions are indexed from their meta files", "err", err)

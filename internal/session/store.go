@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/protocol"
+	"github.com/miniclaw/miniclaw/internal/safeopen"
 )
 
 // ErrNotFound is returned for a session ID the store does not hold.
@@ -230,7 +231,7 @@ func (s *Store) metaPath(id string) string  { return filepath.Join(s.dir, id+met
 // did not describe every session; check holds, for the sessions taken from
 // it, the meta file stamps it recorded, for repairMetaFiles.
 func (s *Store) rebuildIndex() (stale bool, check []*snapEntry, err error) {
-	d, err := os.Open(s.dir)
+	d, _, err := safeopen.Open(s.dir, safeopen.Dir)
 	if err != nil {
 		return false, nil, fmt.Errorf("session store %s: %w", s.dir, err)
 	}
@@ -265,7 +266,8 @@ func (s *Store) rebuildIndex() (stale bool, check []*snapEntry, err error) {
 	for _, id := range ids {
 		st, ok := statAt(d, id+jsonlExt)
 		if !ok {
-			continue // gone, or a directory named like a session
+			s.warnIrregular(id) // or it is gone
+			continue
 		}
 		e := snap[id]
 		if e == nil || e.jsonl != st || !e.hasMeta {
@@ -300,6 +302,18 @@ func (s *Store) rebuildIndex() (stale bool, check []*snapEntry, err error) {
 	return len(misses) > 0 || len(snap) != len(s.sessions), check, nil
 }
 
+// warnIrregular logs a session left out of the index because its
+// transcript is not a regular file: a named pipe, a socket or a device
+// (the data dir may lie in the workspace, where the model's shell can put
+// one) would block or never end, so it is not opened, and every operation
+// on the ID says why.
+func (s *Store) warnIrregular(id string) {
+	if fi, err := os.Stat(s.jsonlPath(id)); err == nil {
+		err := &safeopen.TypeError{Path: s.jsonlPath(id), Mode: fi.Mode(), Want: safeopen.Regular}
+		s.log.Warn("session skipped: its transcript is not a regular file", "session", id, "err", err)
+	}
+}
+
 // repairMetaFiles rewrites, from the index, the meta file of each session
 // taken from the snapshot whose meta file is no longer the one the snapshot
 // recorded (damaged or replaced while the gateway was down). The index was
@@ -308,7 +322,7 @@ func (s *Store) repairMetaFiles(check []*snapEntry) {
 	if len(check) == 0 {
 		return
 	}
-	d, err := os.Open(s.dir)
+	d, _, err := safeopen.Open(s.dir, safeopen.Dir)
 	if err != nil {
 		return
 	}
@@ -355,9 +369,13 @@ func (s *Store) removeIfStale(name string) {
 // loadMeta returns the meta of a session on disk, rebuilding it from the
 // JSONL when the meta file is missing, corrupt or describes another size.
 func (s *Store) loadMeta(id string) (Meta, error) {
-	fi, err := os.Stat(s.jsonlPath(id))
+	path := s.jsonlPath(id)
+	fi, err := os.Stat(path)
 	if err != nil {
 		return Meta{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		return Meta{}, &safeopen.TypeError{Path: path, Mode: fi.Mode(), Want: safeopen.Regular}
 	}
 	m, merr := readMeta(s.metaPath(id))
 	if merr == nil && m.SessionID == id && m.Size == fi.Size() {
@@ -397,15 +415,11 @@ func (s *Store) loadMeta(id string) (Meta, error) {
 // the next append cuts it. ok is false when m does not describe a prefix of
 // the file.
 func (s *Store) extendMeta(id string, m Meta) (Meta, bool) {
-	f, err := os.Open(s.jsonlPath(id))
+	f, fi, err := safeopen.Open(s.jsonlPath(id), safeopen.Regular)
 	if err != nil {
 		return m, false
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return m, false
-	}
 	grown, _, ok, err := extend(f, m, fi.Size())
 	return grown, ok && err == nil
 }
@@ -526,7 +540,7 @@ func (s *Store) create(id, channel, forkedFrom string) (Meta, bool, error) {
 	now := s.now().UnixMilli()
 	m := Meta{SessionID: id, Channel: channel, CreatedAt: now, UpdatedAt: now, ForkedFrom: forkedFrom}
 	s.diskMu.Lock()
-	f, err := os.OpenFile(s.jsonlPath(id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, _, err := safeopen.OpenFile(s.jsonlPath(id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600, safeopen.Regular)
 	if errors.Is(err, fs.ErrExist) {
 		s.diskMu.Unlock()
 		// Lost a race with another creator (goroutine or process): use theirs.
@@ -564,7 +578,7 @@ func (s *Store) create(id, channel, forkedFrom string) (Meta, bool, error) {
 // systems refuse to fsync a directory, and the entry is then as durable as
 // they make it.
 func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
+	if d, _, err := safeopen.Open(dir, safeopen.Dir); err == nil {
 		d.Sync()
 		d.Close()
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/miniclaw/miniclaw/internal/filelock"
 	"github.com/miniclaw/miniclaw/internal/protocol"
+	"github.com/miniclaw/miniclaw/internal/safeopen"
 )
 
 // lockExt names a session's turn lock file, <id>.lock. It is neither a
@@ -45,7 +46,7 @@ func (s *Store) LockTurn(ctx context.Context, id string, timeout time.Duration, 
 		return nil, fmt.Errorf("%w: %v", ErrInvalidID, err)
 	}
 	path := filepath.Join(s.dir, id+lockExt)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, _, err := safeopen.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600, safeopen.Regular)
 	if err != nil {
 		return nil, fmt.Errorf("session %s: turn lock: %w", id, err)
 	}
