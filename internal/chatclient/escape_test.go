@@ -103,6 +103,7 @@ func TestEscapesAreShownNotObeyed(t *testing.T) {
 	// Keys typed on a terminal are not escapes: the title with them comes
 	// from evil-1's.
 	w, tout, done := runAsync(t, Options{URL: "ws://" + g.addr + "/ws", SessionID: "evil-2", Terminal: true})
+	waitOutput(t, tout, "/help lists the commands") // typed before the connection, a line is refused
 	io.WriteString(w, "hello\r")
 	waitOutput(t, tout, "done ")
 	io.WriteString(w, "/sessions\r")
