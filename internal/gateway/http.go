@@ -30,11 +30,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /{$}", s.root)
 	mux.HandleFunc("GET /static/", s.page) // the WebChat's scripts and styles
 	mux.Handle("GET /api/sessions", s.auth(http.HandlerFunc(s.listSessions)))
-	mux.Handle("POST /api/sessions", s.auth(http.HandlerFunc(s.createSession)))
+	mux.Handle("POST /api/sessions", s.auth(s.sameSite(http.HandlerFunc(s.createSession))))
 	mux.Handle("GET /api/sessions/{id}", s.auth(http.HandlerFunc(s.getSession)))
-	mux.Handle("POST /api/sessions/{id}/fork", s.auth(http.HandlerFunc(s.forkSession)))
-	mux.Handle("POST /api/sessions/{id}/archive", s.auth(http.HandlerFunc(s.archiveSession)))
-	return mux
+	mux.Handle("POST /api/sessions/{id}/fork", s.auth(s.sameSite(http.HandlerFunc(s.forkSession))))
+	mux.Handle("POST /api/sessions/{id}/archive", s.auth(s.sameSite(http.HandlerFunc(s.archiveSession))))
+	return s.checkHost(mux)
 }
 
 // root serves the WebChat, or upgrades to WebSocket: the seed's clients do

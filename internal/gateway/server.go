@@ -33,6 +33,9 @@ type Options struct {
 	// OriginPatterns are extra browser origins (host[:port] patterns, as
 	// path.Match) allowed to open a WebSocket besides the gateway's own host.
 	OriginPatterns []string
+	// AllowedHosts are host names, besides 127.0.0.1, localhost and [::1],
+	// that a request's Host may name (any port) when no Token is set.
+	AllowedHosts []string
 	// MaxContext is how many transcript messages a turn sends to the model.
 	MaxContext int
 	// ProviderWarning, when set, is shown by /readyz and the WebChat: the

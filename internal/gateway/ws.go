@@ -30,18 +30,24 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if err := s.checkOrigin(r); err != nil {
+		s.log.Warn("websocket upgrade refused: foreign Origin", "remote", r.RemoteAddr, "err", err)
+		writeError(w, http.StatusForbidden, protocol.CodeForbidden, err.Error())
+		return
+	}
 	if !s.enter() {
 		writeError(w, http.StatusServiceUnavailable, protocol.CodeShuttingDown, "the gateway is shutting down")
 		return
 	}
 	defer s.handlers.Done()
+	// Accept checks Origin again, more loosely (it trusts any Host).
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		OriginPatterns:  s.opt.OriginPatterns,
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
 		s.log.Info("websocket upgrade refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
-		return // Accept has written the HTTP error (403 for a foreign Origin)
+		return // Accept has written the HTTP error
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

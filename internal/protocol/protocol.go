@@ -30,6 +30,7 @@ const (
 	CodeNotFound     Code = "not_found"      // no session has that ID
 	CodeConflict     Code = "conflict"       // the session is busy (archive during a turn)
 	CodeUnauthorized Code = "unauthorized"   // missing or wrong token
+	CodeForbidden    Code = "forbidden"      // a browser request from a foreign Origin
 	CodeTooLarge     Code = "too_large"      // a request body over its limit
 	CodeInternal     Code = "internal"       // a bug or an I/O failure on the server
 )
