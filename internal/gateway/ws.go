@@ -110,19 +110,19 @@ func (s *Server) readLoop(ctx context.Context, c *conn) {
 		}
 		ev, derr := protocol.DecodeClientEvent(data)
 		if derr != nil {
-			c.enqueue(errorEvent(derr.Code, derr.Message, ""))
+			c.reply(errorEvent(derr.Code, derr.Message, ""))
 			continue
 		}
 		switch ev.Type {
 		case protocol.TypePing:
-			c.enqueue(protocol.Encode(protocol.Pong{Type: protocol.TypePong}))
+			c.reply(protocol.Encode(protocol.Pong{Type: protocol.TypePong}))
 		case protocol.TypeAbort:
 			id := ev.SessionID
 			if id == "" {
 				id = s.hub.sessionOf(c)
 			}
 			if !s.hub.abort(id, core.ErrAborted) {
-				c.enqueue(errorEvent(protocol.CodeNotRunning, "no turn is running on this session", id))
+				c.reply(errorEvent(protocol.CodeNotRunning, "no turn is running on this session", id))
 			}
 		case protocol.TypeMessage:
 			s.handleMessage(c, ev)
@@ -140,7 +140,7 @@ func (s *Server) handleMessage(c *conn, ev protocol.ClientEvent) {
 	// Also for the attached session: it may have been archived by another
 	// process meanwhile, and then the ID starts a new one.
 	if _, _, err := s.store.Create(id, session.DefaultChannel); err != nil {
-		c.enqueue(errorEvent(protocol.CodeInternal, "cannot open session: "+err.Error(), id))
+		c.reply(errorEvent(protocol.CodeInternal, "cannot open session: "+err.Error(), id))
 		return
 	}
 	if ev.SessionID != "" {
@@ -148,9 +148,9 @@ func (s *Server) handleMessage(c *conn, ev protocol.ClientEvent) {
 	}
 	switch s.hub.enqueue(id, job{content: ev.Content, from: c}) {
 	case queueFull:
-		c.enqueue(errorEvent(protocol.CodeQueueFull, "too many messages are waiting on this session; wait for a reply", id))
+		c.reply(errorEvent(protocol.CodeQueueFull, "too many messages are waiting on this session; wait for a reply", id))
 	case shuttingDown:
-		c.enqueue(errorEvent(protocol.CodeShuttingDown, "the gateway is shutting down; the message was not accepted", id))
+		c.reply(errorEvent(protocol.CodeShuttingDown, "the gateway is shutting down; the message was not accepted", id))
 	}
 }
 
