@@ -88,7 +88,8 @@ type health struct {
 	Reason          string  `json:"reason,omitempty"`
 	Connections     int64   `json:"connections"`
 	Sessions        int     `json:"sessions"`
-	Uptime          float64 `json:"uptime"` // seconds
+	QueuedBytes     int     `json:"queuedBytes"` // user messages waiting in lanes, against Options.MaxQueuedBytes
+	Uptime          float64 `json:"uptime"`      // seconds
 	Provider        string  `json:"provider,omitempty"`
 	ProviderWarning string  `json:"providerWarning,omitempty"`
 }
@@ -98,6 +99,7 @@ func (s *Server) health(status string) health {
 		Status:      status,
 		Connections: s.Connections(),
 		Sessions:    s.store.Len(),
+		QueuedBytes: s.hub.queuedBytes(),
 		Uptime:      time.Since(s.start).Seconds(),
 	}
 }

@@ -9,6 +9,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -43,10 +44,18 @@ type Options struct {
 	ProviderWarning string
 	// Page is the WebChat: it serves GET / and its assets under /static/.
 	Page http.Handler
+	// MaxQueuedBytes bounds the bytes of user messages waiting in lanes,
+	// across every session and connection; past it a message is refused
+	// with queue_full. 0 means DefaultMaxQueuedBytes.
+	MaxQueuedBytes int
 	// Keepalive is how often an idle peer is pinged; one that does not
 	// answer within half of it is dropped. 0 means 30 s.
 	Keepalive time.Duration
 }
+
+// DefaultMaxQueuedBytes is the default gateway-wide budget of queued user
+// messages: 64 MiB, 64 full-size (1 MiB) messages, or thousands of usual ones.
+const DefaultMaxQueuedBytes = 64 << 20
 
 // Server is a gateway. Create it with New, serve it with Serve, stop it with
 // Shutdown.
@@ -84,7 +93,7 @@ func New(opt Options) *Server {
 		interrupt: interrupt,
 		conns:     map[*conn]struct{}{},
 	}
-	s.hub = newHub(base, s.runTurn)
+	s.hub = newHub(base, s.runTurn, cmp.Or(opt.MaxQueuedBytes, DefaultMaxQueuedBytes))
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/coder/websocket"
@@ -149,6 +150,8 @@ func (s *Server) handleMessage(c *conn, ev protocol.ClientEvent) {
 	switch s.hub.enqueue(id, job{content: ev.Content, from: c}) {
 	case queueFull:
 		c.reply(errorEvent(protocol.CodeQueueFull, "too many messages are waiting on this session; wait for a reply", id))
+	case budgetFull:
+		c.reply(errorEvent(protocol.CodeQueueFull, fmt.Sprintf("the gateway already holds %d MiB of messages waiting for their turn; wait for replies", s.hub.maxBytes>>20), id))
 	case shuttingDown:
 		c.reply(errorEvent(protocol.CodeShuttingDown, "the gateway is shutting down; the message was not accepted", id))
 	}
