@@ -175,6 +175,19 @@ func (h *hub) abort(id string, cause error) bool {
 	return true
 }
 
+// running is how many lanes have a turn running.
+func (h *hub) running() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, l := range h.lanes {
+		if l.running {
+			n++
+		}
+	}
+	return n
+}
+
 // queuedBytes is the bytes of user messages waiting in every lane.
 func (h *hub) queuedBytes() int {
 	h.mu.Lock()
