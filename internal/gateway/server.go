@@ -49,6 +49,10 @@ type Options struct {
 	// across every session and connection; past it a message is refused
 	// with queue_full. 0 means DefaultMaxQueuedBytes.
 	MaxQueuedBytes int
+	// MinFreeDisk is the free space, in bytes, the session store's disk
+	// must have for /readyz to answer ready. 0 means 64 MiB or 1% of the
+	// disk, whichever is smaller.
+	MinFreeDisk uint64
 	// ShutdownGrace is how long Shutdown still waits, once its context is
 	// done and the turns are interrupted, for turns and handlers to return
 	// before it gives up on them. 0 means 2 s.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
@@ -107,6 +108,10 @@ func (s *Server) readLoop(ctx context.Context, c *conn) {
 		}
 		if typ != websocket.MessageText {
 			c.kill(websocket.StatusUnsupportedData, "binary frames are not supported: send JSON text frames")
+			return
+		}
+		if !utf8.Valid(data) { // RFC 6455 §8.1: fail the connection with 1007
+			c.kill(websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
 			return
 		}
 		ev, derr := protocol.DecodeClientEvent(data)
