@@ -53,7 +53,7 @@ func TestQueuedBytesBudget(t *testing.T) {
 	t.Parallel()
 	const (
 		sessions = 8
-		size     = 512 << 10
+		size     = 64 << 10
 		budget   = 8 * size // room for 8 queued messages
 	)
 	p := gateProvider{started: make(chan struct{}, 100), release: make(chan struct{})}
@@ -68,7 +68,7 @@ func TestQueuedBytesBudget(t *testing.T) {
 		send(s, 0)
 		<-p.started
 	}
-	// Then three more messages per session: 24 × 512 KiB against a 4 MiB budget.
+	// Then three more messages per session: 24 × 64 KiB against a 512 KiB budget.
 	for i := 1; i <= 3; i++ {
 		for s := range sessions {
 			send(s, i)
@@ -77,7 +77,7 @@ func TestQueuedBytesBudget(t *testing.T) {
 	c.send(map[string]string{"type": "ping"})
 	refused := 0
 	for ev := c.next(); ev.Type != "pong"; ev = c.next() {
-		if ev.Type != "error" || ev.Code != "queue_full" || !strings.Contains(ev.Message, "MiB") {
+		if ev.Type != "error" || ev.Code != "queue_full" || !strings.Contains(ev.Message, "budget") {
 			t.Fatalf("while queuing: %s", ev.Raw)
 		}
 		refused++

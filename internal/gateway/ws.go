@@ -156,7 +156,7 @@ func (s *Server) handleMessage(c *conn, ev protocol.ClientEvent) {
 	case queueFull:
 		c.reply(errorEvent(protocol.CodeQueueFull, "too many messages are waiting on this session; wait for a reply", id))
 	case budgetFull:
-		c.reply(errorEvent(protocol.CodeQueueFull, fmt.Sprintf("the gateway already holds %d MiB of messages waiting for their turn; wait for replies", s.hub.maxBytes>>20), id))
+		c.reply(errorEvent(protocol.CodeQueueFull, fmt.Sprintf("messages waiting for their turn fill the gateway's budget of %d bytes; wait for replies", s.hub.maxBytes), id))
 	case shuttingDown:
 		c.reply(errorEvent(protocol.CodeShuttingDown, "the gateway is shutting down; the message was not accepted", id))
 	}
