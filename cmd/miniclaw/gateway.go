@@ -72,6 +72,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		Logger:          log,
 		Token:           cfg.Token,
 		OriginPatterns:  cfg.AllowedOrigins,
+		AllowedHosts:    cfg.AllowedHosts,
 		MaxContext:      cfg.MaxContext,
 		ProviderWarning: warning,
 		Page:            web.Handler(),
@@ -104,8 +105,14 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 	defer cancel()
 	start := time.Now()
 	err = errors.Join(srv.Shutdown(sctx), <-serveErr)
+	if err != nil {
+		// Shutdown is bounded: what it could not stop is abandoned, and
+		// the process exits anyway.
+		log.Error("gateway stopped with work left running; exiting anyway", "ms", time.Since(start).Milliseconds(), "err", err)
+		return err
+	}
 	log.Info("gateway stopped", "ms", time.Since(start).Milliseconds())
-	return err
+	return nil
 }
 
 // knowledge is the prompt's memory and skills layer (agent.Knowledge).

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Provider names.
@@ -29,6 +30,9 @@ const (
 	FsyncAlways = "always" // fsync after every append: survives power loss
 	FsyncNever  = "never"  // leave it to the OS: survives a process crash, not power loss
 )
+
+// MinNetworkTokenLen is the shortest token accepted for a non-loopback bind.
+const MinNetworkTokenLen = 16
 
 // Config is the resolved configuration of a gateway process.
 type Config struct {
@@ -55,6 +59,7 @@ type Config struct {
 	OpenAIAPIKey      string
 	OpenAIBaseURL     string
 	AllowedOrigins    []string
+	AllowedHosts      []string // Host names served without a token, besides loopback ones
 	ShutdownTimeout   time.Duration
 	LogJSON           bool
 	// TurnLockTimeout bounds how long a turn waits for a turn of the same
@@ -97,6 +102,7 @@ var settings = []setting{
 	{env: "MINI_OPENCLAW_PROVIDER", flag: "provider", def: "", help: "anthropic, openai or scripted (default: anthropic with a key, else scripted)"},
 	{env: "MINI_OPENCLAW_SCRIPT", flag: "script", def: "", help: "scripted provider: JSON file of model turns (default: echo)"},
 	{env: "MINI_OPENCLAW_ALLOWED_ORIGINS", flag: "allowed-origins", def: "", help: "extra browser Origins allowed to open a WebSocket, comma-separated host[:port] patterns"},
+	{env: "MINI_OPENCLAW_ALLOWED_HOSTS", flag: "allowed-hosts", def: "", help: "host names, besides localhost, 127.0.0.1 and [::1], that requests may name in Host when no token is set, comma-separated (guards against DNS rebinding)"},
 	{env: "MINI_OPENCLAW_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "10s", help: "how long in-flight turns may run after SIGTERM (Go duration)"},
 	{env: "MINI_OPENCLAW_TURN_LOCK_TIMEOUT", flag: "turn-lock-timeout", def: "10m", help: "how long a turn waits for another process's turn on the same session before it fails (Go duration, 1s-24h)"},
 	{env: "MINI_OPENCLAW_LOG_FORMAT", flag: "log-format", def: "text", help: "log format: text or json"},
@@ -183,6 +189,15 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 		return v
 	}
 	str := func(env string) string { v, _ := raw(env); return v }
+	list := func(env string) []string {
+		var out []string
+		for _, v := range strings.Split(str(env), ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
 	blame := func(env string) string { _, name := raw(env); return name }
 
 	var c Config
@@ -202,19 +217,18 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	c.AnthropicBaseURL = str("ANTHROPIC_BASE_URL")
 	c.OpenAIAPIKey = str("OPENAI_API_KEY")
 	c.OpenAIBaseURL = str("OPENAI_BASE_URL")
-	if v := str("MINI_OPENCLAW_ALLOWED_ORIGINS"); v != "" {
-		for _, o := range strings.Split(v, ",") {
-			if o = strings.TrimSpace(o); o != "" {
-				c.AllowedOrigins = append(c.AllowedOrigins, o)
-			}
-		}
-	}
+	c.AllowedOrigins = list("MINI_OPENCLAW_ALLOWED_ORIGINS")
+	c.AllowedHosts = list("MINI_OPENCLAW_ALLOWED_HOSTS")
 	if c.Host == "" {
 		errs = append(errs, fmt.Errorf("%s: must not be empty", blame("MINI_OPENCLAW_HOST")))
 	} else if net.ParseIP(c.Host) == nil && c.Host != "localhost" {
 		errs = append(errs, fmt.Errorf("%s=%q: must be an IP address or localhost", blame("MINI_OPENCLAW_HOST"), c.Host))
 	} else if !c.IsLoopback() && c.Token == "" {
 		errs = append(errs, fmt.Errorf("%s=%s is not a loopback address: set MINI_OPENCLAW_TOKEN so the gateway is not open to the network", blame("MINI_OPENCLAW_HOST"), c.Host))
+	} else if !c.IsLoopback() && utf8.RuneCountInString(strings.TrimSpace(c.Token)) < MinNetworkTokenLen {
+		// Off loopback the token is all that stands between the network
+		// and a shell: refuse one that can be guessed.
+		errs = append(errs, fmt.Errorf("%s is too short for a non-loopback %s=%s: use at least %d characters", blame("MINI_OPENCLAW_TOKEN"), blame("MINI_OPENCLAW_HOST"), c.Host, MinNetworkTokenLen))
 	}
 	if c.Model == "" {
 		errs = append(errs, fmt.Errorf("%s: must not be empty", blame("MINI_OPENCLAW_MODEL")))

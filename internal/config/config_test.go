@@ -123,9 +123,10 @@ func TestLoadFromEnv(t *testing.T) {
 		"MINI_OPENCLAW_MAX_TOOL_ROUNDS":  "1",
 		"MINI_OPENCLAW_BASH_TIMEOUT":     "2m",
 		"MINI_OPENCLAW_FSYNC":            "never",
-		"MINI_OPENCLAW_TOKEN":            "tok",
+		"MINI_OPENCLAW_TOKEN":            "tok-0123456789abcdef",
 		"MINI_OPENCLAW_PROVIDER":         "openai",
 		"MINI_OPENCLAW_ALLOWED_ORIGINS":  " example.com, ,*.example.org:8443,",
+		"MINI_OPENCLAW_ALLOWED_HOSTS":    "gw.lan, ,Box.Example,",
 		"MINI_OPENCLAW_SHUTDOWN_TIMEOUT": "0s",
 		"MINI_OPENCLAW_LOG_FORMAT":       "json",
 		"ANTHROPIC_API_KEY":              "ak",
@@ -146,13 +147,14 @@ func TestLoadFromEnv(t *testing.T) {
 		MaxToolRounds:    1,
 		BashTimeout:      2 * time.Minute,
 		Fsync:            FsyncNever,
-		Token:            "tok",
+		Token:            "tok-0123456789abcdef",
 		Provider:         ProviderOpenAI,
 		AnthropicAPIKey:  "ak",
 		AnthropicBaseURL: "http://127.0.0.1:1/a",
 		OpenAIAPIKey:     "ok",
 		OpenAIBaseURL:    "http://127.0.0.1:11434/v1",
 		AllowedOrigins:   []string{"example.com", "*.example.org:8443"},
+		AllowedHosts:     []string{"gw.lan", "Box.Example"},
 		LogJSON:          true,
 		TurnLockTimeout:  10 * time.Minute,
 	}
@@ -376,13 +378,25 @@ func TestLoadHostAndToken(t *testing.T) {
 	_, _, err = load(t, nil, "--host", "::")
 	wantErr(t, err, "--host=:: is not a loopback address: set MINI_OPENCLAW_TOKEN so the gateway is not open to the network")
 
-	c := mustLoad(t, map[string]string{"MINI_OPENCLAW_HOST": "0.0.0.0", "MINI_OPENCLAW_TOKEN": "s3cret"})
-	if c.Token != "s3cret" || c.IsLoopback() {
+	c := mustLoad(t, map[string]string{"MINI_OPENCLAW_HOST": "0.0.0.0", "MINI_OPENCLAW_TOKEN": "s3cret-s3cret-s3"})
+	if c.Token != "s3cret-s3cret-s3" || c.IsLoopback() {
 		t.Fatalf("Token=%q IsLoopback=%v", c.Token, c.IsLoopback())
 	}
-	c = mustLoad(t, nil, "--host", "192.168.1.10", "--token", "flagtok")
-	if c.Token != "flagtok" || c.Addr() != "192.168.1.10:3210" {
+	c = mustLoad(t, nil, "--host", "192.168.1.10", "--token", "flagtok-flagtok-flagtok")
+	if c.Token != "flagtok-flagtok-flagtok" || c.Addr() != "192.168.1.10:3210" {
 		t.Fatalf("Token=%q Addr=%q", c.Token, c.Addr())
+	}
+	// Off loopback the token is all that guards a shell: a guessable one is
+	// refused, and the error does not echo it.
+	for _, tok := range []string{" ", "x", "fifteen-chars-x", "                "} {
+		_, _, err := load(t, map[string]string{"MINI_OPENCLAW_HOST": "0.0.0.0", "MINI_OPENCLAW_TOKEN": tok})
+		wantErr(t, err, "MINI_OPENCLAW_TOKEN is too short for a non-loopback MINI_OPENCLAW_HOST=0.0.0.0: use at least 16 characters")
+	}
+	_, _, err = load(t, nil, "--host", "::", "--token", "short")
+	wantErr(t, err, "--token is too short for a non-loopback --host=::: use at least 16 characters")
+	// On loopback a short token is the user's business.
+	if c := mustLoad(t, map[string]string{"MINI_OPENCLAW_TOKEN": "x"}); c.Token != "x" {
+		t.Fatalf("loopback with a short token: Token=%q", c.Token)
 	}
 }
 

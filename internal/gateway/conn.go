@@ -20,9 +20,19 @@ const (
 	// waiting at the tail, so a model that streams faster than one
 	// connection can write (thousands of small chunks at once) gives that
 	// client fewer, larger chunks instead of closing it.
-	sendQueueLen     = 256
-	sendQueueBytes   = 4 << 20
-	mergeAfter       = 16
+	sendQueueLen   = 256
+	sendQueueBytes = 4 << 20
+	mergeAfter     = 16
+	// The answers to a client's own frames (pong, the error for a bad
+	// frame, queue_full...) are not broadcasts it failed to keep up with:
+	// they never close it. Instead the handler waits, before queuing one,
+	// while replyRoom events or half of sendQueueBytes are already queued.
+	// A client that sends faster than it reads is thus slowed down (its
+	// frames wait in the socket, unread), with all its answers kept in
+	// order, and it leaves broadcasts the rest of the queue. One that
+	// stops reading altogether stops answering keepalive pings too (the
+	// handler reads their pongs) and is closed by that.
+	replyRoom        = 32
 	writeTimeout     = 10 * time.Second
 	defaultKeepalive = 30 * time.Second
 )
@@ -31,7 +41,8 @@ const (
 // are done by a flush goroutine that exists only while events wait: an idle
 // connection costs one goroutine, not two (memory per idle connection is a
 // budget, see bench/). Keepalive pings run from a timer. enqueue and
-// enqueueChunk may be called from any goroutine and never block.
+// enqueueChunk may be called from any goroutine and never block; reply, for
+// answers to the client's own frames, may wait for room.
 type conn struct {
 	ws      *websocket.Conn
 	ctx     context.Context // ends every write and ping once the handler is done
@@ -39,6 +50,7 @@ type conn struct {
 	session string          // guarded by hub.mu
 
 	mu       sync.Mutex
+	room     sync.Cond   // on mu: signalled when the queue shrinks or the connection stops
 	queue    []outEvent  // waiting to be written, oldest first
 	queued   int         // bytes in queue
 	flushing bool        // a flush goroutine runs
@@ -59,7 +71,9 @@ type outEvent struct {
 // newConn wraps an accepted WebSocket; ctx is cancelled by the handler when
 // the connection ends. keepalive is the ping interval.
 func newConn(ctx context.Context, ws *websocket.Conn, keepalive time.Duration) *conn {
-	return &conn{ws: ws, ctx: ctx, every: keepalive}
+	c := &conn{ws: ws, ctx: ctx, every: keepalive}
+	c.room.L = &c.mu
+	return c
 }
 
 // startKeepalive arms the ping timer, once the connection is in service.
@@ -75,6 +89,7 @@ func (c *conn) startKeepalive() {
 // Caller holds c.mu.
 func (c *conn) stopLocked(graceful bool) {
 	c.stopped, c.graceful = true, graceful
+	c.room.Broadcast()
 	if c.ping != nil {
 		c.ping.Stop()
 	}
@@ -82,6 +97,17 @@ func (c *conn) stopLocked(graceful bool) {
 
 // enqueue queues an encoded event.
 func (c *conn) enqueue(payload []byte) { c.push(outEvent{data: payload}) }
+
+// reply queues the answer to one of the client's own frames, waiting for
+// room first (see replyRoom). Only the handler goroutine calls it.
+func (c *conn) reply(payload []byte) {
+	c.mu.Lock()
+	for !c.stopped && (len(c.queue) >= replyRoom || c.queued >= sendQueueBytes/2) {
+		c.room.Wait()
+	}
+	c.mu.Unlock()
+	c.enqueue(payload)
+}
 
 // enqueueChunk queues a chunk of a reply of session id.
 func (c *conn) enqueueChunk(id, text string) { c.push(outEvent{data: []byte(text), chunkOf: id}) }
@@ -144,6 +170,7 @@ func (c *conn) flush() {
 		c.queue[0] = outEvent{}
 		c.queue = c.queue[1:]
 		c.queued -= len(ev.data)
+		c.room.Broadcast()
 		c.mu.Unlock()
 
 		msg := ev.data

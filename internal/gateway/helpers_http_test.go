@@ -82,8 +82,9 @@ func wantTranscript(t *testing.T, got []line, want ...string) {
 	}
 }
 
-// do sends an HTTP request; body, when not nil, is marshalled as JSON.
-// It returns the status and the response body.
+// do sends an HTTP request; body, when not nil, is marshalled as JSON. A
+// POST says Content-Type: application/json unless header sets one. It
+// returns the status and the response body.
 func (ts *testServer) do(t *testing.T, method, path string, body any, header http.Header) (int, []byte) {
 	t.Helper()
 	var r io.Reader
@@ -103,6 +104,9 @@ func (ts *testServer) do(t *testing.T, method, path string, body any, header htt
 	req, err := http.NewRequestWithContext(ctx, method, ts.httpURL(path), r)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range header {
 		req.Header[k] = v

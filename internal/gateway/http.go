@@ -1,16 +1,21 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
 
 	"github.com/miniclaw/miniclaw/internal/protocol"
 	"github.com/miniclaw/miniclaw/internal/session"
@@ -30,11 +35,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /{$}", s.root)
 	mux.HandleFunc("GET /static/", s.page) // the WebChat's scripts and styles
 	mux.Handle("GET /api/sessions", s.auth(http.HandlerFunc(s.listSessions)))
-	mux.Handle("POST /api/sessions", s.auth(http.HandlerFunc(s.createSession)))
+	mux.Handle("POST /api/sessions", s.auth(s.sameSite(http.HandlerFunc(s.createSession))))
 	mux.Handle("GET /api/sessions/{id}", s.auth(http.HandlerFunc(s.getSession)))
-	mux.Handle("POST /api/sessions/{id}/fork", s.auth(http.HandlerFunc(s.forkSession)))
-	mux.Handle("POST /api/sessions/{id}/archive", s.auth(http.HandlerFunc(s.archiveSession)))
-	return mux
+	mux.Handle("POST /api/sessions/{id}/fork", s.auth(s.sameSite(http.HandlerFunc(s.forkSession))))
+	mux.Handle("POST /api/sessions/{id}/archive", s.auth(s.sameSite(http.HandlerFunc(s.archiveSession))))
+	return s.checkHost(mux)
 }
 
 // root serves the WebChat, or upgrades to WebSocket: the seed's clients do
@@ -88,7 +93,8 @@ type health struct {
 	Reason          string  `json:"reason,omitempty"`
 	Connections     int64   `json:"connections"`
 	Sessions        int     `json:"sessions"`
-	Uptime          float64 `json:"uptime"` // seconds
+	QueuedBytes     int     `json:"queuedBytes"` // user messages waiting in lanes, against Options.MaxQueuedBytes
+	Uptime          float64 `json:"uptime"`      // seconds
 	Provider        string  `json:"provider,omitempty"`
 	ProviderWarning string  `json:"providerWarning,omitempty"`
 }
@@ -98,6 +104,7 @@ func (s *Server) health(status string) health {
 		Status:      status,
 		Connections: s.Connections(),
 		Sessions:    s.store.Len(),
+		QueuedBytes: s.hub.queuedBytes(),
 		Uptime:      time.Since(s.start).Seconds(),
 	}
 }
@@ -118,9 +125,36 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := s.store.CheckWritable(); err != nil {
 		h.Status, h.Reason, code = "not_ready", "session store is not writable: "+err.Error(), http.StatusServiceUnavailable
+	} else if err := s.checkDiskFree(); err != nil {
+		h.Status, h.Reason, code = "not_ready", err.Error(), http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, h)
 }
+
+// checkDiskFree reports an error when the session store's disk has less
+// free space (for this user) than the floor: a full disk fails every
+// append, so the gateway is not ready although a tiny probe file fits.
+func (s *Server) checkDiskFree() error {
+	var st unix.Statfs_t
+	dir := s.store.Dir()
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("cannot read the free space of %s: %w", dir, err)
+	}
+	bsize := uint64(st.Bsize)
+	free, size := uint64(st.Bavail)*bsize, uint64(st.Blocks)*bsize
+	floor := s.opt.MinFreeDisk
+	if floor == 0 {
+		floor = min(defaultMinFreeDisk, size/100)
+	}
+	if free < floor {
+		return fmt.Errorf("the disk of %s is full: %d MiB free, below the floor of %d MiB", dir, free>>20, floor>>20)
+	}
+	return nil
+}
+
+// defaultMinFreeDisk is the free-space floor of /readyz on disks over 6.4 GB
+// (on smaller ones, 1% of the disk).
+const defaultMinFreeDisk = 64 << 20
 
 // sessionInfo is a session in API answers: its meta and whether a turn runs.
 type sessionInfo struct {
@@ -158,6 +192,9 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 	}
 	if body.Channel == "" {
 		body.Channel = session.DefaultChannel
+	} else if err := protocol.ValidateChannel(body.Channel); err != nil {
+		writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, "channel: "+err.Error())
+		return
 	}
 	m, created, err := s.store.Create(body.SessionID, body.Channel)
 	if err != nil {
@@ -250,23 +287,51 @@ func (s *Server) archiveSession(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"sessionId": id, "archivedTo": path})
 }
 
-// decodeBody reads an optional JSON object body, strictly. It writes the
-// error and returns false when the body is bad.
+// decodeBody reads an optional JSON object body into the struct v points
+// to, strictly: members by their exact json tag names (encoding/json alone
+// would fold case and take "SESSIONID" for "sessionId"), each at most once,
+// nothing unknown. It writes the error and returns false when the body is bad.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, maxAPIBody)
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
 	var tooBig *http.MaxBytesError
 	switch {
-	case err == nil, errors.Is(err, io.EOF):
-		return true
 	case errors.As(err, &tooBig):
 		writeError(w, http.StatusRequestEntityTooLarge, protocol.CodeTooLarge, "request body is over "+strconv.Itoa(maxAPIBody)+" bytes")
-	default:
+		return false
+	case err != nil:
 		writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, "request body: "+err.Error())
+		return false
+	case len(bytes.TrimSpace(data)) == 0:
+		return true
 	}
-	return false
+	fields, derr := protocol.DecodeObject(data, "request body")
+	if derr != nil {
+		writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, derr.Message)
+		return false
+	}
+	names := jsonNames(v)
+	for name := range fields {
+		if !slices.Contains(names, name) {
+			writeError(w, http.StatusBadRequest, protocol.CodeBadRequest,
+				fmt.Sprintf("request body: unknown field %q (fields, case-sensitive: %s)", name, strings.Join(names, ", ")))
+			return false
+		}
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, "request body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// jsonNames are the json tag names of the fields of the struct v points to.
+func jsonNames(v any) []string {
+	t := reflect.TypeOf(v).Elem()
+	names := make([]string, t.NumField())
+	for i := range names {
+		names[i], _, _ = strings.Cut(t.Field(i).Tag.Get("json"), ",")
+	}
+	return names
 }
 
 func intParam(w http.ResponseWriter, v, name string, def, lo, hi int) (int, bool) {

@@ -27,9 +27,11 @@ type lane struct {
 // hub owns the lanes. A lane exists while it has subscribers or work, and is
 // dropped when it has neither.
 type hub struct {
-	mu     sync.Mutex
-	lanes  map[string]*lane
-	closed bool // no new turns once shutdown began
+	mu       sync.Mutex
+	lanes    map[string]*lane
+	closed   bool // no new turns once shutdown began
+	queued   int  // bytes of content of every lane's queue
+	maxBytes int  // bound of queued, across all lanes
 
 	// runTurn runs one job; it is called on the lane's goroutine with a
 	// context the hub can cancel (abort) with a cause. It returns the event
@@ -39,8 +41,8 @@ type hub struct {
 	turns   sync.WaitGroup  // one count per running lane goroutine
 }
 
-func newHub(base context.Context, runTurn func(context.Context, string, job) []byte) *hub {
-	return &hub{lanes: map[string]*lane{}, runTurn: runTurn, base: base}
+func newHub(base context.Context, runTurn func(context.Context, string, job) []byte, maxBytes int) *hub {
+	return &hub{lanes: map[string]*lane{}, runTurn: runTurn, base: base, maxBytes: maxBytes}
 }
 
 // laneLocked returns the lane of id, creating it. Caller holds h.mu.
@@ -97,8 +99,9 @@ func (h *hub) sessionOf(c *conn) string {
 type enqueueResult int
 
 const (
-	enqueued enqueueResult = iota
-	queueFull
+	enqueued   enqueueResult = iota
+	queueFull                // the session's queue is at maxQueued
+	budgetFull               // the gateway's queues hold maxBytes
 	shuttingDown
 )
 
@@ -115,6 +118,11 @@ func (h *hub) enqueue(id string, j job) enqueueResult {
 	if len(l.queue) >= maxQueued {
 		return queueFull
 	}
+	if h.queued+len(j.content) > h.maxBytes {
+		h.dropIfIdleLocked(l)
+		return budgetFull
+	}
+	h.queued += len(j.content)
 	l.queue = append(l.queue, j)
 	if !l.running {
 		l.running = true
@@ -143,6 +151,7 @@ func (h *hub) drain(l *lane) {
 		j := l.queue[0]
 		l.queue[0] = job{}
 		l.queue = l.queue[1:]
+		h.queued -= len(j.content)
 		ctx, cancel := context.WithCancelCause(h.base)
 		l.cancel = cancel
 		h.sendLocked(l, final)
@@ -164,6 +173,26 @@ func (h *hub) abort(id string, cause error) bool {
 	}
 	l.cancel(cause)
 	return true
+}
+
+// running is how many lanes have a turn running.
+func (h *hub) running() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, l := range h.lanes {
+		if l.running {
+			n++
+		}
+	}
+	return n
+}
+
+// queuedBytes is the bytes of user messages waiting in every lane.
+func (h *hub) queuedBytes() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.queued
 }
 
 // busy reports whether a turn of id is running or queued.

@@ -9,8 +9,10 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,6 +35,9 @@ type Options struct {
 	// OriginPatterns are extra browser origins (host[:port] patterns, as
 	// path.Match) allowed to open a WebSocket besides the gateway's own host.
 	OriginPatterns []string
+	// AllowedHosts are host names, besides 127.0.0.1, localhost and [::1],
+	// that a request's Host may name (any port) when no Token is set.
+	AllowedHosts []string
 	// MaxContext is how many transcript messages a turn sends to the model.
 	MaxContext int
 	// ProviderWarning, when set, is shown by /readyz and the WebChat: the
@@ -40,6 +45,18 @@ type Options struct {
 	ProviderWarning string
 	// Page is the WebChat: it serves GET / and its assets under /static/.
 	Page http.Handler
+	// MaxQueuedBytes bounds the bytes of user messages waiting in lanes,
+	// across every session and connection; past it a message is refused
+	// with queue_full. 0 means DefaultMaxQueuedBytes.
+	MaxQueuedBytes int
+	// MinFreeDisk is the free space, in bytes, the session store's disk
+	// must have for /readyz to answer ready. 0 means 64 MiB or 1% of the
+	// disk, whichever is smaller.
+	MinFreeDisk uint64
+	// ShutdownGrace is how long Shutdown still waits, once its context is
+	// done and the turns are interrupted, for turns and handlers to return
+	// before it gives up on them. 0 means 2 s.
+	ShutdownGrace time.Duration
 	// Keepalive is how often an idle peer is pinged; one that does not
 	// answer within half of it is dropped. 0 means 30 s.
 	Keepalive time.Duration
@@ -52,6 +69,10 @@ type Options struct {
 // DefaultTurnLockTimeout is the default of Options.TurnLockTimeout: longer
 // than any sane turn, so only a stuck process makes a turn give up.
 const DefaultTurnLockTimeout = 10 * time.Minute
+
+// DefaultMaxQueuedBytes is the default gateway-wide budget of queued user
+// messages: 64 MiB, 64 full-size (1 MiB) messages, or thousands of usual ones.
+const DefaultMaxQueuedBytes = 64 << 20
 
 // Server is a gateway. Create it with New, serve it with Serve, stop it with
 // Shutdown.
@@ -92,7 +113,7 @@ func New(opt Options) *Server {
 		interrupt: interrupt,
 		conns:     map[*conn]struct{}{},
 	}
-	s.hub = newHub(base, s.runTurn)
+	s.hub = newHub(base, s.runTurn, cmp.Or(opt.MaxQueuedBytes, DefaultMaxQueuedBytes))
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -118,20 +139,36 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops the gateway: no new connections or turns; running and
 // queued turns get until ctx is done to finish, then they are interrupted
 // and persisted as such; finally every connection is closed with 1001.
+//
+// Shutdown is bounded: a turn or handler still running ShutdownGrace after
+// ctx is done (one that ignores its interruption, such as a tool stuck in
+// a system call) is abandoned, its goroutine left to die with the process,
+// and Shutdown returns an error saying what it left running.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.connsMu.Lock()
 	s.closing = true
 	s.connsMu.Unlock()
 	s.hub.close()
-	err := s.http.Shutdown(ctx) // stops the listener and idle HTTP connections
-	finished := make(chan struct{})
-	go func() { s.hub.turns.Wait(); close(finished) }()
-	select {
-	case <-finished:
-	case <-ctx.Done():
+
+	// hard is done ShutdownGrace after ctx: the end of every wait below.
+	hard, giveUp := context.WithCancel(context.Background())
+	defer giveUp()
+	grace := cmp.Or(s.opt.ShutdownGrace, defaultShutdownGrace)
+	defer context.AfterFunc(ctx, func() {
 		s.log.Warn("shutdown deadline reached: interrupting running turns")
 		s.interrupt(core.ErrInterrupted)
-		<-finished
+		time.AfterFunc(grace, giveUp)
+	})()
+
+	// Stops the listener and idle HTTP connections, and waits for active
+	// ones (not WebSockets, which are hijacked) until ctx is done.
+	err := s.http.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		err = nil // the deadline only bounded the wait; handlers left are abandoned
+	}
+	var stuck []error
+	if !waitOrGiveUp(hard, &s.hub.turns) {
+		stuck = append(stuck, fmt.Errorf("%d turn(s) did not stop within %s of being interrupted", s.hub.running(), grace))
 	}
 	s.interrupt(core.ErrInterrupted)
 	s.connsMu.Lock()
@@ -139,11 +176,29 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		c.shutdown()
 	}
 	s.connsMu.Unlock()
-	s.handlers.Wait()
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		err = nil // the deadline only bounded the wait; everything is closed now
+	if !waitOrGiveUp(hard, &s.handlers) {
+		stuck = append(stuck, fmt.Errorf("WebSocket handlers did not return within %s", grace))
+	}
+	if len(stuck) > 0 {
+		return fmt.Errorf("shutdown incomplete: %w", errors.Join(append(stuck, err)...))
 	}
 	return err
+}
+
+// defaultShutdownGrace is Options.ShutdownGrace when not set.
+const defaultShutdownGrace = 2 * time.Second
+
+// waitOrGiveUp waits for wg until ctx is done; false means it gave up, and
+// leaves behind a goroutine that ends when wg does (or with the process).
+func waitOrGiveUp(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Connections is the number of open WebSocket connections.

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/gateway"
 )
 
 // shutdown runs Shutdown with a deadline in the background; the returned
@@ -232,4 +235,52 @@ func TestShutdownDuringUpgrades(t *testing.T) {
 	if n := ts.srv.Connections(); n != 0 {
 		t.Errorf("%d connections counted after Shutdown returned", n)
 	}
+}
+
+// stuckProvider starts every model call (announcing it on started) and then
+// ignores cancellation until unstuck is closed: a turn stuck in something
+// that does not honour its context, like a tool blocked in a system call.
+type stuckProvider struct {
+	started chan struct{}
+	unstuck chan struct{}
+}
+
+func (stuckProvider) Name() string { return "stuck" }
+
+func (p stuckProvider) Complete(ctx context.Context, req core.Request, onText func(string)) (core.Response, error) {
+	p.started <- struct{}{}
+	<-p.unstuck
+	return core.Response{}, context.Cause(ctx)
+}
+
+// TestShutdownHardBound: a turn that ignores its interruption and an HTTP
+// handler that never returns do not hold Shutdown past its deadline plus
+// the grace: it returns an error saying what it left running, and the
+// connections are closed (1001) all the same.
+func TestShutdownHardBound(t *testing.T) {
+	t.Parallel()
+	p := stuckProvider{started: make(chan struct{}, 10), unstuck: make(chan struct{})}
+	handlerIn := make(chan struct{}, 10)
+	ts := startServer(t, p, withPage(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlerIn <- struct{}{}
+		<-p.unstuck // ignores the request's context too
+	})), func(o *gateway.Options) { o.ShutdownGrace = 200 * time.Millisecond })
+	t.Cleanup(func() { close(p.unstuck) }) // before the server's cleanup: let the stuck goroutines go
+
+	c := ts.dial(t, "/ws?sessionId=stuck")
+	c.message("hang")
+	<-p.started
+	go http.Get(ts.httpURL("/")) // its error, once the gateway is gone, does not matter
+	<-handlerIn
+
+	var err error
+	select {
+	case err = <-ts.shutdown(100 * time.Millisecond):
+	case <-time.After(waitFor):
+		t.Fatal("Shutdown did not return: it waits without bound for a stuck turn")
+	}
+	if err == nil || !strings.Contains(err.Error(), "1 turn") {
+		t.Fatalf("Shutdown = %v, want an error saying 1 turn was left running", err)
+	}
+	c.expectClose(websocket.StatusGoingAway)
 }

@@ -141,3 +141,47 @@ func TestSlowReaderIsClosed(t *testing.T) {
 	again := ts.dial(t, "/ws?sessionId=slow")
 	again.chat("are you done")
 }
+
+// TestOwnRepliesDoNotCloseAReader: a client that reads, but sends a burst
+// of bad frames and pings faster than their answers can be written, is
+// not closed as a slow reader (1008): every frame of its own gets its
+// answer, in order, and the connection goes on working.
+func TestOwnRepliesDoNotCloseAReader(t *testing.T) {
+	t.Parallel()
+	ts := echoServer(t)
+	c := ts.dial(t, "/ws?sessionId=bursty")
+	const frames = 4000
+	sent := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*waitFor)
+		defer cancel()
+		for i := range frames {
+			frame := `{"type":"ping"}`
+			if i%2 == 1 {
+				frame = `{"type":"dance"}`
+			}
+			if err := c.ws.Write(ctx, websocket.MessageText, []byte(frame)); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	for i := range frames {
+		ev, err := c.read()
+		if err != nil {
+			t.Fatalf("after %d answers: %v (close status %v)", i, err, websocket.CloseStatus(err))
+		}
+		want := "pong"
+		if i%2 == 1 {
+			want = "error"
+		}
+		if ev.Type != want {
+			t.Fatalf("answer %d is %s, want %s", i, ev.Raw, want)
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatalf("sending the burst: %v", err)
+	}
+	c.chat("still here")
+}

@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
@@ -30,18 +32,24 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if err := s.checkOrigin(r); err != nil {
+		s.log.Warn("websocket upgrade refused: foreign Origin", "remote", r.RemoteAddr, "err", err)
+		writeError(w, http.StatusForbidden, protocol.CodeForbidden, err.Error())
+		return
+	}
 	if !s.enter() {
 		writeError(w, http.StatusServiceUnavailable, protocol.CodeShuttingDown, "the gateway is shutting down")
 		return
 	}
 	defer s.handlers.Done()
+	// Accept checks Origin again, more loosely (it trusts any Host).
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		OriginPatterns:  s.opt.OriginPatterns,
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
 		s.log.Info("websocket upgrade refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
-		return // Accept has written the HTTP error (403 for a foreign Origin)
+		return // Accept has written the HTTP error
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -102,21 +110,25 @@ func (s *Server) readLoop(ctx context.Context, c *conn) {
 			c.kill(websocket.StatusUnsupportedData, "binary frames are not supported: send JSON text frames")
 			return
 		}
+		if !utf8.Valid(data) { // RFC 6455 §8.1: fail the connection with 1007
+			c.kill(websocket.StatusInvalidFramePayloadData, "text frame is not valid UTF-8")
+			return
+		}
 		ev, derr := protocol.DecodeClientEvent(data)
 		if derr != nil {
-			c.enqueue(errorEvent(derr.Code, derr.Message, ""))
+			c.reply(errorEvent(derr.Code, derr.Message, ""))
 			continue
 		}
 		switch ev.Type {
 		case protocol.TypePing:
-			c.enqueue(protocol.Encode(protocol.Pong{Type: protocol.TypePong}))
+			c.reply(protocol.Encode(protocol.Pong{Type: protocol.TypePong}))
 		case protocol.TypeAbort:
 			id := ev.SessionID
 			if id == "" {
 				id = s.hub.sessionOf(c)
 			}
 			if !s.hub.abort(id, core.ErrAborted) {
-				c.enqueue(errorEvent(protocol.CodeNotRunning, "no turn is running on this session", id))
+				c.reply(errorEvent(protocol.CodeNotRunning, "no turn is running on this session", id))
 			}
 		case protocol.TypeMessage:
 			s.handleMessage(c, ev)
@@ -134,7 +146,7 @@ func (s *Server) handleMessage(c *conn, ev protocol.ClientEvent) {
 	// Also for the attached session: it may have been archived by another
 	// process meanwhile, and then the ID starts a new one.
 	if _, _, err := s.store.Create(id, session.DefaultChannel); err != nil {
-		c.enqueue(errorEvent(protocol.CodeInternal, "cannot open session: "+err.Error(), id))
+		c.reply(errorEvent(protocol.CodeInternal, "cannot open session: "+err.Error(), id))
 		return
 	}
 	if ev.SessionID != "" {
@@ -142,9 +154,11 @@ func (s *Server) handleMessage(c *conn, ev protocol.ClientEvent) {
 	}
 	switch s.hub.enqueue(id, job{content: ev.Content, from: c}) {
 	case queueFull:
-		c.enqueue(errorEvent(protocol.CodeQueueFull, "too many messages are waiting on this session; wait for a reply", id))
+		c.reply(errorEvent(protocol.CodeQueueFull, "too many messages are waiting on this session; wait for a reply", id))
+	case budgetFull:
+		c.reply(errorEvent(protocol.CodeQueueFull, fmt.Sprintf("messages waiting for their turn fill the gateway's budget of %d bytes; wait for replies", s.hub.maxBytes), id))
 	case shuttingDown:
-		c.enqueue(errorEvent(protocol.CodeShuttingDown, "the gateway is shutting down; the message was not accepted", id))
+		c.reply(errorEvent(protocol.CodeShuttingDown, "the gateway is shutting down; the message was not accepted", id))
 	}
 }
 

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"testing"
+	"unicode/utf8"
 )
 
 // wireForm is how a client would send ev: the fields of its type, optional
@@ -37,6 +38,9 @@ func FuzzDecodeClientEvent(f *testing.F) {
 				t.Fatalf("DecodeClientEvent(%q) = %+v with error %v; want zero event", frame, ev, derr)
 			}
 			return
+		}
+		if !utf8.Valid(frame) {
+			t.Fatalf("DecodeClientEvent(%q): accepted invalid UTF-8", frame)
 		}
 		switch ev.Type {
 		case TypeMessage:

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 
 	"github.com/miniclaw/miniclaw/internal/core"
 )
@@ -30,6 +31,7 @@ const (
 	CodeNotFound     Code = "not_found"      // no session has that ID
 	CodeConflict     Code = "conflict"       // the session is busy (archive during a turn)
 	CodeUnauthorized Code = "unauthorized"   // missing or wrong token
+	CodeForbidden    Code = "forbidden"      // a browser request from a foreign Origin
 	CodeTooLarge     Code = "too_large"      // a request body over its limit
 	CodeInternal     Code = "internal"       // a bug or an I/O failure on the server
 )
@@ -93,16 +95,12 @@ var allowedFields = map[string]map[string]bool{
 }
 
 // DecodeClientEvent parses one text frame. It accepts exactly one JSON object
-// whose fields have the documented types; unknown fields are refused so a
-// typo ("sessionID") is reported instead of silently ignored.
+// (see DecodeObject) whose fields have the documented types; unknown fields
+// are refused so a typo ("sessionID") is reported instead of silently ignored.
 func DecodeClientEvent(frame []byte) (ClientEvent, *DecodeError) {
-	var fields map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(frame))
-	if err := dec.Decode(&fields); err != nil || fields == nil {
-		return ClientEvent{}, &DecodeError{Code: CodeBadJSON, Message: "frame is not a JSON object"}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return ClientEvent{}, &DecodeError{Code: CodeBadJSON, Message: "frame holds more than one JSON value"}
+	fields, derr := DecodeObject(frame, "frame")
+	if derr != nil {
+		return ClientEvent{}, derr
 	}
 	rawType, ok := fields["type"]
 	if !ok {
@@ -148,6 +146,49 @@ func DecodeClientEvent(frame []byte) (ClientEvent, *DecodeError) {
 	return ev, nil
 }
 
+// DecodeObject parses data, named what in errors ("frame", "request
+// body"), as exactly one JSON object in valid UTF-8, and returns its members
+// by their exact names. Unlike encoding/json it refuses a name given twice
+// (which would silently keep the last value) with CodeBadRequest; anything
+// that is not one object is CodeBadJSON.
+func DecodeObject(data []byte, what string) (map[string]json.RawMessage, *DecodeError) {
+	if !utf8.Valid(data) {
+		return nil, &DecodeError{Code: CodeBadJSON, Message: what + " is not valid UTF-8"}
+	}
+	notObject := &DecodeError{Code: CodeBadJSON, Message: what + " is not a JSON object"}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, notObject
+	}
+	fields := map[string]json.RawMessage{}
+	dup := ""
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, notObject
+		}
+		name, _ := tok.(string) // an object's member name is always a string
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, notObject
+		}
+		if _, seen := fields[name]; seen && dup == "" {
+			dup = name
+		}
+		fields[name] = v
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, notObject
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, &DecodeError{Code: CodeBadJSON, Message: what + " holds more than one JSON value"}
+	}
+	if dup != "" {
+		return nil, badRequest("field %q appears more than once", dup)
+	}
+	return fields, nil
+}
+
 // decodeString decodes a JSON string into dst. Unlike json.Unmarshal it
 // refuses null, which would otherwise leave dst unchanged and pass for "".
 func decodeString(raw json.RawMessage, dst *string) bool {
@@ -157,19 +198,26 @@ func decodeString(raw json.RawMessage, dst *string) bool {
 // ValidateSessionID reports whether id can name a session: 1–128 characters
 // of A-Za-z0-9._- not starting with '.'. IDs become file names, so nothing
 // else is allowed.
-func ValidateSessionID(id string) error {
-	if id == "" {
-		return errors.New("session ID is empty")
+func ValidateSessionID(id string) error { return validateName("session ID", id) }
+
+// ValidateChannel reports whether ch can name a channel: the same rule as a
+// session ID, since channels are shown in listings and terminals.
+func ValidateChannel(ch string) error { return validateName("channel", ch) }
+
+// validateName checks s, called what in errors, against the ID rule.
+func validateName(what, s string) error {
+	if s == "" {
+		return errors.New(what + " is empty")
 	}
-	if len(id) > MaxSessionIDLen {
-		return fmt.Errorf("session ID is %d characters, the limit is %d", len(id), MaxSessionIDLen)
+	if len(s) > MaxSessionIDLen {
+		return fmt.Errorf("%s is %d characters, the limit is %d", what, len(s), MaxSessionIDLen)
 	}
-	if id[0] == '.' {
-		return errors.New("session ID must not start with '.'")
+	if s[0] == '.' {
+		return errors.New(what + " must not start with '.'")
 	}
-	for i, c := range id {
+	for i, c := range s {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("session ID has %q at byte %d; only A-Za-z0-9._- are allowed", c, i)
+			return fmt.Errorf("%s has %q at byte %d; only A-Za-z0-9._- are allowed", what, c, i)
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -62,6 +63,15 @@ func TestDecodeClientEventErrors(t *testing.T) {
 		{"object then number", `{"type":"ping"} 1`, CodeBadJSON, "frame holds more than one JSON value"},
 		{"trailing garbage", `{"type":"ping"}x`, CodeBadJSON, "frame holds more than one JSON value"},
 		{"trailing bracket", `{"type":"ping"}]`, CodeBadJSON, "frame holds more than one JSON value"},
+		{"invalid UTF-8 in a string", "{\"type\":\"message\",\"content\":\"a\xffb\"}", CodeBadJSON, "frame is not valid UTF-8"},
+		{"invalid UTF-8 in a name", "{\"type\":\"ping\",\"\xc3\":1}", CodeBadJSON, "frame is not valid UTF-8"},
+		{"truncated with a duplicate", `{"type":"ping","type":"ping"`, CodeBadJSON, notObject},
+
+		// duplicate names: encoding/json would silently keep the last one.
+		{"duplicate type", `{"type":"ping","type":"message","content":"x"}`, CodeBadRequest, `field "type" appears more than once`},
+		{"duplicate content", `{"type":"message","content":"a","content":"b"}`, CodeBadRequest, `field "content" appears more than once`},
+		{"duplicate sessionId", `{"type":"abort","sessionId":"a","sessionId":"b"}`, CodeBadRequest, `field "sessionId" appears more than once`},
+		{"duplicate null", `{"type":"abort","sessionId":null,"sessionId":"b"}`, CodeBadRequest, `field "sessionId" appears more than once`},
 
 		// type problems.
 		{"empty object", `{}`, CodeBadRequest, `field "type" is required`},
@@ -160,6 +170,24 @@ func TestValidateSessionID(t *testing.T) {
 	}
 }
 
+func TestValidateChannel(t *testing.T) {
+	for ch, want := range map[string]string{
+		"webchat":                "",
+		"cli":                    "",
+		"a.b_c-D9":               "",
+		strings.Repeat("c", 128): "",
+		"":                       "channel is empty",
+		strings.Repeat("c", 129): "channel is 129 characters, the limit is 128",
+		"\x1b]52;c;aGk=\a":       `channel has '\x1b' at byte 0; only A-Za-z0-9._- are allowed`,
+		".hidden":                "channel must not start with '.'",
+	} {
+		err := ValidateChannel(ch)
+		if got := fmt.Sprint(err); want == "" && err != nil || want != "" && got != want {
+			t.Errorf("ValidateChannel(%q) = %v, want %q", ch, err, want)
+		}
+	}
+}
+
 func TestEncode(t *testing.T) {
 	tests := []struct {
 		name string
@@ -234,8 +262,9 @@ func TestCodesAreStable(t *testing.T) {
 		CodeAborted:      "aborted",
 		CodeShuttingDown: "shutting_down",
 		CodeInternal:     "internal",
+		CodeForbidden:    "forbidden",
 	}
-	if len(codes) != 9 {
+	if len(codes) != 10 {
 		t.Fatalf("codes collide: %v", codes)
 	}
 	for c, want := range codes {
