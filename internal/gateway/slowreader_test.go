@@ -123,7 +123,9 @@ func TestSlowReaderIsClosed(t *testing.T) {
 
 	// What the server accepted ran to completion and was persisted whole.
 	var v sessionView
-	eventually(t, "the dropped client's turns to finish", func() bool {
+	// Each accepted turn echoes about 1 MB; under -race on a busy machine
+	// one takes seconds, so the wait grows with the number sent.
+	eventuallyWithin(t, time.Duration(sent)*5*time.Second, "the dropped client's turns to finish", func() bool {
 		ts.doJSON(t, "GET", "/api/sessions/slow?limit=1", nil, 200, &v)
 		return !v.Session.Busy
 	})
