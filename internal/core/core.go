@@ -18,6 +18,11 @@ const (
 	RoleUser      = "user"
 	RoleAssistant = "assistant"
 	RoleSystem    = "system"
+	// RoleSummary marks a compaction record: the model's summary of the
+	// transcript's first Covers lines, which later requests send instead of
+	// them. It is additive: no line is removed, and readers that know only
+	// user and assistant lines skip it.
+	RoleSummary = "summary"
 )
 
 // Status values of an assistant message that did not complete normally. An
@@ -45,6 +50,12 @@ type Message struct {
 	ToolCalls []ToolCallRecord `json:"toolCalls,omitempty"`
 	Status    string           `json:"status,omitempty"`
 	Error     string           `json:"error,omitempty"`
+	// Usage is what the model call that produced an assistant message
+	// consumed, as the provider reported it (additive; absent on older lines).
+	Usage *Usage `json:"usage,omitempty"`
+	// Covers, on a RoleSummary record, is how many transcript lines before
+	// it (from the first) the summary stands for.
+	Covers int `json:"covers,omitempty"`
 }
 
 // ToolCallRecord is a tool call the model made together with its result. It
@@ -82,16 +93,26 @@ type ToolSpec struct {
 }
 
 // Usage counts the tokens a model call consumed.
+// InputTokens counts only the input read at full price: a prompt cache's
+// reads and writes are counted apart, as Anthropic reports them.
 type Usage struct {
-	InputTokens  int64 `json:"inputTokens"`
-	OutputTokens int64 `json:"outputTokens"`
+	InputTokens      int64 `json:"inputTokens"`
+	OutputTokens     int64 `json:"outputTokens"`
+	CacheReadTokens  int64 `json:"cacheReadTokens,omitempty"`
+	CacheWriteTokens int64 `json:"cacheWriteTokens,omitempty"`
 }
 
 // Add accumulates u2 into u.
 func (u *Usage) Add(u2 Usage) {
 	u.InputTokens += u2.InputTokens
 	u.OutputTokens += u2.OutputTokens
+	u.CacheReadTokens += u2.CacheReadTokens
+	u.CacheWriteTokens += u2.CacheWriteTokens
 }
+
+// Prompt is the size of the request's whole input: full-price, cached and
+// cache-written tokens.
+func (u Usage) Prompt() int64 { return u.InputTokens + u.CacheReadTokens + u.CacheWriteTokens }
 
 // Request is one call to a model: the system prompt, the conversation so far,
 // and the tools the model may call (none on a last round).

@@ -41,6 +41,7 @@ const (
 	TypeMessage = "message"
 	TypePing    = "ping"
 	TypeAbort   = "abort"
+	TypeCompact = "compact" // summarise the session's older messages now (decoded once the gateway serves it)
 )
 
 // Server event types.
@@ -53,6 +54,7 @@ const (
 	TypeError       = "error"
 	TypePong        = "pong"
 	TypeStatus      = "status"
+	TypeCompaction  = "compaction"
 )
 
 // States of a status event.
@@ -244,6 +246,25 @@ type MessageDone struct {
 	Content    string      `json:"content"`
 	Usage      *core.Usage `json:"usage,omitempty"`
 	StopReason string      `json:"stopReason,omitempty"`
+	Context    *Context    `json:"context,omitempty"`
+}
+
+// Context is how full the model's context window was on the turn's last
+// model call: Tokens of Window (both in tokens).
+type Context struct {
+	Tokens int64 `json:"tokens"`
+	Window int64 `json:"window"`
+}
+
+// Compaction says that the session's older messages were summarised:
+// CoveredMessages transcript lines are now represented by a summary, and
+// the request shrank from TokensBefore to TokensAfter (estimates).
+type Compaction struct {
+	Type            string `json:"type"`
+	SessionID       string `json:"sessionId"`
+	CoveredMessages int    `json:"coveredMessages"`
+	TokensBefore    int64  `json:"tokensBefore"`
+	TokensAfter     int64  `json:"tokensAfter"`
 }
 
 type ToolStart struct {
