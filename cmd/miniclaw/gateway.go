@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/agent"
+	"github.com/miniclaw/miniclaw/internal/budget"
 	"github.com/miniclaw/miniclaw/internal/config"
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/gateway"
@@ -68,6 +69,11 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 			Tools: toolSet, MaxToolRounds: cfg.MaxToolRounds,
 			Knowledge: knowledge{mem, skillIndex},
 			AfterTurn: mem.RecordTurn,
+			// The reply's room is the Anthropic provider's max_tokens (the
+			// OpenAI one sends none: the same room is kept), at most a
+			// quarter of a small window.
+			ContextWindow: int64(cfg.ContextWindow), ReplyTokens: min(anthropic.DefaultMaxTokens, int64(cfg.ContextWindow)/4),
+			Sizes: budget.NewCalibration(),
 		},
 		Logger:          log,
 		Token:           cfg.Token,
@@ -84,7 +90,8 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	log.Info("miniclaw gateway listening",
 		"url", "http://"+ln.Addr().String(), "provider", provider.Name(), "model", cfg.Model,
-		"workspace", cfg.Workspace, "data", cfg.DataDir, "sessions", store.Len(), "skills", nskills, "auth", cfg.Token != "")
+		"workspace", cfg.Workspace, "data", cfg.DataDir, "sessions", store.Len(), "skills", nskills, "auth", cfg.Token != "",
+		"context", fmt.Sprintf("context window %d tokens (%s)", cfg.ContextWindow, cfg.ContextWindowSource))
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

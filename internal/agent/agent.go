@@ -10,6 +10,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/miniclaw/miniclaw/internal/budget"
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/tools"
 )
@@ -24,6 +25,12 @@ type Events struct {
 	OnText      func(text string)
 	OnToolStart func(call core.ToolCall)
 	OnToolDone  func(rec core.ToolCallRecord)
+	// OnCompaction is called when the turn summarised the older part of
+	// the history to fit the context window, before the model call that
+	// needed it. Whoever persists the transcript appends the summary
+	// record here; an error is the caller's to log (the turn goes on with
+	// the summary in the model's view either way).
+	OnCompaction func(c Compaction)
 }
 
 // Knowledge fills the prompt's memory and skills sections (the knowledge
@@ -43,6 +50,17 @@ type Runtime struct {
 	Knowledge     Knowledge  // nil: no memory or skills sections
 	MaxToolRounds int        // 0 means 10
 	Now           func() time.Time
+	// ContextWindow is the model's context window in tokens. Every
+	// request is fitted to it, less ReplyTokens, by eliding old tool
+	// outputs and then compacting (see docs/long-sessions.md). 0 sends
+	// requests as they are.
+	ContextWindow int64
+	// ReplyTokens is the room kept in the window for the reply: the
+	// provider's max_tokens.
+	ReplyTokens int64
+	// Sizes calibrates the token estimate per session from what the
+	// provider counted; nil leaves it uncalibrated.
+	Sizes *budget.Calibration
 	// AfterTurn, when set, is called by whoever persists a turn (the
 	// gateway's lane) once its messages are on disk, with the user message
 	// and what Run produced: the memory layer's daily log line is written
@@ -61,10 +79,12 @@ type Result struct {
 	StopReason string
 }
 
-// Run plays one turn. history is the transcript's tail ending with the user
-// message that started the turn.
-func (r *Runtime) Run(ctx context.Context, history []core.Message, ev Events) (Result, error) {
-	t := turn{r: r, ev: ev, convo: modelHistory(history)}
+// Run plays one turn of session. history is the transcript's tail ending
+// with the user message that started the turn; it may begin with the
+// session's latest summary record (core.RoleSummary), which then stands for
+// everything before the messages that follow it.
+func (r *Runtime) Run(ctx context.Context, session string, history []core.Message, ev Events) (Result, error) {
+	t := r.newTurn(session, history, ev)
 	return t.run(ctx)
 }
 

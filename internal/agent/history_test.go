@@ -32,7 +32,7 @@ func anthropicMessages(t *testing.T, transcript []core.Message) json.RawMessage 
 		Model:     "claude-sonnet-4-20250514",
 		Workspace: t.TempDir(),
 	}
-	if _, err := rt.Run(context.Background(), transcript, Events{}); err != nil {
+	if _, err := rt.Run(context.Background(), "s", transcript, Events{}); err != nil {
 		t.Fatal(err)
 	}
 	return pt.JSONFields(t, api.Only(t).Body)["messages"]
@@ -112,7 +112,7 @@ func TestUnansweredMessageIsMarked(t *testing.T) {
 // still the last one, whole, so the echo provider answers exactly it.
 func TestNoteKeepsTheLastMessageWhole(t *testing.T) {
 	rt := &Runtime{Provider: scripted.Echo(), Model: "test", Workspace: t.TempDir()}
-	res, err := rt.Run(context.Background(), []core.Message{user("first"), user("second")}, Events{})
+	res, err := rt.Run(context.Background(), "s", []core.Message{user("first"), user("second")}, Events{})
 	if err != nil {
 		t.Fatal(err)
 	}

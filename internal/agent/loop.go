@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/miniclaw/miniclaw/internal/core"
@@ -24,11 +23,18 @@ const (
 // MB), so twenty at once must not be twenty files.
 const maxParallelTools = 4
 
-// turn is the state of one Run.
+// turn is the state of one Run (or one Compact).
 type turn struct {
-	r        *Runtime
-	ev       Events
-	convo    []core.Message // what the model sees; grows with each round
+	r  *Runtime
+	ev Events
+	id string // the session, for the calibration of its estimates
+	// What the model sees (see convo): the summary, then hist[from:], then
+	// rounds. A compaction moves from on and replaces summary.
+	hist     []core.Message // the history Run was given
+	from     int
+	summary  string         // the latest summary of hist[:from] ("" for none)
+	rounds   []core.Message // this turn's assistant rounds and notes; grows with each round
+	window   int64          // tokens; lowered when the provider says the model's is smaller
 	produced []core.Message // what will be persisted
 	usage    core.Usage
 	calls    int
@@ -42,20 +48,14 @@ func (t *turn) run(ctx context.Context) (Result, error) {
 		specs = t.r.Tools.Specs()
 	}
 	finalRound := len(specs) == 0
+	t.seed(system, specs)
 	for round := 1; ; round++ {
-		req := core.Request{Model: t.r.Model, System: system, Messages: t.convo}
-		if !finalRound {
-			req.Tools = specs
+		tools := specs
+		if finalRound {
+			tools = nil
 		}
-		var text strings.Builder
-		resp, err := t.r.Provider.Complete(ctx, req, func(s string) {
-			text.WriteString(s)
-			if t.ev.OnText != nil {
-				t.ev.OnText(s)
-			}
-		})
-		t.usage.Add(resp.Usage)
-		msg := core.Message{Role: core.RoleAssistant, Content: text.String(), Timestamp: t.r.now().UnixMilli()}
+		resp, text, err := t.call(ctx, system, tools)
+		msg := core.Message{Role: core.RoleAssistant, Content: text, Timestamp: t.r.now().UnixMilli()}
 		if err != nil {
 			return t.fail(ctx, msg.Content, err)
 		}
@@ -66,7 +66,7 @@ func (t *turn) run(ctx context.Context) (Result, error) {
 		var note string
 		msg.ToolCalls, note = t.runTools(ctx, resp.ToolCalls)
 		t.produced = append(t.produced, msg)
-		t.convo = append(t.convo, msg)
+		t.rounds = append(t.rounds, msg)
 		if ctx.Err() != nil {
 			return t.fail(ctx, "", context.Cause(ctx))
 		}
@@ -75,7 +75,7 @@ func (t *turn) run(ctx context.Context) (Result, error) {
 		}
 		if note != "" {
 			finalRound = true
-			t.convo = append(t.convo, core.Message{Role: core.RoleUser, Content: note, Timestamp: msg.Timestamp})
+			t.rounds = append(t.rounds, core.Message{Role: core.RoleUser, Content: note, Timestamp: msg.Timestamp})
 		}
 	}
 }

@@ -28,7 +28,7 @@ func TestTextOnlyTurn(t *testing.T) {
 	}}}
 	e := newEnv(t, p)
 	hist := []core.Message{user("hi")}
-	res, err := e.rt.Run(context.Background(), hist, ev.hooks())
+	res, err := e.rt.Run(context.Background(), "s", hist, ev.hooks())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestNoToolsRuntime(t *testing.T) {
 	// are not run.
 	p := &fakeProvider{replies: []reply{{chunks: []string{"just text"}, calls: []core.ToolCall{tc("c1", "bash", `{"command":"touch x"}`)}}}}
 	rt := &Runtime{Provider: p, Workspace: t.TempDir(), Now: func() time.Time { return fixedNow }}
-	res, err := rt.Run(context.Background(), []core.Message{user("hi")}, Events{})
+	res, err := rt.Run(context.Background(), "s", []core.Message{user("hi")}, Events{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestOneToolRound(t *testing.T) {
 	e.write(t, "notes.txt", "hi\n")
 	var ev events
 	hist := []core.Message{user("what is in notes.txt?")}
-	res, err := e.rt.Run(context.Background(), hist, ev.hooks())
+	res, err := e.rt.Run(context.Background(), "s", hist, ev.hooks())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestMaxToolRounds(t *testing.T) {
 	p := &fakeProvider{next: pingRounds(1)}
 	e := newEnv(t, p)
 	e.rt.MaxToolRounds = 2
-	res, err := e.rt.Run(context.Background(), []core.Message{user("go")}, Events{})
+	res, err := e.rt.Run(context.Background(), "s", []core.Message{user("go")}, Events{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestMaxToolRounds(t *testing.T) {
 func TestDefaultMaxToolRounds(t *testing.T) {
 	p := &fakeProvider{next: pingRounds(1)}
 	e := newEnv(t, p)
-	res, err := e.rt.Run(context.Background(), []core.Message{user("go")}, Events{})
+	res, err := e.rt.Run(context.Background(), "s", []core.Message{user("go")}, Events{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestToolCallCap(t *testing.T) {
 	p := &fakeProvider{next: pingRounds(8)}
 	e := newEnv(t, p)
 	var ev events
-	res, err := e.rt.Run(context.Background(), []core.Message{user("go")}, ev.hooks())
+	res, err := e.rt.Run(context.Background(), "s", []core.Message{user("go")}, ev.hooks())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func b2i(b bool) int {
 func TestToolCallCapExactlyReached(t *testing.T) {
 	p := &fakeProvider{next: pingRounds(5)}
 	e := newEnv(t, p)
-	res, err := e.rt.Run(context.Background(), []core.Message{user("go")}, Events{})
+	res, err := e.rt.Run(context.Background(), "s", []core.Message{user("go")}, Events{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestLoopDetection(t *testing.T) {
 	}}
 	e := newEnv(t, p)
 	e.write(t, "notes.txt", "hi\n")
-	res, err := e.rt.Run(context.Background(), []core.Message{user("go")}, Events{})
+	res, err := e.rt.Run(context.Background(), "s", []core.Message{user("go")}, Events{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestLoopDetectionInOneResponse(t *testing.T) {
 		{chunks: []string{"ok"}},
 	}}
 	e := newEnv(t, p)
-	res, err := e.rt.Run(context.Background(), []core.Message{user("go")}, Events{})
+	res, err := e.rt.Run(context.Background(), "s", []core.Message{user("go")}, Events{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestNoLoopWhenInterrupted(t *testing.T) {
 		return reply{chunks: []string{"done"}}
 	}}
 	e := newEnv(t, p)
-	res, err := e.rt.Run(context.Background(), []core.Message{user("go")}, Events{})
+	res, err := e.rt.Run(context.Background(), "s", []core.Message{user("go")}, Events{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +359,7 @@ func TestParallelReadOnly(t *testing.T) {
 	e := newEnv(t, p)
 	var ev events
 	start := time.Now()
-	res, err := e.rt.Run(context.Background(), []core.Message{user("go")}, ev.hooks())
+	res, err := e.rt.Run(context.Background(), "s", []core.Message{user("go")}, ev.hooks())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +398,7 @@ func TestWriteSplitsParallelBatches(t *testing.T) {
 	}}
 	e := newEnv(t, p)
 	var ev events
-	res, err := e.rt.Run(context.Background(), []core.Message{user("go")}, ev.hooks())
+	res, err := e.rt.Run(context.Background(), "s", []core.Message{user("go")}, ev.hooks())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +467,7 @@ func TestToolErrorsReachTheModel(t *testing.T) {
 		{chunks: []string{"sorry"}},
 	}}
 	e := newEnv(t, p)
-	res, err := e.rt.Run(context.Background(), []core.Message{user("go")}, Events{})
+	res, err := e.rt.Run(context.Background(), "s", []core.Message{user("go")}, Events{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,7 +513,7 @@ func TestAbortDuringStream(t *testing.T) {
 			}}}
 			e := newEnv(t, p)
 			var ev events
-			res, err := e.rt.Run(ctx, []core.Message{user("go")}, ev.hooks())
+			res, err := e.rt.Run(ctx, "s", []core.Message{user("go")}, ev.hooks())
 			if err == nil || err.Error() != tc.errorText {
 				t.Fatalf("Run error %v, want %q", err, tc.errorText)
 			}
@@ -540,7 +540,7 @@ func TestAbortInSecondRoundKeepsTheFirst(t *testing.T) {
 		{chunks: []string{"half"}, block: true, after: func(int) { cancel(core.ErrAborted) }},
 	}}
 	e := newEnv(t, p)
-	res, err := e.rt.Run(ctx, []core.Message{user("go")}, Events{})
+	res, err := e.rt.Run(ctx, "s", []core.Message{user("go")}, Events{})
 	if !errors.Is(err, core.ErrAborted) {
 		t.Fatalf("Run error %v", err)
 	}
@@ -568,7 +568,7 @@ func TestAbortDuringBash(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		res, err := e.rt.Run(ctx, []core.Message{user("go")}, ev.hooks())
+		res, err := e.rt.Run(ctx, "s", []core.Message{user("go")}, ev.hooks())
 		done <- result{res, err}
 	}()
 	pid, err := strconv.Atoi(waitFile(t, filepath.Join(e.dir, "pidfile")))
@@ -614,7 +614,7 @@ func TestProviderError(t *testing.T) {
 		perr := errors.New("anthropic: 529 overloaded_error")
 		p := &fakeProvider{replies: []reply{{chunks: []string{"Hm"}, err: perr}}}
 		e := newEnv(t, p)
-		res, err := e.rt.Run(context.Background(), []core.Message{user("go")}, Events{})
+		res, err := e.rt.Run(context.Background(), "s", []core.Message{user("go")}, Events{})
 		if err != perr {
 			t.Fatalf("Run error %v", err)
 		}
@@ -631,7 +631,7 @@ func TestProviderError(t *testing.T) {
 			{err: errors.New("connection reset")},
 		}}
 		e := newEnv(t, p)
-		res, err := e.rt.Run(context.Background(), []core.Message{user("go")}, Events{})
+		res, err := e.rt.Run(context.Background(), "s", []core.Message{user("go")}, Events{})
 		if err == nil || err.Error() != "connection reset" {
 			t.Fatalf("Run error %v", err)
 		}
@@ -664,7 +664,7 @@ func TestConcurrentTurns(t *testing.T) {
 	for i := range n {
 		go func() {
 			id := fmt.Sprintf("s%d", i)
-			res, err := e.rt.Run(context.Background(), []core.Message{user(id)}, Events{OnText: func(string) {}})
+			res, err := e.rt.Run(context.Background(), "s", []core.Message{user(id)}, Events{OnText: func(string) {}})
 			switch {
 			case err != nil:
 				errs <- err
@@ -740,7 +740,7 @@ func TestModelHistory(t *testing.T) {
 	p := &fakeProvider{replies: []reply{{chunks: []string{"ok"}}}}
 	e := newEnv(t, p)
 	in := cases[4].in
-	if _, err := e.rt.Run(context.Background(), in, Events{}); err != nil {
+	if _, err := e.rt.Run(context.Background(), "s", in, Events{}); err != nil {
 		t.Fatal(err)
 	}
 	equalMsgs(t, "request", p.requests(t)[0].Messages, cases[4].want)

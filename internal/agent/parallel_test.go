@@ -54,7 +54,7 @@ func TestParallelReadOnlyIsBounded(t *testing.T) {
 	var res Result
 	go func() {
 		var err error
-		res, err = e.rt.Run(t.Context(), []core.Message{user("go")}, Events{})
+		res, err = e.rt.Run(t.Context(), "s", []core.Message{user("go")}, Events{})
 		done <- err
 	}()
 	timeout := time.After(5 * time.Second)
@@ -102,7 +102,7 @@ func TestAbortWhileCallsWaitForASlot(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(t.Context())
 	done := make(chan Result, 1)
 	go func() {
-		res, _ := e.rt.Run(ctx, []core.Message{user("go")}, Events{})
+		res, _ := e.rt.Run(ctx, "s", []core.Message{user("go")}, Events{})
 		done <- res
 	}()
 	timeout := time.After(5 * time.Second)

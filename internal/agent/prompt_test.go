@@ -56,7 +56,7 @@ func promptOf(t *testing.T, rt *Runtime) string {
 	t.Helper()
 	p := &fakeProvider{replies: []reply{{chunks: []string{"ok"}}}}
 	rt.Provider = p
-	if _, err := rt.Run(context.Background(), []core.Message{user("hi")}, Events{}); err != nil {
+	if _, err := rt.Run(context.Background(), "s", []core.Message{user("hi")}, Events{}); err != nil {
 		t.Fatal(err)
 	}
 	return p.requests(t)[0].System

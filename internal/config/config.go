@@ -5,6 +5,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,10 +47,15 @@ type Config struct {
 	Model         string
 	MaxContext    int
 	MaxToolRounds int
-	BashTimeout   time.Duration
-	Fsync         string
-	Token         string
-	Provider      string
+	// ContextWindow is the model's context window in tokens, and
+	// ContextWindowSource says where it came from (the setting, or the
+	// default for the model's family), for the startup log.
+	ContextWindow       int
+	ContextWindowSource string
+	BashTimeout         time.Duration
+	Fsync               string
+	Token               string
+	Provider            string
 	// ProviderDefaulted is true when no provider was chosen and no API key
 	// was found, so the gateway fell back to the offline scripted provider.
 	ProviderDefaulted bool
@@ -94,7 +100,8 @@ var settings = []setting{
 	{env: "MINI_OPENCLAW_WORKSPACE", flag: "workspace", def: "", help: "agent workspace directory (default: current directory)"},
 	{env: "MINI_OPENCLAW_DATA_DIR", flag: "data-dir", def: "", help: "data directory (default: <workspace>/.mini-openclaw)"},
 	{env: "MINI_OPENCLAW_MODEL", flag: "model", def: "claude-sonnet-4-20250514", help: "model name sent to the provider"},
-	{env: "MINI_OPENCLAW_MAX_CONTEXT", flag: "max-context", def: "50", help: "transcript messages sent to the model per turn (1-100000)"},
+	{env: "MINI_OPENCLAW_MAX_CONTEXT", flag: "max-context", def: "1000", help: "most transcript lines a turn reads back (to the latest summary) for the model (1-100000); the token budget decides what is sent"},
+	{env: "MINI_OPENCLAW_CONTEXT_WINDOW", flag: "context-window", def: "", help: fmt.Sprintf("the model's context window in tokens (%d-%d; default %d for claude-* models, else %d)", MinContextWindow, MaxContextWindow, ClaudeContextWindow, OtherContextWindow)},
 	{env: "MINI_OPENCLAW_MAX_TOOL_ROUNDS", flag: "max-tool-rounds", def: "10", help: "model/tool rounds per turn (1-1000)"},
 	{env: "MINI_OPENCLAW_BASH_TIMEOUT", flag: "bash-timeout", def: "30s", help: "timeout of one bash tool call (Go duration, 1s-24h)"},
 	{env: "MINI_OPENCLAW_FSYNC", flag: "fsync", def: FsyncAlways, help: "transcript durability: always (fsync each append) or never (OS decides)"},
@@ -110,6 +117,38 @@ var settings = []setting{
 	{env: "ANTHROPIC_BASE_URL", def: ""},
 	{env: "OPENAI_API_KEY", def: "", secret: true},
 	{env: "OPENAI_BASE_URL", def: ""},
+}
+
+// Context windows: the default for Claude models (all current ones have
+// 200k), and the conservative default for every other model, which
+// OpenAI-compatible servers run with anything from 2k to 1M tokens:
+// 32k is below what OpenAI's and most served open models offer, so the
+// budget errs on the small side, and a server with a smaller window says
+// so in its errors, which the agent recovers from (see docs/long-sessions.md).
+const (
+	ClaudeContextWindow = 200_000
+	OtherContextWindow  = 32_768
+	MinContextWindow    = 2048
+	MaxContextWindow    = 10_000_000
+)
+
+// defaultOf is a setting's default.
+func defaultOf(env string) string {
+	for _, s := range settings {
+		if s.env == env {
+			return s.def
+		}
+	}
+	return ""
+}
+
+// DefaultContextWindow is the window assumed for model when
+// MINI_OPENCLAW_CONTEXT_WINDOW is not set, and why.
+func DefaultContextWindow(model string) (int, string) {
+	if strings.HasPrefix(strings.ToLower(model), "claude") {
+		return ClaudeContextWindow, "default for claude models"
+	}
+	return OtherContextWindow, "conservative default for non-Claude models; set MINI_OPENCLAW_CONTEXT_WINDOW"
 }
 
 // ErrHelp is returned when --help was asked for; the usage was already printed.
@@ -134,6 +173,14 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: miniclaw gateway [flags]\n\nRuns the gateway: HTTP, WebSocket and the WebChat on one port.\nFlags override the environment variables named beside them.\n\n")
 		fs.PrintDefaults()
+		// What the window resolves to, from what is known so far.
+		model := cmp.Or(*flagVals["model"], getenv("MINI_OPENCLAW_MODEL"), defaultOf("MINI_OPENCLAW_MODEL"))
+		window, source := DefaultContextWindow(model)
+		if v := cmp.Or(*flagVals["context-window"], getenv("MINI_OPENCLAW_CONTEXT_WINDOW")); v != "" {
+			fmt.Fprintf(out, "\nContext window: %s tokens (set).\n", v)
+		} else {
+			fmt.Fprintf(out, "\nContext window: %d tokens for model %s (%s).\n", window, model, source)
+		}
 		fmt.Fprintf(out, "\nProvider keys come from the environment only: ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL,\nOPENAI_API_KEY, OPENAI_BASE_URL.\n")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -205,6 +252,9 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	c.Port = intIn("MINI_OPENCLAW_PORT", 0, 65535)
 	c.MaxContext = intIn("MINI_OPENCLAW_MAX_CONTEXT", 1, 100000)
 	c.MaxToolRounds = intIn("MINI_OPENCLAW_MAX_TOOL_ROUNDS", 1, 1000)
+	if str("MINI_OPENCLAW_CONTEXT_WINDOW") != "" {
+		c.ContextWindow, c.ContextWindowSource = intIn("MINI_OPENCLAW_CONTEXT_WINDOW", MinContextWindow, MaxContextWindow), "set by "+blame("MINI_OPENCLAW_CONTEXT_WINDOW")
+	}
 	c.BashTimeout = durIn("MINI_OPENCLAW_BASH_TIMEOUT", time.Second, 24*time.Hour)
 	c.ShutdownTimeout = durIn("MINI_OPENCLAW_SHUTDOWN_TIMEOUT", 0, time.Hour)
 	c.TurnLockTimeout = durIn("MINI_OPENCLAW_TURN_LOCK_TIMEOUT", time.Second, 24*time.Hour)
@@ -232,6 +282,9 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	}
 	if c.Model == "" {
 		errs = append(errs, fmt.Errorf("%s: must not be empty", blame("MINI_OPENCLAW_MODEL")))
+	}
+	if c.ContextWindow == 0 {
+		c.ContextWindow, c.ContextWindowSource = DefaultContextWindow(c.Model)
 	}
 
 	if v := str("MINI_OPENCLAW_PROVIDER"); v == "" {

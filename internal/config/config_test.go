@@ -62,22 +62,24 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	data := filepath.Join(ws, ".mini-openclaw")
 	want := Config{
-		Host:              "127.0.0.1",
-		Port:              3210,
-		Workspace:         ws,
-		DataDir:           data,
-		SessionsDir:       filepath.Join(data, "sessions"),
-		MemoryDir:         filepath.Join(data, "memory"),
-		SkillsDir:         filepath.Join(ws, ".openclaw", "skills"),
-		Model:             "claude-sonnet-4-20250514",
-		MaxContext:        50,
-		MaxToolRounds:     10,
-		BashTimeout:       30 * time.Second,
-		Fsync:             FsyncAlways,
-		Provider:          ProviderScripted,
-		ProviderDefaulted: true,
-		ShutdownTimeout:   10 * time.Second,
-		TurnLockTimeout:   10 * time.Minute,
+		Host:                "127.0.0.1",
+		Port:                3210,
+		Workspace:           ws,
+		DataDir:             data,
+		SessionsDir:         filepath.Join(data, "sessions"),
+		MemoryDir:           filepath.Join(data, "memory"),
+		SkillsDir:           filepath.Join(ws, ".openclaw", "skills"),
+		Model:               "claude-sonnet-4-20250514",
+		MaxContext:          1000,
+		MaxToolRounds:       10,
+		ContextWindow:       200000,
+		ContextWindowSource: "default for claude models",
+		BashTimeout:         30 * time.Second,
+		Fsync:               FsyncAlways,
+		Provider:            ProviderScripted,
+		ProviderDefaulted:   true,
+		ShutdownTimeout:     10 * time.Second,
+		TurnLockTimeout:     10 * time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", c, want)
@@ -135,28 +137,30 @@ func TestLoadFromEnv(t *testing.T) {
 		"OPENAI_BASE_URL":                "http://127.0.0.1:11434/v1",
 	})
 	want := Config{
-		Host:             "0.0.0.0",
-		Port:             8080,
-		Workspace:        ws,
-		DataDir:          data,
-		SessionsDir:      filepath.Join(data, "sessions"),
-		MemoryDir:        filepath.Join(data, "memory"),
-		SkillsDir:        filepath.Join(ws, ".openclaw", "skills"),
-		Model:            "llama3",
-		MaxContext:       100000,
-		MaxToolRounds:    1,
-		BashTimeout:      2 * time.Minute,
-		Fsync:            FsyncNever,
-		Token:            "tok-0123456789abcdef",
-		Provider:         ProviderOpenAI,
-		AnthropicAPIKey:  "ak",
-		AnthropicBaseURL: "http://127.0.0.1:1/a",
-		OpenAIAPIKey:     "ok",
-		OpenAIBaseURL:    "http://127.0.0.1:11434/v1",
-		AllowedOrigins:   []string{"example.com", "*.example.org:8443"},
-		AllowedHosts:     []string{"gw.lan", "Box.Example"},
-		LogJSON:          true,
-		TurnLockTimeout:  10 * time.Minute,
+		Host:                "0.0.0.0",
+		Port:                8080,
+		Workspace:           ws,
+		DataDir:             data,
+		SessionsDir:         filepath.Join(data, "sessions"),
+		MemoryDir:           filepath.Join(data, "memory"),
+		SkillsDir:           filepath.Join(ws, ".openclaw", "skills"),
+		Model:               "llama3",
+		MaxContext:          100000,
+		MaxToolRounds:       1,
+		ContextWindow:       32768,
+		ContextWindowSource: "conservative default for non-Claude models; set MINI_OPENCLAW_CONTEXT_WINDOW",
+		BashTimeout:         2 * time.Minute,
+		Fsync:               FsyncNever,
+		Token:               "tok-0123456789abcdef",
+		Provider:            ProviderOpenAI,
+		AnthropicAPIKey:     "ak",
+		AnthropicBaseURL:    "http://127.0.0.1:1/a",
+		OpenAIAPIKey:        "ok",
+		OpenAIBaseURL:       "http://127.0.0.1:11434/v1",
+		AllowedOrigins:      []string{"example.com", "*.example.org:8443"},
+		AllowedHosts:        []string{"gw.lan", "Box.Example"},
+		LogJSON:             true,
+		TurnLockTimeout:     10 * time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("from env\n got %+v\nwant %+v", c, want)
@@ -266,6 +270,10 @@ func TestLoadBadValues(t *testing.T) {
 			`MINI_OPENCLAW_MAX_CONTEXT="0": must be a whole number from 1 to 100000`},
 		{"max context flag", nil, []string{"--max-context", "100001"},
 			`--max-context="100001": must be a whole number from 1 to 100000`},
+		{"context window too small", map[string]string{"MINI_OPENCLAW_CONTEXT_WINDOW": "1000"}, nil,
+			`MINI_OPENCLAW_CONTEXT_WINDOW="1000": must be a whole number from 2048 to 10000000`},
+		{"context window flag", nil, []string{"--context-window", "lots"},
+			`--context-window="lots": must be a whole number from 2048 to 10000000`},
 		{"tool rounds 0", map[string]string{"MINI_OPENCLAW_MAX_TOOL_ROUNDS": "0"}, nil,
 			`MINI_OPENCLAW_MAX_TOOL_ROUNDS="0": must be a whole number from 1 to 1000`},
 		{"bash timeout forever", map[string]string{"MINI_OPENCLAW_BASH_TIMEOUT": "forever"}, nil,
@@ -563,4 +571,42 @@ func TestPathFlags(t *testing.T) {
 	if _, err := paths(); err == nil || !strings.Contains(err.Error(), "--workspace") {
 		t.Errorf("missing workspace: err = %v, want one naming --workspace", err)
 	}
+}
+
+// TestContextWindow: set, it wins and is named in the source; unset, the
+// model's family decides; --help says what it resolved to.
+func TestContextWindow(t *testing.T) {
+	ws := t.TempDir()
+	env := map[string]string{"MINI_OPENCLAW_WORKSPACE": ws, "MINI_OPENCLAW_CONTEXT_WINDOW": "100000"}
+	c, err := Load(envOf(env), nil, new(bytes.Buffer))
+	if err != nil || c.ContextWindow != 100000 || c.ContextWindowSource != "set by MINI_OPENCLAW_CONTEXT_WINDOW" {
+		t.Errorf("set: %d (%s), %v", c.ContextWindow, c.ContextWindowSource, err)
+	}
+	c, err = Load(envOf(map[string]string{"MINI_OPENCLAW_WORKSPACE": ws}), []string{"--model", "Claude-Opus-4", "--context-window=4096"}, new(bytes.Buffer))
+	if err != nil || c.ContextWindow != 4096 || c.ContextWindowSource != "set by --context-window" {
+		t.Errorf("flag: %d (%s), %v", c.ContextWindow, c.ContextWindowSource, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{nil, nil, "Context window: 200000 tokens for model claude-sonnet-4-20250514 (default for claude models)."},
+		{[]string{"--model", "llama3.2"}, nil, "Context window: 32768 tokens for model llama3.2 (conservative default"},
+		{nil, map[string]string{"MINI_OPENCLAW_CONTEXT_WINDOW": "65536"}, "Context window: 65536 tokens (set)."},
+	} {
+		var out strings.Builder
+		_, err := Load(envOf(withWS(tc.env, ws)), append(tc.args, "--help"), &out)
+		if !errors.Is(err, ErrHelp) || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("--help with %v %v: %v, output lacks %q:\n%s", tc.args, tc.env, err, tc.want, out.String())
+		}
+	}
+}
+
+func withWS(env map[string]string, ws string) map[string]string {
+	out := map[string]string{"MINI_OPENCLAW_WORKSPACE": ws}
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
 }

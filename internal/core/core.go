@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"unicode"
 )
@@ -39,6 +40,27 @@ var (
 	ErrAborted     = errors.New("turn aborted by the user")
 	ErrInterrupted = errors.New("turn interrupted: the gateway is shutting down")
 )
+
+// ErrContextOverflow is what a provider's error matches (errors.Is) when
+// the model refused the request for being longer than its context window.
+// The agent loop compacts the conversation and retries once on it.
+var ErrContextOverflow = errors.New("the prompt is over the model's context window")
+
+// OverflowError is a provider's refusal of a prompt that is too long, with
+// the sizes the provider reported (0 when it named none).
+type OverflowError struct {
+	Provider string // "anthropic", "openai"
+	Tokens   int64  // the prompt's size as the provider counted it
+	Limit    int64  // the model's window (or what the provider said was left of it)
+	Detail   string // the provider's own message
+}
+
+func (e *OverflowError) Error() string {
+	return fmt.Sprintf("%s: the conversation is too long for the model (%s)", e.Provider, e.Detail)
+}
+
+// Unwrap makes an OverflowError match ErrContextOverflow.
+func (e *OverflowError) Unwrap() error { return ErrContextOverflow }
 
 // Message is one line of a session transcript (<id>.jsonl). The first four
 // fields are the seed's; Status and Error are additive and mark turns that did

@@ -38,7 +38,9 @@ type Options struct {
 	// AllowedHosts are host names, besides 127.0.0.1, localhost and [::1],
 	// that a request's Host may name (any port) when no Token is set.
 	AllowedHosts []string
-	// MaxContext is how many transcript messages a turn sends to the model.
+	// MaxContext bounds how many transcript lines a turn reads back (to
+	// the session's latest summary) for the model; the runtime's token
+	// budget decides what of them is sent.
 	MaxContext int
 	// ProviderWarning, when set, is shown by /readyz and the WebChat: the
 	// gateway runs on a fallback provider and says what to set.
@@ -99,7 +101,7 @@ func New(opt Options) *Server {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opt.MaxContext <= 0 {
-		opt.MaxContext = 50
+		opt.MaxContext = 1000
 	}
 	if opt.TurnLockTimeout <= 0 {
 		opt.TurnLockTimeout = DefaultTurnLockTimeout

@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/agent"
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/protocol"
+	"github.com/miniclaw/miniclaw/internal/session"
 )
 
 // runTurn plays one user message on its session's lane: take the session's
@@ -29,16 +31,12 @@ func (s *Server) runTurn(ctx context.Context, id string, j job) []byte {
 		log.Error("user message not persisted", "err", err)
 		return errorEvent(protocol.CodeInternal, "the message could not be saved: "+err.Error(), id)
 	}
-	history, corrupt, err := s.store.Tail(id, s.opt.MaxContext)
-	if err != nil {
-		log.Error("history not readable", "err", err)
-		return errorEvent(protocol.CodeInternal, "the session history could not be read: "+err.Error(), id)
-	}
-	for _, le := range corrupt {
-		log.Warn("corrupt transcript line left out of the model's history", "where", le.String())
+	recent, failed := s.recent(id, log)
+	if failed != nil {
+		return failed
 	}
 
-	res, runErr := s.opt.Runtime.Run(ctx, history, agent.Events{
+	res, runErr := s.opt.Runtime.Run(ctx, id, recent.Messages, agent.Events{
 		OnText: func(text string) {
 			s.hub.broadcastChunk(id, text)
 		},
@@ -47,6 +45,9 @@ func (s *Server) runTurn(ctx context.Context, id string, j job) []byte {
 		},
 		OnToolDone: func(r core.ToolCallRecord) {
 			s.hub.broadcast(id, protocol.Encode(protocol.ToolDone{Type: protocol.TypeToolDone, SessionID: id, ToolName: r.Name, Output: r.Output, ToolCallID: r.ID, IsError: r.IsError}))
+		},
+		OnCompaction: func(c agent.Compaction) {
+			s.saveCompaction(id, recent, c, log)
 		},
 	})
 	if _, err := s.store.Append(id, res.Messages...); err != nil {
@@ -70,4 +71,34 @@ func (s *Server) runTurn(ctx context.Context, id string, j job) []byte {
 	}
 	log.Debug("turn done", "ms", time.Since(started).Milliseconds())
 	return protocol.Encode(done)
+}
+
+// recent loads what a turn of id sends to the model (see session.Recent),
+// or returns the error event that ends the turn.
+func (s *Server) recent(id string, log *slog.Logger) (session.Recent, []byte) {
+	recent, err := s.store.Recent(id, s.opt.MaxContext)
+	if err != nil {
+		log.Error("history not readable", "err", err)
+		return recent, errorEvent(protocol.CodeInternal, "the session history could not be read: "+err.Error(), id)
+	}
+	for _, le := range recent.Corrupt {
+		log.Warn("corrupt transcript line left out of the model's history", "where", le.String())
+	}
+	return recent, nil
+}
+
+// saveCompaction appends a compaction's summary record to the transcript,
+// one line after the others (none is changed), covering the lines before
+// the first message the compaction kept, and tells the session's clients.
+// A record that could not be saved is logged: the running turn still uses
+// the summary, and a later turn compacts again.
+func (s *Server) saveCompaction(id string, recent session.Recent, c agent.Compaction, log *slog.Logger) protocol.Compaction {
+	rec := core.Message{Role: core.RoleSummary, Content: c.Summary, Covers: recent.Lines[c.Covers], Timestamp: time.Now().UnixMilli()}
+	if _, err := s.store.Append(id, rec); err != nil {
+		log.Error("compaction summary not persisted", "err", err)
+	}
+	ev := protocol.Compaction{Type: protocol.TypeCompaction, SessionID: id, CoveredMessages: rec.Covers, TokensBefore: c.TokensBefore, TokensAfter: c.TokensAfter}
+	log.Info("compacted", "covered", rec.Covers, "tokensBefore", c.TokensBefore, "tokensAfter", c.TokensAfter)
+	s.hub.broadcast(id, protocol.Encode(ev))
+	return ev
 }

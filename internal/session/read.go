@@ -35,7 +35,7 @@ func DecodeLine(line []byte) (core.Message, error) {
 		return core.Message{}, err
 	}
 	switch m.Role {
-	case core.RoleUser, core.RoleAssistant, core.RoleSystem:
+	case core.RoleUser, core.RoleAssistant, core.RoleSystem, core.RoleSummary:
 		return m, nil
 	case "":
 		return core.Message{}, errors.New(`missing "role"`)
@@ -183,13 +183,36 @@ func (s *Store) tail(id string, n int, count bool) (msgs []core.Message, corrupt
 	if n <= 0 || size == 0 {
 		return nil, nil, max(total, 0), nil
 	}
+	lines, offsets, err := lastLines(f, size, n)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("session %s: tail: %w", id, err)
+	}
+	if total < 0 {
+		total = len(lines) // the whole file was read, or the caller does not need it
+	}
+	if len(lines) > n {
+		lines, offsets = lines[len(lines)-n:], offsets[len(offsets)-n:]
+	}
+	for i, line := range lines {
+		m, derr := DecodeLine(line)
+		if derr != nil {
+			corrupt = append(corrupt, LineError{Offset: offsets[i], Err: derr.Error()})
+			continue
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, corrupt, total, nil
+}
+
+// lastLines reads the last n non-blank complete lines of a file of size
+// bytes (fewer when the file has fewer), with their byte offsets, reading
+// blocks backwards from the end: the cost depends on n, not on the file.
+func lastLines(f io.ReaderAt, size int64, n int) (lines [][]byte, offsets []int64, err error) {
 	// Read blocks backwards until n+1 newlines are in hand (the extra one
 	// marks where the first wanted line starts) or the file start is reached.
 	// Blank lines are newlines but not messages: when they were among those
 	// counted, read on for as many newlines as were missing.
 	var blocks [][]byte
-	var lines [][]byte
-	var offsets []int64
 	newlines, want := 0, n
 	pos := size
 	for {
@@ -198,7 +221,7 @@ func (s *Store) tail(id string, n int, count bool) (msgs []core.Message, corrupt
 			pos -= step
 			b := make([]byte, step)
 			if _, err := f.ReadAt(b, pos); err != nil {
-				return nil, nil, 0, fmt.Errorf("session %s: tail: %w", id, err)
+				return nil, nil, err
 			}
 			newlines += bytes.Count(b, []byte{'\n'})
 			blocks = append(blocks, b)
@@ -229,21 +252,7 @@ func (s *Store) tail(id string, n int, count bool) (msgs []core.Message, corrupt
 		// Each missing line needs one more newline before the first one seen.
 		want = newlines + n - len(lines) - 1
 	}
-	if total < 0 {
-		total = len(lines) // the whole file was read, or the caller does not need it
-	}
-	if len(lines) > n {
-		lines, offsets = lines[len(lines)-n:], offsets[len(offsets)-n:]
-	}
-	for i, line := range lines {
-		m, derr := DecodeLine(line)
-		if derr != nil {
-			corrupt = append(corrupt, LineError{Offset: offsets[i], Err: derr.Error()})
-			continue
-		}
-		msgs = append(msgs, m)
-	}
-	return msgs, corrupt, total, nil
+	return lines, offsets, nil
 }
 
 // linesIfKnown returns the indexed line count when the index describes a

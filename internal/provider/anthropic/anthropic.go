@@ -22,7 +22,7 @@ import (
 type Options struct {
 	APIKey  string
 	BaseURL string // "" for the SDK's default (api.anthropic.com)
-	// MaxTokens caps one model response; 0 means 8192.
+	// MaxTokens caps one model response; 0 means DefaultMaxTokens.
 	MaxTokens int64
 	// MaxRetries bounds retries of 429/5xx/overloaded answers; the SDK waits
 	// as retry-after says, else backs off exponentially with jitter. A
@@ -32,6 +32,10 @@ type Options struct {
 	// provider.HTTPClient.
 	HTTPClient *http.Client
 }
+
+// DefaultMaxTokens is the max_tokens of a request when Options.MaxTokens
+// is 0: the room the agent keeps in the context window for the reply.
+const DefaultMaxTokens = 8192
 
 // Provider talks to the Anthropic Messages API. It is safe for concurrent use.
 type Provider struct {
@@ -43,7 +47,7 @@ type Provider struct {
 // New builds a provider.
 func New(opt Options) *Provider {
 	if opt.MaxTokens == 0 {
-		opt.MaxTokens = 8192
+		opt.MaxTokens = DefaultMaxTokens
 	}
 	if opt.MaxRetries == 0 {
 		opt.MaxRetries = 3
