@@ -47,15 +47,10 @@ type Config struct {
 	Model         string
 	MaxContext    int
 	MaxToolRounds int
-	// ContextWindow is the model's context window in tokens, and
-	// ContextWindowSource says where it came from (the setting, or the
-	// default for the model's family), for the startup log.
-	ContextWindow       int
-	ContextWindowSource string
-	BashTimeout         time.Duration
-	Fsync               string
-	Token               string
-	Provider            string
+	BashTimeout   time.Duration
+	Fsync         string
+	Token         string
+	Provider      string
 	// ProviderDefaulted is true when no provider was chosen and no API key
 	// was found, so the gateway fell back to the offline scripted provider.
 	ProviderDefaulted bool
@@ -71,6 +66,11 @@ type Config struct {
 	// TurnLockTimeout bounds how long a turn waits for a turn of the same
 	// session that another process on the data dir runs.
 	TurnLockTimeout time.Duration
+	// ContextWindow is the model's context window in tokens, and
+	// ContextWindowSource says where it came from (the setting, or the
+	// default for the model's family), for the startup log.
+	ContextWindow       int
+	ContextWindowSource string
 }
 
 // Addr is the host:port the gateway listens on.
