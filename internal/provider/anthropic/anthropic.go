@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 
 	sdk "github.com/anthropics/anthropic-sdk-go"
@@ -174,8 +176,10 @@ func describe(err error, model string) error {
 		return fmt.Errorf("anthropic: the API key was refused (401 %s): check ANTHROPIC_API_KEY", detail)
 	case apiErr.StatusCode == http.StatusNotFound || apiErr.Type() == "not_found_error":
 		return fmt.Errorf("anthropic: model %q was not found (%s): check MINI_OPENCLAW_MODEL", model, detail)
-	case tooLong(detail):
-		return fmt.Errorf("anthropic: the conversation is too long for the model (%s): lower MINI_OPENCLAW_MAX_CONTEXT or start a new session", detail)
+	case apiErr.StatusCode == http.StatusBadRequest && apiErr.Type() == "invalid_request_error":
+		if oe := overflow(detail); oe != nil {
+			return oe
+		}
 	case apiErr.Type() == "overloaded_error" || apiErr.StatusCode == 529:
 		return fmt.Errorf("anthropic: the API is overloaded, retries exhausted (%s): try again shortly", detail)
 	case apiErr.StatusCode == http.StatusTooManyRequests || apiErr.Type() == "rate_limit_error":
@@ -200,8 +204,25 @@ func apiMessage(e *sdk.Error) string {
 	return string(e.Type())
 }
 
-// tooLong recognises the API's "prompt is too long" family of 400s.
-func tooLong(detail string) bool {
-	d := strings.ToLower(detail)
-	return strings.Contains(d, "prompt is too long") || strings.Contains(d, "context window") || strings.Contains(d, "too many tokens")
+// The API's two 400s for a prompt over the window: the prompt alone is
+// too long, or it is with max_tokens added.
+var (
+	promptTooLong  = regexp.MustCompile(`prompt is too long: (\d+) tokens > (\d+) maximum`)
+	exceedsWithMax = regexp.MustCompile(`input length and .max_tokens. exceed context limit: (\d+) \+ \d+ > (\d+)`)
+)
+
+// overflow recognises an invalid_request_error's message as the prompt
+// being over the model's window, with the sizes it names.
+func overflow(detail string) *core.OverflowError {
+	for _, re := range []*regexp.Regexp{promptTooLong, exceedsWithMax} {
+		if m := re.FindStringSubmatch(detail); m != nil {
+			tokens, _ := strconv.ParseInt(m[1], 10, 64)
+			limit, _ := strconv.ParseInt(m[2], 10, 64)
+			return &core.OverflowError{Provider: "anthropic", Tokens: tokens, Limit: limit, Detail: detail}
+		}
+	}
+	if strings.Contains(strings.ToLower(detail), "prompt is too long") {
+		return &core.OverflowError{Provider: "anthropic", Detail: detail}
+	}
+	return nil
 }

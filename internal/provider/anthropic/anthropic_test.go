@@ -264,7 +264,7 @@ func TestHTTPErrorsTellWhatToDo(t *testing.T) {
 	pt.RunHTTPErrors(t, withRetries, req, sse(t, "text.sse"), []pt.HTTPError{
 		{Name: "unauthorized", Status: http.StatusUnauthorized, Fixture: "error_401.json", Want: []string{"ANTHROPIC_API_KEY", "invalid x-api-key"}},
 		{Name: "model not found", Status: http.StatusNotFound, Fixture: "error_404.json", Want: []string{"claude-nonexistent-9", "MINI_OPENCLAW_MODEL"}},
-		{Name: "prompt too long", Status: http.StatusBadRequest, Fixture: "error_400_too_long.json", Want: []string{"MINI_OPENCLAW_MAX_CONTEXT", "prompt is too long"}},
+		{Name: "prompt too long", Status: http.StatusBadRequest, Fixture: "error_400_too_long.json", Want: []string{"too long for the model", "prompt is too long"}},
 	})
 }
 
@@ -321,5 +321,33 @@ func TestName(t *testing.T) {
 	var p core.Provider = New(Options{APIKey: "x"})
 	if p.Name() != "anthropic" {
 		t.Errorf("Name = %q", p.Name())
+	}
+}
+
+// TestPromptTooLongIsAnOverflow: the API's 400s for a prompt over the
+// window (the SDK's error, from the exact wire bodies) are
+// core.ErrContextOverflow with the sizes they name, so the agent can
+// compact and retry.
+func TestPromptTooLongIsAnOverflow(t *testing.T) {
+	cases := []struct {
+		fixture       string
+		tokens, limit int64
+	}{
+		{"error_400_too_long.json", 250000, 200000},
+		{"error_400_exceeds_context.json", 195000, 200000},
+	}
+	for _, tc := range cases {
+		t.Run(tc.fixture, func(t *testing.T) {
+			api := pt.NewFakeAPI(t, pt.APIError(t, http.StatusBadRequest, tc.fixture))
+			err := pt.Complete(t, newProvider(api, 2), simpleRequest()).Err
+			var oe *core.OverflowError
+			if !errors.Is(err, core.ErrContextOverflow) || !errors.As(err, &oe) {
+				t.Fatalf("err = %v, want a core.OverflowError", err)
+			}
+			if oe.Tokens != tc.tokens || oe.Limit != tc.limit {
+				t.Errorf("sizes %d > %d, want %d > %d", oe.Tokens, oe.Limit, tc.tokens, tc.limit)
+			}
+			api.WantRequests(t, 1)
+		})
 	}
 }

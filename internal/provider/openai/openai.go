@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -147,14 +148,19 @@ func readError(res *http.Response, model string) error {
 		Error json.RawMessage `json:"error"`
 	}
 	msg := strings.TrimSpace(string(b))
+	var e apiError
 	if json.Unmarshal(b, &body) == nil && len(body.Error) > 0 {
-		var e struct {
-			Message string `json:"message"`
-		}
 		if json.Unmarshal(body.Error, &e) == nil && e.Message != "" {
 			msg = e.Message
 		} else if s, err := strconv.Unquote(string(body.Error)); err == nil {
 			msg = s // Ollama: {"error":"model not found"}
+		}
+	} else if json.Unmarshal(b, &e) == nil && e.Message != "" {
+		msg = e.Message // vLLM: {"object":"error","message":...}
+	}
+	if res.StatusCode == http.StatusBadRequest {
+		if oe := overflow(e, msg); oe != nil {
+			return oe
 		}
 	}
 	switch res.StatusCode {
@@ -164,4 +170,54 @@ func readError(res *http.Response, model string) error {
 		return fmt.Errorf("openai: not found (404 %s): check MINI_OPENCLAW_MODEL=%q and OPENAI_BASE_URL", msg, model)
 	}
 	return fmt.Errorf("openai: HTTP %d: %s", res.StatusCode, msg)
+}
+
+// apiError is an error object as OpenAI, vLLM and llama.cpp send it;
+// llama.cpp adds the prompt's size and its window to a context overflow.
+type apiError struct {
+	Message string          `json:"message"`
+	Type    string          `json:"type"`
+	Code    json.RawMessage `json:"code"` // a string at OpenAI, a number at vLLM and llama.cpp
+	NPrompt int64           `json:"n_prompt_tokens"`
+	NCtx    int64           `json:"n_ctx"`
+}
+
+// How the servers word a prompt over the window, with the sizes they name:
+// OpenAI and vLLM ("This model's maximum context length is 4096 tokens.
+// However, you requested 5000 tokens …" or "… your messages resulted in
+// 5000 tokens"), llama.cpp ("request (4476 tokens) exceeds the available
+// context size (4096 tokens)", or without the sizes in older versions) and
+// Ollama when it does not truncate ("the input length exceeds the context
+// length").
+var (
+	maxContext   = regexp.MustCompile(`maximum context length is (\d+) tokens`)
+	requested    = regexp.MustCompile(`(?:requested|resulted in) (\d+) tokens`)
+	llamaRequest = regexp.MustCompile(`request \((\d+) tokens\) exceeds the available context size \((\d+) tokens\)`)
+	overflowText = []string{"maximum context length", "exceeds the available context size", "input length exceeds the context length"}
+)
+
+// overflow recognises a 400's error as the prompt being over the model's
+// window, with the sizes it names (0 when it names none).
+func overflow(e apiError, msg string) *core.OverflowError {
+	oe := &core.OverflowError{Provider: "openai", Tokens: e.NPrompt, Limit: e.NCtx, Detail: msg}
+	if m := llamaRequest.FindStringSubmatch(msg); m != nil {
+		oe.Tokens, _ = strconv.ParseInt(m[1], 10, 64)
+		oe.Limit, _ = strconv.ParseInt(m[2], 10, 64)
+	}
+	if m := maxContext.FindStringSubmatch(msg); m != nil {
+		oe.Limit, _ = strconv.ParseInt(m[1], 10, 64)
+		if m := requested.FindStringSubmatch(msg); m != nil {
+			oe.Tokens, _ = strconv.ParseInt(m[1], 10, 64)
+		}
+	}
+	if string(e.Code) == `"context_length_exceeded"` || e.Type == "exceed_context_size_error" {
+		return oe
+	}
+	lower := strings.ToLower(msg)
+	for _, s := range overflowText {
+		if strings.Contains(lower, s) {
+			return oe
+		}
+	}
+	return nil
 }

@@ -386,3 +386,37 @@ func completeLong(t testing.TB, n int) {
 		t.Fatalf("%d chunks relayed, %d bytes of text, err %v; want %d chunks", got, len(resp.Text), err, n)
 	}
 }
+
+// TestContextLengthIsAnOverflow: the 400s of OpenAI, llama.cpp, vLLM and
+// Ollama for a prompt over the window are core.ErrContextOverflow, with
+// the sizes they name, so the agent can compact and retry.
+func TestContextLengthIsAnOverflow(t *testing.T) {
+	cases := []struct {
+		fixture       string
+		tokens, limit int64
+	}{
+		{"error_400_context_length.json", 130532, 128000},
+		{"error_400_llamacpp_context.json", 4476, 4096},
+		{"error_400_vllm_context.json", 5000, 4096},
+		{"error_400_ollama_context.json", 0, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.fixture, func(t *testing.T) {
+			api := pt.NewFakeAPI(t, pt.APIError(t, http.StatusBadRequest, tc.fixture))
+			err := pt.Complete(t, newProvider(api, 2), simpleRequest()).Err
+			var oe *core.OverflowError
+			if !errors.Is(err, core.ErrContextOverflow) || !errors.As(err, &oe) {
+				t.Fatalf("err = %v, want a core.OverflowError", err)
+			}
+			if oe.Tokens != tc.tokens || oe.Limit != tc.limit {
+				t.Errorf("sizes %d > %d, want %d > %d", oe.Tokens, oe.Limit, tc.tokens, tc.limit)
+			}
+			api.WantRequests(t, 1)
+		})
+	}
+	// A 400 of another kind is not one.
+	api := pt.NewFakeAPI(t, pt.APIError(t, http.StatusBadRequest, "error_400.json"))
+	if err := pt.Complete(t, newProvider(api, 2), simpleRequest()).Err; errors.Is(err, core.ErrContextOverflow) {
+		t.Errorf("a bad schema is taken for an overflow: %v", err)
+	}
+}
