@@ -44,7 +44,13 @@ type testServer struct {
 // Serve returned cleanly.
 func startServer(t *testing.T, provider core.Provider, opts ...func(*gateway.Options)) *testServer {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "sessions")
+	return startServerIn(t, filepath.Join(t.TempDir(), "sessions"), provider, opts...)
+}
+
+// startServerIn is startServer on the sessions directory dir (a restart
+// when another server used it before).
+func startServerIn(t *testing.T, dir string, provider core.Provider, opts ...func(*gateway.Options)) *testServer {
+	t.Helper()
 	store, err := session.Open(dir, session.Options{})
 	if err != nil {
 		t.Fatalf("session.Open: %v", err)

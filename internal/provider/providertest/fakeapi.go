@@ -10,6 +10,7 @@
 package providertest
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -68,6 +69,8 @@ func (f *FakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	n := len(f.reqs)
 	f.reqs = append(f.reqs, Recorded{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body, At: time.Now()})
 	f.mu.Unlock()
+	r.Body = io.NopCloser(bytes.NewReader(body)) // for replies that read it
+
 	// A handler that waits for the client also gives up when the test ends,
 	// so a failing test cannot hang the server's Close.
 	ctx, cancel := context.WithCancel(r.Context())
