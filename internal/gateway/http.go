@@ -39,6 +39,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /api/sessions/{id}", s.auth(http.HandlerFunc(s.getSession)))
 	mux.Handle("POST /api/sessions/{id}/fork", s.auth(s.sameSite(http.HandlerFunc(s.forkSession))))
 	mux.Handle("POST /api/sessions/{id}/archive", s.auth(s.sameSite(http.HandlerFunc(s.archiveSession))))
+	mux.Handle("POST /api/sessions/{id}/compact", s.auth(s.sameSite(http.HandlerFunc(s.compactSession))))
 	return s.checkHost(mux)
 }
 

@@ -8,10 +8,14 @@ import (
 // maxQueued is how many messages may wait behind a session's running turn.
 const maxQueued = 64
 
-// job is a user message waiting for its session's lane.
+// job is a user message, or a /compact, waiting for its session's lane.
 type job struct {
 	content string
 	from    *conn // for errors that concern only the sender; may have gone away
+	compact bool  // summarise the older messages instead of running a turn
+	// result, for a compact asked over HTTP, receives its outcome; it is
+	// buffered, so the lane never waits for the handler.
+	result chan<- compactResult
 }
 
 // lane serialises the turns of one session and fans its events out to every

@@ -191,3 +191,54 @@ func TestOverflowRecoveredWithoutAWindow(t *testing.T) {
 		t.Error("no request was refused: the test does not exercise the recovery")
 	}
 }
+
+// TestCompactOnDemand: {type:"compact"} over the WebSocket and POST
+// /api/sessions/{id}/compact summarise everything but the latest exchange,
+// on the session's lane; the clients see the compaction event, the
+// transcript gains one summary line (the API shows it as role "summary"
+// and still every message), and a second compact with nothing new to
+// summarise is refused with a clear error.
+func TestCompactOnDemand(t *testing.T) {
+	ls := newLongSession(t)
+	ts := ls.start(t, filepath.Join(t.TempDir(), "sessions"))
+	c := ts.dial(t, "/ws?sessionId=oc")
+	for i := range 3 {
+		turnEvents(t, c, fmt.Sprintf("please read big.txt (turn %d)", i))
+	}
+	c.send(map[string]string{"type": "compact"})
+	ev := c.expect("compaction").fields(t)
+	// Three turns of three lines: the summary covers the first two.
+	if ev["sessionId"] != "oc" || ev["coveredMessages"] != float64(6) || ev["tokensAfter"].(float64) >= ev["tokensBefore"].(float64) {
+		t.Errorf("compaction event %v, want 6 messages covered and fewer tokens after", ev)
+	}
+	var view sessionView
+	ts.doJSON(t, "GET", "/api/sessions/oc", nil, 200, &view)
+	if n := len(view.Messages); n != 10 || view.Messages[9].Role != core.RoleSummary || view.Messages[9].Covers != 6 {
+		t.Fatalf("API shows %d messages, the last %+v; want the 9 messages and the summary", n, view.Messages[n-1].Role)
+	}
+
+	// Over HTTP, after one more turn; the WebSocket client sees it too.
+	turnEvents(t, c, "please read big.txt (turn 3)")
+	var got map[string]any
+	ts.doJSON(t, "POST", "/api/sessions/oc/compact", nil, 200, &got)
+	if got["type"] != "compaction" || got["coveredMessages"] != float64(10) {
+		t.Errorf("POST compact = %v, want 10 lines covered (up to the last exchange)", got)
+	}
+	if ev := c.expect("compaction").fields(t); ev["coveredMessages"] != float64(10) {
+		t.Errorf("WebSocket client saw %v", ev)
+	}
+	ts.wantAPIError(t, "POST", "/api/sessions/oc/compact", nil, 409, "conflict")
+	c.send(map[string]string{"type": "compact"})
+	if e := c.expectError("conflict"); !strings.Contains(e.Message, "nothing to compact") {
+		t.Errorf("second compact: %s", e.Raw)
+	}
+	ts.wantAPIError(t, "POST", "/api/sessions/nope/compact", nil, 404, "not_found")
+
+	// The next turn starts from the latest summary.
+	n := len(ls.window.Served())
+	turnEvents(t, c, "and now?")
+	body := string(ls.window.Served()[n].Body)
+	if !strings.Contains(body, "(summary 2)") || strings.Contains(body, "(turn 2)") {
+		t.Errorf("the turn after /compact does not start from the latest summary:\n%.300s", body)
+	}
+}

@@ -19,6 +19,9 @@ import (
 // returns the event that ends the turn, message_done or error, for the lane
 // to broadcast.
 func (s *Server) runTurn(ctx context.Context, id string, j job) []byte {
+	if j.compact {
+		return s.runCompact(ctx, id, j)
+	}
 	log := s.log.With("session", id)
 	lock, failed := s.waitTurn(ctx, id, log)
 	if failed != nil {

@@ -132,6 +132,8 @@ func (s *Server) readLoop(ctx context.Context, c *conn) {
 			}
 		case protocol.TypeMessage:
 			s.handleMessage(c, ev)
+		case protocol.TypeCompact:
+			s.handleCompact(c, ev)
 		}
 	}
 }
@@ -152,14 +154,21 @@ func (s *Server) handleMessage(c *conn, ev protocol.ClientEvent) {
 	if ev.SessionID != "" {
 		s.hub.attach(c, id)
 	}
-	switch s.hub.enqueue(id, job{content: ev.Content, from: c}) {
-	case queueFull:
-		c.reply(errorEvent(protocol.CodeQueueFull, "too many messages are waiting on this session; wait for a reply", id))
-	case budgetFull:
-		c.reply(errorEvent(protocol.CodeQueueFull, fmt.Sprintf("messages waiting for their turn fill the gateway's budget of %d bytes; wait for replies", s.hub.maxBytes), id))
-	case shuttingDown:
-		c.reply(errorEvent(protocol.CodeShuttingDown, "the gateway is shutting down; the message was not accepted", id))
+	if r := s.hub.enqueue(id, job{content: ev.Content, from: c}); r != enqueued {
+		code, msg := refusal(r, s.hub.maxBytes)
+		c.reply(errorEvent(code, msg, id))
 	}
+}
+
+// refusal is the error code and message of a job enqueue did not accept.
+func refusal(r enqueueResult, maxBytes int) (protocol.Code, string) {
+	switch r {
+	case queueFull:
+		return protocol.CodeQueueFull, "too many messages are waiting on this session; wait for a reply"
+	case budgetFull:
+		return protocol.CodeQueueFull, fmt.Sprintf("messages waiting for their turn fill the gateway's budget of %d bytes; wait for replies", maxBytes)
+	}
+	return protocol.CodeShuttingDown, "the gateway is shutting down; the message was not accepted"
 }
 
 func errorEvent(code protocol.Code, msg, sessionID string) []byte {

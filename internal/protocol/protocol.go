@@ -41,7 +41,7 @@ const (
 	TypeMessage = "message"
 	TypePing    = "ping"
 	TypeAbort   = "abort"
-	TypeCompact = "compact" // summarise the session's older messages now (decoded once the gateway serves it)
+	TypeCompact = "compact" // summarise the session's older messages now
 )
 
 // Server event types.
@@ -70,7 +70,7 @@ const (
 const MaxSessionIDLen = 128
 
 // ClientEvent is a decoded client frame. Type is one of TypeMessage,
-// TypePing, TypeAbort; SessionID is "" when the client gave none.
+// TypePing, TypeAbort, TypeCompact; SessionID is "" when the client gave none.
 type ClientEvent struct {
 	Type      string
 	SessionID string
@@ -94,6 +94,7 @@ var allowedFields = map[string]map[string]bool{
 	TypeMessage: {"type": true, "sessionId": true, "content": true},
 	TypePing:    {"type": true},
 	TypeAbort:   {"type": true, "sessionId": true},
+	TypeCompact: {"type": true, "sessionId": true},
 }
 
 // DecodeClientEvent parses one text frame. It accepts exactly one JSON object
@@ -114,7 +115,7 @@ func DecodeClientEvent(frame []byte) (ClientEvent, *DecodeError) {
 	}
 	allowed, known := allowedFields[ev.Type]
 	if !known {
-		return ClientEvent{}, &DecodeError{Code: CodeUnknownType, Message: fmt.Sprintf("unknown event type %q (want message, ping or abort)", ev.Type)}
+		return ClientEvent{}, &DecodeError{Code: CodeUnknownType, Message: fmt.Sprintf("unknown event type %q (want message, ping, abort or compact)", ev.Type)}
 	}
 	for name := range fields {
 		if !allowed[name] {

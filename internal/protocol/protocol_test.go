@@ -26,6 +26,8 @@ func TestDecodeClientEventValid(t *testing.T) {
 		{"abort", `{"type":"abort"}`, ClientEvent{Type: TypeAbort}},
 		{"abort with sessionId", `{"type":"abort","sessionId":"a.b_c-D9"}`, ClientEvent{Type: TypeAbort, SessionID: "a.b_c-D9"}},
 		{"abort with null sessionId", `{"type":"abort","sessionId":null}`, ClientEvent{Type: TypeAbort}},
+		{"compact", `{"type":"compact"}`, ClientEvent{Type: TypeCompact}},
+		{"compact with sessionId", `{"type":"compact","sessionId":"s-1"}`, ClientEvent{Type: TypeCompact, SessionID: "s-1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,10 +81,10 @@ func TestDecodeClientEventErrors(t *testing.T) {
 		{"type number", `{"type":1,"content":"hi"}`, CodeBadRequest, `field "type" must be a string`},
 		{"type null", `{"type":null}`, CodeBadRequest, `field "type" must be a string`},
 		{"type object", `{"type":{"name":"ping"}}`, CodeBadRequest, `field "type" must be a string`},
-		{"unknown type", `{"type":"hello"}`, CodeUnknownType, `unknown event type "hello" (want message, ping or abort)`},
-		{"empty type", `{"type":""}`, CodeUnknownType, `unknown event type "" (want message, ping or abort)`},
-		{"type is case-sensitive", `{"type":"Message","content":"hi"}`, CodeUnknownType, `unknown event type "Message" (want message, ping or abort)`},
-		{"server event type", `{"type":"pong"}`, CodeUnknownType, `unknown event type "pong" (want message, ping or abort)`},
+		{"unknown type", `{"type":"hello"}`, CodeUnknownType, `unknown event type "hello" (want message, ping, abort or compact)`},
+		{"empty type", `{"type":""}`, CodeUnknownType, `unknown event type "" (want message, ping, abort or compact)`},
+		{"type is case-sensitive", `{"type":"Message","content":"hi"}`, CodeUnknownType, `unknown event type "Message" (want message, ping, abort or compact)`},
+		{"server event type", `{"type":"pong"}`, CodeUnknownType, `unknown event type "pong" (want message, ping, abort or compact)`},
 
 		// content problems.
 		{"message without content", `{"type":"message"}`, CodeBadRequest, `field "content" is required on a message event`},
@@ -95,6 +97,7 @@ func TestDecodeClientEventErrors(t *testing.T) {
 		{"sessionID typo", `{"type":"message","sessionID":"s","content":"hi"}`, CodeBadRequest, `field "sessionID" is not allowed on a message event`},
 		{"content on ping", `{"type":"ping","content":"hi"}`, CodeBadRequest, `field "content" is not allowed on a ping event`},
 		{"sessionId on ping", `{"type":"ping","sessionId":"s"}`, CodeBadRequest, `field "sessionId" is not allowed on a ping event`},
+		{"content on compact", `{"type":"compact","content":"now"}`, CodeBadRequest, `field "content" is not allowed on a compact event`},
 		{"content on abort", `{"type":"abort","content":"stop"}`, CodeBadRequest, `field "content" is not allowed on an abort event`},
 
 		// sessionId problems.
