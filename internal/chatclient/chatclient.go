@@ -28,6 +28,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/protocol"
 	"github.com/miniclaw/miniclaw/internal/session"
 )
@@ -79,6 +80,7 @@ const help = `Commands:
   /sessions     list the sessions
   /switch ID    continue session ID (created if it does not exist)
   /abort        abort the reply being written
+  /compact      summarise the older messages now (the transcript keeps them)
   /help         show this help
   /quit         leave (Ctrl-D too)
 A line starting with // is sent as a message starting with /.
@@ -314,6 +316,8 @@ func (c *client) command(ctx context.Context, text string) bool {
 		c.out.printf("%s", help)
 	case "/abort":
 		c.abort(ctx)
+	case "/compact":
+		c.compact(ctx)
 	case "/new":
 		id, err := c.gw.createSession(ctx)
 		if err != nil {
@@ -344,6 +348,18 @@ func (c *client) command(ctx context.Context, text string) bool {
 		c.out.printf("unknown command %s: /help lists the commands", name)
 	}
 	return false
+}
+
+// compact asks the gateway to summarise the session's older messages; the
+// compaction event, or an error, answers.
+func (c *client) compact(ctx context.Context) {
+	if c.link == nil || !c.attached {
+		c.out.printf("not connected (reconnecting…): /compact was not sent")
+		return
+	}
+	if err := c.link.send(ctx, map[string]string{"type": protocol.TypeCompact}); err != nil {
+		c.out.printf("/compact was not sent: %v", err)
+	}
 }
 
 // interrupt handles Ctrl-C: the first one aborts the running reply, a second
@@ -429,6 +445,8 @@ func (c *client) handleEvent(ctx context.Context, ev event) {
 			c.out.text(ev.Content)
 		}
 		c.answered()
+	case protocol.TypeCompaction:
+		c.out.printf("%s", CompactionLine(ev.CoveredMessages, ev.TokensBefore, ev.TokensAfter))
 	case protocol.TypeStatus: // another process runs a turn of this session
 		c.out.printf("(%s)", ev.Message)
 	case protocol.TypeError:
@@ -469,7 +487,8 @@ func (c *client) catchUp(ctx context.Context) {
 	if c.pending == 0 {
 		return
 	}
-	busy, page, err := c.gw.lastMessages(ctx, c.session, 1)
+	// Two: a /compact's summary record may follow the reply.
+	busy, page, err := c.gw.lastMessages(ctx, c.session, 2)
 	if err != nil {
 		c.out.printf("error: cannot check the reply: %v", err)
 		return
@@ -477,8 +496,12 @@ func (c *client) catchUp(ctx context.Context) {
 	if busy {
 		return // the rest of the turn streams in
 	}
-	if n := len(page.Messages); n > 0 && page.Messages[n-1].Role == "assistant" {
-		m := page.Messages[n-1]
+	msgs := page.Messages
+	if n := len(msgs); n > 0 && msgs[n-1].Role == core.RoleSummary {
+		msgs = msgs[:n-1]
+	}
+	if n := len(msgs); n > 0 && msgs[n-1].Role == core.RoleAssistant {
+		m := msgs[n-1]
 		c.out.printf("The reply finished while the connection was down:")
 		c.out.text(m.Content)
 		if m.Status != "" {

@@ -335,3 +335,54 @@ func TestKeepaliveNoticesASilentNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// /compact asks the gateway to summarise the older messages: the client
+// prints the compaction line, and the gateway's refusal when nothing is
+// left to summarise.
+func TestRunCompact(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "sessions"), "")
+	w, out, done := runAsync(t, Options{URL: "ws://" + g.addr + "/ws", SessionID: "compact-1"})
+	for _, line := range []string{"one", "two", "three"} {
+		io.WriteString(w, line+"\n")
+		waitOutput(t, out, "echo: "+line+"\n")
+	}
+	io.WriteString(w, "/compact\n")
+	waitOutput(t, out, "Compacted: 4 earlier messages summarised (")
+	io.WriteString(w, "/compact\n")
+	waitOutput(t, out, "error [conflict]: nothing to compact")
+	w.Close()
+	<-done
+}
+
+// A summary record prints as a marked block, not as a message, in both
+// the transcript view (sessions show) and the Markdown export; every
+// message it covers is still printed.
+func TestSummaryRecordIsAMarkedBlock(t *testing.T) {
+	msgs := []core.Message{
+		{Role: core.RoleUser, Content: "read a.txt", Timestamp: 1},
+		{Role: core.RoleAssistant, Content: "done", Timestamp: 2},
+		{Role: core.RoleUser, Content: "and b.txt?", Timestamp: 3},
+		{Role: core.RoleSummary, Content: "## What the user wants\nFiles read.\x1b[2J", Covers: 2, Timestamp: 4},
+	}
+	var b strings.Builder
+	if err := WriteTranscript(&b, msgs); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	for _, want := range []string{"── user · ", "read a.txt", "and b.txt?", ": the model sees this instead of the first 2 lines above ══\n## What the user wants\nFiles read.\\x1b[2J\n══ end of summary ══"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("transcript lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "── summary") {
+		t.Errorf("the summary is printed as a message:\n%s", got)
+	}
+	b.Reset()
+	if err := WriteMarkdown(&b, session.Meta{SessionID: "s"}, msgs); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.String(); !strings.Contains(got, "the model sees this instead of the first 2 transcript lines (kept above).\n>\n> ## What the user wants\n> Files read.") || strings.Contains(got, "## Summary ·") {
+		t.Errorf("Markdown export:\n%s", got)
+	}
+}

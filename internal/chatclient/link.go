@@ -79,6 +79,10 @@ type event struct {
 	IsError   bool            `json:"isError"`
 	Message   string          `json:"message"`
 	Code      string          `json:"code"`
+	// A compaction event's figures.
+	CoveredMessages int   `json:"coveredMessages"`
+	TokensBefore    int64 `json:"tokensBefore"`
+	TokensAfter     int64 `json:"tokensAfter"`
 }
 
 // link is one WebSocket connection to a session. Its read loop is the only

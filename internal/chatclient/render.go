@@ -148,6 +148,20 @@ func Ago(t, now time.Time) string {
 	return t.Local().Format("2006-01-02 15:04")
 }
 
+// CompactionLine is what the clients show of a compaction event.
+func CompactionLine(covered int, before, after int64) string {
+	return fmt.Sprintf("Compacted: %d earlier messages summarised (%d → %d tokens)", covered, before, after)
+}
+
+// summaryBlock writes a summary record as a marked block: it is not a
+// message anyone wrote, but what the model sees instead of the lines it
+// covers, which the transcript keeps (and which are printed above it).
+func summaryBlock(b *strings.Builder, m core.Message, when string) {
+	fmt.Fprintf(b, "══ summary · %s: the model sees this instead of the first %d lines above ══\n", when, m.Covers)
+	b.WriteString(strings.TrimRight(m.Content, "\n") + "\n")
+	b.WriteString("══ end of summary ══\n")
+}
+
 // WriteTranscript prints messages readably: a header per message (role and
 // local time), its text, its tool calls as the live client shows them, and
 // the status of a turn that did not finish. Control characters are escaped.
@@ -157,7 +171,12 @@ func WriteTranscript(w io.Writer, msgs []core.Message) error {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		fmt.Fprintf(&b, "── %s · %s\n", m.Role, time.UnixMilli(m.Timestamp).Local().Format("2006-01-02 15:04:05"))
+		when := time.UnixMilli(m.Timestamp).Local().Format("2006-01-02 15:04:05")
+		if m.Role == core.RoleSummary {
+			summaryBlock(&b, m, when)
+			continue
+		}
+		fmt.Fprintf(&b, "── %s · %s\n", m.Role, when)
 		if c := strings.TrimRight(m.Content, "\n"); c != "" {
 			b.WriteString(c + "\n")
 		}
@@ -190,6 +209,13 @@ func WriteMarkdown(w io.Writer, meta session.Meta, msgs []core.Message) error {
 		fmt.Fprintf(&b, "- Forked from: `%s`\n", meta.ForkedFrom)
 	}
 	for _, m := range msgs {
+		if m.Role == core.RoleSummary {
+			fmt.Fprintf(&b, "\n> **Summary** · %s: the model sees this instead of the first %d transcript lines (kept above).\n>\n", mdTime(m.Timestamp), m.Covers)
+			for _, line := range strings.Split(strings.TrimRight(m.Content, "\n"), "\n") {
+				b.WriteString(strings.TrimRight("> "+line, " ") + "\n")
+			}
+			continue
+		}
 		fmt.Fprintf(&b, "\n## %s · %s\n\n", roleTitle(m.Role), mdTime(m.Timestamp))
 		if c := strings.TrimRight(m.Content, "\n"); c != "" {
 			b.WriteString(c + "\n")

@@ -358,3 +358,28 @@ func TestSessionsSidebar(t *testing.T) {
 	tb.do(chromedp.KeyEvent(kb.Escape))
 	tb.waitJS("Esc to close the drawer", `!document.body.classList.contains("side-open")`)
 }
+
+// /compact typed in the composer summarises the older messages: a muted
+// line says so (not a user message), and after a reload the history shows
+// the summary record as that line, with the summary folded inside, and
+// still every message.
+func TestCompactCommand(t *testing.T) {
+	g := startGateway(t, gwConfig{})
+	tb := openTab(t, newBrowser(t), g.url())
+	tb.waitConnected()
+	for _, m := range []string{"one", "two", "three"} {
+		tb.send(m)
+		tb.waitJS("the reply to "+m, settledJS+` && document.querySelector("#log").textContent.includes("echo: `+m+`")`)
+	}
+	tb.send("/compact")
+	tb.waitJS("the compaction line", `document.querySelector("#log .msg.compaction")?.textContent.startsWith("Compacted: 4 earlier messages summarised (")`)
+	if n := eval[int](tb, `document.querySelectorAll("#log .msg.user").length`); n != 3 {
+		t.Errorf("%d user messages shown, want 3 (/compact is not one)", n)
+	}
+	tb.do(chromedp.Reload())
+	tb.waitConnected()
+	tb.waitJS("the summary from history", `document.querySelector("#log .msg.compaction details summary")?.textContent === "Compacted: 4 earlier messages summarised"`)
+	if n := eval[int](tb, `document.querySelectorAll("#log .msg.user, #log .msg.assistant").length`); n != 6 {
+		t.Errorf("%d messages shown after the reload, want all 6", n)
+	}
+}

@@ -160,6 +160,10 @@ function onEvent(ev) {
     case "message_done":
       endTurn();
       break;
+    case "compaction":
+      // A line until history holds the summary record it announces.
+      addTail({ kind: "compaction", covers: ev.coveredMessages, node: compactionNode(ev) });
+      break;
     case "status": // another process on the data dir runs a turn of this session
       if (ev.state === "waiting") toast(ev.message);
       break;
@@ -180,6 +184,13 @@ function send() {
   if (!text) return;
   if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
     toast("Not connected: the message was not sent. It is still in the box.");
+    return;
+  }
+  if (text === "/compact") {
+    // Summarise the older messages now; the compaction event (or an error) answers.
+    state.ws.send(JSON.stringify({ type: "compact", sessionId: state.session }));
+    input.value = "";
+    autosize();
     return;
   }
   state.ws.send(JSON.stringify({ type: "message", sessionId: state.session, content: text }));
@@ -331,6 +342,8 @@ async function loadHistory() {
   // first user message with its text at or after the place it was sent.
   // Messages are persisted in the order sent, so the ones sent later can
   // only be further down (the same text twice is two messages).
+  const summarised = new Set(state.history.messages.filter((m) => m.role === "summary").map((m) => m.covers));
+  state.tail = state.tail.filter((item) => item.kind !== "compaction" || !summarised.has(item.covers));
   let floor = 0;
   state.tail = state.tail.filter((item) => {
     if (item.kind !== "user") return true;
@@ -375,7 +388,28 @@ function renderLog() {
   if (atBottom) log.scrollTop = log.scrollHeight;
 }
 
+// compactionNode is the muted line that says older messages were
+// summarised: from a compaction event (with its token figures) or a
+// summary record in history (with the summary, folded).
+function compactionNode({ coveredMessages, tokensBefore, tokensAfter, summary }) {
+  const node = document.createElement("div");
+  node.className = "msg system compaction";
+  let text = `Compacted: ${coveredMessages} earlier messages summarised`;
+  if (tokensBefore) text += ` (${tokensBefore} → ${tokensAfter} tokens)`;
+  if (summary === undefined) {
+    node.textContent = text;
+    return node;
+  }
+  const d = document.createElement("details");
+  const s = document.createElement("summary");
+  s.textContent = text;
+  d.append(s, pre("summary-text", summary));
+  node.append(d);
+  return node;
+}
+
 function messageNode(m) {
+  if (m.role === "summary") return compactionNode({ coveredMessages: m.covers, summary: m.content });
   const node = document.createElement("div");
   node.className = "msg " + (m.role === "user" || m.role === "assistant" ? m.role : "system");
   if (m.role === "assistant") {
