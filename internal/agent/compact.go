@@ -47,14 +47,13 @@ const summaryToolKeep = 1000
 // /compact command): everything before the latest exchange. history is as
 // Run takes it, without a new message. It returns ErrNothingToCompact when
 // there is no older part.
-func (r *Runtime) Compact(ctx context.Context, session string, history []core.Message) (Compaction, core.Usage, error) {
+func (r *Runtime) Compact(ctx context.Context, session string, history []core.Message) (Compaction, error) {
 	t := r.newTurn(session, history, Events{})
 	var specs []core.ToolSpec
 	if r.Tools != nil {
 		specs = r.Tools.Specs()
 	}
-	c, err := t.compact(ctx, r.systemPrompt(r.now()), specs, true)
-	return c, t.usage, err
+	return t.compact(ctx, r.systemPrompt(r.now()), specs, true)
 }
 
 // compact summarises hist[from:cut] (with the summary before it) for the

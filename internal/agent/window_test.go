@@ -182,3 +182,27 @@ func TestOverflowIsRecoveredOnce(t *testing.T) {
 		t.Errorf("second refusal: %v", err)
 	}
 }
+
+// TestCalibrationSeededFromTheTranscript: a runtime that has not seen the
+// session (a restart) takes the ratio from the usage the transcript kept on
+// the last assistant message, against its estimate of that request.
+func TestCalibrationSeededFromTheTranscript(t *testing.T) {
+	p := &fakeProvider{replies: []reply{{chunks: []string{"ok"}}}} // reports no usage: nothing is observed
+	e := newEnv(t, p)
+	e.rt.ContextWindow, e.rt.ReplyTokens = 100_000, 8192
+	hist := []core.Message{user("hi"), asst("hello"), user("again")}
+	if _, err := e.rt.Run(context.Background(), "s", hist, Events{}); err != nil {
+		t.Fatal(err)
+	}
+	first := p.requests(t)[0]
+	est := budget.Estimate(core.Request{System: first.System, Tools: first.Tools, Messages: first.Messages[:1]})
+
+	e.rt.Sizes = budget.NewCalibration()
+	hist[1].Usage = &core.Usage{InputTokens: est, CacheReadTokens: est} // the provider counted twice the estimate
+	if _, err := e.rt.Run(context.Background(), "s", hist, Events{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.rt.Sizes.Tokens("s", 1000); got != 2100 {
+		t.Errorf("seeded calibration: 1000 estimated tokens count %d, want 2100 (ratio 2 and the 5%% margin)", got)
+	}
+}

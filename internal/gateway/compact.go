@@ -49,7 +49,7 @@ func (s *Server) compactNow(ctx context.Context, id string) compactResult {
 	if failed != nil {
 		return fail(failed)
 	}
-	c, _, err := s.opt.Runtime.Compact(ctx, id, recent.Messages)
+	c, err := s.opt.Runtime.Compact(ctx, id, recent.Messages)
 	switch {
 	case errors.Is(err, agent.ErrNothingToCompact):
 		return compactResult{code: protocol.CodeConflict, msg: err.Error()}
