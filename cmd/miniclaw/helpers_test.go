@@ -119,6 +119,10 @@ func gatewayEnv(workspace, dataDir string, extra map[string]string) map[string]s
 		"MINI_OPENCLAW_WORKSPACE": workspace,
 		"MINI_OPENCLAW_DATA_DIR":  dataDir,
 		"MINI_OPENCLAW_PROVIDER":  "scripted",
+		// The largest window: these tests count transcript lines, which
+		// a compaction's summary line would change (compaction has its
+		// own tests in internal/gateway and internal/agent).
+		"MINI_OPENCLAW_CONTEXT_WINDOW": "10000000",
 	}
 	for k, v := range extra {
 		if v == "" {
