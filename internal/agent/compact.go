@@ -64,14 +64,14 @@ func (t *turn) compact(ctx context.Context, system string, tools []core.ToolSpec
 	if cut <= t.from {
 		return Compaction{}, ErrNothingToCompact
 	}
-	before := t.tokens(core.Request{System: system, Tools: tools, Messages: t.elided(false)})
+	before := t.tokens(core.Request{System: system, Tools: tools, Messages: t.elided(keepTurns)})
 	text, err := t.summarise(ctx, t.hist[t.from:cut])
 	if err != nil {
 		return Compaction{}, err
 	}
 	t.summary, t.from = text, cut
 	c := Compaction{Summary: text, Covers: cut, TokensBefore: before,
-		TokensAfter: t.tokens(core.Request{System: system, Tools: tools, Messages: t.elided(false)})}
+		TokensAfter: t.tokens(core.Request{System: system, Tools: tools, Messages: t.elided(keepTurns)})}
 	if t.ev.OnCompaction != nil {
 		t.ev.OnCompaction(c)
 	}
@@ -97,7 +97,7 @@ func (t *turn) cutFor(system string, tools []core.ToolSpec, latest bool) int {
 	if !latest && t.window > 0 {
 		for _, c := range cuts {
 			kept := &turn{r: t.r, id: t.id, hist: t.hist, from: c, summary: "(summary)", rounds: t.rounds}
-			req := core.Request{System: system, Tools: tools, Messages: kept.elided(false)}
+			req := core.Request{System: system, Tools: tools, Messages: kept.elided(keepTurns)}
 			if t.tokens(req)+t.r.ReplyTokens <= t.limit()/2 {
 				return c
 			}

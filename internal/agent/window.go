@@ -53,21 +53,50 @@ func (t *turn) fits(req core.Request) bool {
 	return t.window <= 0 || t.tokens(req) <= t.limit()
 }
 
-// elided is convo with the tool outputs of all but the last keepTurns turns
-// cut to a head and a tail; with all, every output is.
-func (t *turn) elided(all bool) []core.Message {
+// elideStep is how many turns at a time the elision boundary moves by.
+const elideStep = 4
+
+// elided is convo with the tool outputs of all but its last keep turns (user
+// messages, counted from the end) cut to a head and a tail; with keep 0,
+// every output is.
+func (t *turn) elided(keep int) []core.Message {
 	msgs := t.convo()
 	cut := len(msgs)
-	if !all {
-		users := 0
-		for cut > 0 && users < keepTurns {
-			cut--
-			if msgs[cut].Role == core.RoleUser {
-				users++
-			}
+	for users := 0; cut > 0 && users < keep; {
+		cut--
+		if msgs[cut].Role == core.RoleUser {
+			users++
 		}
 	}
 	return append(budget.Elide(msgs[:cut], budget.ElideKeep), msgs[cut:]...)
+}
+
+// steadyKeep is how many latest turns keep their outputs when the boundary
+// of the elided turns moves elideStep turns at a time: between two moves,
+// each request's elided part is the previous request's, so a provider's
+// prefix cache goes on hitting. At least keepTurns are kept.
+func (t *turn) steadyKeep() int {
+	users := 0
+	for _, m := range t.convo() {
+		if m.Role == core.RoleUser {
+			users++
+		}
+	}
+	if users <= keepTurns {
+		return keepTurns
+	}
+	return users - (users-keepTurns)/elideStep*elideStep
+}
+
+// fitElided sets req's messages to convo with old tool outputs elided, the
+// steady boundary first, and reports whether that fits.
+func (t *turn) fitElided(req *core.Request) bool {
+	for _, keep := range []int{t.steadyKeep(), keepTurns} {
+		if req.Messages = t.elided(keep); t.fits(*req) {
+			return true
+		}
+	}
+	return false
 }
 
 // request builds the next model call with the given tools, fitted to the
@@ -77,18 +106,13 @@ func (t *turn) elided(all bool) []core.Message {
 // refusal is handled by call.
 func (t *turn) request(ctx context.Context, system string, tools []core.ToolSpec) core.Request {
 	req := core.Request{Model: t.r.Model, System: system, Messages: t.convo(), Tools: tools}
-	if t.fits(req) {
+	if t.fits(req) || t.fitElided(&req) {
 		return req
 	}
-	if req.Messages = t.elided(false); t.fits(req) {
+	if _, err := t.compact(ctx, system, tools, false); err == nil && t.fitElided(&req) {
 		return req
 	}
-	if _, err := t.compact(ctx, system, tools, false); err == nil {
-		if req.Messages = t.elided(false); t.fits(req) {
-			return req
-		}
-	}
-	req.Messages = t.elided(true)
+	req.Messages = t.elided(0)
 	return req
 }
 
@@ -125,23 +149,20 @@ func (t *turn) call(ctx context.Context, system string, tools []core.ToolSpec) (
 // shrink learns from a provider's refusal of req as too long: the prompt's
 // real size recalibrates the estimate, and a window the provider named
 // smaller than the configured one replaces it for this turn. When the
-// provider named no sizes, the window is set below req's estimate, so the
-// retry sends less.
+// budget would still let req through, it is set below req's estimate, so
+// the retry sends less.
 func (t *turn) shrink(req core.Request, err error) {
 	var oe *core.OverflowError
 	errors.As(err, &oe)
 	if oe != nil && oe.Tokens > 0 {
 		t.r.Sizes.Observe(t.id, budget.Estimate(req), oe.Tokens)
 	}
-	switch {
-	case oe != nil && oe.Limit > 0 && (t.window <= 0 || oe.Limit < t.window):
+	if oe != nil && oe.Limit > 0 && (t.window <= 0 || oe.Limit < t.window) {
 		t.window = oe.Limit
-	case oe == nil || oe.Tokens == 0:
-		// Nothing measured: aim at three quarters of what was refused.
-		t.window = t.tokens(req)*3/4 + t.r.ReplyTokens
 	}
-	if t.window > 0 && t.fits(req) {
-		// What was refused would pass the budget as it stands: aim lower.
+	if t.window <= 0 || t.fits(req) {
+		// What was refused would pass the budget as it stands: aim at
+		// three quarters of it.
 		t.window = t.tokens(req)*3/4 + t.r.ReplyTokens
 	}
 }
@@ -162,7 +183,7 @@ func (t *turn) seed(system string, tools []core.ToolSpec) {
 		req := core.Request{System: system, Tools: tools, Messages: before.convo()}
 		if !before.fits(req) {
 			// That request was elided to fit; estimate what was sent.
-			req.Messages = before.elided(false)
+			req.Messages = before.elided(keepTurns)
 		}
 		t.r.Sizes.Seed(t.id, budget.Estimate(req), u.Prompt())
 		return

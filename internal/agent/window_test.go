@@ -206,3 +206,50 @@ func TestCalibrationSeededFromTheTranscript(t *testing.T) {
 		t.Errorf("seeded calibration: 1000 estimated tokens count %d, want 2100 (ratio 2 and the 5%% margin)", got)
 	}
 }
+
+// TestElisionBoundaryMovesInSteps: over several turns, the turns whose
+// outputs are elided stay the same until the boundary moves by a step, so
+// each request's elided part is exactly the previous request's (what a
+// provider's prefix cache needs); the latest two turns are never elided.
+func TestElisionBoundaryMovesInSteps(t *testing.T) {
+	var prefix string
+	for _, tc := range []struct {
+		past int // turns before the new message
+		want string
+	}{
+		{7, "r0 r1 r2 r3"},
+		{8, "r0 r1 r2 r3"},
+		{9, "r0 r1 r2 r3 r4 r5 r6 r7"}, // the boundary moved by a step
+	} {
+		n := tc.past
+		p := windowed(10_000_000)
+		e := newEnv(t, p)
+		e.rt.ContextWindow, e.rt.ReplyTokens = 200_000, 8192
+		var hist []core.Message
+		for i := range n {
+			hist = append(hist, readTurn(i)...)
+		}
+		hist = append(hist, user("next"))
+		if _, err := e.rt.Run(context.Background(), "s", hist, Events{}); err != nil {
+			t.Fatal(err)
+		}
+		req := p.requests(t)[0]
+		var elided []string
+		for _, m := range req.Messages {
+			for _, r := range m.ToolCalls {
+				if r.Output != bigOutput {
+					elided = append(elided, r.ID)
+				}
+			}
+		}
+		if got := strings.Join(elided, " "); got != tc.want {
+			t.Errorf("%d past turns: elided %q, want %q", n, got, tc.want)
+		}
+		if got := fmt.Sprint(req.Messages[:12]); n < 9 { // the first four turns
+			if prefix != "" && got != prefix {
+				t.Errorf("%d past turns: the elided part differs from the previous request's", n)
+			}
+			prefix = got
+		}
+	}
+}
