@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/miniclaw/miniclaw/internal/budget"
@@ -95,12 +96,15 @@ func (t *turn) cutFor(system string, tools []core.ToolSpec, latest bool) int {
 		return t.from
 	}
 	if !latest && t.window > 0 {
-		for _, c := range cuts {
-			kept := &turn{r: t.r, id: t.id, hist: t.hist, from: c, summary: "(summary)", rounds: t.rounds}
+		// The kept part shrinks as the cut moves later: search, rather
+		// than estimate the history once per cut.
+		i := sort.Search(len(cuts), func(i int) bool {
+			kept := &turn{r: t.r, id: t.id, hist: t.hist, from: cuts[i], summary: "(summary)", rounds: t.rounds}
 			req := core.Request{System: system, Tools: tools, Messages: kept.elided(keepTurns)}
-			if t.tokens(req)+t.r.ReplyTokens <= t.limit()/2 {
-				return c
-			}
+			return t.tokens(req)+t.r.ReplyTokens <= t.limit()/2
+		})
+		if i < len(cuts) {
+			return cuts[i]
 		}
 	}
 	return cuts[len(cuts)-1]

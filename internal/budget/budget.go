@@ -130,7 +130,7 @@ func Elide(msgs []core.Message, keep int) []core.Message {
 	for i, m := range msgs {
 		var recs []core.ToolCallRecord
 		for j, tc := range m.ToolCalls {
-			if len(tc.Output) <= keep+len(note(tc.Name, tc.Output)) {
+			if len(tc.Output) <= keep || len(tc.Output) <= keep+len(note(tc.Name, tc.Output)) {
 				continue
 			}
 			if recs == nil {
