@@ -74,6 +74,8 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 			// quarter of a small window.
 			ContextWindow: int64(cfg.ContextWindow), ReplyTokens: min(anthropic.DefaultMaxTokens, int64(cfg.ContextWindow)/4),
 			Sizes: budget.NewCalibration(),
+			// Compact before a history outgrows what a turn reads back.
+			MaxHistory: cfg.MaxContext * 3 / 4,
 		},
 		Logger:          log,
 		Token:           cfg.Token,

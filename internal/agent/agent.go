@@ -61,6 +61,12 @@ type Runtime struct {
 	// Sizes calibrates the token estimate per session from what the
 	// provider counted; nil leaves it uncalibrated.
 	Sizes *budget.Calibration
+	// MaxHistory, when set, compacts a history that holds that many
+	// messages after its latest summary, whatever their size: whoever
+	// loads histories reads a bounded number of lines back to the summary
+	// (the gateway's MaxContext), and nothing must fall off that bound
+	// unsummarised. 0: only the token budget compacts.
+	MaxHistory int
 	// AfterTurn, when set, is called by whoever persists a turn (the
 	// gateway's lane) once its messages are on disk, with the user message
 	// and what Run produced: the memory layer's daily log line is written

@@ -105,6 +105,10 @@ func (t *turn) fitElided(req *core.Request) bool {
 // elided. What still does not fit is sent anyway, and the provider's
 // refusal is handled by call.
 func (t *turn) request(ctx context.Context, system string, tools []core.ToolSpec) core.Request {
+	if t.r.MaxHistory > 0 && len(t.hist)-t.from >= t.r.MaxHistory {
+		// A failure leaves the history as it is; the next turn tries again.
+		t.compact(ctx, system, tools, true)
+	}
 	req := core.Request{Model: t.r.Model, System: system, Messages: t.convo(), Tools: tools}
 	if t.fits(req) || t.fitElided(&req) {
 		return req

@@ -253,3 +253,24 @@ func TestElisionBoundaryMovesInSteps(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxHistoryCompacts: a history with MaxHistory messages after its
+// summary is compacted, however small, so that none falls off the bound of
+// what is loaded unsummarised; a shorter one is not.
+func TestMaxHistoryCompacts(t *testing.T) {
+	hist := []core.Message{user("a"), asst("1"), user("b"), asst("2"), user("c")}
+	for _, tc := range []struct {
+		max  int
+		want []int // Covers of the compactions
+	}{{5, []int{4}}, {6, nil}} {
+		e := newEnv(t, windowed(1_000_000))
+		e.rt.ContextWindow, e.rt.ReplyTokens, e.rt.MaxHistory = 100_000, 8192, tc.max
+		var got []int
+		if _, err := e.rt.Run(context.Background(), "s", hist, Events{OnCompaction: func(c Compaction) { got = append(got, c.Covers) }}); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("MaxHistory %d: compactions covering %v, want %v", tc.max, got, tc.want)
+		}
+	}
+}
