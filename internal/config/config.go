@@ -100,7 +100,7 @@ var settings = []setting{
 	{env: "MINI_OPENCLAW_WORKSPACE", flag: "workspace", def: "", help: "agent workspace directory (default: current directory)"},
 	{env: "MINI_OPENCLAW_DATA_DIR", flag: "data-dir", def: "", help: "data directory (default: <workspace>/.mini-openclaw)"},
 	{env: "MINI_OPENCLAW_MODEL", flag: "model", def: "claude-sonnet-4-20250514", help: "model name sent to the provider"},
-	{env: "MINI_OPENCLAW_MAX_CONTEXT", flag: "max-context", def: "1000", help: "most transcript lines a turn reads back (to the latest summary) for the model (1-100000); the token budget decides what is sent"},
+	{env: "MINI_OPENCLAW_MAX_CONTEXT", flag: "max-context", def: "1000", help: "most transcript lines a turn reads back, to the latest summary (1-100000); a turn compacts once 3/4 of them follow the summary, and the token budget decides what is sent"},
 	{env: "MINI_OPENCLAW_CONTEXT_WINDOW", flag: "context-window", def: "", help: fmt.Sprintf("the model's context window in tokens (%d-%d; default %d for claude-* models, else %d)", MinContextWindow, MaxContextWindow, ClaudeContextWindow, OtherContextWindow)},
 	{env: "MINI_OPENCLAW_MAX_TOOL_ROUNDS", flag: "max-tool-rounds", def: "10", help: "model/tool rounds per turn (1-1000)"},
 	{env: "MINI_OPENCLAW_BASH_TIMEOUT", flag: "bash-timeout", def: "30s", help: "timeout of one bash tool call (Go duration, 1s-24h)"},
