@@ -62,7 +62,8 @@ func (s *Server) compactNow(ctx context.Context, id string) compactResult {
 }
 
 // handleCompact queues a /compact of the client's session (or the one the
-// event names) on its lane.
+// event names, which the connection then follows, as for a message) on its
+// lane.
 func (s *Server) handleCompact(c *conn, ev protocol.ClientEvent) {
 	id := ev.SessionID
 	if id == "" {
@@ -71,6 +72,9 @@ func (s *Server) handleCompact(c *conn, ev protocol.ClientEvent) {
 	if _, err := s.store.Get(id); err != nil {
 		c.reply(errorEvent(codeOf(err), err.Error(), id))
 		return
+	}
+	if ev.SessionID != "" {
+		s.hub.attach(c, id)
 	}
 	if r := s.hub.enqueue(id, job{compact: true, from: c}); r != enqueued {
 		code, msg := refusal(r, s.hub.maxBytes)
