@@ -202,11 +202,26 @@ func TestCompactOnDemand(t *testing.T) {
 	ls := newLongSession(t)
 	ts := ls.start(t, filepath.Join(t.TempDir(), "sessions"))
 	c := ts.dial(t, "/ws?sessionId=oc")
-	for i := range 3 {
+	for i := range 2 {
 		turnEvents(t, c, fmt.Sprintf("please read big.txt (turn %d)", i))
 	}
+	// Sent while the third turn runs, the compact waits for it on the lane.
+	c.message("please read big.txt (turn 2)")
 	c.send(map[string]string{"type": "compact"})
-	ev := c.expect("compaction").fields(t)
+	var order []string
+	var ev map[string]any // the compaction event
+	for ev == nil {
+		switch got := c.next(); got.Type {
+		case "compaction":
+			ev = got.fields(t)
+			fallthrough
+		case "message_done", "error":
+			order = append(order, got.Type)
+		}
+	}
+	if fmt.Sprint(order) != "[message_done compaction]" {
+		t.Fatalf("events %v, want the turn's message_done before the compaction", order)
+	}
 	// Three turns of three lines: the summary covers the first two.
 	if ev["sessionId"] != "oc" || ev["coveredMessages"] != float64(6) || ev["tokensAfter"].(float64) >= ev["tokensBefore"].(float64) {
 		t.Errorf("compaction event %v, want 6 messages covered and fewer tokens after", ev)
