@@ -3,6 +3,7 @@ package session
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -93,4 +94,49 @@ func TestRecentReadsBackPastManyLines(t *testing.T) {
 	if r.Messages[0].Content != "S" || r.Lines[0] != 101 || r.Lines[1] != 50 || len(r.Lines) != 1+len(lines)-50-1 {
 		t.Errorf("Recent = %d messages, lines %v…, want the summary (line 101), then lines 50 to 300 but 101", len(r.Lines), r.Lines[:3])
 	}
+}
+
+// FuzzRecent feeds arbitrary transcripts, summary lines with any covers
+// among them: Recent must not panic, must agree with Load on every line it
+// returns, and must start from the latest summary it returns.
+func FuzzRecent(f *testing.F) {
+	f.Add([]byte(`{"role":"user","content":"a","timestamp":1}
+{"role":"summary","content":"S","timestamp":1,"covers":-3}
+{"role":"summary","content":"T","timestamp":1,"covers":99}
+{"role":"assistant","content":"b","timestamp":1}
+`), 3)
+	f.Fuzz(func(t *testing.T, data []byte, n int) {
+		n = (n%300+300)%300 + 1
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "fz.jsonl"), data)
+		s := openStore(t, dir, Options{Now: fixedClock(t0)})
+		r, err := s.Recent("fz", n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := s.scan("fz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byLine := map[int]core.Message{}
+		i := 0
+		for line := 0; line < all.lines; line++ {
+			if i < len(all.corrupt) && all.corrupt[i].Line == line+1 {
+				i++
+				continue
+			}
+			byLine[line] = all.messages[line-i]
+		}
+		if len(r.Messages) != len(r.Lines) || len(r.Messages) > n+1 {
+			t.Fatalf("%d messages, %d lines, bound %d", len(r.Messages), len(r.Lines), n)
+		}
+		for k, l := range r.Lines {
+			if !reflect.DeepEqual(byLine[l], r.Messages[k]) {
+				t.Fatalf("message %d is not line %d", k, l)
+			}
+			if k > 0 && (r.Messages[k].Role == core.RoleSummary || k > 1 && l <= r.Lines[k-1]) {
+				t.Fatalf("lines %v: a summary inside, or out of order", r.Lines)
+			}
+		}
+	})
 }
