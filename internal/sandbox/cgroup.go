@@ -139,6 +139,11 @@ type runCgroup struct {
 
 func (r *runCgroup) fd() int { return int(r.f.Fd()) }
 
+// kill kills every process in the run's cgroup.
+func (r *runCgroup) kill() error {
+	return os.WriteFile(filepath.Join(r.dir, "cgroup.kill"), []byte("1"), 0)
+}
+
 // remove kills whatever is still in the cgroup and removes it.
 func (r *runCgroup) remove() error {
 	r.f.Close()
@@ -152,7 +157,8 @@ func (r *runCgroup) remove() error {
 // kill is asynchronous: rmdir fails with EBUSY until the last process is
 // gone, which takes a moment for processes stuck in the kernel.
 func killCgroup(dir string) error {
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0); err != nil {
+	r := runCgroup{dir: dir}
+	if err := r.kill(); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(stopGrace)

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"golang.org/x/sys/unix"
 )
 
 // Mode is how tool processes are confined.
@@ -238,8 +239,18 @@ func (c *Cmd) Start() error {
 }
 
 // Wait waits for the helper to exit, which it does after every process it
-// started is gone; then it kills and removes the run's cgroup.
+// started is gone. With a cgroup, it then kills whatever is left in it (all
+// of the run's processes, if the helper itself was killed) before waiting
+// for the output pipes a left-behind process could hold open, and removes
+// the cgroup.
 func (c *Cmd) Wait() error {
+	if c.run != nil {
+		// Block until the helper exits, without reaping it: Cmd.Wait does.
+		var info unix.Siginfo
+		for unix.Waitid(unix.P_PID, c.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == syscall.EINTR {
+		}
+		c.run.kill()
+	}
 	err := c.Cmd.Wait()
 	if c.group {
 		syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
