@@ -77,6 +77,7 @@ func TestLoadDefaults(t *testing.T) {
 		Provider:          ProviderScripted,
 		ProviderDefaulted: true,
 		ShutdownTimeout:   10 * time.Second,
+		Sandbox:           SandboxWorkspace,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", c, want)
@@ -153,6 +154,7 @@ func TestLoadFromEnv(t *testing.T) {
 		OpenAIBaseURL:    "http://127.0.0.1:11434/v1",
 		AllowedOrigins:   []string{"example.com", "*.example.org:8443"},
 		LogJSON:          true,
+		Sandbox:          SandboxWorkspace,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("from env\n got %+v\nwant %+v", c, want)
