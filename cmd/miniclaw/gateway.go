@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/agent"
@@ -18,6 +20,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/provider/anthropic"
 	"github.com/miniclaw/miniclaw/internal/provider/openai"
 	"github.com/miniclaw/miniclaw/internal/provider/scripted"
+	"github.com/miniclaw/miniclaw/internal/sandbox"
 	"github.com/miniclaw/miniclaw/internal/session"
 	"github.com/miniclaw/miniclaw/internal/skills"
 	"github.com/miniclaw/miniclaw/internal/tools"
@@ -50,8 +53,13 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("MINI_OPENCLAW_WORKSPACE: %w", err)
 	}
 	defer ws.Close()
+	sb, err := newSandbox(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sb.close()
 	mem := &memory.Store{Workspace: cfg.Workspace, Dir: cfg.MemoryDir, Fsync: cfg.Fsync == config.FsyncAlways, Log: log}
-	toolSet := tools.NewSet(append(ws.FileTools(), tools.Bash{Dir: ws.Dir(), Timeout: cfg.BashTimeout})...)
+	toolSet := tools.NewSet(append(ws.FileTools(), tools.Bash{Dir: ws.Dir(), Timeout: cfg.BashTimeout, Sandbox: sb.Sandbox})...)
 	toolSet.Add(mem.Tools()...)
 	// Indexed now, so a malformed skill is reported at startup, not at the first turn.
 	skillIndex := skills.New(cfg.SkillsDir, cfg.Workspace, log)
@@ -74,6 +82,8 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		OriginPatterns:  cfg.AllowedOrigins,
 		MaxContext:      cfg.MaxContext,
 		ProviderWarning: warning,
+		Sandbox:         sb.Status().String(),
+		SandboxWarning:  sb.Status().Warning(),
 		Page:            web.Handler(),
 	})
 	ln, err := net.Listen("tcp", cfg.Addr())
@@ -105,6 +115,47 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 	err = errors.Join(srv.Shutdown(sctx), <-serveErr)
 	log.Info("gateway stopped", "ms", time.Since(start).Milliseconds())
 	return err
+}
+
+// gatewaySandbox is the tools' sandbox with the per-gateway temp dir it
+// owns (the tools' TMPDIR, removed when the gateway stops).
+type gatewaySandbox struct {
+	*sandbox.Sandbox
+	tmp string
+	log *slog.Logger
+}
+
+func newSandbox(cfg config.Config, log *slog.Logger) (*gatewaySandbox, error) {
+	tmp, err := os.MkdirTemp("", "miniclaw-tools-")
+	if err != nil {
+		return nil, fmt.Errorf("tools temp dir: %w", err)
+	}
+	sb, err := sandbox.New(sandbox.Config{
+		Mode:      sandbox.Mode(cfg.Sandbox),
+		Workspace: cfg.Workspace,
+		TempDir:   tmp,
+		Read:      cfg.SandboxRead,
+		Write:     cfg.SandboxWrite,
+		Environ:   os.Environ(),
+		PassEnv:   cfg.ToolEnv,
+	})
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("MINI_OPENCLAW_SANDBOX: %w", err)
+	}
+	st := sb.Status()
+	if w := st.Warning(); w != "" {
+		log.Warn("!!! " + w)
+	}
+	log.Info("bash sandbox", "sandbox", st.String(), "tmpdir", tmp, "toolEnv", strings.Join(cfg.ToolEnv, ","))
+	return &gatewaySandbox{Sandbox: sb, tmp: tmp, log: log}, nil
+}
+
+// close removes the gateway's cgroup and the temp dir, once no tool runs.
+func (s *gatewaySandbox) close() {
+	if err := errors.Join(s.Sandbox.Close(), os.RemoveAll(s.tmp)); err != nil {
+		s.log.Warn("bash sandbox cleanup", "err", err)
+	}
 }
 
 // knowledge is the prompt's memory and skills layer (agent.Knowledge).
