@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +77,7 @@ func TestGatewayBashSandbox(t *testing.T) {
 	if err := c.send(ctx, "start something long"); err != nil {
 		t.Fatal(err)
 	}
-	pids := []int{waitPidFile(t, filepath.Join(ws, "bash.pid")), waitPidFile(t, filepath.Join(ws, "grandchild.pid"))}
+	pids := []int{testutil.WaitPidFile(t, filepath.Join(ws, "bash.pid")), testutil.WaitPidFile(t, filepath.Join(ws, "grandchild.pid"))}
 	g.kill()
 	for _, pid := range pids {
 		testutil.WaitGone(t, pid)
@@ -92,22 +91,4 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-// waitPidFile waits for a tool to write a pid and a newline into path.
-func waitPidFile(t *testing.T, path string) int {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if b, err := os.ReadFile(path); err == nil && strings.HasSuffix(string(b), "\n") {
-			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-			if err != nil {
-				t.Fatalf("%s: %v", path, err)
-			}
-			return pid
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s was not written", path)
-	return 0
 }

@@ -15,14 +15,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// cgroups is the gateway's own cgroup v2 directory, <our cgroup>/miniclaw-<pid>,
-// under which each run gets a cgroup of its own (run-<n>).
+// cgroups is the gateway's own cgroup v2 directory,
+// <our cgroup>/miniclaw-<pid>-<random>, under which each run gets a cgroup
+// of its own (run-<n>).
 type cgroups struct {
 	dir  string
 	runs atomic.Uint64
 }
 
-// cgroupPrefix names the gateway's cgroup; the pid follows.
+// cgroupPrefix names the gateway's cgroup; the pid and a dash follow.
 const cgroupPrefix = "miniclaw-"
 
 // openCgroups creates the gateway's cgroup where cgroup v2 is mounted
@@ -37,8 +38,8 @@ func openCgroups() *cgroups {
 		return nil
 	}
 	removeStale(base)
-	dir := filepath.Join(base, cgroupPrefix+strconv.Itoa(os.Getpid()))
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	dir, err := os.MkdirTemp(base, cgroupPrefix+strconv.Itoa(os.Getpid())+"-")
+	if err != nil {
 		return nil
 	}
 	if _, err := os.Stat(filepath.Join(dir, "cgroup.kill")); err != nil {
@@ -93,8 +94,10 @@ func ownCgroup() (string, error) {
 func removeStale(base string) {
 	entries, _ := os.ReadDir(base)
 	for _, e := range entries {
-		pid, err := strconv.Atoi(strings.TrimPrefix(e.Name(), cgroupPrefix))
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), cgroupPrefix) || err != nil || syscall.Kill(pid, 0) != syscall.ESRCH {
+		rest, ok := strings.CutPrefix(e.Name(), cgroupPrefix)
+		pidStr, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !e.IsDir() || !ok || err != nil || syscall.Kill(pid, 0) != syscall.ESRCH {
 			continue
 		}
 		dir := filepath.Join(base, e.Name())

@@ -235,9 +235,9 @@ func TestCgroupPerRun(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	pid := waitPid(t, pidfile)
+	pid := testutil.WaitPidFile(t, pidfile)
 	self, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
-	wantCg := "/miniclaw-" + strconv.Itoa(os.Getpid()) + "/run-"
+	wantCg := "/miniclaw-" + strconv.Itoa(os.Getpid()) + "-"
 	if !strings.Contains(string(self), wantCg) {
 		t.Errorf("the grandchild's cgroup is %q, want one under %s", self, wantCg)
 	}
@@ -247,24 +247,6 @@ func TestCgroupPerRun(t *testing.T) {
 	if got := out.String(); !strings.Contains(got, wantCg) {
 		t.Errorf("bash's cgroup is %q, want one under %s", got, wantCg)
 	}
-}
-
-// waitPid waits for a command to write a pid into path.
-func waitPid(t *testing.T, path string) int {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if b, err := os.ReadFile(path); err == nil && strings.HasSuffix(string(b), "\n") {
-			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return pid
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("%s was not written", path)
-	return 0
 }
 
 func TestNewRefusesBadConfig(t *testing.T) {

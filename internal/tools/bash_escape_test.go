@@ -58,7 +58,7 @@ func TestBashKillsSetsidGrandchild(t *testing.T) {
 				_, err := runBash(t, b, ctx, tc.command)
 				done <- err
 			}()
-			pid := waitPidfile(t, filepath.Join(dir, "pidfile"))
+			pid := testutil.WaitPidFile(t, filepath.Join(dir, "pidfile"))
 			if tc.abort {
 				cancel()
 			}

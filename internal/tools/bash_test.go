@@ -3,9 +3,7 @@ package tools
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -133,7 +131,7 @@ func TestBashTimeout(t *testing.T) {
 	if elapsed > 2500*time.Millisecond {
 		t.Errorf("took %v with a 1s timeout", elapsed)
 	}
-	testutil.WaitGone(t, readPid(t, filepath.Join(dir, "pidfile")))
+	testutil.WaitGone(t, testutil.WaitPidFile(t, filepath.Join(dir, "pidfile")))
 }
 
 func TestBashZeroTimeoutDefaults(t *testing.T) {
@@ -163,7 +161,7 @@ func TestBashAbortKillsTheGroup(t *testing.T) {
 		out, err := runBash(t, b, ctx, "echo going; sleep 30 & echo $! > pidfile; wait")
 		done <- result{out, err}
 	}()
-	pid := waitPidfile(t, pidfile)
+	pid := testutil.WaitPidFile(t, pidfile)
 	start := time.Now()
 	cancel()
 	var r result
@@ -197,27 +195,4 @@ func TestBashInputErrors(t *testing.T) {
 	missing.Dir = filepath.Join(t.TempDir(), "gone")
 	_, err := runBash(t, missing, context.Background(), "true")
 	wantErr(t, "missing dir", err, "bash:")
-}
-
-// waitPidfile waits for a command to write its background child's pid.
-func waitPidfile(t *testing.T, path string) int {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if b, err := os.ReadFile(path); err == nil && strings.HasSuffix(string(b), "\n") {
-			return readPid(t, path)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("%s was not written", path)
-	return 0
-}
-
-func readPid(t *testing.T, path string) int {
-	t.Helper()
-	pid, err := strconv.Atoi(strings.TrimSpace(getFile(t, path)))
-	if err != nil || pid <= 0 {
-		t.Fatalf("pidfile %q: %v", getFile(t, path), err)
-	}
-	return pid
 }
