@@ -121,33 +121,33 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 // owns (the tools' TMPDIR, removed when the gateway stops).
 type gatewaySandbox struct {
 	*sandbox.Sandbox
-	tmp string
+	tmp *sandbox.TempDir
 	log *slog.Logger
 }
 
 func newSandbox(cfg config.Config, log *slog.Logger) (*gatewaySandbox, error) {
-	tmp, err := os.MkdirTemp("", "miniclaw-tools-")
+	tmp, err := sandbox.CreateTempDir()
 	if err != nil {
-		return nil, fmt.Errorf("tools temp dir: %w", err)
+		return nil, err
 	}
 	sb, err := sandbox.New(sandbox.Config{
 		Mode:      sandbox.Mode(cfg.Sandbox),
 		Workspace: cfg.Workspace,
-		TempDir:   tmp,
+		TempDir:   tmp.Path,
 		Read:      cfg.SandboxRead,
 		Write:     cfg.SandboxWrite,
 		Environ:   os.Environ(),
 		PassEnv:   cfg.ToolEnv,
 	})
 	if err != nil {
-		os.RemoveAll(tmp)
+		tmp.Remove()
 		return nil, fmt.Errorf("MINI_OPENCLAW_SANDBOX: %w", err)
 	}
 	st := sb.Status()
 	if w := st.Warning(); w != "" {
 		log.Warn("!!! " + w)
 	}
-	log.Info("bash sandbox", "sandbox", st.String(), "tmpdir", tmp, "toolEnv", strings.Join(cfg.ToolEnv, ","))
+	log.Info("bash sandbox", "sandbox", st.String(), "tmpdir", tmp.Path, "toolEnv", strings.Join(cfg.ToolEnv, ","))
 	if st.Confined() && strings.HasPrefix(cfg.DataDir+"/", cfg.Workspace+"/") {
 		// Landlock only grants access: it cannot take the data dir back
 		// out of the writable workspace.
@@ -158,7 +158,7 @@ func newSandbox(cfg config.Config, log *slog.Logger) (*gatewaySandbox, error) {
 
 // close removes the gateway's cgroup and the temp dir, once no tool runs.
 func (s *gatewaySandbox) close() {
-	if err := errors.Join(s.Sandbox.Close(), os.RemoveAll(s.tmp)); err != nil {
+	if err := errors.Join(s.Sandbox.Close(), s.tmp.Remove()); err != nil {
 		s.log.Warn("bash sandbox cleanup", "err", err)
 	}
 }
