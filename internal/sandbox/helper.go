@@ -46,7 +46,6 @@ type policy struct {
 	Confine bool     `json:"confine"` // apply Landlock; false: only reap and kill
 	Read    []string `json:"read,omitempty"`
 	Write   []string `json:"write,omitempty"`
-	Devices []string `json:"devices,omitempty"` // read, write and ioctl
 }
 
 // helperMain confines itself, starts the program, and when the program
@@ -123,26 +122,24 @@ func helperMain(policyJSON string, argv []string) int {
 // abstract Unix sockets of processes outside the sandbox.
 func (p policy) restrict() error {
 	var rules []landlock.Rule
-	add := func(paths []string, dir, file func(...string) landlock.FSRule, mod func(landlock.FSRule) landlock.FSRule) {
+	// A rule on a file takes file rights only, so files and directories
+	// are told apart here.
+	add := func(paths []string, dir, file func(...string) landlock.FSRule) {
 		for _, path := range paths {
 			fi, err := os.Stat(path)
 			if err != nil {
-				continue // the gateway checked; gone since (a device that is not there)
+				continue // the gateway checked; gone since
 			}
-			r := file(path)
 			if fi.IsDir() {
-				r = dir(path)
+				rules = append(rules, dir(path))
+			} else {
+				rules = append(rules, file(path))
 			}
-			rules = append(rules, mod(r))
 		}
 	}
-	same := func(r landlock.FSRule) landlock.FSRule { return r }
+	add(p.Read, landlock.RODirs, landlock.ROFiles)
 	// Renames and links across directories need "refer" (ABI 2+).
-	refer := func(r landlock.FSRule) landlock.FSRule { return r.WithRefer() }
-	ioctl := func(r landlock.FSRule) landlock.FSRule { return r.WithIoctlDev() }
-	add(p.Read, landlock.RODirs, landlock.ROFiles, same)
-	add(p.Write, landlock.RWDirs, landlock.RWFiles, refer)
-	add(p.Devices, landlock.RWDirs, landlock.RWFiles, ioctl)
+	add(p.Write, func(paths ...string) landlock.FSRule { return landlock.RWDirs(paths...).WithRefer() }, landlock.RWFiles)
 	cfg := landlock.Config{
 		HandledAccessFS: landlock.V11.HandledAccessFS,
 		Scoped:          landlock.V11.Scoped,

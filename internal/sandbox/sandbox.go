@@ -68,9 +68,12 @@ type Config struct {
 // Missing ones are skipped.
 var systemRead = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/proc", "/sys", "/dev"}
 
-// devices are the character devices (and the pty directory) a confined tool
-// may write and control (ioctl). Missing ones are skipped.
-var devices = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx", "/dev/pts"}
+// devices are the character devices a confined tool may write (without
+// ioctl rights, Landlock ABI 5+). Not /dev/tty: a tool has no controlling
+// terminal (the helper starts a new session). Not /dev/pts: those are the
+// user's terminals, where a tool could type commands (TIOCSTI) or write
+// escape sequences. Missing ones are skipped.
+var devices = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"}
 
 // Sandbox starts tool processes. A nil *Sandbox runs them directly (see
 // Command). Safe for concurrent use.
@@ -141,8 +144,7 @@ func New(cfg Config) (*Sandbox, error) {
 	set := []string{"TMPDIR=" + cfg.TempDir}
 	if p.Confine {
 		p.Read = append(existing(slices.Concat(systemRead, []string{resolverDir()})), cfg.Read...)
-		p.Write = append([]string{cfg.Workspace, cfg.TempDir}, cfg.Write...)
-		p.Devices = existing(devices)
+		p.Write = slices.Concat([]string{cfg.Workspace, cfg.TempDir}, cfg.Write, existing(devices))
 		// The user's home is out of reach, so tools get their own, kept
 		// for the gateway's life: caches (GOCACHE, pip, npm) and dotfiles
 		// land there instead of failing.
@@ -165,9 +167,6 @@ func New(cfg Config) (*Sandbox, error) {
 
 // Status says how tools are confined.
 func (s *Sandbox) Status() Status { return s.status }
-
-// Env is the environment tool processes get.
-func (s *Sandbox) Env() []string { return s.env }
 
 // Close removes what New set up outside the temp dir (the gateway's cgroup).
 func (s *Sandbox) Close() error {
@@ -208,14 +207,15 @@ func (s *Sandbox) Command(ctx context.Context, dir string, argv ...string) *Cmd 
 	cmd := exec.CommandContext(ctx, s.exe, append([]string{HelperArg, s.policyArg}, argv...)...)
 	cmd.Dir = dir
 	cmd.Env = s.env
-	// Own process group: a Ctrl-C at the gateway's terminal goes to the
-	// gateway, which stops its turns, not straight to the tools.
+	// A new session: no controlling terminal, so a tool cannot read or
+	// write the terminal the gateway runs in, and a Ctrl-C there goes to
+	// the gateway, which stops its turns, not straight to the tools.
 	//
 	// Pdeathsig is tied to the thread that starts the helper, not to the
 	// process: it would fire early if that thread exited. Go ends a thread
 	// only when a goroutine locked to it returns without unlocking, which
 	// nothing in the gateway does, so the signal comes when the gateway dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGTERM}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = stopGrace
 	return &Cmd{Cmd: cmd, cgroups: s.cgroups}

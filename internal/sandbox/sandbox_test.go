@@ -105,6 +105,11 @@ func TestConfinedCannotReadOrWriteOutside(t *testing.T) {
 	e.denied(t, "echo pwned > "+filepath.Join(e.home, "secret"))
 	e.denied(t, "ls /tmp")
 	e.denied(t, "touch /etc/pwned")
+	// No terminal: not the gateway's, not the user's other ones.
+	e.denied(t, "echo pwned > /dev/tty")
+	if _, err := os.Stat("/dev/pts/0"); err == nil {
+		e.denied(t, "echo pwned > /dev/pts/0")
+	}
 	// The gateway's own environment, where its API keys are, belongs to a
 	// process outside the sandbox: Landlock refuses the ptrace-class access
 	// that reading it needs. Root's CAP_SYS_PTRACE gets through, so it is
@@ -191,17 +196,17 @@ func TestOffIsNotConfinedButFiltersTheEnvironment(t *testing.T) {
 // Extra read and write paths are honoured, files as well as directories.
 func TestExtraPaths(t *testing.T) {
 	ro, rw := t.TempDir(), t.TempDir()
-	roFile := filepath.Join(t.TempDir(), "conf")
-	for _, p := range []string{filepath.Join(ro, "f"), roFile} {
+	roFile, rwFile := filepath.Join(t.TempDir(), "conf"), filepath.Join(t.TempDir(), "log")
+	for _, p := range []string{filepath.Join(ro, "f"), roFile, rwFile} {
 		if err := os.WriteFile(p, []byte("readable\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	e := newEnv(t, sandbox.Workspace, func(c *sandbox.Config) {
 		c.Read = []string{ro, roFile}
-		c.Write = []string{rw}
+		c.Write = []string{rw, rwFile}
 	})
-	e.ok(t, "cat "+filepath.Join(ro, "f")+" "+roFile+" && echo w > "+filepath.Join(rw, "w"))
+	e.ok(t, "cat "+filepath.Join(ro, "f")+" "+roFile+" && echo w > "+filepath.Join(rw, "w")+" && echo w >> "+rwFile)
 	e.denied(t, "echo pwned > "+filepath.Join(ro, "f"))
 	e.denied(t, "echo pwned > "+roFile)
 }
