@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
+	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"
 )
 
@@ -138,8 +139,14 @@ func (p policy) restrict() error {
 		}
 	}
 	add(p.Read, landlock.RODirs, landlock.ROFiles)
-	// Renames and links across directories need "refer" (ABI 2+).
-	add(p.Write, func(paths ...string) landlock.FSRule { return landlock.RWDirs(paths...).WithRefer() }, landlock.RWFiles)
+	writeDirs := landlock.RWDirs
+	// Renames and links across directories need "refer", from ABI 2 on. On
+	// ABI 1 they are always refused, and asking for it would make the best
+	// effort give up on Landlock altogether.
+	if abi, _ := ll.LandlockGetABIVersion(); abi >= 2 {
+		writeDirs = func(paths ...string) landlock.FSRule { return landlock.RWDirs(paths...).WithRefer() }
+	}
+	add(p.Write, writeDirs, landlock.RWFiles)
 	cfg := landlock.Config{
 		HandledAccessFS: landlock.V11.HandledAccessFS,
 		Scoped:          landlock.V11.Scoped,
