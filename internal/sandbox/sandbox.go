@@ -152,7 +152,7 @@ func New(cfg Config) (*Sandbox, error) {
 		if err := os.MkdirAll(home, 0o700); err != nil {
 			return nil, fmt.Errorf("sandbox: %w", err)
 		}
-		set = append(set, "HOME="+home, "PATH="+readablePath(getenv(cfg.Environ, "PATH"), append(p.Read, p.Write...)))
+		set = append(set, "HOME="+home, "PATH="+readablePath(getenv(cfg.Environ, "PATH"), slices.Concat(p.Read, p.Write)))
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -192,9 +192,8 @@ const stopGrace = 2 * time.Second
 // Command prepares argv to run in dir inside the sandbox, stopped when ctx
 // is done. A nil Sandbox runs argv directly, unconfined, with the caller's
 // environment, in its own process group killed as a whole on cancel and
-// when it exits: for
-// tests of packages whose binary cannot act as the helper; miniclaw itself
-// always has a Sandbox.
+// when it exits: for tests of packages whose binary cannot act as the
+// helper; miniclaw itself always has a Sandbox.
 func (s *Sandbox) Command(ctx context.Context, dir string, argv ...string) *Cmd {
 	if s == nil {
 		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
