@@ -96,8 +96,8 @@ func helperMain(policyJSON string, argv []string) int {
 	code := 128 + int(syscall.SIGTERM)
 	for running := true; running; {
 		select {
-		case r := <-reaped:
-			if r.pid == child.Pid {
+		case r, ok := <-reaped:
+			if !ok || r.pid == child.Pid {
 				code, running = r.code(), false
 			}
 		case <-stop:
