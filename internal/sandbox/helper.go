@@ -97,7 +97,10 @@ func helperMain(policyJSON string, argv []string) int {
 	for running := true; running; {
 		select {
 		case r, ok := <-reaped:
-			if !ok || r.pid == child.Pid {
+			switch {
+			case !ok: // wait4 failed: the program's status is lost
+				code, running = helperFailed, false
+			case r.pid == child.Pid:
 				code, running = r.code(), false
 			}
 		case <-stop:
