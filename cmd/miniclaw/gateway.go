@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/agent"
@@ -18,6 +20,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/provider/anthropic"
 	"github.com/miniclaw/miniclaw/internal/provider/openai"
 	"github.com/miniclaw/miniclaw/internal/provider/scripted"
+	"github.com/miniclaw/miniclaw/internal/sandbox"
 	"github.com/miniclaw/miniclaw/internal/session"
 	"github.com/miniclaw/miniclaw/internal/skills"
 	"github.com/miniclaw/miniclaw/internal/tools"
@@ -50,8 +53,13 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("MINI_OPENCLAW_WORKSPACE: %w", err)
 	}
 	defer ws.Close()
+	sb, err := newSandbox(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sb.close()
 	mem := &memory.Store{Workspace: cfg.Workspace, Dir: cfg.MemoryDir, Fsync: cfg.Fsync == config.FsyncAlways, Log: log}
-	toolSet := tools.NewSet(append(ws.FileTools(), tools.Bash{Dir: ws.Dir(), Timeout: cfg.BashTimeout})...)
+	toolSet := tools.NewSet(append(ws.FileTools(), tools.Bash{Dir: ws.Dir(), Timeout: cfg.BashTimeout, Sandbox: sb.Sandbox})...)
 	toolSet.Add(mem.Tools()...)
 	// Indexed now, so a malformed skill is reported at startup, not at the first turn.
 	skillIndex := skills.New(cfg.SkillsDir, cfg.Workspace, log)
@@ -75,6 +83,8 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		AllowedHosts:    cfg.AllowedHosts,
 		MaxContext:      cfg.MaxContext,
 		ProviderWarning: warning,
+		Sandbox:         sb.Status().String(),
+		SandboxWarning:  sb.Status().Warning(),
 		Page:            web.Handler(),
 		TurnLockTimeout: cfg.TurnLockTimeout,
 	})
@@ -113,6 +123,52 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	log.Info("gateway stopped", "ms", time.Since(start).Milliseconds())
 	return nil
+}
+
+// gatewaySandbox is the tools' sandbox with the per-gateway temp dir it
+// owns (the tools' TMPDIR, removed when the gateway stops).
+type gatewaySandbox struct {
+	*sandbox.Sandbox
+	tmp *sandbox.TempDir
+	log *slog.Logger
+}
+
+func newSandbox(cfg config.Config, log *slog.Logger) (*gatewaySandbox, error) {
+	tmp, err := sandbox.CreateTempDir()
+	if err != nil {
+		return nil, err
+	}
+	sb, err := sandbox.New(sandbox.Config{
+		Mode:      sandbox.Mode(cfg.Sandbox),
+		Workspace: cfg.Workspace,
+		TempDir:   tmp.Path,
+		Read:      cfg.SandboxRead,
+		Write:     cfg.SandboxWrite,
+		Environ:   os.Environ(),
+		PassEnv:   cfg.ToolEnv,
+	})
+	if err != nil {
+		tmp.Remove()
+		return nil, fmt.Errorf("MINI_OPENCLAW_SANDBOX: %w", err)
+	}
+	st := sb.Status()
+	if w := st.Warning(); w != "" {
+		log.Warn("!!! " + w)
+	}
+	log.Info("bash sandbox", "sandbox", st.String(), "tmpdir", tmp.Path, "toolEnv", strings.Join(cfg.ToolEnv, ","))
+	if st.Confined() && strings.HasPrefix(cfg.DataDir+"/", cfg.Workspace+"/") {
+		// Landlock only grants access: it cannot take the data dir back
+		// out of the writable workspace.
+		log.Info("the data dir is inside the workspace: bash can read and write the transcripts and memory files; set MINI_OPENCLAW_DATA_DIR outside the workspace to keep them out of its reach", "data", cfg.DataDir)
+	}
+	return &gatewaySandbox{Sandbox: sb, tmp: tmp, log: log}, nil
+}
+
+// close removes the gateway's cgroup and the temp dir, once no tool runs.
+func (s *gatewaySandbox) close() {
+	if err := errors.Join(s.Sandbox.Close(), s.tmp.Remove()); err != nil {
+		s.log.Warn("bash sandbox cleanup", "err", err)
+	}
 }
 
 // knowledge is the prompt's memory and skills layer (agent.Knowledge).

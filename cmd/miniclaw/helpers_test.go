@@ -36,7 +36,9 @@ func childEnv(t *testing.T, vars map[string]string) []string {
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + t.TempDir(),
-		"TMPDIR=" + os.TempDir(),
+		// The gateway's tools temp dir goes here: a SIGKILLed gateway leaves
+		// it behind, and the test removes it.
+		"TMPDIR=" + t.TempDir(),
 		// A -race binary otherwise sleeps 1s at exit; races are still reported.
 		"GORACE=atexit_sleep_ms=0",
 	}

@@ -78,6 +78,7 @@ func TestLoadDefaults(t *testing.T) {
 		ProviderDefaulted: true,
 		ShutdownTimeout:   10 * time.Second,
 		TurnLockTimeout:   10 * time.Minute,
+		Sandbox:           SandboxWorkspace,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", c, want)
@@ -157,6 +158,7 @@ func TestLoadFromEnv(t *testing.T) {
 		AllowedHosts:     []string{"gw.lan", "Box.Example"},
 		LogJSON:          true,
 		TurnLockTimeout:  10 * time.Minute,
+		Sandbox:          SandboxWorkspace,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("from env\n got %+v\nwant %+v", c, want)
