@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -75,7 +74,7 @@ func (r *Runtime) bootstrap(name string) string {
 
 // readWorkspaceHead is safeopen.ReadHeadIn of rel in a root of workspace.
 func readWorkspaceHead(workspace, rel string, limit int) ([]byte, bool, error) {
-	root, err := os.OpenRoot(workspace)
+	root, err := safeopen.OpenRoot(workspace)
 	if err != nil {
 		return nil, false, err
 	}

@@ -142,7 +142,7 @@ func InRoot(root *os.Root, name string, err error) error {
 	case errors.As(err, &te) && te.Path == name:
 		return &TypeError{Path: full, Mode: te.Mode, Want: te.Want}
 	case escapes(err):
-		return &EscapeError{Path: full, Root: root.Name(), Err: err}
+		return &EscapeError{Path: full, Root: filepath.Clean(root.Name()), Err: err}
 	}
 	return err
 }
@@ -260,9 +260,9 @@ func OpenDir(within, dir string, create bool) (*os.Root, error) {
 				return nil, err
 			}
 		}
-		return os.OpenRoot(dir)
+		return OpenRoot(dir)
 	}
-	outer, err := os.OpenRoot(within)
+	outer, err := OpenRoot(within)
 	if err != nil {
 		return nil, err
 	}
@@ -272,6 +272,22 @@ func OpenDir(within, dir string, create bool) (*os.Root, error) {
 			return nil, InRoot(outer, rel, err)
 		}
 	}
-	root, err := outer.OpenRoot(rel)
+	root, err := openRoot(rel, outer.Stat, outer.OpenRoot)
 	return root, InRoot(outer, rel, err)
+}
+
+// OpenRoot is os.OpenRoot, but what is not a directory is refused with a
+// *TypeError and never opened: os.OpenRoot opens without O_NONBLOCK, so a
+// named pipe would block it until a writer comes.
+func OpenRoot(dir string) (*os.Root, error) {
+	return openRoot(dir, os.Stat, os.OpenRoot)
+}
+
+func openRoot(dir string, stat func(string) (fs.FileInfo, error), openWith func(string) (*os.Root, error)) (*os.Root, error) {
+	if fi, err := stat(dir); err == nil && !fi.IsDir() {
+		return nil, &TypeError{Path: dir, Mode: fi.Mode(), Want: Dir}
+	}
+	// The trailing "/." makes the kernel refuse, with ENOTDIR, anything
+	// but a directory swapped in after the stat, instead of opening it.
+	return openWith(dir + string(filepath.Separator) + ".")
 }

@@ -168,3 +168,19 @@ func TestOpenInRefusesLinksOut(t *testing.T) {
 		t.Errorf("a file was created outside the root: %v", err)
 	}
 }
+
+// A named pipe in place of a directory that OpenDir opens as a root (the
+// memory directory, the workspace) is refused at once: os.OpenRoot alone
+// would wait for a writer.
+func TestOpenDirRefusesAFIFO(t *testing.T) {
+	ws := t.TempDir()
+	fifo := filepath.Join(ws, "data")
+	testutil.Mkfifo(t, fifo)
+	for _, within := range []string{ws, ""} {
+		var err error
+		testutil.Within(t, 5*time.Second, "OpenDir", func() { _, err = OpenDir(within, fifo, false) })
+		if want := fifo + " is a named pipe, not a directory"; err == nil || err.Error() != want {
+			t.Errorf("OpenDir(%q, fifo): err = %v, want %q", within, err, want)
+		}
+	}
+}
