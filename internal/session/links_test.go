@@ -87,3 +87,34 @@ func TestSessionFileLinksWhileOpen(t *testing.T) {
 		t.Errorf("the outside file now holds %q", b)
 	}
 }
+
+// A data dir in the workspace that the model made a link to a directory
+// outside is refused when the store is told the workspace; the operator's
+// own data dir outside the workspace may be reached through links.
+func TestDataDirLinkOutOfWorkspace(t *testing.T) {
+	ws, outside := t.TempDir(), t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(ws, ".mini-openclaw")); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(ws, ".mini-openclaw", "sessions")
+	s, err := Open(dir, Options{Workspace: ws})
+	if err == nil {
+		s.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "symbolic link leading out of "+ws) {
+		t.Errorf("Open: err = %v, want a refusal naming the link", err)
+	}
+	if names, _ := filepath.Glob(filepath.Join(outside, "*")); len(names) != 0 {
+		t.Errorf("files appeared outside the workspace: %v", names)
+	}
+
+	linked := filepath.Join(t.TempDir(), "data")
+	if err := os.Symlink(outside, linked); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, filepath.Join(linked, "sessions"), Options{Workspace: ws})
+	mustCreate(t, s, "a-1", "webchat")
+	if !exists(filepath.Join(outside, "sessions", "a-1.jsonl")) {
+		t.Error("a data dir outside the workspace reached through a link is not used")
+	}
+}
