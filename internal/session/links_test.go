@@ -29,7 +29,8 @@ func TestTranscriptLinkOutOfStore(t *testing.T) {
 	dir := seedStore(t)
 	outside, content := outsideTranscript(t)
 	removeFile(t, filepath.Join(dir, "victim-1.jsonl"))
-	for _, name := range []string{"victim-1.jsonl", "out-2.jsonl"} {
+	removeFile(t, filepath.Join(dir, snapshotName))
+	for _, name := range []string{"victim-1.jsonl", "out-2.jsonl", snapshotName} {
 		if err := os.Symlink(outside, filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
 		}

@@ -261,11 +261,14 @@ func readCapped(root *os.Root, name, path string, statErr error) ([]byte, error)
 	if statErr != nil {
 		return nil, statErr
 	}
-	read := func() ([]byte, bool, error) { return safeopen.ReadHead(path, MaxFileBytes) }
+	var data []byte
+	var cut bool
+	var err error
 	if root != nil {
-		read = func() ([]byte, bool, error) { return safeopen.ReadHeadIn(root, name, MaxFileBytes) }
+		data, cut, err = safeopen.ReadHeadIn(root, name, MaxFileBytes)
+	} else {
+		data, cut, err = safeopen.ReadHead(path, MaxFileBytes)
 	}
-	data, cut, err := read()
 	if cut {
 		return nil, fmt.Errorf("%s is over the %d-byte limit", FileName, MaxFileBytes)
 	}
