@@ -12,6 +12,12 @@
 //   - what is read goes through a byte limit (ReadHead), so /dev/zero
 //     behind a symlink or a sparse 1 GiB file costs only the limit.
 //
+// Files in the workspace, and in a data dir inside it, are opened in an
+// os.Root (OpenIn, OpenFileIn, ReadHeadIn, OpenDir): the model's shell can
+// plant links there, and the gateway, which is not confined as the shell
+// is, must not follow one out to ~/.ssh/id_rsa or ~/.bashrc; such a link
+// is an *EscapeError naming it.
+//
 // Every open is close-on-exec (Go adds O_CLOEXEC), so a tool's child
 // process never inherits a descriptor.
 package safeopen
