@@ -53,10 +53,13 @@ func (r *Runtime) systemPrompt(now time.Time) string {
 
 // bootstrap reads <workspace>/.openclaw/<name>, cut at maxBootstrapBytes:
 // only that much is read, whatever the file's size. A missing file is "";
-// one that cannot be read (a FIFO, a device, no permission) is a note
-// saying why, so the model can tell the user.
+// one that cannot be read (a FIFO, a device, no permission, a link leading
+// out of the workspace) is a note saying why, so the model can tell the
+// user. The file is read through a root of the workspace: the model's shell
+// can make SOUL.md a link to ~/.ssh/id_rsa, and the gateway must not read
+// for the model what the model may not read itself.
 func (r *Runtime) bootstrap(name string) string {
-	b, cut, err := safeopen.ReadHead(filepath.Join(r.Workspace, ".openclaw", name), maxBootstrapBytes)
+	b, cut, err := readWorkspaceHead(r.Workspace, filepath.Join(".openclaw", name), maxBootstrapBytes)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return ""
@@ -67,4 +70,14 @@ func (r *Runtime) bootstrap(name string) string {
 		return strings.ToValidUTF8(string(b), "") + fmt.Sprintf("\n[%s cut at %d bytes]", name, maxBootstrapBytes)
 	}
 	return string(b)
+}
+
+// readWorkspaceHead is safeopen.ReadHeadIn of rel in a root of workspace.
+func readWorkspaceHead(workspace, rel string, limit int) ([]byte, bool, error) {
+	root, err := safeopen.OpenRoot(workspace)
+	if err != nil {
+		return nil, false, err
+	}
+	defer root.Close()
+	return safeopen.ReadHeadIn(root, rel, limit)
 }
