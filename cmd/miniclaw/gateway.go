@@ -64,7 +64,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 	// Indexed now, so a malformed skill is reported at startup, not at the first turn.
 	skillIndex := skills.New(cfg.SkillsDir, cfg.Workspace, log)
 	nskills := len(skillIndex.Skills())
-	store, err := session.Open(cfg.SessionsDir, session.Options{Fsync: cfg.Fsync == config.FsyncAlways, Logger: log})
+	store, err := session.Open(cfg.SessionsDir, session.Options{Fsync: cfg.Fsync == config.FsyncAlways, Logger: log, Workspace: cfg.Workspace})
 	if err != nil {
 		return err
 	}

@@ -247,6 +247,13 @@ func (s *Store) openFile(name string, flag int, perm os.FileMode) (*os.File, err
 	return f, err
 }
 
+// OpenTranscript opens the transcript of id for reading, in the store's
+// root: a special file or a link out of the sessions directory is refused.
+// Its FileInfo is the open file's.
+func (s *Store) OpenTranscript(id string) (*os.File, os.FileInfo, error) {
+	return safeopen.OpenFileIn(s.root, id+jsonlExt, os.O_RDONLY, 0, safeopen.Regular)
+}
+
 // stat stats name in the store's root, following links that stay inside
 // it; errors name the full path, and a link out is an EscapeError.
 func (s *Store) stat(name string) (os.FileInfo, error) {
