@@ -191,7 +191,6 @@ type longRun struct {
 func driveLongSession(ws *websocket.Conn, cfg config) longRun {
 	var r longRun
 	t0 := time.Now()
-	defer func() { r.took = time.Since(t0) }()
 	for n := 1; n <= cfg.longTurns; n++ {
 		t := longTurnAt(n, cfg.longFiles)
 		r.sent++
@@ -201,6 +200,7 @@ func driveLongSession(ws *websocket.Conn, cfg config) longRun {
 		case err != nil:
 			r.failed++
 			r.stopped = fmt.Sprintf("turn %d: %v", n, err)
+			r.took = time.Since(t0)
 			return r
 		case obs.failed != "":
 			r.failed++
@@ -220,6 +220,7 @@ func driveLongSession(ws *websocket.Conn, cfg config) longRun {
 			logf("  turn %d: %d completed, %d failed, %d compaction events", n, r.completed, r.failed, len(r.compactions))
 		}
 	}
+	r.took = time.Since(t0)
 	return r
 }
 
