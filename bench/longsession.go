@@ -114,6 +114,8 @@ type longEvent struct {
 	IsError  bool   `json:"isError"`
 	Message  string `json:"message"`
 	Code     string `json:"code"`
+	// The compaction event's fields; its type and sessionId are shadowed
+	// by the fields above, which json fills instead.
 	protocol.Compaction
 	Context *protocol.Context `json:"context"`
 }

@@ -299,15 +299,18 @@ var longMarkerRE = regexp.MustCompile(`\[t=(\d+)\]`)
 // classify finds what the request asks for. A request without tools, or
 // whose last user text is not one of the script's messages nor a tool
 // result, is taken for a compaction's summary request when it mentions a
-// summary (the runtime's summary prompt is not known here, so the rule is
-// deliberately loose); the WebSocket's compaction events are counted apart.
+// summary or a compaction (the runtime's summary prompt is not known
+// here, so the rule is deliberately loose); the WebSocket's compaction
+// events are counted apart.
 func classify(req *windowBody) (kind string, t longTurn) {
 	n := len(req.Messages)
-	if n == 0 || req.Messages[n-1].Role != "user" {
+	switch {
+	case n == 0:
 		return kindOther, t
-	}
-	if len(req.Tools) == 0 {
+	case len(req.Tools) == 0:
 		return kindSummary, t
+	case req.Messages[n-1].Role != "user":
+		return kindOther, t
 	}
 	last := fakeBlocks(req.Messages[n-1].Content)
 	if len(last) == 0 {
@@ -321,7 +324,7 @@ func classify(req *windowBody) (kind string, t longTurn) {
 			}
 			return kindQuestion, t
 		}
-		if strings.Contains(strings.ToLower(b.Text), "summar") {
+		if text := strings.ToLower(b.Text); strings.Contains(text, "summar") || strings.Contains(text, "compact") {
 			return kindSummary, t
 		}
 	case "tool_result":
