@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/protocol"
 	"github.com/miniclaw/miniclaw/internal/session"
 	"github.com/miniclaw/miniclaw/internal/termsafe"
 )
@@ -85,6 +86,38 @@ func clipRunes(s string, n int) string {
 		return s
 	}
 	return string([]rune(s)[:n-1]) + "…"
+}
+
+// usageLine is the line shown after a reply: how full the model's context
+// window is ("42k / 200k tokens") when the gateway says, else the tokens
+// the turn read and wrote, and the share of its input a prompt cache
+// served, when the provider reports cache use. Only what is known is shown;
+// "" when nothing is. The WebChat draws the same line (web/static/app.js).
+func usageLine(u *core.Usage, ctx *protocol.Context) string {
+	var parts []string
+	switch {
+	case ctx != nil && ctx.Window > 0:
+		parts = append(parts, tokenCount(ctx.Tokens)+" / "+tokenCount(ctx.Window)+" tokens")
+	case u != nil:
+		parts = append(parts, tokenCount(u.Prompt())+" tokens in", tokenCount(u.OutputTokens)+" out")
+	}
+	if u != nil && u.Prompt() > 0 && u.CacheReadTokens+u.CacheWriteTokens > 0 {
+		parts = append(parts, fmt.Sprintf("%d%% cached", u.CacheReadTokens*100/u.Prompt()))
+	}
+	return strings.Join(parts, " · ")
+}
+
+// tokenCount is n as people say it: 950, 1.5k, 42k, 1.2M.
+func tokenCount(n int64) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprint(n)
+	case n < 9950:
+		return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/1000), ".0") + "k"
+	case n < 999_500:
+		return fmt.Sprintf("%.0fk", float64(n)/1000)
+	}
+	return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/1e6), ".0") + "M"
 }
 
 // output writes the client's output and knows whether the cursor is in the
