@@ -107,17 +107,25 @@ func usageLine(u *core.Usage, ctx *protocol.Context) string {
 	return strings.Join(parts, " · ")
 }
 
-// tokenCount is n as people say it: 950, 1.5k, 42k, 1.2M.
+// tokenCount is n as people say it: 950, 1.5k, 42k, 1.2M. Integer
+// arithmetic rounds halves up, as the WebChat's copy does.
 func tokenCount(n int64) string {
+	tenths := func(unit int64) string {
+		t := (n + unit/20) / (unit / 10)
+		if t%10 == 0 {
+			return fmt.Sprint(t / 10)
+		}
+		return fmt.Sprintf("%d.%d", t/10, t%10)
+	}
 	switch {
 	case n < 1000:
 		return fmt.Sprint(n)
 	case n < 9950:
-		return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/1000), ".0") + "k"
+		return tenths(1000) + "k"
 	case n < 999_500:
-		return fmt.Sprintf("%.0fk", float64(n)/1000)
+		return fmt.Sprintf("%dk", (n+500)/1000)
 	}
-	return strings.TrimSuffix(fmt.Sprintf("%.1f", float64(n)/1e6), ".0") + "M"
+	return tenths(1_000_000) + "M"
 }
 
 // output writes the client's output and knows whether the cursor is in the

@@ -26,6 +26,8 @@ func TestUsageLine(t *testing.T) {
 		{&core.Usage{InputTokens: 1_234_567, OutputTokens: 9_999}, &protocol.Context{Tokens: 1_234_567, Window: 2_000_000}, "1.2M / 2M tokens"},
 		{&core.Usage{InputTokens: 100, CacheWriteTokens: 9_900}, nil, "10k tokens in · 0 out · 0% cached"},
 		{nil, &protocol.Context{Tokens: 5_000, Window: 128_000}, "5k / 128k tokens"},
+		{&core.Usage{InputTokens: 1_250, OutputTokens: 42_500}, nil, "1.3k tokens in · 43k out"},
+		{&core.Usage{InputTokens: 9_950, OutputTokens: 999_500}, nil, "10k tokens in · 1M out"},
 		{nil, nil, ""},
 	} {
 		if got := usageLine(c.usage, c.ctx); got != c.want {
