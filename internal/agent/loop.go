@@ -36,14 +36,14 @@ type turn struct {
 }
 
 func (t *turn) run(ctx context.Context) (Result, error) {
-	system := t.r.systemPrompt(t.r.now())
+	system, volatile := t.r.systemPrompt(t.r.now())
 	var specs []core.ToolSpec
 	if t.r.Tools != nil {
 		specs = t.r.Tools.Specs()
 	}
 	finalRound := len(specs) == 0
 	for round := 1; ; round++ {
-		req := core.Request{Model: t.r.Model, System: system, Messages: t.convo}
+		req := core.Request{Model: t.r.Model, System: system, Volatile: volatile, Messages: t.convo}
 		if !finalRound {
 			req.Tools = specs
 		}
@@ -55,7 +55,7 @@ func (t *turn) run(ctx context.Context) (Result, error) {
 			}
 		})
 		t.usage.Add(resp.Usage)
-		msg := core.Message{Role: core.RoleAssistant, Content: text.String(), Timestamp: t.r.now().UnixMilli()}
+		msg := core.Message{Role: core.RoleAssistant, Content: text.String(), Timestamp: t.r.now().UnixMilli(), Usage: usageOf(resp.Usage)}
 		if err != nil {
 			return t.fail(ctx, msg.Content, err)
 		}
@@ -232,4 +232,13 @@ func normInput(in json.RawMessage) json.RawMessage {
 		return json.RawMessage("{}")
 	}
 	return buf.Bytes()
+}
+
+// usageOf is the usage to record on an assistant message: nil when the
+// provider reported none (the transcript then has no usage field).
+func usageOf(u core.Usage) *core.Usage {
+	if u == (core.Usage{}) {
+		return nil
+	}
+	return &u
 }

@@ -428,6 +428,9 @@ func (c *client) handleEvent(ctx context.Context, ev event) {
 		if !c.streamed {
 			c.out.text(ev.Content)
 		}
+		if line := usageLine(ev.Usage, ev.Context); line != "" {
+			c.out.printf("(%s)", line)
+		}
 		c.answered()
 	case protocol.TypeStatus: // another process runs a turn of this session
 		c.out.printf("(%s)", ev.Message)
