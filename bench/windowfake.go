@@ -313,6 +313,12 @@ func classify(req *windowBody) (kind string, t longTurn) {
 		return kindOther, t
 	}
 	last := fakeBlocks(req.Messages[n-1].Content)
+	// The turn's volatile context (time, memory) rides after the
+	// conversation as the last user text; what the turn is about comes
+	// before it.
+	for len(last) > 0 && last[len(last)-1].Type == "text" && strings.HasPrefix(last[len(last)-1].Text, "<miniclaw-context>") {
+		last = last[:len(last)-1]
+	}
 	if len(last) == 0 {
 		return kindOther, t
 	}
