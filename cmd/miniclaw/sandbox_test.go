@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +28,8 @@ func TestGatewayBashSandbox(t *testing.T) {
 	}
 	script := writeScript(t, []map[string]any{
 		bash("env > env.txt; cat " + filepath.Join(home, "secret") + " > secret.txt 2>&1"),
+		// The gateway is the parent of bash's parent (the helper).
+		bash("gw=$(cut -d' ' -f4 /proc/$PPID/stat); echo $gw > gateway.pid; cat /proc/$gw/environ > gateway-environ.txt 2>&1; grep ^Cap /proc/self/status > caps.txt"),
 		{"text": "looked"},
 		bash("setsid sleep 300 & echo $! > grandchild.pid; echo $$ > bash.pid; sleep 300"),
 		{"text": "never"},
@@ -72,6 +75,18 @@ func TestGatewayBashSandbox(t *testing.T) {
 	}
 	if got := readFile(t, filepath.Join(ws, "secret.txt")); !strings.Contains(got, "Permission denied") {
 		t.Errorf("bash read a file outside the workspace: %q", got)
+	}
+	// The gateway's environment holds the keys bash's does not: reading it
+	// is refused, even to a gateway run as root (as CI and containers do),
+	// whose tools hold no capability.
+	if got, want := strings.TrimSpace(readFile(t, filepath.Join(ws, "gateway.pid"))), strconv.Itoa(g.cmd.Process.Pid); got != want {
+		t.Errorf("bash found the gateway's pid %s, want %s", got, want)
+	}
+	if got := readFile(t, filepath.Join(ws, "gateway-environ.txt")); !strings.Contains(got, "Permission denied") || strings.Contains(got, "sk-ant-secret") {
+		t.Errorf("bash read the gateway's environment: %q", got)
+	}
+	if got, want := readFile(t, filepath.Join(ws, "caps.txt")), "CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\n"; got != want {
+		t.Errorf("bash's capabilities:\n%s\nwant\n%s", got, want)
 	}
 
 	if err := c.send(ctx, "start something long"); err != nil {
