@@ -175,14 +175,21 @@ func (p policy) restrict() error {
 // the rest, which pass file permissions. uid 0 stays: root's own files stay
 // root's, within the Landlock rules.
 //
-// Every thread: capabilities, the bounding set and no_new_privs are per
-// thread, and a helper thread that kept them could be made to act for the
-// program, which may ptrace the helper (same uid, same Landlock domain).
+// Capabilities and no_new_privs are per thread. Every thread of the helper
+// drops them: the program may ptrace the helper (same uid, same Landlock
+// domain) and act through a thread that kept some. The bounding set is
+// emptied on this thread only, the one that starts the program (locked to
+// it in helperMain), which inherits it: the other threads hold nothing, and
+// with no_new_privs no exec can give them anything back. (An all-threads
+// call per capability cost ~20 ms of CPU per run.)
 func dropCapabilities() error {
-	// No exec gains anything back: setuid bits and file capabilities are
-	// ignored. Landlock sets this too, but not on a kernel without it.
-	if err := ll.AllThreadsPrctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("PR_SET_NO_NEW_PRIVS: %w", err)
+	// No exec gains anything: setuid bits and file capabilities are
+	// ignored. Landlock has set it on every thread, unless the kernel
+	// lacks Landlock.
+	if nnp, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err != nil || nnp != 1 {
+		if err := ll.AllThreadsPrctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("PR_SET_NO_NEW_PRIVS: %w", err)
+		}
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var caps [2]unix.CapUserData // capabilities 0-31 and 32-63
@@ -190,7 +197,7 @@ func dropCapabilities() error {
 		return fmt.Errorf("capget: %w", err)
 	}
 	if caps == [2]unix.CapUserData{} {
-		return nil // an ordinary user: nothing held (ambient ones are also permitted)
+		return nil // an ordinary user holds none
 	}
 	// The bounding set caps what an exec can grant root; emptying it needs
 	// CAP_SETPCAP. Without it, no_new_privs alone keeps exec from granting
@@ -202,14 +209,17 @@ func dropCapabilities() error {
 				break // EINVAL: past the kernel's last capability
 			}
 			if in == 1 {
-				if err := ll.AllThreadsPrctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+				if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
 					return fmt.Errorf("PR_CAPBSET_DROP %d: %w", c, err)
 				}
 			}
 		}
 	}
-	if err := ll.AllThreadsPrctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
-		return fmt.Errorf("PR_CAP_AMBIENT_CLEAR_ALL: %w", err)
+	// Ambient capabilities are always inheritable ones too.
+	if caps[0].Inheritable != 0 || caps[1].Inheritable != 0 {
+		if err := ll.AllThreadsPrctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+			return fmt.Errorf("PR_CAP_AMBIENT_CLEAR_ALL: %w", err)
+		}
 	}
 	caps = [2]unix.CapUserData{}
 	if _, _, e := psx.Syscall3(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&caps[0])), 0); e != 0 {
