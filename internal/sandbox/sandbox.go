@@ -124,7 +124,7 @@ func (s Status) Warning() string {
 		return ""
 	}
 	return "The kernel does not offer Landlock (Linux 5.13+ with landlock in the lsm= boot list): bash runs UNCONFINED and can read and write everything the gateway's user can. " +
-		"The environment filter and the cleanup of tool processes still apply. Set MINI_OPENCLAW_SANDBOX=off to say this is intended."
+		"The environment filter, the cleanup of tool processes and, for a gateway run as root, the drop of every capability still apply. Set MINI_OPENCLAW_SANDBOX=off to say this is intended."
 }
 
 // New prepares the sandbox: it checks the paths, creates TempDir/home (the
