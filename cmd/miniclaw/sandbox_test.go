@@ -98,7 +98,7 @@ func TestGatewayBashSandbox(t *testing.T) {
 
 // readGatewayEnviron is a bash command that copies the environment of the
 // gateway, the parent of bash's parent (the helper), to gateway-environ.txt,
-// and the pids it found to gateway.pid and bash.uid.
+// the gateway's pid to gateway.pid, and bash's uid to bash.uid.
 const readGatewayEnviron = "gw=$(cut -d' ' -f4 /proc/$PPID/stat); echo $gw > gateway.pid; id -u > bash.uid; cat /proc/$gw/environ > gateway-environ.txt 2>&1"
 
 // checkGatewayEnvironRefused checks what readGatewayEnviron left in ws: the
@@ -123,12 +123,12 @@ func TestGatewayNotDumpable(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	uid := os.Getuid()
-	var asNobody func(*exec.Cmd)
+	var edits []func(*exec.Cmd)
 	if uid == 0 {
 		uid = 65534
-		asNobody = func(cmd *exec.Cmd) {
+		edits = append(edits, func(cmd *exec.Cmd) {
 			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		}
+		})
 		// nobody needs a way to the binary and to its own directory.
 		for _, d := range []string{filepath.Dir(binPath), filepath.Dir(dir)} {
 			if err := os.Chmod(d, 0o711); err != nil {
@@ -158,10 +158,6 @@ func TestGatewayNotDumpable(t *testing.T) {
 	scriptPath := filepath.Join(home, "script.json")
 	if err := os.WriteFile(scriptPath, script, 0o644); err != nil {
 		t.Fatal(err)
-	}
-	var edits []func(*exec.Cmd)
-	if asNobody != nil {
-		edits = append(edits, asNobody)
 	}
 	g := startGateway(t, "gateway", gatewayEnv(ws, filepath.Join(home, "data"), map[string]string{
 		"MINI_OPENCLAW_SCRIPT":  scriptPath,
