@@ -25,6 +25,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/skills"
 	"github.com/miniclaw/miniclaw/internal/tools"
 	"github.com/miniclaw/miniclaw/web"
+	"golang.org/x/sys/unix"
 )
 
 // scriptedWarning is shown in the log, /readyz and the WebChat when no
@@ -38,6 +39,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	hideEnvironment(log)
 
 	provider, err := newProvider(cfg)
 	if err != nil {
@@ -123,6 +125,18 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	log.Info("gateway stopped", "ms", time.Since(start).Milliseconds())
 	return nil
+}
+
+// hideEnvironment makes the gateway not dumpable, so that no process of its
+// user (a tool with the sandbox off or without Landlock, anything else the
+// user runs) can read its environment or memory, where its API keys and
+// token are, through /proc/<pid>/environ, /proc/<pid>/mem or ptrace. Root
+// still can (CAP_SYS_PTRACE). The price: no core dump, and debuggers,
+// strace, perf and /proc/<pid>/{fd,smaps,io} on the gateway need root.
+func hideEnvironment(log *slog.Logger) {
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		log.Warn("PR_SET_DUMPABLE: the gateway's environment stays readable by its user's processes", "err", err)
+	}
 }
 
 // gatewaySandbox is the tools' sandbox with the per-gateway temp dir it

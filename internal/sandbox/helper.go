@@ -11,10 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"
+	"kernel.org/pub/linux/libs/security/libcap/psx"
 )
 
 // HelperArg is the hidden first argument that makes the miniclaw binary (or
@@ -76,6 +78,11 @@ func helperMain(policyJSON string, argv []string) int {
 	}
 	if p.Confine {
 		if err := p.restrict(); err != nil {
+			return fail(err)
+		}
+		// After Landlock: its rules are paths opened with the helper's
+		// rights, which for root include passing file permissions.
+		if err := dropCapabilities(); err != nil {
 			return fail(err)
 		}
 	}
@@ -156,6 +163,67 @@ func (p policy) restrict() error {
 	}
 	if err := cfg.BestEffort().Restrict(rules...); err != nil {
 		return fmt.Errorf("landlock: %w", err)
+	}
+	return nil
+}
+
+// dropCapabilities leaves the helper, and so the program and everything it
+// starts, with no capability and no way to gain one. A gateway run as root
+// (or with file capabilities) would otherwise hand its tools
+// CAP_SYS_PTRACE, which gets past Landlock's ptrace scoping to the
+// gateway's memory and environment (its API keys), and CAP_DAC_OVERRIDE and
+// the rest, which pass file permissions. uid 0 stays: root's own files stay
+// root's, within the Landlock rules.
+//
+// Capabilities and no_new_privs are per thread. Every thread of the helper
+// drops them: the program may ptrace the helper (same uid, same Landlock
+// domain) and act through a thread that kept some. The bounding set is
+// emptied on this thread only, the one that starts the program (locked to
+// it in helperMain), which inherits it: the other threads hold nothing, and
+// with no_new_privs no exec can give them anything back. (An all-threads
+// call per capability cost ~20 ms of CPU per run.)
+func dropCapabilities() error {
+	// No exec gains anything: setuid bits and file capabilities are
+	// ignored. Landlock has set it on every thread, unless the kernel
+	// lacks Landlock.
+	if nnp, err := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); err != nil || nnp != 1 {
+		if err := ll.AllThreadsPrctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("PR_SET_NO_NEW_PRIVS: %w", err)
+		}
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var caps [2]unix.CapUserData // capabilities 0-31 and 32-63
+	if err := unix.Capget(&hdr, &caps[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	if caps == [2]unix.CapUserData{} {
+		return nil // an ordinary user holds none
+	}
+	// The bounding set caps what an exec can grant root; emptying it needs
+	// CAP_SETPCAP. Without it, no_new_privs alone keeps exec from granting
+	// anything.
+	if caps[0].Effective&(1<<unix.CAP_SETPCAP) != 0 {
+		for c := 0; ; c++ {
+			in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0)
+			if err != nil {
+				break // EINVAL: past the kernel's last capability
+			}
+			if in == 1 {
+				if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
+					return fmt.Errorf("PR_CAPBSET_DROP %d: %w", c, err)
+				}
+			}
+		}
+	}
+	// Ambient capabilities are always inheritable ones too.
+	if caps[0].Inheritable != 0 || caps[1].Inheritable != 0 {
+		if err := ll.AllThreadsPrctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+			return fmt.Errorf("PR_CAP_AMBIENT_CLEAR_ALL: %w", err)
+		}
+	}
+	caps = [2]unix.CapUserData{}
+	if _, _, e := psx.Syscall3(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&caps[0])), 0); e != 0 {
+		return fmt.Errorf("capset: %w", e)
 	}
 	return nil
 }

@@ -8,6 +8,10 @@
 //     only the workspace, the per-gateway temp dir and a few character
 //     devices; read and execute only the system directories, the workspace
 //     and the temp dir (Mode Workspace). The network is not restricted.
+//   - then drops every capability and sets no_new_privs (Mode Workspace):
+//     a gateway run as root gives its tools uid 0 but no CAP_SYS_PTRACE
+//     to read its own environment past Landlock, no CAP_DAC_OVERRIDE, and
+//     no way to gain either back.
 //   - is a child subreaper, and kills every process the program left behind
 //     (setsid'd, double-forked, anything) when the program exits or when the
 //     helper is told to stop (SIGTERM on abort or timeout), then exits.
@@ -45,8 +49,9 @@ type Mode string
 const (
 	// Workspace confines tools with Landlock to the workspace and temp dir.
 	Workspace Mode = "workspace"
-	// Off runs tools unconfined (still with the filtered environment, the
-	// temp dir as TMPDIR, and the cleanup of every process they start).
+	// Off runs tools unconfined, with all the rights of the gateway's user
+	// (root's capabilities too), still with the filtered environment, the
+	// temp dir as TMPDIR, and the cleanup of every process they start.
 	Off Mode = "off"
 )
 
@@ -119,7 +124,7 @@ func (s Status) Warning() string {
 		return ""
 	}
 	return "The kernel does not offer Landlock (Linux 5.13+ with landlock in the lsm= boot list): bash runs UNCONFINED and can read and write everything the gateway's user can. " +
-		"The environment filter and the cleanup of tool processes still apply. Set MINI_OPENCLAW_SANDBOX=off to say this is intended."
+		"The environment filter, the cleanup of tool processes and, for a gateway run as root, the drop of every capability still apply. Set MINI_OPENCLAW_SANDBOX=off to say this is intended."
 }
 
 // New prepares the sandbox: it checks the paths, creates TempDir/home (the

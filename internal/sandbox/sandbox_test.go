@@ -110,14 +110,12 @@ func TestConfinedCannotReadOrWriteOutside(t *testing.T) {
 	if _, err := os.Stat("/dev/pts/0"); err == nil {
 		e.denied(t, "echo pwned > /dev/pts/0")
 	}
-	// The gateway's own environment, where its API keys are, belongs to a
-	// process outside the sandbox: Landlock refuses the ptrace-class access
-	// that reading it needs. Root's CAP_SYS_PTRACE gets through, so it is
-	// only checked for an ordinary user.
-	if os.Geteuid() != 0 {
-		e.denied(t, "cat /proc/"+strconv.Itoa(os.Getpid())+"/environ")
-	} else {
-		t.Log("running as root: not checking /proc/<gateway>/environ (CAP_SYS_PTRACE reads it)")
+	// The gateway's own environment and memory, where its API keys are,
+	// belong to a process outside the sandbox: Landlock refuses the
+	// ptrace-class access that reading them needs, and a gateway run as root
+	// gives the tool no CAP_SYS_PTRACE to get past that.
+	for _, f := range []string{"environ", "mem", "maps"} {
+		e.denied(t, "head -c 100 /proc/"+strconv.Itoa(os.Getpid())+"/"+f)
 	}
 	if got, _ := os.ReadFile(filepath.Join(e.home, "secret")); string(got) != "hunter2\n" {
 		t.Errorf("the secret now reads %q", got)
@@ -131,6 +129,33 @@ func TestConfinedCannotReadOrWriteOutside(t *testing.T) {
 		if code == 0 || !strings.Contains(out, "Operation not permitted") {
 			t.Errorf("kill -0 of the gateway: exit %d, %q", code, out)
 		}
+	}
+}
+
+// A gateway run as root (or with file capabilities) gives its tools none:
+// uid 0 still owns root's files, within Landlock's rules, but no capability
+// bypasses a permission or ptrace check, and none can be regained. Every
+// thread of the helper (bash's parent) holds none either: bash could ptrace
+// one that did and act through it.
+func TestConfinedHoldsNoCapabilities(t *testing.T) {
+	e := newEnv(t, sandbox.Workspace, nil)
+	zero := []string{"CapInh:\t0000000000000000", "CapPrm:\t0000000000000000", "CapEff:\t0000000000000000", "CapAmb:\t0000000000000000", "NoNewPrivs:\t1"}
+	got := e.ok(t, "for f in /proc/self/status /proc/$PPID/task/*/status; do echo \"$f\"; grep -E '^(Cap|NoNewPrivs)' \"$f\"; done")
+	files := strings.Split(got, "/proc/")[1:]
+	if len(files) < 2 {
+		t.Fatalf("no status of the helper's threads:\n%s", got)
+	}
+	for _, f := range files {
+		for _, want := range zero {
+			if !strings.Contains(f, want+"\n") {
+				t.Errorf("/proc/%s lacks %q", f, want)
+			}
+		}
+	}
+	// Emptying the bounding set needs CAP_SETPCAP; for an ordinary user
+	// no_new_privs alone keeps exec from granting anything.
+	if want := "CapBnd:\t0000000000000000\n"; os.Geteuid() == 0 && !strings.Contains(files[0], want) {
+		t.Errorf("/proc/%s lacks %q", files[0], want)
 	}
 }
 

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/miniclaw/miniclaw/internal/sandbox"
 	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
@@ -18,6 +20,46 @@ func runBash(t *testing.T, b Bash, ctx context.Context, command string) (string,
 		t.Fatal(err)
 	}
 	return b.Run(ctx, in)
+}
+
+// BenchmarkBashTrue is the cost of one `true` through the bash tool: run
+// directly (no sandbox, as a nil Sandbox does), through the helper with the
+// sandbox off (the helper, its reaping and the cgroup where there is one), and
+// confined (Landlock and the capability drop as well).
+func BenchmarkBashTrue(b *testing.B) {
+	dir := b.TempDir()
+	for _, bc := range []struct {
+		name string
+		sb   *sandbox.Sandbox
+	}{
+		{"direct", nil},
+		{"helper-off", newSandbox(b, sandbox.Off, dir)},
+		{"helper-workspace", newSandbox(b, sandbox.Workspace, dir)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			bash := Bash{Dir: dir, Sandbox: bc.sb}
+			in := json.RawMessage(`{"command":"true"}`)
+			cpu := childrenCPU(b)
+			for b.Loop() {
+				if _, err := bash.Run(context.Background(), in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
+			// CPU time says more than wall time on a loaded machine.
+			b.ReportMetric(float64((childrenCPU(b)-cpu).Microseconds())/1000/float64(b.N), "child-cpu-ms/op")
+		})
+	}
+}
+
+// childrenCPU is the user and system time of this process's reaped
+// descendants (the helpers and the shells they reaped).
+func childrenCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func TestBashOutput(t *testing.T) {

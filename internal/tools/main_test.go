@@ -16,10 +16,16 @@ func TestMain(m *testing.M) {
 
 // newBash is a Bash on dir in a confined sandbox with its own temp dir,
 // passing the named variables of the test's environment.
-func newBash(t *testing.T, dir string, timeout time.Duration, passEnv ...string) Bash {
+func newBash(t testing.TB, dir string, timeout time.Duration, passEnv ...string) Bash {
+	t.Helper()
+	return Bash{Dir: dir, Timeout: timeout, Sandbox: newSandbox(t, sandbox.Workspace, dir, passEnv...)}
+}
+
+// newSandbox is a sandbox on the workspace dir with its own temp dir.
+func newSandbox(t testing.TB, mode sandbox.Mode, dir string, passEnv ...string) *sandbox.Sandbox {
 	t.Helper()
 	sb, err := sandbox.New(sandbox.Config{
-		Mode: sandbox.Workspace, Workspace: dir, TempDir: t.TempDir(),
+		Mode: mode, Workspace: dir, TempDir: t.TempDir(),
 		Environ: os.Environ(), PassEnv: passEnv,
 	})
 	if err != nil {
@@ -30,5 +36,5 @@ func newBash(t *testing.T, dir string, timeout time.Duration, passEnv ...string)
 			t.Error(err)
 		}
 	})
-	return Bash{Dir: dir, Timeout: timeout, Sandbox: sb}
+	return sb
 }
