@@ -264,6 +264,9 @@ func (b *bench) launch(o childOpts) (*child, error) {
 // procMem is a process's memory from /proc, in KiB.
 type procMem struct {
 	VmRSS, RssAnon, RssFile, VmHWM, Anonymous int64
+	// AnonymousErr is why smaps_rollup could not be read: the gateway is
+	// not dumpable, so only root may read it.
+	AnonymousErr error
 }
 
 func readProcMem(pid int) (procMem, error) {
@@ -279,11 +282,10 @@ func readProcMem(pid int) (procMem, error) {
 			*p = parseKB(v)
 		}
 	}
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid)); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && k == "Anonymous" {
-				m.Anonymous = parseKB(v)
-			}
+	b, m.AnonymousErr = os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && k == "Anonymous" {
+			m.Anonymous = parseKB(v)
 		}
 	}
 	if m.VmRSS == 0 {

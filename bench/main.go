@@ -66,6 +66,12 @@ type config struct {
 	agentWarmup   time.Duration
 	agentFsync    string
 
+	longTurns     int
+	longWindow    int
+	longFiles     int
+	longFileKB    int
+	longSetWindow bool
+
 	appendWorkers  []int
 	appendDuration time.Duration
 	appendMax      int
@@ -84,6 +90,7 @@ var measurements = []struct {
 	{"load", measureLoad},
 	{"tail", measureTail},
 	{"agent", measureAgent},
+	{"longsession", measureLongSession},
 	{"appends", measureAppends},
 }
 
@@ -224,7 +231,7 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&c.bin, "bin", "", "miniclaw binary to test (default: go build ./cmd/miniclaw into the scratch dir)")
 	fs.BoolVar(&c.quick, "quick", false, "smaller sizes and shorter runs (about a minute); explicit flags still win")
-	only := fs.String("only", "", "comma-separated measurements to run: startup,idle,conns,load,tail,agent,appends (default all)")
+	only := fs.String("only", "", "comma-separated measurements to run: startup,idle,conns,load,tail,agent,longsession,appends (default all)")
 	fs.StringVar(&c.dir, "dir", "", "parent of the scratch directory (default $TMPDIR); its file system decides what fsync costs")
 	fs.BoolVar(&c.keep, "keep", false, "keep the scratch directory (data dirs, child logs)")
 
@@ -256,6 +263,12 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.agentWarmup, "agent-warmup", 2*time.Second, "unmeasured warm-up before each agent run")
 	fs.StringVar(&c.agentFsync, "agent-fsync", "never", "MINI_OPENCLAW_FSYNC of the agent measurement's gateway")
 
+	fs.IntVar(&c.longTurns, "long-turns", 200, "turns of the long session: a read of a -long-file-kb file on odd turns, a short question on even ones")
+	fs.IntVar(&c.longWindow, "long-window", 100_000, "context window, in tokens, that the long session's fake Messages API enforces")
+	fs.IntVar(&c.longFiles, "long-files", 5, "workspace files the long session reads in turn")
+	fs.IntVar(&c.longFileKB, "long-file-kb", 100, "size of each of them, in KiB")
+	fs.BoolVar(&c.longSetWindow, "long-set-window", true, "pass -long-window to the gateway as MINI_OPENCLAW_CONTEXT_WINDOW (false: the gateway keeps its default and must recover from the fake's 400s)")
+
 	workers := fs.String("append-workers", "1,8", "goroutine counts of the in-process append measurement")
 	fs.DurationVar(&c.appendDuration, "append-duration", 4*time.Second, "duration of each append run")
 	fs.IntVar(&c.appendMax, "append-max", 2_000_000, "cap on appends per run")
@@ -284,6 +297,7 @@ func parseFlags(args []string) (config, error) {
 		def("agent-duration", func() { c.agentDuration = 3 * time.Second })
 		def("agent-warmup", func() { c.agentWarmup = time.Second })
 		def("append-duration", func() { c.appendDuration = time.Second })
+		def("long-turns", func() { c.longTurns = 60 })
 		def("timeout", func() { c.timeout = 5 * time.Minute })
 	}
 
@@ -355,6 +369,14 @@ func parseFlags(args []string) (config, error) {
 		return c, errors.New("-agent-duration: above 0, at most 1h")
 	case c.appendDuration <= 0 || c.appendDuration > time.Hour:
 		return c, errors.New("-append-duration: above 0, at most 1h")
+	case c.longTurns < 1 || c.longTurns > 100_000:
+		return c, errors.New("-long-turns: 1 to 100000")
+	case c.longWindow < 1000 || c.longWindow > 10_000_000:
+		return c, errors.New("-long-window: 1000 to 10000000 tokens")
+	case c.longFiles < 1 || c.longFiles > 100:
+		return c, errors.New("-long-files: 1 to 100")
+	case c.longFileKB < 1 || c.longFileKB > 10_000:
+		return c, errors.New("-long-file-kb: 1 to 10000 (read_file refuses files over 10 MiB)")
 	}
 	return c, nil
 }

@@ -226,13 +226,31 @@ func TestClaudeEndToEnd(t *testing.T) {
 	if _, err := c.waitDone(ctx); err != nil {
 		t.Fatalf("turn 2: %v", err)
 	}
+	// The cache breakpoints sit on the previous turn's last message and on
+	// this one's; the time and memory (turn 1's daily log line) come last,
+	// after the cached prefix, and the system prompt and tools are the
+	// first request's, byte for byte.
+	first, _ := fake.request(t, 0)
 	req, _ = fake.request(t, 2)
-	msgs, _ := json.Marshal(req["messages"])
+	for _, k := range []string{"system", "tools"} {
+		if a, b := fmt.Sprint(first[k]), fmt.Sprint(req[k]); a != b {
+			t.Errorf("turn 2's %s differs from turn 1's:\n%s\n%s", k, b, a)
+		}
+	}
+	turn2 := req["messages"].([]any)
+	last := turn2[len(turn2)-1].(map[string]any)
+	blocks := last["content"].([]any)
+	volatile, _ := blocks[len(blocks)-1].(map[string]any)["text"].(string)
+	if !strings.HasPrefix(volatile, "<miniclaw-context>\n- Time: ") || !strings.Contains(volatile, `asked "What files are in my workspace?"`) {
+		t.Errorf("turn 2 does not end with the time and memory: %q", volatile)
+	}
+	last["content"] = blocks[:len(blocks)-1]
+	msgs, _ := json.Marshal(turn2)
 	wantMsgs := `[{"content":[{"text":"What files are in my workspace?","type":"text"}],"role":"user"},` +
 		`{"content":[{"text":"Let me look.","type":"text"},{"id":"toolu_e2e_1","input":{"command":"ls"},"name":"bash","type":"tool_use"}],"role":"assistant"},` +
-		`{"content":[{"content":[{"text":"notes.txt","type":"text"}],"is_error":false,"tool_use_id":"toolu_e2e_1","type":"tool_result"}],"role":"user"},` +
+		`{"content":[{"cache_control":{"type":"ephemeral"},"content":[{"text":"notes.txt","type":"text"}],"is_error":false,"tool_use_id":"toolu_e2e_1","type":"tool_result"}],"role":"user"},` +
 		`{"content":[{"text":"Your workspace holds notes.txt.","type":"text"}],"role":"assistant"},` +
-		`{"content":[{"text":"thanks","type":"text"}],"role":"user"}]`
+		`{"content":[{"cache_control":{"type":"ephemeral"},"text":"thanks","type":"text"}],"role":"user"}]`
 	if string(msgs) != wantMsgs {
 		t.Fatalf("turn 2 history sent to the model:\n%s\nwant:\n%s", msgs, wantMsgs)
 	}

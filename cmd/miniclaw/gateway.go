@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/agent"
@@ -19,10 +21,12 @@ import (
 	"github.com/miniclaw/miniclaw/internal/provider/anthropic"
 	"github.com/miniclaw/miniclaw/internal/provider/openai"
 	"github.com/miniclaw/miniclaw/internal/provider/scripted"
+	"github.com/miniclaw/miniclaw/internal/sandbox"
 	"github.com/miniclaw/miniclaw/internal/session"
 	"github.com/miniclaw/miniclaw/internal/skills"
 	"github.com/miniclaw/miniclaw/internal/tools"
 	"github.com/miniclaw/miniclaw/web"
+	"golang.org/x/sys/unix"
 )
 
 // scriptedWarning is shown in the log, /readyz and the WebChat when no
@@ -36,6 +40,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	hideEnvironment(log)
 
 	provider, err := newProvider(cfg)
 	if err != nil {
@@ -51,13 +56,18 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("MINI_OPENCLAW_WORKSPACE: %w", err)
 	}
 	defer ws.Close()
+	sb, err := newSandbox(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer sb.close()
 	mem := &memory.Store{Workspace: cfg.Workspace, Dir: cfg.MemoryDir, Fsync: cfg.Fsync == config.FsyncAlways, Log: log}
-	toolSet := tools.NewSet(append(ws.FileTools(), tools.Bash{Dir: ws.Dir(), Timeout: cfg.BashTimeout})...)
+	toolSet := tools.NewSet(append(ws.FileTools(), tools.Bash{Dir: ws.Dir(), Timeout: cfg.BashTimeout, Sandbox: sb.Sandbox})...)
 	toolSet.Add(mem.Tools()...)
 	// Indexed now, so a malformed skill is reported at startup, not at the first turn.
 	skillIndex := skills.New(cfg.SkillsDir, cfg.Workspace, log)
 	nskills := len(skillIndex.Skills())
-	store, err := session.Open(cfg.SessionsDir, session.Options{Fsync: cfg.Fsync == config.FsyncAlways, Logger: log})
+	store, err := session.Open(cfg.SessionsDir, session.Options{Fsync: cfg.Fsync == config.FsyncAlways, Logger: log, Workspace: cfg.Workspace})
 	if err != nil {
 		return err
 	}
@@ -83,6 +93,8 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		AllowedHosts:    cfg.AllowedHosts,
 		MaxContext:      cfg.MaxContext,
 		ProviderWarning: warning,
+		Sandbox:         sb.Status().String(),
+		SandboxWarning:  sb.Status().Warning(),
 		Page:            web.Handler(),
 		TurnLockTimeout: cfg.TurnLockTimeout,
 	})
@@ -122,6 +134,64 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	log.Info("gateway stopped", "ms", time.Since(start).Milliseconds())
 	return nil
+}
+
+// hideEnvironment makes the gateway not dumpable, so that no process of its
+// user (a tool with the sandbox off or without Landlock, anything else the
+// user runs) can read its environment or memory, where its API keys and
+// token are, through /proc/<pid>/environ, /proc/<pid>/mem or ptrace. Root
+// still can (CAP_SYS_PTRACE). The price: no core dump, and debuggers,
+// strace, perf and /proc/<pid>/{fd,smaps,io} on the gateway need root.
+func hideEnvironment(log *slog.Logger) {
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		log.Warn("PR_SET_DUMPABLE: the gateway's environment stays readable by its user's processes", "err", err)
+	}
+}
+
+// gatewaySandbox is the tools' sandbox with the per-gateway temp dir it
+// owns (the tools' TMPDIR, removed when the gateway stops).
+type gatewaySandbox struct {
+	*sandbox.Sandbox
+	tmp *sandbox.TempDir
+	log *slog.Logger
+}
+
+func newSandbox(cfg config.Config, log *slog.Logger) (*gatewaySandbox, error) {
+	tmp, err := sandbox.CreateTempDir()
+	if err != nil {
+		return nil, err
+	}
+	sb, err := sandbox.New(sandbox.Config{
+		Mode:      sandbox.Mode(cfg.Sandbox),
+		Workspace: cfg.Workspace,
+		TempDir:   tmp.Path,
+		Read:      cfg.SandboxRead,
+		Write:     cfg.SandboxWrite,
+		Environ:   os.Environ(),
+		PassEnv:   cfg.ToolEnv,
+	})
+	if err != nil {
+		tmp.Remove()
+		return nil, fmt.Errorf("MINI_OPENCLAW_SANDBOX: %w", err)
+	}
+	st := sb.Status()
+	if w := st.Warning(); w != "" {
+		log.Warn("!!! " + w)
+	}
+	log.Info("bash sandbox", "sandbox", st.String(), "tmpdir", tmp.Path, "toolEnv", strings.Join(cfg.ToolEnv, ","))
+	if st.Confined() && strings.HasPrefix(cfg.DataDir+"/", cfg.Workspace+"/") {
+		// Landlock only grants access: it cannot take the data dir back
+		// out of the writable workspace.
+		log.Info("the data dir is inside the workspace: bash can read and write the transcripts and memory files; set MINI_OPENCLAW_DATA_DIR outside the workspace to keep them out of its reach", "data", cfg.DataDir)
+	}
+	return &gatewaySandbox{Sandbox: sb, tmp: tmp, log: log}, nil
+}
+
+// close removes the gateway's cgroup and the temp dir, once no tool runs.
+func (s *gatewaySandbox) close() {
+	if err := errors.Join(s.Sandbox.Close(), s.tmp.Remove()); err != nil {
+		s.log.Warn("bash sandbox cleanup", "err", err)
+	}
 }
 
 // knowledge is the prompt's memory and skills layer (agent.Knowledge).

@@ -36,7 +36,9 @@ func childEnv(t *testing.T, vars map[string]string) []string {
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + t.TempDir(),
-		"TMPDIR=" + os.TempDir(),
+		// The gateway's tools temp dir goes here: a SIGKILLed gateway leaves
+		// it behind, and the test removes it.
+		"TMPDIR=" + t.TempDir(),
 		// A -race binary otherwise sleeps 1s at exit; races are still reported.
 		"GORACE=atexit_sleep_ms=0",
 	}
@@ -137,8 +139,9 @@ func gatewayEnv(workspace, dataDir string, extra map[string]string) map[string]s
 // startGateway runs `miniclaw gateway` with exactly the given variables and
 // waits for its listening line. The process is killed in t.Cleanup if it is
 // still running, and its log is checked for data races (the binary is built
-// with -race when the tests are).
-func startGateway(t *testing.T, name string, vars map[string]string) *gatewayProc {
+// with -race when the tests are). Each edit may change the command before it
+// starts.
+func startGateway(t *testing.T, name string, vars map[string]string, edits ...func(*exec.Cmd)) *gatewayProc {
 	t.Helper()
 	g := &gatewayProc{
 		t:      t,
@@ -150,6 +153,9 @@ func startGateway(t *testing.T, name string, vars map[string]string) *gatewayPro
 	g.cmd.Env = childEnv(t, vars)
 	g.cmd.Stdout = io.Discard
 	g.cmd.Stderr = g.stderr
+	for _, edit := range edits {
+		edit(g.cmd)
+	}
 	if err := g.cmd.Start(); err != nil {
 		t.Fatalf("%s: start: %v", name, err)
 	}

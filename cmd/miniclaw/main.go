@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/miniclaw/miniclaw/internal/sandbox"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -33,6 +35,8 @@ and "miniclaw <command> --help" for any other command.
 `
 
 func main() {
+	// A re-run of this binary as the bash sandbox helper does only that.
+	sandbox.RunHelperIfAsked()
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 

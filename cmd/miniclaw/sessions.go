@@ -9,14 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/chatclient"
 	"github.com/miniclaw/miniclaw/internal/config"
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/protocol"
-	"github.com/miniclaw/miniclaw/internal/safeopen"
 	"github.com/miniclaw/miniclaw/internal/session"
 	"github.com/miniclaw/miniclaw/internal/termsafe"
 )
@@ -115,7 +113,7 @@ func runSessions(args []string, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	st, err := openStore(p.SessionsDir, stderr)
+	st, err := openStore(p.Workspace, p.SessionsDir, stderr)
 	if err != nil {
 		return err
 	}
@@ -147,13 +145,13 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 // --data-dir must not leave an empty data directory behind. The store's
 // warnings (a session left out of the listing, a meta file repaired) go to
 // stderr.
-func openStore(dir string, stderr io.Writer) (*session.Store, error) {
+func openStore(workspace, dir string, stderr io.Writer) (*session.Store, error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("no sessions directory at %s (check --data-dir or MINI_OPENCLAW_DATA_DIR)", dir)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn, ReplaceAttr: dropTime}))
 	// Fsync always: a fork is one append, and a command line is not a hot path.
-	return session.Open(dir, session.Options{Fsync: true, Logger: log})
+	return session.Open(dir, session.Options{Fsync: true, Logger: log, Workspace: workspace})
 }
 
 // dropTime leaves the time out of a command's log lines: they are printed
@@ -278,11 +276,12 @@ func exportCmd(fs *flag.FlagSet) sessionsCmd {
 // name is part of the documented storage layout (<sessions>/<id>.jsonl). An
 // append is one write of whole lines, so stopping at the last newline leaves
 // out only an append still being written, never part of a line. The file
-// is opened as safeopen does (a pipe swapped in is refused, not waited on)
+// is opened by the store (a pipe swapped in is refused, not waited on, and
+// a link out of the sessions directory is not followed)
 // and read up to the size fstat gave, so a file that keeps growing ends
 // the copy too.
 func exportJSONL(w io.Writer, st *session.Store, id string) error {
-	f, fi, err := safeopen.Open(filepath.Join(st.Dir(), id+".jsonl"), safeopen.Regular)
+	f, fi, err := st.OpenTranscript(id)
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("session %s: %w", id, session.ErrNotFound)
 	}

@@ -54,7 +54,9 @@ func (r *Runtime) Compact(ctx context.Context, session string, history []core.Me
 	if r.Tools != nil {
 		specs = r.Tools.Specs()
 	}
-	return t.compact(ctx, r.systemPrompt(r.now()), specs, true)
+	var system string
+	system, t.volatile = r.systemPrompt(r.now())
+	return t.compact(ctx, system, specs, true)
 }
 
 // compact summarises hist[from:cut] (with the summary before it) for the
@@ -65,14 +67,14 @@ func (t *turn) compact(ctx context.Context, system string, tools []core.ToolSpec
 	if cut <= t.from {
 		return Compaction{}, ErrNothingToCompact
 	}
-	before := t.tokens(core.Request{System: system, Tools: tools, Messages: t.elided(keepTurns)})
+	before := t.tokens(core.Request{System: system, Volatile: t.volatile, Tools: tools, Messages: t.elided(keepTurns)})
 	text, err := t.summarise(ctx, t.hist[t.from:cut])
 	if err != nil {
 		return Compaction{}, err
 	}
 	t.summary, t.from = text, cut
 	c := Compaction{Summary: text, Covers: cut, TokensBefore: before,
-		TokensAfter: t.tokens(core.Request{System: system, Tools: tools, Messages: t.elided(keepTurns)})}
+		TokensAfter: t.tokens(core.Request{System: system, Volatile: t.volatile, Tools: tools, Messages: t.elided(keepTurns)})}
 	if t.ev.OnCompaction != nil {
 		t.ev.OnCompaction(c)
 	}
@@ -100,7 +102,7 @@ func (t *turn) cutFor(system string, tools []core.ToolSpec, latest bool) int {
 		// than estimate the history once per cut.
 		i := sort.Search(len(cuts), func(i int) bool {
 			kept := &turn{r: t.r, id: t.id, hist: t.hist, from: cuts[i], summary: "(summary)", rounds: t.rounds}
-			req := core.Request{System: system, Tools: tools, Messages: kept.elided(keepTurns)}
+			req := core.Request{System: system, Volatile: t.volatile, Tools: tools, Messages: kept.elided(keepTurns)}
 			return t.tokens(req)+t.r.ReplyTokens <= t.limit()/2
 		})
 		if i < len(cuts) {

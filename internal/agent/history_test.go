@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/miniclaw/miniclaw/internal/core"
@@ -16,7 +17,9 @@ import (
 
 // anthropicMessages runs a turn on transcript through the Anthropic
 // provider against a fake Messages API, and returns the messages of the
-// request body it sent.
+// request body it sent, without what the provider adds for the prompt
+// cache (cache_control marks, and the volatile prompt as the last block;
+// internal/provider/anthropic's cache tests check those).
 func anthropicMessages(t *testing.T, transcript []core.Message) json.RawMessage {
 	t.Helper()
 	stream, err := os.ReadFile(filepath.Join("..", "provider", "anthropic", "testdata", "text.sse"))
@@ -35,7 +38,28 @@ func anthropicMessages(t *testing.T, transcript []core.Message) json.RawMessage 
 	if _, err := rt.Run(context.Background(), "s", transcript, Events{}); err != nil {
 		t.Fatal(err)
 	}
-	return pt.JSONFields(t, api.Only(t).Body)["messages"]
+	var msgs []struct {
+		Role    string           `json:"role"`
+		Content []map[string]any `json:"content"`
+	}
+	if err := json.Unmarshal(pt.JSONFields(t, api.Only(t).Body)["messages"], &msgs); err != nil {
+		t.Fatal(err)
+	}
+	last := &msgs[len(msgs)-1].Content
+	if text, _ := (*last)[len(*last)-1]["text"].(string); !strings.HasPrefix(text, "<"+ContextTag+">") {
+		t.Fatalf("the request does not end with the volatile prompt: %q", text)
+	}
+	*last = (*last)[:len(*last)-1]
+	for _, m := range msgs {
+		for _, b := range m.Content {
+			delete(b, "cache_control")
+		}
+	}
+	out, err := json.Marshal(msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // A user message with no reply (the gateway crashed during its turn, or the

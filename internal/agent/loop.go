@@ -28,6 +28,9 @@ type turn struct {
 	r  *Runtime
 	ev Events
 	id string // the session, for the calibration of its estimates
+	// volatile is the turn's changing context (time, memory), sent after
+	// the conversation on every call and counted in every estimate.
+	volatile string
 	// What the model sees (see convo): the summary, then hist[from:], then
 	// rounds. A compaction moves from on and replaces summary.
 	hist     []core.Message // the history Run was given
@@ -42,7 +45,8 @@ type turn struct {
 }
 
 func (t *turn) run(ctx context.Context) (Result, error) {
-	system := t.r.systemPrompt(t.r.now())
+	var system string
+	system, t.volatile = t.r.systemPrompt(t.r.now())
 	var specs []core.ToolSpec
 	if t.r.Tools != nil {
 		specs = t.r.Tools.Specs()
@@ -55,7 +59,7 @@ func (t *turn) run(ctx context.Context) (Result, error) {
 			tools = nil
 		}
 		resp, text, err := t.call(ctx, system, tools)
-		msg := core.Message{Role: core.RoleAssistant, Content: text, Timestamp: t.r.now().UnixMilli()}
+		msg := core.Message{Role: core.RoleAssistant, Content: text, Timestamp: t.r.now().UnixMilli(), Usage: usageOf(resp.Usage)}
 		if err != nil {
 			return t.fail(ctx, msg.Content, err)
 		}
@@ -232,4 +236,13 @@ func normInput(in json.RawMessage) json.RawMessage {
 		return json.RawMessage("{}")
 	}
 	return buf.Bytes()
+}
+
+// usageOf is the usage to record on an assistant message: nil when the
+// provider reported none (the transcript then has no usage field).
+func usageOf(u core.Usage) *core.Usage {
+	if u == (core.Usage{}) {
+		return nil
+	}
+	return &u
 }

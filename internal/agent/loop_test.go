@@ -32,7 +32,9 @@ func TestTextOnlyTurn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	equalMsgs(t, "Result.Messages", res.Messages, []core.Message{asst("Hello world")})
+	want := asst("Hello world")
+	want.Usage = &core.Usage{InputTokens: 10, OutputTokens: 5}
+	equalMsgs(t, "Result.Messages", res.Messages, []core.Message{want})
 	if res.Text != "Hello world" || res.Usage != (core.Usage{InputTokens: 10, OutputTokens: 5}) || res.StopReason != "max_tokens" {
 		t.Errorf("Result = %q %+v %q", res.Text, res.Usage, res.StopReason)
 	}
@@ -50,8 +52,8 @@ func TestTextOnlyTurn(t *testing.T) {
 	}
 	r := reqs[0]
 	equalMsgs(t, "request messages", r.Messages, hist)
-	if r.Model != "test-model" || r.System != e.rt.systemPrompt(fixedNow) {
-		t.Errorf("request model %q, system %q", r.Model, r.System)
+	if stable, volatile := e.rt.systemPrompt(fixedNow); r.Model != "test-model" || r.System != stable || r.Volatile != volatile {
+		t.Errorf("request model %q, system %q, volatile %q", r.Model, r.System, r.Volatile)
 	}
 	if !reflect.DeepEqual(r.Tools, e.rt.Tools.Specs()) {
 		t.Errorf("request tools %v", r.Tools)
@@ -91,7 +93,10 @@ func TestOneToolRound(t *testing.T) {
 	}
 	// The input is stored compacted, the output is read_file's.
 	r1 := rec("c1", "read_file", `{"path":"notes.txt"}`, "     1\thi\n", false)
-	equalMsgs(t, "Result.Messages", res.Messages, []core.Message{asst("Let me look.", r1), asst("It says hi.")})
+	// Each message records the usage of the model call that produced it.
+	m1, m2 := asst("Let me look.", r1), asst("It says hi.")
+	m1.Usage, m2.Usage = &core.Usage{InputTokens: 10, OutputTokens: 5}, &core.Usage{InputTokens: 20, OutputTokens: 7}
+	equalMsgs(t, "Result.Messages", res.Messages, []core.Message{m1, m2})
 	if res.Text != "It says hi." || res.Usage != (core.Usage{InputTokens: 30, OutputTokens: 12}) || res.StopReason != "end_turn" {
 		t.Errorf("Result = %q %+v %q", res.Text, res.Usage, res.StopReason)
 	}
@@ -101,7 +106,7 @@ func TestOneToolRound(t *testing.T) {
 	}
 	// The loop fed the round back: the second request holds the assistant
 	// message with its tool record.
-	equalMsgs(t, "second request", reqs[1].Messages, []core.Message{hist[0], asst("Let me look.", r1)})
+	equalMsgs(t, "second request", reqs[1].Messages, []core.Message{hist[0], m1})
 	if len(reqs[1].Tools) != len(e.rt.Tools.Specs()) || reqs[1].System != reqs[0].System {
 		t.Errorf("second request: %d tools, same system %v", len(reqs[1].Tools), reqs[1].System == reqs[0].System)
 	}
@@ -635,8 +640,10 @@ func TestProviderError(t *testing.T) {
 		if err == nil || err.Error() != "connection reset" {
 			t.Fatalf("Run error %v", err)
 		}
+		round := asst("", rec("c1", "ping", `{}`, "pong {}", false))
+		round.Usage = &core.Usage{InputTokens: 5, OutputTokens: 1}
 		equalMsgs(t, "Result.Messages", res.Messages, []core.Message{
-			asst("", rec("c1", "ping", `{}`, "pong {}", false)),
+			round,
 			{Role: core.RoleAssistant, Timestamp: fixedNow.UnixMilli(), Status: core.StatusError, Error: "connection reset"},
 		})
 		if res.Usage != (core.Usage{InputTokens: 5, OutputTokens: 1}) {

@@ -51,15 +51,27 @@ func golden(t *testing.T, name, got, workspace string) {
 	}
 }
 
-// promptOf runs a one-round turn and returns the System the model got.
+// afterConversation separates, in promptOf's result, the stable system
+// prompt from the volatile part sent after the conversation.
+const afterConversation = "\n[sent after the conversation:]\n"
+
+// promptOf runs a one-round turn and returns the prompt the model got: the
+// System, then the Volatile part.
 func promptOf(t *testing.T, rt *Runtime) string {
+	t.Helper()
+	req := requestOf(t, rt)
+	return req.System + afterConversation + req.Volatile + "\n"
+}
+
+// requestOf runs a one-round turn and returns the model's request.
+func requestOf(t *testing.T, rt *Runtime) core.Request {
 	t.Helper()
 	p := &fakeProvider{replies: []reply{{chunks: []string{"ok"}}}}
 	rt.Provider = p
 	if _, err := rt.Run(context.Background(), "s", []core.Message{user("hi")}, Events{}); err != nil {
 		t.Fatal(err)
 	}
-	return p.requests(t)[0].System
+	return p.requests(t)[0]
 }
 
 func promptRuntime(t *testing.T, files map[string]string, k Knowledge, withTools bool) *Runtime {
@@ -102,15 +114,18 @@ func TestSystemPromptFull(t *testing.T) {
 	got := promptOf(t, rt)
 	golden(t, "system_full.golden", got, rt.Workspace)
 
-	// The sections come in SPEC §6's order.
+	// The sections come in SPEC §6's order, but for the time and memory,
+	// which change from turn to turn and come after the conversation.
 	order := []string{
 		Identity,
 		"## Identity & Personality\nYou are Claw",
 		"## Tool Usage Guidelines\nPrefer read_file",
-		"## Memory\n### Long-term memory",
 		"\n<available_skills>",
-		"## Runtime Information\n- Time: 2025-03-14 15:09:26 UTC (Friday)\n- Working directory: " + rt.Workspace + "\n- Platform: " + runtime.GOOS + "/" + runtime.GOARCH + "\n",
+		"## Runtime Information\n- Working directory: " + rt.Workspace + "\n- Platform: " + runtime.GOOS + "/" + runtime.GOARCH + "\n",
 		"## Available Tools\n- bash: ",
+		afterConversation + "<miniclaw-context>\n- Time: 2025-03-14 15:09:26 UTC (Friday)\n",
+		"## Memory\n### Long-term memory",
+		"</miniclaw-context>\n",
 	}
 	wantInOrder(t, got, order...)
 	if !strings.HasPrefix(got, Identity+"\n") {
@@ -144,7 +159,8 @@ func TestSystemPromptPartial(t *testing.T) {
 	if strings.Contains(got, "## Identity & Personality") || strings.Contains(got, "<available_skills>") {
 		t.Errorf("prompt holds an empty section:\n%s", got)
 	}
-	if !strings.Contains(got, "\n## Tool Usage Guidelines\nUse bash sparingly.\n\n## Memory\n- likes Go\n\n## Runtime Information\n") {
+	if !strings.Contains(got, "\n## Tool Usage Guidelines\nUse bash sparingly.\n\n## Runtime Information\n") ||
+		!strings.Contains(got, "\n\n## Memory\n- likes Go\n</miniclaw-context>\n") {
 		t.Errorf("sections not adjacent as expected:\n%s", got)
 	}
 }
@@ -231,10 +247,6 @@ func TestSystemPromptKnowledgeGolden(t *testing.T) {
 				Identity + "\n",
 				"\n## Identity & Personality\nYou are Claw",
 				"\n## Tool Usage Guidelines\nPrefer read_file",
-				"\n## Memory\n### Long-term memory (MEMORY.md)\n",
-				"\n### Long-term memory (.mini-openclaw/memory/MEMORY.md)\n",
-				"\n### Daily log 2025-03-13\n",
-				"\n### Daily log 2025-03-14 (today)\n",
 				"\n## Skills\nSkills are instructions",
 				"\n<available_skills>\n<skill>\n<name>git</name>",
 				"<name>pdf</name>\n<description>Read &amp; fill &lt;PDF&gt; forms. Use for any .pdf file.</description>\n<location>.openclaw/skills/pdf/SKILL.md</location>",
@@ -242,6 +254,11 @@ func TestSystemPromptKnowledgeGolden(t *testing.T) {
 				"\n## Available Tools\n",
 				"\n- memory_search: ",
 				"\n- memory_write: ",
+				afterConversation,
+				"\n## Memory\n### Long-term memory (MEMORY.md)\n",
+				"\n### Long-term memory (.mini-openclaw/memory/MEMORY.md)\n",
+				"\n### Daily log 2025-03-13\n",
+				"\n### Daily log 2025-03-14 (today)\n",
 			}
 			wantInOrder(t, got, order...)
 			for _, absent := range []string{"too old", "broken"} {
@@ -278,5 +295,40 @@ func wantInOrder(t *testing.T, got string, parts ...string) {
 			t.Errorf("%q is out of order", s)
 		}
 		last = i
+	}
+}
+
+// The system prompt is the cacheable prefix of a session's requests: two
+// turns at different times, with the daily log grown and long-term memory
+// rewritten in between, send byte-identical System; the time and memory
+// still reach the model, in Volatile.
+func TestSystemPromptStableAcrossTurns(t *testing.T) {
+	rt := promptRuntime(t, map[string]string{"SOUL.md": "You are Claw.", "TOOLS.md": "Prefer read_file."}, nil, true)
+	mem := &memory.Store{Workspace: rt.Workspace, Dir: filepath.Join(rt.Workspace, ".mini-openclaw", "memory")}
+	rt.Tools.Add(mem.Tools()...)
+	rt.Knowledge = realKnowledge{mem, skills.New(filepath.Join(rt.Workspace, ".openclaw", "skills"), rt.Workspace, nil)}
+	writeWS(t, rt.Workspace, ".openclaw/skills/pdf/SKILL.md", "---\nname: pdf\ndescription: Read PDF forms.\n---\n")
+
+	turn := func(now time.Time, memoryLine, logLine string) core.Request {
+		mem.Now = func() time.Time { return now }
+		rt.Now = mem.Now
+		writeWS(t, rt.Workspace, "MEMORY.md", memoryLine)
+		writeWS(t, rt.Workspace, ".mini-openclaw/memory/daily-logs/"+now.Format(time.DateOnly)+".md", logLine)
+		return requestOf(t, rt)
+	}
+	first := turn(fixedNow, "- likes tea\n", "- [15:00:00] asked \"hello\"\n")
+	second := turn(fixedNow.Add(26*time.Hour+17*time.Second), "- likes coffee now\n", "- [17:09:00] asked \"read big.txt\"\n")
+	if first.System != second.System {
+		t.Errorf("the system prompt changed between turns:\n--- first\n%s\n--- second\n%s", first.System, second.System)
+	}
+	for _, want := range []string{"- Time: 2025-03-14 15:09:26 UTC (Friday)\n", "- likes tea", "asked \"hello\""} {
+		if !strings.Contains(first.Volatile, want) || strings.Contains(first.System, want) {
+			t.Errorf("first turn: %q is not in Volatile alone:\nsystem %s\nvolatile %s", want, first.System, first.Volatile)
+		}
+	}
+	for _, want := range []string{"- Time: 2025-03-15 17:09:43 UTC (Saturday)\n", "- likes coffee now", "asked \"read big.txt\""} {
+		if !strings.Contains(second.Volatile, want) {
+			t.Errorf("second turn: Volatile lacks %q:\n%s", want, second.Volatile)
+		}
 	}
 }

@@ -109,7 +109,7 @@ func (t *turn) request(ctx context.Context, system string, tools []core.ToolSpec
 		// A failure leaves the history as it is; the next turn tries again.
 		t.compact(ctx, system, tools, true)
 	}
-	req := core.Request{Model: t.r.Model, System: system, Messages: t.convo(), Tools: tools}
+	req := core.Request{Model: t.r.Model, System: system, Volatile: t.volatile, Messages: t.convo(), Tools: tools}
 	if t.fits(req) || t.fitElided(&req) {
 		return req
 	}
@@ -184,7 +184,7 @@ func (t *turn) seed(system string, tools []core.ToolSpec) {
 			continue
 		}
 		before := &turn{r: t.r, id: t.id, hist: t.hist[:k], from: t.from, summary: t.summary, window: t.window}
-		req := core.Request{System: system, Tools: tools, Messages: before.convo()}
+		req := core.Request{System: system, Volatile: t.volatile, Tools: tools, Messages: before.convo()}
 		if !before.fits(req) {
 			// That request was elided to fit; estimate what was sent.
 			req.Messages = before.elided(keepTurns)

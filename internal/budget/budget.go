@@ -25,11 +25,11 @@ const BytesPerToken = 4
 const overheadPerMessage = 8
 
 // Estimate is the request's size in tokens before calibration: its system
-// prompt, tool specs (names, descriptions, JSON schemas) and every
+// prompt and volatile context, tool specs (names, descriptions, JSON schemas) and every
 // message's text, tool inputs and tool outputs, at BytesPerToken, plus a
 // little framing per message and block.
 func Estimate(req core.Request) int64 {
-	n := int64(len(req.System))
+	n := int64(len(req.System) + len(req.Volatile))
 	for _, s := range req.Tools {
 		n += int64(len(s.Name)+len(s.Description)+len(s.InputSchema)) + overheadPerMessage*BytesPerToken
 	}

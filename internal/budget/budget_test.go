@@ -47,6 +47,7 @@ func TestEstimateCountsEveryPart(t *testing.T) {
 	e0 := Estimate(base)
 	grow := []func(*core.Request){
 		func(r *core.Request) { r.System += strings.Repeat("s", 400) },
+		func(r *core.Request) { r.Volatile += strings.Repeat("v", 400) },
 		func(r *core.Request) {
 			r.Tools = []core.ToolSpec{{Name: "x", Description: strings.Repeat("d", 400), InputSchema: json.RawMessage(`{}`)}}
 		},

@@ -444,6 +444,9 @@ func (c *client) handleEvent(ctx context.Context, ev event) {
 		if !c.streamed {
 			c.out.text(ev.Content)
 		}
+		if line := usageLine(ev.Usage, ev.Context); line != "" {
+			c.out.printf("(%s)", line)
+		}
 		c.answered()
 	case protocol.TypeCompaction:
 		c.out.printf("%s", CompactionLine(ev.CoveredMessages, ev.TokensBefore, ev.TokensAfter))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/protocol"
 	"github.com/miniclaw/miniclaw/internal/termsafe"
 )
@@ -69,16 +70,18 @@ func (g endpoint) header() http.Header {
 
 // event is any server → client event; the fields of all types in one struct.
 type event struct {
-	Type      string          `json:"type"`
-	SessionID string          `json:"sessionId"`
-	Content   string          `json:"content"`
-	Resumed   bool            `json:"resumed"`
-	ToolName  string          `json:"toolName"`
-	Input     json.RawMessage `json:"input"`
-	Output    string          `json:"output"`
-	IsError   bool            `json:"isError"`
-	Message   string          `json:"message"`
-	Code      string          `json:"code"`
+	Type      string            `json:"type"`
+	SessionID string            `json:"sessionId"`
+	Content   string            `json:"content"`
+	Resumed   bool              `json:"resumed"`
+	ToolName  string            `json:"toolName"`
+	Input     json.RawMessage   `json:"input"`
+	Output    string            `json:"output"`
+	IsError   bool              `json:"isError"`
+	Message   string            `json:"message"`
+	Code      string            `json:"code"`
+	Usage     *core.Usage       `json:"usage"`
+	Context   *protocol.Context `json:"context"`
 	// A compaction event's figures.
 	CoveredMessages int   `json:"coveredMessages"`
 	TokensBefore    int64 `json:"tokensBefore"`

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/protocol"
 	"github.com/miniclaw/miniclaw/internal/session"
 	"github.com/miniclaw/miniclaw/internal/termsafe"
 )
@@ -85,6 +86,46 @@ func clipRunes(s string, n int) string {
 		return s
 	}
 	return string([]rune(s)[:n-1]) + "…"
+}
+
+// usageLine is the line shown after a reply: how full the model's context
+// window is ("42k / 200k tokens") when the gateway says, else the tokens
+// the turn read and wrote, and the share of its input a prompt cache
+// served, when the provider reports cache use. Only what is known is shown;
+// "" when nothing is. The WebChat draws the same line (web/static/app.js).
+func usageLine(u *core.Usage, ctx *protocol.Context) string {
+	var parts []string
+	switch {
+	case ctx != nil && ctx.Window > 0:
+		parts = append(parts, tokenCount(ctx.Tokens)+" / "+tokenCount(ctx.Window)+" tokens")
+	case u != nil:
+		parts = append(parts, tokenCount(u.Prompt())+" tokens in", tokenCount(u.OutputTokens)+" out")
+	}
+	if u != nil && u.Prompt() > 0 && u.CacheReadTokens+u.CacheWriteTokens > 0 {
+		parts = append(parts, fmt.Sprintf("%d%% cached", u.CacheReadTokens*100/u.Prompt()))
+	}
+	return strings.Join(parts, " · ")
+}
+
+// tokenCount is n as people say it: 950, 1.5k, 42k, 1.2M. Integer
+// arithmetic rounds halves up, as the WebChat's copy does.
+func tokenCount(n int64) string {
+	tenths := func(unit int64) string {
+		t := (n + unit/20) / (unit / 10)
+		if t%10 == 0 {
+			return fmt.Sprint(t / 10)
+		}
+		return fmt.Sprintf("%d.%d", t/10, t%10)
+	}
+	switch {
+	case n < 1000:
+		return fmt.Sprint(n)
+	case n < 9950:
+		return tenths(1000) + "k"
+	case n < 999_500:
+		return fmt.Sprintf("%dk", (n+500)/1000)
+	}
+	return tenths(1_000_000) + "M"
 }
 
 // output writes the client's output and knows whether the cursor is in the

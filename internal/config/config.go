@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -71,7 +72,18 @@ type Config struct {
 	// default for the model's family), for the startup log.
 	ContextWindow       int
 	ContextWindowSource string
+	// Sandbox is how bash is confined: SandboxWorkspace or SandboxOff.
+	Sandbox      string
+	SandboxRead  []string // extra paths bash may read and execute
+	SandboxWrite []string // extra paths bash may write
+	ToolEnv      []string // more variables of the gateway's environment passed to tools
 }
+
+// Sandbox modes.
+const (
+	SandboxWorkspace = "workspace" // Landlock: write the workspace and temp dir only
+	SandboxOff       = "off"
+)
 
 // Addr is the host:port the gateway listens on.
 func (c Config) Addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
@@ -113,6 +125,10 @@ var settings = []setting{
 	{env: "MINI_OPENCLAW_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "10s", help: "how long in-flight turns may run after SIGTERM (Go duration)"},
 	{env: "MINI_OPENCLAW_TURN_LOCK_TIMEOUT", flag: "turn-lock-timeout", def: "10m", help: "how long a turn waits for another process's turn on the same session before it fails (Go duration, 1s-24h)"},
 	{env: "MINI_OPENCLAW_LOG_FORMAT", flag: "log-format", def: "text", help: "log format: text or json"},
+	{env: "MINI_OPENCLAW_SANDBOX", flag: "sandbox", def: SandboxWorkspace, help: "bash sandbox: workspace (Landlock: write only the workspace and a temp dir, read only those and the system directories) or off"},
+	{env: "MINI_OPENCLAW_SANDBOX_READ", flag: "sandbox-read", def: "", help: "extra paths bash may read and execute, comma- or colon-separated, absolute and existing"},
+	{env: "MINI_OPENCLAW_SANDBOX_WRITE", flag: "sandbox-write", def: "", help: "extra paths bash may read and write, comma- or colon-separated, absolute and existing"},
+	{env: "MINI_OPENCLAW_TOOL_ENV", flag: "tool-env", def: "", help: "more environment variables passed to bash by name, comma-separated (by default only PATH, HOME, LANG, LANGUAGE, LC_*, TERM, TZ, USER, LOGNAME, SHELL)"},
 	{env: "ANTHROPIC_API_KEY", def: "", secret: true},
 	{env: "ANTHROPIC_BASE_URL", def: ""},
 	{env: "OPENAI_API_KEY", def: "", secret: true},
@@ -150,6 +166,9 @@ func DefaultContextWindow(model string) (int, string) {
 	}
 	return OtherContextWindow, "conservative default for non-Claude models; set MINI_OPENCLAW_CONTEXT_WINDOW"
 }
+
+// envName is what MINI_OPENCLAW_TOOL_ENV accepts as a variable name.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // ErrHelp is returned when --help was asked for; the usage was already printed.
 var ErrHelp = flag.ErrHelp
@@ -269,6 +288,33 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	c.OpenAIBaseURL = str("OPENAI_BASE_URL")
 	c.AllowedOrigins = list("MINI_OPENCLAW_ALLOWED_ORIGINS")
 	c.AllowedHosts = list("MINI_OPENCLAW_ALLOWED_HOSTS")
+	c.Sandbox = oneOf("MINI_OPENCLAW_SANDBOX", SandboxWorkspace, SandboxOff)
+	paths := func(env string) []string {
+		v, name := raw(env)
+		var out []string
+		for _, p := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ':' }) {
+			p = strings.TrimSpace(p)
+			switch _, err := os.Stat(p); {
+			case p == "":
+			case !filepath.IsAbs(p):
+				errs = append(errs, fmt.Errorf("%s: %q is not an absolute path", name, p))
+			case err != nil:
+				errs = append(errs, fmt.Errorf("%s: %q does not exist", name, p))
+			default:
+				out = append(out, filepath.Clean(p))
+			}
+		}
+		return out
+	}
+	c.SandboxRead = paths("MINI_OPENCLAW_SANDBOX_READ")
+	c.SandboxWrite = paths("MINI_OPENCLAW_SANDBOX_WRITE")
+	for _, n := range list("MINI_OPENCLAW_TOOL_ENV") {
+		if !envName.MatchString(n) {
+			errs = append(errs, fmt.Errorf("%s: %q is not an environment variable name", blame("MINI_OPENCLAW_TOOL_ENV"), n))
+			continue
+		}
+		c.ToolEnv = append(c.ToolEnv, n)
+	}
 	if c.Host == "" {
 		errs = append(errs, fmt.Errorf("%s: must not be empty", blame("MINI_OPENCLAW_HOST")))
 	} else if net.ParseIP(c.Host) == nil && c.Host != "localhost" {

@@ -78,6 +78,7 @@ func TestLoadDefaults(t *testing.T) {
 		ProviderDefaulted: true,
 		ShutdownTimeout:   10 * time.Second,
 		TurnLockTimeout:   10 * time.Minute,
+		Sandbox:           SandboxWorkspace,
 	}
 	want.ContextWindow, want.ContextWindowSource = 200000, "default for claude models"
 	if !reflect.DeepEqual(c, want) {
@@ -158,6 +159,7 @@ func TestLoadFromEnv(t *testing.T) {
 		AllowedHosts:     []string{"gw.lan", "Box.Example"},
 		LogJSON:          true,
 		TurnLockTimeout:  10 * time.Minute,
+		Sandbox:          SandboxWorkspace,
 	}
 	want.ContextWindow, want.ContextWindowSource = 32768, "conservative default for non-Claude models; set MINI_OPENCLAW_CONTEXT_WINDOW"
 	if !reflect.DeepEqual(c, want) {

@@ -139,8 +139,16 @@ func (u Usage) Prompt() int64 { return u.InputTokens + u.CacheReadTokens + u.Cac
 // Request is one call to a model: the system prompt, the conversation so far,
 // and the tools the model may call (none on a last round).
 type Request struct {
-	Model    string
-	System   string
+	Model string
+	// System is the stable part of the system prompt: byte-identical on
+	// every request of a session, so a provider's prompt cache can serve it
+	// and the conversation after it.
+	System string
+	// Volatile is what changes from turn to turn (the time, memory).
+	// Providers send it after Messages, as the last text of the last user
+	// message, so that it never changes the cached prefix; it is not part
+	// of the transcript.
+	Volatile string
 	Messages []Message
 	Tools    []ToolSpec
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/agent"
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/gateway"
+	"github.com/miniclaw/miniclaw/internal/protocol"
 	"github.com/miniclaw/miniclaw/internal/provider/scripted"
 	"github.com/miniclaw/miniclaw/internal/session"
 	"github.com/miniclaw/miniclaw/internal/testutil"
@@ -196,15 +197,16 @@ func (ts *testServer) dialHeader(t *testing.T, pathAndQuery string, header http.
 
 // event is any server event; Raw keeps the frame as sent.
 type event struct {
-	Type       string      `json:"type"`
-	SessionID  string      `json:"sessionId"`
-	Content    string      `json:"content"`
-	Resumed    *bool       `json:"resumed"`
-	Message    string      `json:"message"`
-	Code       string      `json:"code"`
-	StopReason string      `json:"stopReason"`
-	Usage      *core.Usage `json:"usage"`
-	Raw        []byte      `json:"-"`
+	Type       string            `json:"type"`
+	SessionID  string            `json:"sessionId"`
+	Content    string            `json:"content"`
+	Resumed    *bool             `json:"resumed"`
+	Message    string            `json:"message"`
+	Code       string            `json:"code"`
+	StopReason string            `json:"stopReason"`
+	Usage      *core.Usage       `json:"usage"`
+	Context    *protocol.Context `json:"context"`
+	Raw        []byte            `json:"-"`
 }
 
 // fields decodes the raw frame as a generic object.

@@ -98,6 +98,8 @@ type health struct {
 	Uptime          float64 `json:"uptime"`      // seconds
 	Provider        string  `json:"provider,omitempty"`
 	ProviderWarning string  `json:"providerWarning,omitempty"`
+	Sandbox         string  `json:"sandbox,omitempty"`
+	SandboxWarning  string  `json:"sandboxWarning,omitempty"`
 }
 
 func (s *Server) health(status string) health {
@@ -117,6 +119,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 // readyz answers 200 when the store takes writes and a provider is set up.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	h := s.health("ready")
+	h.Sandbox, h.SandboxWarning = s.opt.Sandbox, s.opt.SandboxWarning
 	code := http.StatusOK
 	if s.opt.Runtime == nil || s.opt.Runtime.Provider == nil {
 		h.Status, h.Reason, code = "not_ready", "no model provider is configured", http.StatusServiceUnavailable

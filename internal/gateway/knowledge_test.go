@@ -18,7 +18,8 @@ import (
 	"github.com/miniclaw/miniclaw/internal/tools"
 )
 
-// recordingProvider keeps the system prompt of every model call.
+// recordingProvider keeps the prompt of every model call: the system prompt
+// and the volatile part sent after the conversation.
 type recordingProvider struct {
 	core.Provider
 	mu      sync.Mutex
@@ -27,7 +28,7 @@ type recordingProvider struct {
 
 func (p *recordingProvider) Complete(ctx context.Context, req core.Request, onText func(string)) (core.Response, error) {
 	p.mu.Lock()
-	p.systems = append(p.systems, req.System)
+	p.systems = append(p.systems, req.System+"\n"+req.Volatile)
 	p.mu.Unlock()
 	return p.Provider.Complete(ctx, req, onText)
 }

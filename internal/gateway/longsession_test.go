@@ -100,7 +100,14 @@ func TestLongSessionStaysInTheWindow(t *testing.T) {
 	var before []byte
 	var compactions []map[string]any
 	for i := range 8 {
-		compactions = append(compactions, compactionsOf(t, turnEvents(t, c, userTurn(i)))...)
+		evs := turnEvents(t, c, userTurn(i))
+		compactions = append(compactions, compactionsOf(t, evs)...)
+		for _, ev := range evs {
+			// message_done says how full the window was, as the provider counted.
+			if ev.Type == "message_done" && (ev.Context == nil || ev.Context.Window != ls.budget || ev.Context.Tokens <= 0 || ev.Context.Tokens > ls.budget) {
+				t.Errorf("turn %d: message_done context %+v, want tokens within the window of %d", i, ev.Context, ls.budget)
+			}
+		}
 		after, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)

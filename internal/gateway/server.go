@@ -45,6 +45,9 @@ type Options struct {
 	// ProviderWarning, when set, is shown by /readyz and the WebChat: the
 	// gateway runs on a fallback provider and says what to set.
 	ProviderWarning string
+	// Sandbox says how bash is confined, for /readyz; SandboxWarning, when
+	// set, says loudly that it is not although it was asked to be.
+	Sandbox, SandboxWarning string
 	// Page is the WebChat: it serves GET / and its assets under /static/.
 	Page http.Handler
 	// MaxQueuedBytes bounds the bytes of user messages waiting in lanes,

@@ -72,6 +72,7 @@ func (s *Server) runTurn(ctx context.Context, id string, j job) []byte {
 	if res.Usage != (core.Usage{}) {
 		done.Usage = &res.Usage
 	}
+	done.Context = contextUse(res.Messages, s.opt.Runtime.ContextWindow)
 	log.Debug("turn done", "ms", time.Since(started).Milliseconds())
 	return protocol.Encode(done)
 }
@@ -104,4 +105,18 @@ func (s *Server) saveCompaction(id string, recent session.Recent, c agent.Compac
 	log.Info("compacted", "covered", rec.Covers, "tokensBefore", c.TokensBefore, "tokensAfter", c.TokensAfter)
 	s.hub.broadcast(id, protocol.Encode(ev))
 	return ev
+}
+
+// contextUse is how full the window was on the turn's last model call, as
+// the provider counted it; nil when the provider reported no usage or no
+// window is set.
+func contextUse(produced []core.Message, window int64) *protocol.Context {
+	if len(produced) == 0 || window <= 0 {
+		return nil
+	}
+	u := produced[len(produced)-1].Usage
+	if u == nil || u.Prompt() == 0 {
+		return nil
+	}
+	return &protocol.Context{Tokens: u.Prompt(), Window: window}
 }

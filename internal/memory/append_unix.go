@@ -5,10 +5,8 @@ package memory
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/miniclaw/miniclaw/internal/filelock"
-	"github.com/miniclaw/miniclaw/internal/safeopen"
 )
 
 // appendLine appends line (one line, without its "\n") to path, creating
@@ -19,13 +17,10 @@ import (
 // in a newline (a hand edit) gets one first, so the line stays its own.
 // New files and directories are private to the user, like the transcripts:
 // memory holds what the user told the agent.
-func appendLine(path, line string, fsync bool) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("memory: %w", err)
-	}
+func (s *Store) appendLine(path, line string) error {
 	// A FIFO in the file's place would take the line and block the next
-	// writes once its buffer is full: it is refused.
-	f, _, err := safeopen.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600, safeopen.Regular)
+	// writes once its buffer is full: it is refused, as is a link out.
+	f, _, err := s.open(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
@@ -51,7 +46,7 @@ func appendLine(path, line string, fsync bool) error {
 	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("memory: append to %s: %w", path, err)
 	}
-	if fsync {
+	if s.Fsync {
 		if err := f.Sync(); err != nil {
 			return fmt.Errorf("memory: fsync %s: %w", path, err)
 		}

@@ -22,7 +22,7 @@ const (
 func (s *Store) RecordTurn(user core.Message, produced []core.Message) error {
 	now := s.now()
 	line := fmt.Sprintf("- [%s] %s", now.Format(time.TimeOnly), Summary(user, produced))
-	return appendLine(s.DayFile(now), line, s.Fsync)
+	return s.appendLine(s.DayFile(now), line)
 }
 
 // Summary is one line about a turn: what was asked (cut), which tools ran
@@ -73,7 +73,7 @@ func (s *Store) Remember(fact string) (string, error) {
 		return "", fmt.Errorf("the fact is %d characters, over the limit of %d: store a shorter summary", n, MaxFactChars)
 	}
 	line := "- " + fact
-	return line, appendLine(s.File(), line, s.Fsync)
+	return line, s.appendLine(s.File(), line)
 }
 
 // oneLine collapses all whitespace, newlines included, to single spaces.

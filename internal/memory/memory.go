@@ -110,13 +110,13 @@ func (s *Store) MemorySection() string {
 		return text
 	}
 	for _, path := range []string{s.WorkspaceFile(), s.File()} {
-		text := report(readHead(path, MaxMemoryBytes))
+		text := report(s.readHead(path, MaxMemoryBytes))
 		part("Long-term memory ("+s.Display(path)+")", text)
 	}
 	today := s.now()
 	for i := PromptDays - 1; i >= 0; i-- {
 		day := today.AddDate(0, 0, -i)
-		text := report(readTail(s.DayFile(day), MaxDayBytes))
+		text := report(s.readTail(s.DayFile(day), MaxDayBytes))
 		title := "Daily log " + day.Format(time.DateOnly)
 		if i == 0 {
 			title += " (today)"
@@ -135,8 +135,8 @@ func (s *Store) warn(msg string, err error) {
 
 // readHead returns the first limit bytes of path, cut at a line end, with a
 // note when it was cut. A missing file is "".
-func readHead(path string, limit int) (string, error) {
-	f, size, err := openSized(path)
+func (s *Store) readHead(path string, limit int) (string, error) {
+	f, size, err := s.openSized(path)
 	if f == nil {
 		return "", err
 	}
@@ -162,8 +162,8 @@ func readHead(path string, limit int) (string, error) {
 
 // readTail returns the last limit bytes of path, from a line start, with a
 // note when earlier lines were left out. A missing file is "".
-func readTail(path string, limit int) (string, error) {
-	f, size, err := openSized(path)
+func (s *Store) readTail(path string, limit int) (string, error) {
+	f, size, err := s.openSized(path)
 	if f == nil {
 		return "", err
 	}
@@ -185,8 +185,8 @@ func readTail(path string, limit int) (string, error) {
 
 // openSized opens the regular file at path and returns its size; a missing
 // file is (nil, 0, nil). A FIFO or a device is an error, never a wait.
-func openSized(path string) (*os.File, int64, error) {
-	f, fi, err := safeopen.Open(path, safeopen.Regular)
+func (s *Store) openSized(path string) (*os.File, int64, error) {
+	f, fi, err := s.open(path, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, nil
 	}
@@ -194,6 +194,35 @@ func openSized(path string) (*os.File, int64, error) {
 		return nil, 0, fmt.Errorf("memory: %w", err)
 	}
 	return f, fi.Size(), nil
+}
+
+// open opens a memory file: path is WorkspaceFile, File or a file of
+// LogDir. It is opened through a root of the workspace (the memory
+// directory too when it lies inside the workspace), so a link the model
+// planted to a file of the user's (~/.bashrc, ~/.aws/credentials) is
+// refused with an error naming it, never read into the prompt or appended
+// to. With os.O_CREATE, the file's directories are created (0700).
+func (s *Store) open(path string, flag int, perm fs.FileMode) (*os.File, fs.FileInfo, error) {
+	base := s.Dir
+	if path == s.WorkspaceFile() {
+		base = s.Workspace
+	}
+	create := flag&os.O_CREATE != 0
+	root, err := safeopen.OpenDir(s.Workspace, base, create)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer root.Close() // the file outlives it
+	rel, err := filepath.Rel(base, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if dir := filepath.Dir(rel); create && dir != "." {
+		if err := root.MkdirAll(dir, 0o700); err != nil {
+			return nil, nil, safeopen.InRoot(root, dir, err)
+		}
+	}
+	return safeopen.OpenFileIn(root, rel, flag, perm, safeopen.Regular)
 }
 
 // validPrefix drops a multi-byte character cut in two at the end of s.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -70,7 +71,7 @@ func (s *Store) Search(query string, limit int) ([]Hit, error) {
 	var sc lineScanner
 	for rank, path := range s.searchFiles() {
 		display, n := s.Display(path), 0
-		err := sc.each(path, func(line []byte) {
+		err := sc.each(s, path, func(line []byte) {
 			n++
 			lines++
 			lower = appendLower(lower[:0], line)
@@ -122,8 +123,8 @@ type lineScanner struct{ r *bufio.Reader }
 // each calls fn with each line of the regular file at path, without its
 // newline, up to MaxSearchBytes of the file; a line longer than
 // maxSearchLine is cut to that. line is valid only during the call.
-func (sc *lineScanner) each(path string, fn func(line []byte)) error {
-	f, _, err := safeopen.Open(path, safeopen.Regular)
+func (sc *lineScanner) each(s *Store, path string, fn func(line []byte)) error {
+	f, _, err := s.open(path, os.O_RDONLY, 0)
 	if err != nil {
 		return err
 	}
@@ -170,7 +171,7 @@ func appendLower(dst, s []byte) []byte {
 // directory that cannot be listed is logged and leaves the logs out.
 func (s *Store) searchFiles() []string {
 	files := []string{s.WorkspaceFile(), s.File()}
-	d, _, err := safeopen.Open(s.LogDir(), safeopen.Dir)
+	d, err := s.openLogDir()
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			s.warn("daily logs left out of the search", err)
@@ -189,6 +190,17 @@ func (s *Store) searchFiles() []string {
 		}
 	}
 	return files
+}
+
+// openLogDir opens LogDir for listing, through the same roots as open.
+func (s *Store) openLogDir() (*os.File, error) {
+	root, err := safeopen.OpenDir(s.Workspace, s.Dir, false)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	d, _, err := safeopen.OpenIn(root, filepath.Base(s.LogDir()), safeopen.Dir)
+	return d, err
 }
 
 // keywords splits a query into its distinct lower-case words.

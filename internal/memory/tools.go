@@ -26,7 +26,7 @@ func (writeTool) ReadOnly() bool { return false }
 func (t writeTool) Spec() core.ToolSpec {
 	return core.ToolSpec{
 		Name: "memory_write",
-		Description: fmt.Sprintf("Remember a fact for future conversations: it is appended as one line to %s (the memory file of miniclaw's data directory, not the workspace's own MEMORY.md), which is in your system prompt from the next turn on. Store durable facts (preferences, decisions, names), one per call, in at most %d characters.",
+		Description: fmt.Sprintf("Remember a fact for future conversations: it is appended as one line to %s (the memory file of miniclaw's data directory, not the workspace's own MEMORY.md), which you are shown in the context block of every turn from the next one on. Store durable facts (preferences, decisions, names), one per call, in at most %d characters.",
 			t.s.Display(t.s.File()), MaxFactChars),
 		InputSchema: json.RawMessage(`{"type":"object","properties":{"fact":{"type":"string","description":"the fact, one line"}},"required":["fact"]}`),
 	}

@@ -12,6 +12,12 @@
 //   - what is read goes through a byte limit (ReadHead), so /dev/zero
 //     behind a symlink or a sparse 1 GiB file costs only the limit.
 //
+// Files in the workspace, and in a data dir inside it, are opened in an
+// os.Root (OpenIn, OpenFileIn, ReadHeadIn, OpenDir): the model's shell can
+// plant links there, and the gateway, which is not confined as the shell
+// is, must not follow one out to ~/.ssh/id_rsa or ~/.bashrc; such a link
+// is an *EscapeError naming it.
+//
 // Every open is close-on-exec (Go adds O_CLOEXEC), so a tool's child
 // process never inherits a descriptor.
 package safeopen
@@ -22,6 +28,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 )
@@ -100,10 +107,62 @@ func OpenFile(path string, flag int, perm fs.FileMode, want Kind) (*os.File, fs.
 	return open(path, os.Stat, func(flag int) (*os.File, error) { return os.OpenFile(path, flag, perm) }, flag, want)
 }
 
-// OpenIn opens name read-only inside root: the kernel keeps every step,
-// symlinks included, inside it.
+// OpenIn opens name read-only inside root: every step, symlinks included,
+// stays inside it, and a symbolic link leading out of it is refused with an
+// *EscapeError. This is how the gateway opens the files of the workspace
+// and of a data dir inside it, where the model's shell can plant links to
+// the user's secrets (~/.ssh/id_rsa) or dotfiles (~/.bashrc): the gateway
+// is not confined as the shell is, so following them would read or write
+// those for the model. Errors name the file by its full path.
 func OpenIn(root *os.Root, name string, want Kind) (*os.File, fs.FileInfo, error) {
-	return open(name, root.Stat, func(flag int) (*os.File, error) { return root.OpenFile(name, flag, 0) }, os.O_RDONLY, want)
+	return OpenFileIn(root, name, os.O_RDONLY, 0, want)
+}
+
+// OpenFileIn is OpenIn with other flags and the permissions of a file it
+// creates.
+func OpenFileIn(root *os.Root, name string, flag int, perm fs.FileMode, want Kind) (*os.File, fs.FileInfo, error) {
+	f, fi, err := open(name, root.Stat, func(flag int) (*os.File, error) { return root.OpenFile(name, flag, perm) }, flag, want)
+	return f, fi, InRoot(root, name, err)
+}
+
+// EscapeError says that a path inside a root leads out of it through a
+// symbolic link. It wraps os.Root's own error.
+type EscapeError struct {
+	Path, Root string
+	Err        error
+}
+
+func (e *EscapeError) Error() string {
+	return fmt.Sprintf("%s is a symbolic link leading out of %s", e.Path, e.Root)
+}
+
+func (e *EscapeError) Unwrap() error { return e.Err }
+
+// InRoot rewrites an error of an operation on name inside root so that it
+// names the full path: an escape becomes an *EscapeError, a TypeError gets
+// the full path. Other errors and nil are returned as they are.
+func InRoot(root *os.Root, name string, err error) error {
+	var te *TypeError
+	full := filepath.Join(root.Name(), name)
+	switch {
+	case errors.As(err, &te) && te.Path == name:
+		return &TypeError{Path: full, Mode: te.Mode, Want: te.Want}
+	case escapes(err):
+		return &EscapeError{Path: full, Root: filepath.Clean(root.Name()), Err: err}
+	}
+	return err
+}
+
+// escapes reports whether err is, or wraps, os.Root's error for a path
+// that leads out of the root. That error is not exported; its text is
+// pinned by a test.
+func escapes(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if err.Error() == "path escapes from parent" {
+			return true
+		}
+	}
+	return false
 }
 
 // open checks the type with stat before opening, so that a device is never
@@ -166,6 +225,20 @@ func ReadHead(path string, limit int) (head []byte, cut bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
+	return readHead(f, path, limit)
+}
+
+// ReadHeadIn is ReadHead of name inside root (see OpenIn).
+func ReadHeadIn(root *os.Root, name string, limit int) (head []byte, cut bool, err error) {
+	f, _, err := OpenIn(root, name, Regular)
+	if err != nil {
+		return nil, false, err
+	}
+	return readHead(f, f.Name(), limit)
+}
+
+// readHead reads at most limit bytes of f, which it closes.
+func readHead(f *os.File, path string, limit int) (head []byte, cut bool, err error) {
 	defer f.Close()
 	// The size fstat gave is no bound (the file may grow meanwhile, and
 	// /proc files say 0): the limit is.
@@ -177,4 +250,50 @@ func ReadHead(path string, limit int) (head []byte, cut bool, err error) {
 		return buf[:limit], true, nil
 	}
 	return buf, false, nil
+}
+
+// OpenDir opens the directory dir as a root, creating it (0700) first when
+// create is set. A dir inside within (the workspace) is reached through a
+// root of within, so a link planted on the way (the data dir, its memory
+// or sessions directory, made a link to ~/.config) cannot lead it out: that
+// is an *EscapeError. A dir elsewhere is the operator's own, and its path
+// may pass through links (/tmp -> /private/tmp): it is opened as it is.
+func OpenDir(within, dir string, create bool) (*os.Root, error) {
+	rel, err := filepath.Rel(within, dir)
+	if within == "" || err != nil || !filepath.IsLocal(rel) {
+		if create {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, err
+			}
+		}
+		return OpenRoot(dir)
+	}
+	outer, err := OpenRoot(within)
+	if err != nil {
+		return nil, err
+	}
+	defer outer.Close()
+	if create {
+		if err := outer.MkdirAll(rel, 0o700); err != nil {
+			return nil, InRoot(outer, rel, err)
+		}
+	}
+	root, err := openRoot(rel, outer.Stat, outer.OpenRoot)
+	return root, InRoot(outer, rel, err)
+}
+
+// OpenRoot is os.OpenRoot, but what is not a directory is refused with a
+// *TypeError and never opened: os.OpenRoot opens without O_NONBLOCK, so a
+// named pipe would block it until a writer comes.
+func OpenRoot(dir string) (*os.Root, error) {
+	return openRoot(dir, os.Stat, os.OpenRoot)
+}
+
+func openRoot(dir string, stat func(string) (fs.FileInfo, error), openWith func(string) (*os.Root, error)) (*os.Root, error) {
+	if fi, err := stat(dir); err == nil && !fi.IsDir() {
+		return nil, &TypeError{Path: dir, Mode: fi.Mode(), Want: Dir}
+	}
+	// The trailing "/." makes the kernel refuse, with ENOTDIR, anything
+	// but a directory swapped in after the stat, instead of opening it.
+	return openWith(dir + string(filepath.Separator) + ".")
 }

@@ -129,3 +129,58 @@ func TestReadHeadReadsOnlyTheLimit(t *testing.T) {
 		}
 	}
 }
+
+// Inside a root, a symbolic link that stays inside is followed and one that
+// leads out is refused, by name, whether it is read, created through or
+// reached through a linked directory; the outside file is never opened.
+// This also pins the text of os.Root's escape error, which InRoot matches.
+func TestOpenInRefusesLinksOut(t *testing.T) {
+	ws, outside := t.TempDir(), t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	if err := os.WriteFile(secret, []byte("SECRET"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ws, "real.md"), []byte("inside"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{"out.md": secret, "in.md": "real.md", "outdir": outside} {
+		if err := os.Symlink(target, filepath.Join(ws, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := os.OpenRoot(ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if b, _, err := ReadHeadIn(root, "in.md", 100); err != nil || string(b) != "inside" {
+		t.Errorf("ReadHeadIn(in.md) = %q, %v", b, err)
+	}
+	for _, name := range []string{"out.md", "outdir/secret", "outdir/new"} {
+		_, _, err := OpenFileIn(root, name, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600, Regular)
+		want := filepath.Join(ws, name) + " is a symbolic link leading out of " + ws
+		var ee *EscapeError
+		if !errors.As(err, &ee) || err.Error() != want {
+			t.Errorf("OpenFileIn(%s): err = %v, want %q", name, err, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(outside, "new")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a file was created outside the root: %v", err)
+	}
+}
+
+// A named pipe in place of a directory that OpenDir opens as a root (the
+// memory directory, the workspace) is refused at once: os.OpenRoot alone
+// would wait for a writer.
+func TestOpenDirRefusesAFIFO(t *testing.T) {
+	ws := t.TempDir()
+	fifo := filepath.Join(ws, "data")
+	testutil.Mkfifo(t, fifo)
+	for _, within := range []string{ws, ""} {
+		var err error
+		testutil.Within(t, 5*time.Second, "OpenDir", func() { _, err = OpenDir(within, fifo, false) })
+		if want := fifo + " is a named pipe, not a directory"; err == nil || err.Error() != want {
+			t.Errorf("OpenDir(%q, fifo): err = %v, want %q", within, err, want)
+		}
+	}
+}

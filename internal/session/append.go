@@ -10,7 +10,6 @@ import (
 
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/filelock"
-	"github.com/miniclaw/miniclaw/internal/safeopen"
 )
 
 // Append adds messages to the end of a session's transcript in one write:
@@ -85,8 +84,7 @@ func (s *Store) Append(id string, msgs ...core.Message) (Meta, error) {
 // (archived) while this process waited for the lock, it refuses rather than
 // write into the archive.
 func (s *Store) openLocked(id string) (*os.File, int64, error) {
-	path := s.jsonlPath(id)
-	f, _, err := safeopen.OpenFile(path, os.O_RDWR|os.O_APPEND, 0, safeopen.Regular)
+	f, err := s.openFile(id+jsonlExt, os.O_RDWR|os.O_APPEND, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, 0, fmt.Errorf("session %s: %w", id, ErrNotFound)
 	}
@@ -98,7 +96,7 @@ func (s *Store) openLocked(id string) (*os.File, int64, error) {
 		return nil, 0, fmt.Errorf("session %s: lock: %w", id, err)
 	}
 	held, err1 := f.Stat()
-	onDisk, err2 := os.Stat(path)
+	onDisk, err2 := s.stat(id + jsonlExt)
 	if err := errors.Join(err1, err2); err != nil || !os.SameFile(held, onDisk) {
 		f.Close()
 		return nil, 0, fmt.Errorf("session %s: %w (archived while waiting)", id, ErrNotFound)
@@ -178,7 +176,7 @@ func (s *Store) cutTorn(id string, f *os.File, meta Meta, torn int) (Meta, error
 	frag := make([]byte, torn)
 	if _, err := f.ReadAt(frag, good); err == nil {
 		// A pipe there would block the append for good: it is refused.
-		tf, _, err := safeopen.OpenFile(s.jsonlPath(id)+".torn", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600, safeopen.Regular)
+		tf, err := s.openFile(id+jsonlExt+".torn", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
 			s.log.Warn("session torn tail not saved", "session", id, "err", err)
 		} else {

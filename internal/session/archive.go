@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/miniclaw/miniclaw/internal/protocol"
+	"github.com/miniclaw/miniclaw/internal/safeopen"
 )
 
 // Archive moves a session's files to <sessions>/archive/<id>.<UTC time>.jsonl
@@ -38,40 +39,40 @@ func (s *Store) Archive(id string) (string, error) {
 	if err := s.saveMeta(id, m); err != nil {
 		s.log.Warn("session meta not written", "session", id, "err", err)
 	}
-	dir := filepath.Join(s.dir, archiveDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("session %s: archive: %w", id, err)
+	if err := s.root.MkdirAll(archiveDir, 0o700); err != nil {
+		return "", fmt.Errorf("session %s: archive: %w", id, safeopen.InRoot(s.root, archiveDir, err))
 	}
-	base, err := s.archiveTranscript(id, dir)
+	base, err := s.archiveTranscript(id)
 	if err != nil {
 		return "", fmt.Errorf("session %s: archive: %w", id, err)
 	}
-	if err := renameNoReplace(s.metaPath(id), base+metaExt); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := renameNoReplace(s.root, id+metaExt, base+metaExt); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.log.Warn("session archived without its meta", "session", id, "err", err)
 	}
 	if s.fsync {
-		syncDir(s.dir)
-		syncDir(dir)
+		s.syncDir(".")
+		s.syncDir(archiveDir)
 	}
 	s.mu.Lock()
 	delete(s.sessions, id)
 	s.mu.Unlock()
-	return base + jsonlExt, nil
+	return filepath.Join(s.dir, base+jsonlExt), nil
 }
 
 // maxArchiveSuffix bounds the search for a free archive name: more
 // archives of one ID in one millisecond than this is not a clock tick.
 const maxArchiveSuffix = 1000
 
-// archiveTranscript moves a session's JSONL into dir under
-// <id>.<UTC time>.jsonl, or <id>.<UTC time>-<n>.jsonl when archives of the
-// same ID in the same millisecond took the names before: never over an
-// existing archive. It returns the name without its extension.
-func (s *Store) archiveTranscript(id, dir string) (string, error) {
-	stamp := filepath.Join(dir, id+"."+s.now().UTC().Format("20060102T150405.000Z"))
+// archiveTranscript moves a session's JSONL into the archive directory
+// under <id>.<UTC time>.jsonl, or <id>.<UTC time>-<n>.jsonl when archives
+// of the same ID in the same millisecond took the names before: never over
+// an existing archive. It returns the name, in the store's root, without
+// its extension.
+func (s *Store) archiveTranscript(id string) (string, error) {
+	stamp := filepath.Join(archiveDir, id+"."+s.now().UTC().Format("20060102T150405.000Z"))
 	base := stamp
 	for n := 1; ; n++ {
-		err := renameNoReplace(s.jsonlPath(id), base+jsonlExt)
+		err := renameNoReplace(s.root, id+jsonlExt, base+jsonlExt)
 		if !errors.Is(err, fs.ErrExist) {
 			return base, err
 		}

@@ -244,3 +244,14 @@ func dirNames(t testing.TB, dir string) string {
 }
 
 func newLogger(buf *testutil.Buffer) *slog.Logger { return slog.New(slog.NewTextHandler(buf, nil)) }
+
+// writeMetaAt writes m as the meta file at path, as the store does.
+func writeMetaAt(t testing.TB, path string, m Meta) error {
+	t.Helper()
+	root, err := os.OpenRoot(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	return writeMeta(root, filepath.Base(path), m)
+}

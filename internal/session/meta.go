@@ -1,10 +1,12 @@
 package session
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,8 +72,10 @@ func (m *Meta) observeOne(msg core.Message) {
 // transcript rather than read whole.
 const maxMetaBytes = 64 << 10
 
-func readMeta(path string) (Meta, error) {
-	b, err := readLimited(path, maxMetaBytes)
+// readMeta reads the meta file of session id.
+func (s *Store) readMeta(id string) (Meta, error) {
+	path := s.metaPath(id)
+	b, err := readLimited(s.root, id+metaExt, maxMetaBytes)
 	if err != nil {
 		return Meta{}, err
 	}
@@ -85,16 +89,18 @@ func readMeta(path string) (Meta, error) {
 	return m, nil
 }
 
-// readLimited reads the regular file at path whole when it holds at most
-// limit bytes, and refuses it otherwise without reading it: the store's
-// caches (meta files, the snapshot) are small, so a big one is damage, and
-// a pipe or a device (which fstat gives no size) is refused by type.
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, fi, err := safeopen.Open(path, safeopen.Regular)
+// readLimited reads the regular file name in root whole when it holds at
+// most limit bytes, and refuses it otherwise without reading it: the
+// store's caches (meta files, the snapshot) are small, so a big one is
+// damage, and a pipe or a device (which fstat gives no size) is refused by
+// type.
+func readLimited(root *os.Root, name string, limit int64) ([]byte, error) {
+	f, fi, err := safeopen.OpenIn(root, name, safeopen.Regular)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	path := f.Name()
 	tooBig := func(size int64) error {
 		return fmt.Errorf("%s: %d bytes is over the limit of %d", path, size, limit)
 	}
@@ -123,34 +129,48 @@ func plausible(m Meta) bool {
 	return m.Size >= 0 && m.MessageCount >= 0 && int64(m.MessageCount) <= m.Size/minLineLen
 }
 
-// writeFileAtomic writes path through a temp file and a rename, so a reader
-// sees the old content or the new, never a mix; write produces the content.
-// Metas and the snapshot are caches (rebuilt from the JSONL if lost), so
-// they are not fsynced.
-func writeFileAtomic(path string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+// writeFileAtomic writes name in root through a temp file and a rename, so
+// a reader sees the old content or the new, never a mix; write produces the
+// content. The rename replaces whatever name was, a planted link included,
+// without following it. Metas and the snapshot are caches (rebuilt from the
+// JSONL if lost), so they are not fsynced.
+func writeFileAtomic(root *os.Root, name string, write func(io.Writer) error) error {
+	tmp, tmpName, err := createTemp(root, "."+filepath.Base(name)+".tmp")
 	if err != nil {
 		return err
 	}
 	werr := write(tmp)
 	cerr := tmp.Close()
 	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
+		root.Remove(tmpName)
 		return err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
+	if err := root.Rename(tmpName, name); err != nil {
+		root.Remove(tmpName)
 		return err
 	}
 	return nil
 }
 
-func writeMeta(path string, m Meta) error {
+// createTemp creates a new file in root named prefix and a random suffix,
+// private to the user, as os.CreateTemp does in a directory.
+func createTemp(root *os.Root, prefix string) (*os.File, string, error) {
+	for range 100 {
+		name := prefix + rand.Text()[:10]
+		f, err := root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, name, err
+		}
+	}
+	return nil, "", fmt.Errorf("%s: no free temp file name", filepath.Join(root.Name(), prefix))
+}
+
+func writeMeta(root *os.Root, name string, m Meta) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, func(w io.Writer) error {
+	return writeFileAtomic(root, name, func(w io.Writer) error {
 		_, err := w.Write(append(b, '\n'))
 		return err
 	})

@@ -56,7 +56,7 @@ type scanResult struct {
 // scan reads the whole transcript. keep, when not nil, says which 0-based
 // line indexes to decode; the others are only counted.
 func (s *Store) scan(id string, keep func(line int) bool) (scanResult, error) {
-	f, _, err := safeopen.Open(s.jsonlPath(id), safeopen.Regular)
+	f, _, err := safeopen.OpenIn(s.root, id+jsonlExt, safeopen.Regular)
 	if err != nil {
 		return scanResult{}, err
 	}
@@ -162,7 +162,7 @@ const tailBlock = 32 << 10
 // lines in the file when the index knows it (the meta size matches); else,
 // with count, the lines are counted, and without it total is the lines seen.
 func (s *Store) tail(id string, n int, count bool) (msgs []core.Message, corrupt []LineError, total int, err error) {
-	f, fi, err := safeopen.Open(s.jsonlPath(id), safeopen.Regular)
+	f, fi, err := safeopen.OpenIn(s.root, id+jsonlExt, safeopen.Regular)
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("session %s: tail: %w", id, err)
 	}

@@ -2,6 +2,11 @@
 
 package session
 
-// renameNoReplace renames oldpath to newpath, failing with an error that
-// matches fs.ErrExist when newpath exists: a rename(2) would replace it.
-func renameNoReplace(oldpath, newpath string) error { return linkThenUnlink(oldpath, newpath) }
+import "os"
+
+// renameNoReplace renames oldname to newname inside root, failing with an
+// error that matches fs.ErrExist when newname exists: a rename(2) would
+// replace it.
+func renameNoReplace(root *os.Root, oldname, newname string) error {
+	return linkThenUnlink(root, oldname, newname)
+}

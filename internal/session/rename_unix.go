@@ -8,26 +8,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// linkThenUnlink is a rename that refuses to replace newpath, for file
-// systems without RENAME_NOREPLACE: link(2) fails with EEXIST where rename
-// would overwrite. A crash between the two calls leaves the file under both
-// names, which loses nothing.
-func linkThenUnlink(oldpath, newpath string) error {
-	if err := ignoringEINTR(func() error { return unix.Link(oldpath, newpath) }); err != nil {
-		return pathError("link", oldpath, newpath, err)
+// linkThenUnlink is a rename inside root that refuses to replace newname,
+// for file systems without RENAME_NOREPLACE: link(2) fails with EEXIST
+// where rename would overwrite. A crash between the two calls leaves the
+// file under both names, which loses nothing.
+func linkThenUnlink(root *os.Root, oldname, newname string) error {
+	if err := root.Link(oldname, newname); err != nil {
+		return err
 	}
-	if err := os.Remove(oldpath); err != nil {
-		os.Remove(newpath)
+	if err := root.Remove(oldname); err != nil {
+		root.Remove(newname)
 		return err
 	}
 	return nil
-}
-
-func pathError(op, oldpath, newpath string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return &os.LinkError{Op: op, Old: oldpath, New: newpath, Err: err}
 }
 
 func ignoringEINTR(fn func() error) error {

@@ -7,8 +7,6 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -66,7 +64,7 @@ type snapEntry struct {
 // a malformed line is skipped (its session falls back to its meta file).
 // The strings of the entries share the file's one string.
 func (s *Store) readSnapshot() map[string]*snapEntry {
-	b, err := readLimited(filepath.Join(s.dir, snapshotName), maxSnapshotBytes)
+	b, err := readLimited(s.root, snapshotName, maxSnapshotBytes)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			s.log.Warn("index snapshot not read; sessions are indexed from their meta files", "err", err)
@@ -162,12 +160,12 @@ func (s *Store) writeSnapshot() {
 		ids = append(ids, id)
 	}
 	s.mu.Unlock()
-	err := writeFileAtomic(filepath.Join(s.dir, snapshotName), func(f io.Writer) error {
+	err := writeFileAtomic(s.root, snapshotName, func(f io.Writer) error {
 		w := bufio.NewWriterSize(f, 64<<10)
 		w.WriteString(snapshotHeader + "\n")
 		for _, id := range ids {
-			jfi, err1 := os.Stat(s.jsonlPath(id))
-			mfi, err2 := os.Stat(s.metaPath(id))
+			jfi, err1 := s.root.Stat(id + jsonlExt)
+			mfi, err2 := s.root.Stat(id + metaExt)
 			s.mu.Lock()
 			e, indexed := s.sessions[id]
 			_, dirty := s.dirty[id]

@@ -148,7 +148,7 @@ func TestMetaFileImpossibleCount(t *testing.T) {
 	removeFile(t, filepath.Join(dir, snapshotName))
 	lying := want
 	lying.MessageCount = 4000
-	if err := writeMeta(filepath.Join(dir, "six.meta.json"), lying); err != nil {
+	if err := writeMetaAt(t, filepath.Join(dir, "six.meta.json"), lying); err != nil {
 		t.Fatal(err)
 	}
 	got, err := openStore(t, dir, Options{}).Get("six")

@@ -48,11 +48,22 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Workspace, when the sessions directory lies inside it (the default
+	// data dir does), is the directory it is reached through, so that a
+	// link the model's shell planted in place of the data dir or the
+	// sessions directory cannot lead the store out of the workspace.
+	Workspace string
 }
 
 // Store is the session store rooted at one sessions directory.
 type Store struct {
-	dir   string
+	dir string
+	// root is dir, opened once by Open: every file of the store is opened
+	// in it, so a link the model planted (the data dir is in the workspace
+	// by default, and the gateway is not confined as its shell is) to a
+	// file outside (~/.bashrc) is refused, never read or written, and a
+	// directory swapped for a link after Open is not followed.
+	root  *os.Root
 	fsync bool
 	log   *slog.Logger
 	now   func() time.Time
@@ -101,10 +112,11 @@ type entry struct {
 // missing, corrupt or stale. The store writes meta files in the background:
 // call Close when done with it.
 func Open(dir string, opt Options) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	root, err := safeopen.OpenDir(opt.Workspace, dir, true)
+	if err != nil {
 		return nil, fmt.Errorf("session store %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, fsync: opt.Fsync, log: opt.Logger, now: opt.Now,
+	s := &Store{dir: dir, root: root, fsync: opt.Fsync, log: opt.Logger, now: opt.Now,
 		sessions: map[string]*entry{}, dirty: map[string]*entry{}, stop: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -114,6 +126,7 @@ func Open(dir string, opt Options) (*Store, error) {
 	}
 	stale, check, err := s.rebuildIndex()
 	if err != nil {
+		root.Close()
 		return nil, err
 	}
 	s.snapshotOf.Store(noSnapshot)
@@ -200,7 +213,7 @@ func (s *Store) writeEntryMeta(id string, e *entry) {
 // saveMeta writes a session's meta file; the snapshot is then due.
 func (s *Store) saveMeta(id string, m Meta) error {
 	s.changes.Add(1)
-	return writeMeta(s.metaPath(id), m)
+	return writeMeta(s.root, id+metaExt, m)
 }
 
 // Close writes every pending meta file and, when anything changed since the
@@ -215,14 +228,38 @@ func (s *Store) Close() {
 		if s.changes.Load() != s.snapshotOf.Load() {
 			s.writeSnapshot()
 		}
+		s.root.Close()
 	})
 }
 
 // Dir is the sessions directory.
 func (s *Store) Dir() string { return s.dir }
 
+// The paths of a session's files, for messages; the store opens them by
+// name in its root.
 func (s *Store) jsonlPath(id string) string { return filepath.Join(s.dir, id+jsonlExt) }
 func (s *Store) metaPath(id string) string  { return filepath.Join(s.dir, id+metaExt) }
+
+// openFile opens name (a file of the sessions directory, or of its archive
+// directory) in the store's root, as safeopen.OpenFileIn.
+func (s *Store) openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	f, _, err := safeopen.OpenFileIn(s.root, name, flag, perm, safeopen.Regular)
+	return f, err
+}
+
+// OpenTranscript opens the transcript of id for reading, in the store's
+// root: a special file or a link out of the sessions directory is refused.
+// Its FileInfo is the open file's.
+func (s *Store) OpenTranscript(id string) (*os.File, os.FileInfo, error) {
+	return safeopen.OpenFileIn(s.root, id+jsonlExt, os.O_RDONLY, 0, safeopen.Regular)
+}
+
+// stat stats name in the store's root, following links that stay inside
+// it; errors name the full path, and a link out is an EscapeError.
+func (s *Store) stat(name string) (os.FileInfo, error) {
+	fi, err := s.root.Stat(name)
+	return fi, safeopen.InRoot(s.root, name, err)
+}
 
 // rebuildIndex indexes every session in the directory. A session the
 // snapshot describes (same JSONL size and modification time, meta file
@@ -231,7 +268,7 @@ func (s *Store) metaPath(id string) string  { return filepath.Join(s.dir, id+met
 // did not describe every session; check holds, for the sessions taken from
 // it, the meta file stamps it recorded, for repairMetaFiles.
 func (s *Store) rebuildIndex() (stale bool, check []*snapEntry, err error) {
-	d, _, err := safeopen.Open(s.dir, safeopen.Dir)
+	d, _, err := safeopen.OpenIn(s.root, ".", safeopen.Dir)
 	if err != nil {
 		return false, nil, fmt.Errorf("session store %s: %w", s.dir, err)
 	}
@@ -305,13 +342,18 @@ func (s *Store) rebuildIndex() (stale bool, check []*snapEntry, err error) {
 // warnIrregular logs a session left out of the index because its
 // transcript is not a regular file: a named pipe, a socket or a device
 // (the data dir may lie in the workspace, where the model's shell can put
-// one) would block or never end, so it is not opened, and every operation
-// on the ID says why.
+// one) would block or never end, and a link leading out of the directory
+// would serve or take another file, so it is not opened, and every
+// operation on the ID says why.
 func (s *Store) warnIrregular(id string) {
-	if fi, err := os.Stat(s.jsonlPath(id)); err == nil {
-		err := &safeopen.TypeError{Path: s.jsonlPath(id), Mode: fi.Mode(), Want: safeopen.Regular}
-		s.log.Warn("session skipped: its transcript is not a regular file", "session", id, "err", err)
+	fi, err := s.stat(id + jsonlExt)
+	switch {
+	case err == nil:
+		err = &safeopen.TypeError{Path: s.jsonlPath(id), Mode: fi.Mode(), Want: safeopen.Regular}
+	case errors.Is(err, fs.ErrNotExist):
+		return // it is gone
 	}
+	s.log.Warn("session skipped: its transcript is not a regular file", "session", id, "err", err)
 }
 
 // repairMetaFiles rewrites, from the index, the meta file of each session
@@ -322,7 +364,7 @@ func (s *Store) repairMetaFiles(check []*snapEntry) {
 	if len(check) == 0 {
 		return
 	}
-	d, _, err := safeopen.Open(s.dir, safeopen.Dir)
+	d, _, err := safeopen.OpenIn(s.root, ".", safeopen.Dir)
 	if err != nil {
 		return
 	}
@@ -356,12 +398,11 @@ func isTempName(name string) bool {
 // removeIfStale deletes a temp file left behind by a crashed writer, so they
 // do not pile up in the sessions directory with every crash.
 func (s *Store) removeIfStale(name string) {
-	path := filepath.Join(s.dir, name)
-	fi, err := os.Lstat(path)
+	fi, err := s.root.Lstat(name)
 	if err != nil || !fi.Mode().IsRegular() || s.now().Sub(fi.ModTime()) < staleTempAge {
 		return
 	}
-	if err := os.Remove(path); err == nil {
+	if err := s.root.Remove(name); err == nil {
 		s.log.Info("stale temp file removed", "file", name)
 	}
 }
@@ -370,14 +411,14 @@ func (s *Store) removeIfStale(name string) {
 // JSONL when the meta file is missing, corrupt or describes another size.
 func (s *Store) loadMeta(id string) (Meta, error) {
 	path := s.jsonlPath(id)
-	fi, err := os.Stat(path)
+	fi, err := s.stat(id + jsonlExt)
 	if err != nil {
 		return Meta{}, err
 	}
 	if !fi.Mode().IsRegular() {
 		return Meta{}, &safeopen.TypeError{Path: path, Mode: fi.Mode(), Want: safeopen.Regular}
 	}
-	m, merr := readMeta(s.metaPath(id))
+	m, merr := s.readMeta(id)
 	if merr == nil && m.SessionID == id && m.Size == fi.Size() {
 		return m, nil
 	}
@@ -415,7 +456,7 @@ func (s *Store) loadMeta(id string) (Meta, error) {
 // the next append cuts it. ok is false when m does not describe a prefix of
 // the file.
 func (s *Store) extendMeta(id string, m Meta) (Meta, bool) {
-	f, fi, err := safeopen.Open(s.jsonlPath(id), safeopen.Regular)
+	f, fi, err := safeopen.OpenIn(s.root, id+jsonlExt, safeopen.Regular)
 	if err != nil {
 		return m, false
 	}
@@ -441,7 +482,7 @@ func (s *Store) scanMeta(id string, old Meta) (Meta, error) {
 		m.observeOne(msg)
 	}
 	if m.CreatedAt == 0 {
-		if fi, err := os.Stat(s.jsonlPath(id)); err == nil {
+		if fi, err := s.stat(id + jsonlExt); err == nil {
 			m.CreatedAt = fi.ModTime().UnixMilli()
 		}
 	}
@@ -512,7 +553,7 @@ func (s *Store) lookup(id string) (*entry, error) {
 // is created anew.
 func (s *Store) Create(id, channel string) (Meta, bool, error) {
 	if e, err := s.lookup(id); err == nil {
-		if _, err := os.Stat(s.jsonlPath(id)); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := s.root.Lstat(id + jsonlExt); !errors.Is(err, fs.ErrNotExist) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			return e.meta, false, nil
@@ -540,7 +581,7 @@ func (s *Store) create(id, channel, forkedFrom string) (Meta, bool, error) {
 	now := s.now().UnixMilli()
 	m := Meta{SessionID: id, Channel: channel, CreatedAt: now, UpdatedAt: now, ForkedFrom: forkedFrom}
 	s.diskMu.Lock()
-	f, _, err := safeopen.OpenFile(s.jsonlPath(id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600, safeopen.Regular)
+	f, err := s.openFile(id+jsonlExt, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		s.diskMu.Unlock()
 		// Lost a race with another creator (goroutine or process): use theirs.
@@ -563,7 +604,7 @@ func (s *Store) create(id, channel, forkedFrom string) (Meta, bool, error) {
 		return Meta{}, false, fmt.Errorf("session %s: create meta: %w", id, err)
 	}
 	if s.fsync {
-		syncDir(s.dir)
+		s.syncDir(".")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -577,8 +618,8 @@ func (s *Store) create(id, channel, forkedFrom string) (Meta, bool, error) {
 // syncDir makes a new directory entry durable. Best effort: some file
 // systems refuse to fsync a directory, and the entry is then as durable as
 // they make it.
-func syncDir(dir string) {
-	if d, _, err := safeopen.Open(dir, safeopen.Dir); err == nil {
+func (s *Store) syncDir(dir string) {
+	if d, _, err := safeopen.OpenIn(s.root, dir, safeopen.Dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
@@ -629,11 +670,10 @@ func (s *Store) Latest(channel string) (Meta, bool) {
 // CheckWritable reports whether new files can be created in the store, for
 // readiness probes.
 func (s *Store) CheckWritable() error {
-	f, err := os.CreateTemp(s.dir, ".probe*")
+	f, name, err := createTemp(s.root, ".probe")
 	if err != nil {
 		return err
 	}
-	name := f.Name()
 	f.Close()
-	return os.Remove(name)
+	return s.root.Remove(name)
 }

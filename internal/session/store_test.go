@@ -236,7 +236,7 @@ func TestOpenTrustsValidMeta(t *testing.T) {
 	m := mustAppend(t, s, "v", userMsg("q", 10))
 	// A meta whose size matches is used as is, not recounted.
 	m.Title = "custom title"
-	if err := writeMeta(filepath.Join(dir, "v.meta.json"), m); err != nil {
+	if err := writeMetaAt(t, filepath.Join(dir, "v.meta.json"), m); err != nil {
 		t.Fatal(err)
 	}
 	before := readFile(t, filepath.Join(dir, "v.meta.json"))

@@ -10,7 +10,6 @@ import (
 
 	"github.com/miniclaw/miniclaw/internal/filelock"
 	"github.com/miniclaw/miniclaw/internal/protocol"
-	"github.com/miniclaw/miniclaw/internal/safeopen"
 )
 
 // lockExt names a session's turn lock file, <id>.lock. It is neither a
@@ -46,7 +45,7 @@ func (s *Store) LockTurn(ctx context.Context, id string, timeout time.Duration, 
 		return nil, fmt.Errorf("%w: %v", ErrInvalidID, err)
 	}
 	path := filepath.Join(s.dir, id+lockExt)
-	f, _, err := safeopen.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600, safeopen.Regular)
+	f, err := s.openFile(id+lockExt, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("session %s: turn lock: %w", id, err)
 	}

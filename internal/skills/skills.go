@@ -131,7 +131,15 @@ func (x *Index) SkillsSection() string {
 // refresh brings the cache up to date with the disk; x.mu is held.
 func (x *Index) refresh() {
 	changed := x.list == nil
-	d, _, err := safeopen.Open(x.dir, safeopen.Dir)
+	root, rel, err := x.openRoot()
+	var d *os.File
+	switch {
+	case root != nil:
+		defer root.Close()
+		d, _, err = safeopen.OpenIn(root, rel, safeopen.Dir)
+	case err == nil:
+		d, _, err = safeopen.Open(x.dir, safeopen.Dir)
+	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		x.log.Warn("skills directory not readable", "dir", x.dir, "err", err)
 	}
@@ -158,7 +166,9 @@ func (x *Index) refresh() {
 			continue
 		}
 		path := filepath.Join(x.dir, name, FileName)
-		s := x.load(name, path, err)
+		s := x.load(name, path, func() ([]byte, error) {
+			return readCapped(root, filepath.Join(rel, name, FileName), path, err)
+		})
 		if s.Problem != "" {
 			x.log.Warn("skill left out of the prompt", "file", path, "problem", s.Problem)
 		}
@@ -174,6 +184,20 @@ func (x *Index) refresh() {
 	if changed {
 		x.rebuild()
 	}
+}
+
+// openRoot opens the workspace as the root skills are read in when the
+// skills directory lies inside it, and gives the directory's path in it: a
+// SKILL.md the model's shell made a link to ~/.ssh/id_rsa is then refused
+// rather than read into the prompt (links that stay inside the workspace
+// are followed). A skills directory elsewhere is the operator's: it is read
+// by path (root nil), and links in it are followed.
+func (x *Index) openRoot() (*os.Root, string, error) {
+	if rel, err := filepath.Rel(x.workspace, x.dir); x.workspace != "" && err == nil && filepath.IsLocal(rel) {
+		root, err := safeopen.OpenRoot(x.workspace)
+		return root, rel, err
+	}
+	return nil, "", nil
 }
 
 // listNames lists the candidate skill directories of the open directory d
@@ -198,13 +222,13 @@ func (x *Index) listNames(d *os.File) []string {
 	return names
 }
 
-// load reads and checks one SKILL.md; statErr is the error of its stat.
-func (x *Index) load(dirName, path string, statErr error) Skill {
+// load checks one SKILL.md, which read reads.
+func (x *Index) load(dirName, path string, read func() ([]byte, error)) Skill {
 	s := Skill{Name: dirName, Path: path, Location: path}
 	if rel, err := filepath.Rel(x.workspace, path); err == nil && filepath.IsLocal(rel) {
 		s.Location = filepath.ToSlash(rel)
 	}
-	data, err := readCapped(path, statErr)
+	data, err := read()
 	if err != nil {
 		s.Problem = err.Error()
 		return s
@@ -229,13 +253,22 @@ func (x *Index) load(dirName, path string, statErr error) Skill {
 	return s
 }
 
-// readCapped reads a SKILL.md of at most MaxFileBytes; statErr is the
-// error of its stat. A FIFO or a device is refused without waiting on it.
-func readCapped(path string, statErr error) ([]byte, error) {
+// readCapped reads a SKILL.md of at most MaxFileBytes: name in root, or
+// path when root is nil; statErr is the error of its stat. A FIFO or a
+// device is refused without waiting on it, and so is a link leading out of
+// root.
+func readCapped(root *os.Root, name, path string, statErr error) ([]byte, error) {
 	if statErr != nil {
 		return nil, statErr
 	}
-	data, cut, err := safeopen.ReadHead(path, MaxFileBytes)
+	var data []byte
+	var cut bool
+	var err error
+	if root != nil {
+		data, cut, err = safeopen.ReadHeadIn(root, name, MaxFileBytes)
+	} else {
+		data, cut, err = safeopen.ReadHead(path, MaxFileBytes)
+	}
 	if cut {
 		return nil, fmt.Errorf("%s is over the %d-byte limit", FileName, MaxFileBytes)
 	}

@@ -36,7 +36,7 @@ func TestIndexSpecialFiles(t *testing.T) {
 	want := map[string]string{
 		"pdf":  "",
 		"fifo": fifo + " is a named pipe, not a regular file",
-		"zero": zero + " is a character device, not a regular file",
+		"zero": zero + " is a symbolic link leading out of " + f.ws,
 	}
 	for name, p := range want {
 		if got, ok := problems[name]; !ok || got != p {
@@ -61,5 +61,41 @@ func TestIndexDirIsAFIFO(t *testing.T) {
 	testutil.Within(t, 5*time.Second, "SkillsSection", func() { section = x.SkillsSection() })
 	if section != "" || !strings.Contains(log.String(), dir+" is a named pipe, not a directory") {
 		t.Errorf("section %q, log %q", section, log.String())
+	}
+}
+
+// A SKILL.md linked to a file outside the workspace is not read: the skill
+// is left out with a problem and a warning naming it, and nothing of the
+// outside file reaches the prompt. A link inside the workspace is read.
+func TestIndexLinkOutOfWorkspace(t *testing.T) {
+	f := newFixture(t)
+	secret := filepath.Join(t.TempDir(), "id_rsa")
+	if err := os.WriteFile(secret, []byte(skill("stolen", "SECRET-KEY-MATERIAL")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.write(t, "shared/real.md", skill("inside", "Read PDF forms"))
+	for rel, target := range map[string]string{"out/" + FileName: secret, "in/" + FileName: "../shared/real.md"} {
+		link := filepath.Join(f.dir, rel)
+		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(f.dir, "out", FileName)
+	section := f.x.SkillsSection()
+	if strings.Contains(section, "SECRET") || !strings.Contains(section, "<name>inside</name>") {
+		t.Errorf("section = %q, want the inside skill and nothing of the outside file", section)
+	}
+	problems := map[string]string{}
+	for _, s := range f.x.Skills() {
+		problems[s.Name] = s.Problem
+	}
+	if want := out + " is a symbolic link leading out of " + f.ws; problems["out"] != want {
+		t.Errorf("problems = %q, want out: %q", problems, want)
+	}
+	if !strings.Contains(f.log.String(), "symbolic link leading out of") {
+		t.Errorf("log = %q, want a warning naming %s", f.log.String(), out)
 	}
 }

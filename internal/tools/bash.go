@@ -8,11 +8,11 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/sandbox"
 )
 
 // MaxBashOutput is how many characters of a command's output the model sees.
@@ -21,12 +21,17 @@ const MaxBashOutput = 10_000
 // DefaultBashTimeout applies when Bash.Timeout is zero (SPEC §7).
 const DefaultBashTimeout = 30 * time.Second
 
-// Bash runs shell commands in the workspace. It is not confined: a command
-// can reach anything the gateway's user can. Timeout and abort kill the
-// whole process group, so no child is left running.
+// Bash runs shell commands in the workspace, through Sandbox: confined by
+// Landlock (unless the sandbox is off), with an environment that holds none
+// of the gateway's secrets. When a command ends, times out or is aborted,
+// every process it started is killed, however it detached.
 type Bash struct {
 	Dir     string
 	Timeout time.Duration // 0 means DefaultBashTimeout
+	// Sandbox runs the shell; nil runs it directly, unconfined, with the
+	// gateway's environment (see sandbox.Sandbox.Command). miniclaw always
+	// sets it.
+	Sandbox *sandbox.Sandbox
 }
 
 func (b Bash) timeout() time.Duration {
@@ -56,18 +61,10 @@ func (b Bash) Run(ctx context.Context, input json.RawMessage) (string, error) {
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, b.timeout(), errTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-c", in.Command)
-	cmd.Dir = b.Dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 2 * time.Second // background children holding the pipe cannot hang us
+	cmd := b.Sandbox.Command(ctx, b.Dir, "bash", "-c", in.Command)
 	out := &capped{limit: MaxBashOutput * 4}
 	cmd.Stdout, cmd.Stderr = out, out
 	err := cmd.Run()
-	// Whatever happened, make sure nothing of the group survives.
-	if cmd.Process != nil {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
 	text := out.text(MaxBashOutput)
 	switch {
 	case errors.Is(context.Cause(ctx), errTimeout):

@@ -2,7 +2,10 @@
 // file tools. File tools are confined to the workspace by an os.Root, which
 // the kernel enforces on every path step (.. and symlinks that lead out are
 // refused even if they change between a check and the open). bash is a
-// shell: it starts in the workspace but is not confined; say so to users.
+// shell run through internal/sandbox: Landlock confines it to the workspace
+// and a temp dir (unless the sandbox is off or the kernel lacks Landlock),
+// its environment holds none of the gateway's secrets, and nothing it
+// starts outlives it.
 //
 // A tool's error is not a crash: Run returns it and the loop hands it to the
 // model as an isError result.

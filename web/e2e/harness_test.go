@@ -56,6 +56,19 @@ type gwConfig struct {
 	token   string
 	warning string            // ProviderWarning, shown as the banner
 	files   map[string]string // workspace files, by relative path
+	usage   core.Usage        // what every model call reports it used (none when zero)
+}
+
+// usageProvider reports the same usage for every model call.
+type usageProvider struct {
+	core.Provider
+	usage core.Usage
+}
+
+func (p usageProvider) Complete(ctx context.Context, req core.Request, onText func(string)) (core.Response, error) {
+	resp, err := p.Provider.Complete(ctx, req, onText)
+	resp.Usage = p.usage
+	return resp, err
 }
 
 // testGateway is a real gateway on 127.0.0.1. stop then start is a restart:
@@ -118,6 +131,9 @@ func (g *testGateway) start() {
 			t.Fatalf("scripted.Load: %v", err)
 		}
 		provider = p
+	}
+	if g.cfg.usage != (core.Usage{}) {
+		provider = usageProvider{provider, g.cfg.usage}
 	}
 	ws, err := tools.OpenWorkspace(g.workspace)
 	if err != nil {

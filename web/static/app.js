@@ -35,6 +35,7 @@ const state = {
   joining: false, // connected, and no history has been shown since
   joinedMidTurn: false, // the next reply to stream began before this connection
   tail: [], // {kind:"user", node, content, after, answered} | {kind:"live", node, segs, tools, done, doneSeq}
+  usage: "", // the usage line of the session's last reply, shown below it until the next turn starts
   sessions: [],
 };
 
@@ -158,6 +159,7 @@ function onEvent(ev) {
       toolDone(liveTurn(), ev);
       break;
     case "message_done":
+      state.usage = usageLine(ev.usage, ev.context);
       endTurn();
       break;
     case "compaction":
@@ -220,6 +222,8 @@ function liveTurn() {
   const node = document.createElement("div");
   node.className = "msg assistant live";
   live = { kind: "live", node, segs: [], tools: new Map(), done: false, doneSeq: 0 };
+  state.usage = "";
+  log.querySelector(":scope > .usage")?.remove();
   if (state.joinedMidTurn) node.classList.add("joined");
   state.joinedMidTurn = false;
   // The reply goes after the first message of ours it can answer; messages
@@ -301,6 +305,34 @@ function endTurn() {
   refreshSessions().catch(() => {});
 }
 
+// usageLine is what a reply's message_done says of its tokens: how full the
+// context window is when the gateway says, else the tokens the turn read and
+// wrote, and the share of its input a prompt cache served when the provider
+// reports cache use; only what is known. The same line as miniclaw chat's
+// (internal/chatclient/render.go usageLine).
+function usageLine(u, ctx) {
+  const parts = [];
+  const prompt = u ? (u.inputTokens || 0) + (u.cacheReadTokens || 0) + (u.cacheWriteTokens || 0) : 0;
+  if (ctx && ctx.window > 0) parts.push(`${tokenCount(ctx.tokens)} / ${tokenCount(ctx.window)} tokens`);
+  else if (u) parts.push(`${tokenCount(prompt)} tokens in`, `${tokenCount(u.outputTokens || 0)} out`);
+  if (prompt > 0 && (u.cacheReadTokens || 0) + (u.cacheWriteTokens || 0) > 0) {
+    parts.push(`${Math.floor(((u.cacheReadTokens || 0) * 100) / prompt)}% cached`);
+  }
+  return parts.join(" · ");
+}
+
+// tokenCount is n as people say it: 950, 1.5k, 42k, 1.2M (halves round up).
+function tokenCount(n) {
+  const tenths = (unit) => {
+    const t = Math.floor((n + unit / 20) / (unit / 10));
+    return t % 10 === 0 ? String(t / 10) : `${Math.floor(t / 10)}.${t % 10}`;
+  };
+  if (n < 1000) return String(n);
+  if (n < 9950) return tenths(1000) + "k";
+  if (n < 999500) return Math.floor((n + 500) / 1000) + "k";
+  return tenths(1000000) + "M";
+}
+
 function dropNewestPending() {
   const item = state.tail.findLast((i) => i.kind === "user");
   if (!item) return;
@@ -376,6 +408,12 @@ function renderLog() {
   }
   for (const m of state.history.messages) nodes.push(messageNode(m));
   for (const item of state.tail) nodes.push(item.node);
+  if (state.usage) {
+    const u = document.createElement("div");
+    u.className = "usage";
+    u.textContent = state.usage;
+    nodes.push(u);
+  }
   if (nodes.length === 0) {
     const empty = document.createElement("p");
     empty.className = "empty";
@@ -577,6 +615,7 @@ function switchSession(id, push = true) {
   state.apiBusy = false;
   state.joinedMidTurn = false;
   state.retries = 0;
+  state.usage = "";
   log.replaceChildren();
   updateBusy();
   connect();

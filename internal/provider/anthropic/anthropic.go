@@ -118,7 +118,10 @@ func (p *Provider) stream(ctx context.Context, params sdk.MessageNewParams, onTe
 		}
 		stopped = stopped || ev.Type == "message_stop"
 	}
-	resp.Usage = core.Usage{InputTokens: msg.Usage.InputTokens, OutputTokens: msg.Usage.OutputTokens}
+	resp.Usage = core.Usage{
+		InputTokens: msg.Usage.InputTokens, OutputTokens: msg.Usage.OutputTokens,
+		CacheReadTokens: msg.Usage.CacheReadInputTokens, CacheWriteTokens: msg.Usage.CacheCreationInputTokens,
+	}
 	resp.StopReason = string(msg.StopReason)
 	if err := s.Err(); err != nil {
 		if ctx.Err() != nil {

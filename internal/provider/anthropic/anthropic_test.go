@@ -17,7 +17,7 @@ import (
 // The fixtures themselves must be what the API sends: every data line is a
 // JSON object whose "type" matches its event line.
 func TestFixturesAreWellFormed(t *testing.T) {
-	for _, name := range []string{"text.sse", "tool_use.sse", "multi_tool.sse", "overloaded_before_text.sse", "overloaded_after_text.sse", "cut.sse"} {
+	for _, name := range []string{"text.sse", "tool_use.sse", "multi_tool.sse", "overloaded_before_text.sse", "overloaded_after_text.sse", "cut.sse", "cached.sse"} {
 		events := pt.SSEEvents(pt.Fixture(t, name))
 		if len(events) < 3 {
 			t.Errorf("%s: only %d events", name, len(events))
@@ -158,10 +158,10 @@ func TestRequestShape(t *testing.T) {
 			{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"# miniclaw"}],"is_error":false},
 			{"type":"tool_result","tool_use_id":"toolu_2","content":[{"type":"text","text":"exit status 1"}],"is_error":true},
 			{"type":"tool_result","tool_use_id":"toolu_3","is_error":false},
-			{"type":"text","text":"Thanks. Summarise it."}
+			{"type":"text","text":"Thanks. Summarise it.","cache_control":{"type":"ephemeral"}}
 		]},
 		{"role":"assistant","content":[{"type":"text","text":"It is a gateway."}]},
-		{"role":"user","content":[{"type":"text","text":"Shorter?"}]}
+		{"role":"user","content":[{"type":"text","text":"Shorter?","cache_control":{"type":"ephemeral"}}]}
 	]`)
 }
 

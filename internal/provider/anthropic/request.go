@@ -11,7 +11,8 @@ import (
 
 // params builds the Messages API request: the system prompt, the tools, and
 // the history with every tool call as a tool_use block followed by its
-// tool_result in the next user message, as the API requires.
+// tool_result in the next user message, as the API requires; then the
+// cache breakpoints, and the volatile part of the prompt last.
 func (p *Provider) params(req core.Request) (sdk.MessageNewParams, error) {
 	params := sdk.MessageNewParams{
 		Model:     sdk.Model(req.Model),
@@ -19,7 +20,7 @@ func (p *Provider) params(req core.Request) (sdk.MessageNewParams, error) {
 		Messages:  history(req.Messages),
 	}
 	if !core.Blank(req.System) {
-		params.System = []sdk.TextBlockParam{{Text: req.System}}
+		params.System = []sdk.TextBlockParam{{Text: req.System, CacheControl: sdk.NewCacheControlEphemeralParam()}}
 	}
 	for _, t := range req.Tools {
 		var schema struct {
@@ -36,7 +37,49 @@ func (p *Provider) params(req core.Request) (sdk.MessageNewParams, error) {
 		}
 		params.Tools = append(params.Tools, sdk.ToolUnionParam{OfTool: &tool})
 	}
+	if n := len(params.Tools); n > 0 {
+		params.Tools[n-1].OfTool.CacheControl = sdk.NewCacheControlEphemeralParam()
+	}
+	cacheConversation(params.Messages)
+	if !core.Blank(req.Volatile) {
+		addUser(&params.Messages, sdk.NewTextBlock(req.Volatile))
+	}
 	return params, nil
+}
+
+// cacheConversation puts the conversation's cache breakpoints (the API
+// allows four; the tools and the system prompt take two). The API caches
+// the prefix up to a breakpoint: tools, system, messages. One sits on the
+// last message, which the next request of the session (the next round, or
+// the next turn) extends. The other sits on the third message from the
+// end, where the previous request's last message was (each round adds an
+// assistant message and a user one): it reads the cache that request wrote
+// even when this round added more blocks than the API looks back over to
+// find an earlier breakpoint by itself (about 20; a round of parallel tool
+// calls can add 40).
+func cacheConversation(msgs []sdk.MessageParam) {
+	for _, i := range []int{len(msgs) - 1, len(msgs) - 3} {
+		if i < 0 {
+			continue
+		}
+		blocks := msgs[i].Content
+		if cc := blocks[len(blocks)-1].GetCacheControl(); cc != nil {
+			*cc = sdk.NewCacheControlEphemeralParam()
+		}
+	}
+}
+
+// addUser adds blocks to the last message if it is the user's, else as a
+// new user message: the API wants the roles to alternate.
+func addUser(msgs *[]sdk.MessageParam, blocks ...sdk.ContentBlockParamUnion) {
+	if len(blocks) == 0 {
+		return
+	}
+	if n := len(*msgs); n > 0 && (*msgs)[n-1].Role == sdk.MessageParamRoleUser {
+		(*msgs)[n-1].Content = append((*msgs)[n-1].Content, blocks...)
+		return
+	}
+	*msgs = append(*msgs, sdk.NewUserMessage(blocks...))
 }
 
 // history converts transcript messages. Consecutive user-side blocks (tool
@@ -48,20 +91,10 @@ func (p *Provider) params(req core.Request) (sdk.MessageNewParams, error) {
 // assistant message with tool calls always has its tool_use blocks.
 func history(msgs []core.Message) []sdk.MessageParam {
 	var out []sdk.MessageParam
-	addUser := func(blocks ...sdk.ContentBlockParamUnion) {
-		if len(blocks) == 0 {
-			return
-		}
-		if n := len(out); n > 0 && out[n-1].Role == sdk.MessageParamRoleUser {
-			out[n-1].Content = append(out[n-1].Content, blocks...)
-			return
-		}
-		out = append(out, sdk.NewUserMessage(blocks...))
-	}
 	for _, m := range msgs {
 		switch m.Role {
 		case core.RoleUser:
-			addUser(textBlocks(m.Content)...)
+			addUser(&out, textBlocks(m.Content)...)
 		case core.RoleAssistant:
 			blocks := textBlocks(m.Content)
 			var results []sdk.ContentBlockParamUnion
@@ -77,7 +110,7 @@ func history(msgs []core.Message) []sdk.MessageParam {
 				continue
 			}
 			out = append(out, sdk.NewAssistantMessage(blocks...))
-			addUser(results...)
+			addUser(&out, results...)
 		}
 	}
 	return out

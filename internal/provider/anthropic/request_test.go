@@ -105,8 +105,8 @@ func TestBlankTextIsNeverSent(t *testing.T) {
 			{"type":"text","text":"Read empty.txt"}
 		]},
 		{"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"read_file","input":{"path":"empty.txt"}}]},
-		{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","is_error":false}]},
+		{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","is_error":false,"cache_control":{"type":"ephemeral"}}]},
 		{"role":"assistant","content":[{"type":"text","text":"It is blank."}]},
-		{"role":"user","content":[{"type":"text","text":"Thanks"}]}
+		{"role":"user","content":[{"type":"text","text":"Thanks","cache_control":{"type":"ephemeral"}}]}
 	]`)
 }

@@ -17,7 +17,7 @@ import (
 
 var streamFixtures = []string{
 	"text.sse", "tool_calls_parallel.sse", "ollama_whole.sse", "ollama_noindex.sse",
-	"ollama_reused_index.sse", "llamacpp_whole.sse", "cut.sse", "bad_args.sse", "stream_error.sse",
+	"ollama_reused_index.sse", "llamacpp_whole.sse", "cut.sse", "bad_args.sse", "stream_error.sse", "cached.sse",
 }
 
 // The fixtures must be what the servers send: "data: " lines separated by

@@ -62,8 +62,11 @@ type chunk struct {
 		FinishReason *string `json:"finish_reason"`
 	} `json:"choices"`
 	Usage *struct {
-		PromptTokens     int64 `json:"prompt_tokens"`
-		CompletionTokens int64 `json:"completion_tokens"`
+		PromptTokens        int64 `json:"prompt_tokens"`
+		CompletionTokens    int64 `json:"completion_tokens"`
+		PromptTokensDetails *struct {
+			CachedTokens int64 `json:"cached_tokens"`
+		} `json:"prompt_tokens_details"`
 	} `json:"usage"`
 	Error json.RawMessage `json:"error"`
 }
@@ -72,7 +75,11 @@ type chunk struct {
 // tool_calls entry followed by a "tool" message with its result. Blank text
 // (core.Blank) is not sent, as the Anthropic provider does not send it: a
 // message with nothing else is left out, and a blank tool output or text
-// beside tool calls is sent as "".
+// beside tool calls is sent as "". The volatile part of the prompt comes
+// last, so that a server's prefix cache (vLLM, llama.cpp) serves the whole
+// conversation before it: appended to the last user message, or as a user
+// message after tool results (a second user message in a row, or a system
+// message that is not the first, breaks some chat templates).
 func buildRequest(req core.Request) chatRequest {
 	cr := chatRequest{Model: req.Model, Stream: true, StreamOptions: &streamOptions{IncludeUsage: true}}
 	if !core.Blank(req.System) {
@@ -101,6 +108,13 @@ func buildRequest(req core.Request) chatRequest {
 				}
 				cr.Messages = append(cr.Messages, chatMessage{Role: "tool", ToolCallID: tc.ID, Content: out})
 			}
+		}
+	}
+	if !core.Blank(req.Volatile) {
+		if n := len(cr.Messages); n > 0 && cr.Messages[n-1].Role == "user" {
+			cr.Messages[n-1].Content += "\n\n" + req.Volatile
+		} else {
+			cr.Messages = append(cr.Messages, chatMessage{Role: "user", Content: req.Volatile})
 		}
 	}
 	for _, t := range req.Tools {
@@ -159,8 +173,13 @@ func readStream(ctx context.Context, body io.Reader, onText func(string)) (resp 
 		if len(c.Error) > 0 {
 			return resp, fmt.Errorf("openai: error in stream: %s", c.Error)
 		}
-		if c.Usage != nil {
-			resp.Usage = core.Usage{InputTokens: c.Usage.PromptTokens, OutputTokens: c.Usage.CompletionTokens}
+		if u := c.Usage; u != nil {
+			// prompt_tokens includes the cached ones; core.Usage counts
+			// them apart.
+			resp.Usage = core.Usage{InputTokens: u.PromptTokens, OutputTokens: u.CompletionTokens}
+			if d := u.PromptTokensDetails; d != nil && d.CachedTokens > 0 && d.CachedTokens <= u.PromptTokens {
+				resp.Usage.InputTokens, resp.Usage.CacheReadTokens = u.PromptTokens-d.CachedTokens, d.CachedTokens
+			}
 		}
 		for _, ch := range c.Choices {
 			if ch.Delta.Content != "" {
