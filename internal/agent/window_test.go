@@ -195,7 +195,7 @@ func TestCalibrationSeededFromTheTranscript(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := p.requests(t)[0]
-	est := budget.Estimate(core.Request{System: first.System, Tools: first.Tools, Messages: first.Messages[:1]})
+	est := budget.Estimate(core.Request{System: first.System, Volatile: first.Volatile, Tools: first.Tools, Messages: first.Messages[:1]})
 
 	e.rt.Sizes = budget.NewCalibration()
 	hist[1].Usage = &core.Usage{InputTokens: est, CacheReadTokens: est} // the provider counted twice the estimate
