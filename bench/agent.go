@@ -517,24 +517,18 @@ type agentEvent struct {
 func agentTurn(ws *websocket.Conn, fake *fakeAnthropic, m agentMarker, timeout time.Duration) (obs agentObs, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	payload, _ := json.Marshal(map[string]string{"type": "message", "content": m.message()})
 	want := strings.Join(agentReply(m), "")
-	obs.sent = time.Now()
-	if err := ws.Write(ctx, websocket.MessageText, payload); err != nil {
-		return obs, fmt.Errorf("write: %w", err)
+	if obs.sent, err = sendMessage(ctx, ws, m.message()); err != nil {
+		return obs, err
 	}
 	var chunks strings.Builder
 	var wrong []string
 	starts, dones := 0, 0
 	for range 1000 { // far more events than a turn has
-		_, data, err := ws.Read(ctx)
-		if err != nil {
-			return obs, fmt.Errorf("read: %w", err)
-		}
-		now := time.Now()
 		var ev agentEvent
-		if err := json.Unmarshal(data, &ev); err != nil {
-			return obs, fmt.Errorf("bad event %.200s: %w", data, err)
+		now, err := readEvent(ctx, ws, &ev)
+		if err != nil {
+			return obs, err
 		}
 		switch ev.Type {
 		case "chunk":

@@ -134,21 +134,16 @@ type longObs struct {
 func runLongTurn(ws *websocket.Conn, t longTurn, timeout time.Duration) (obs longObs, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	payload, _ := json.Marshal(map[string]string{"type": "message", "content": t.message()})
-	if err := ws.Write(ctx, websocket.MessageText, payload); err != nil {
-		return obs, fmt.Errorf("write: %w", err)
+	if _, err := sendMessage(ctx, ws, t.message()); err != nil {
+		return obs, err
 	}
 	var chunks strings.Builder
 	var wrong []string
 	tools := 0
 	for range 10_000 { // far more events than a turn has
-		_, data, err := ws.Read(ctx)
-		if err != nil {
-			return obs, fmt.Errorf("read: %w", err)
-		}
 		var ev longEvent
-		if err := json.Unmarshal(data, &ev); err != nil {
-			return obs, fmt.Errorf("bad event %.200s: %w", data, err)
+		if _, err := readEvent(ctx, ws, &ev); err != nil {
+			return obs, err
 		}
 		switch ev.Type {
 		case "chunk":

@@ -57,6 +57,31 @@ func dialSession(ctx context.Context, url, sessionID string) (*websocket.Conn, e
 	return ws, nil
 }
 
+// sendMessage writes a chat message; sent is when the write began, after
+// the encoding, so a timed turn leaves out the client's JSON work.
+func sendMessage(ctx context.Context, ws *websocket.Conn, content string) (sent time.Time, err error) {
+	payload, _ := json.Marshal(map[string]string{"type": "message", "content": content})
+	sent = time.Now()
+	if err := ws.Write(ctx, websocket.MessageText, payload); err != nil {
+		return sent, fmt.Errorf("write: %w", err)
+	}
+	return sent, nil
+}
+
+// readEvent reads the next server event into ev; at is when it arrived,
+// before the decoding. An error means the connection is no longer usable.
+func readEvent(ctx context.Context, ws *websocket.Conn, ev any) (at time.Time, err error) {
+	_, data, err := ws.Read(ctx)
+	if err != nil {
+		return at, fmt.Errorf("read: %w", err)
+	}
+	at = time.Now()
+	if err := json.Unmarshal(data, ev); err != nil {
+		return at, fmt.Errorf("bad event %.200s: %w", data, err)
+	}
+	return at, nil
+}
+
 // dialMany opens one connection per session ID, at most par handshakes at
 // a time. On error it closes what it opened.
 func dialMany(ctx context.Context, c *child, ids []string, par int) ([]*websocket.Conn, error) {
