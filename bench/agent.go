@@ -235,18 +235,9 @@ func (req *fakeRequest) turnState() (m agentMarker, round int, problem string, o
 func (f *fakeAnthropic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t0 := time.Now()
 	f.requests.Add(1)
-	if r.Method != http.MethodPost || r.URL.Path != "/v1/messages" {
-		fakeError(w, http.StatusNotFound, "not_found_error", "the fake serves only POST /v1/messages")
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 32<<20))
-	if err != nil {
-		return
-	}
 	var req fakeRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		f.unmatch("unreadable body: " + err.Error())
-		fakeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+	body, ok := readFakeRequest(w, r, 32<<20, &req, f.unmatch)
+	if !ok {
 		return
 	}
 	m, round, problem, ok := req.turnState()
@@ -262,23 +253,8 @@ func (f *fakeAnthropic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		stream = toolStream(req.Model, m, round+1, len(body))
 	}
-	// A fixed length lets the client see the end of the body with the last
-	// event; with chunked encoding the terminating chunk would go out after
-	// the clock below stops and its delay would count as gateway time.
-	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("Content-Length", strconv.Itoa(len(stream)))
-	w.WriteHeader(http.StatusOK)
-	fl, _ := w.(http.Flusher)
-	// One write and flush per event, as the API streams them.
-	for ev := range bytes.SplitAfterSeq(stream, []byte("\n\n")) {
-		if _, err := w.Write(ev); err != nil {
-			break
-		}
-		if fl != nil {
-			fl.Flush()
-		}
-	}
+	writeFakeStream(w, stream)
 	f.record(m.message(), time.Since(t0), problem, final)
 }
 
@@ -288,6 +264,47 @@ func (f *fakeAnthropic) unmatch(why string) {
 	f.unmatched++
 	if f.sample == "" {
 		f.sample = why
+	}
+}
+
+// readFakeRequest decodes the body of a POST /v1/messages into req, at
+// most maxBody bytes of it. It answers anything else as the API does, and a
+// body that is not JSON with invalid_request_error, telling unmatch why;
+// !ok means the response is written.
+func readFakeRequest(w http.ResponseWriter, r *http.Request, maxBody int64, req any, unmatch func(why string)) (body []byte, ok bool) {
+	if r.Method != http.MethodPost || r.URL.Path != "/v1/messages" {
+		fakeError(w, http.StatusNotFound, "not_found_error", "the fake serves only POST /v1/messages")
+		return nil, false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	if err != nil {
+		return nil, false
+	}
+	if err := json.Unmarshal(body, req); err != nil {
+		unmatch("unreadable body: " + err.Error())
+		fakeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+		return nil, false
+	}
+	return body, true
+}
+
+// writeFakeStream answers 200 with an SSE body, one write and flush per
+// event, as the API streams them. A fixed length lets the client see the
+// end of the body with the last event; with chunked encoding the
+// terminating chunk would go out after the fake's clock stops and its
+// delay would count as gateway time.
+func writeFakeStream(w http.ResponseWriter, stream []byte) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(stream)))
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	for ev := range bytes.SplitAfterSeq(stream, []byte("\n\n")) {
+		if _, err := w.Write(ev); err != nil {
+			break
+		}
+		if fl != nil {
+			fl.Flush()
+		}
 	}
 }
 
