@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -361,10 +360,7 @@ func TestLongReplyIsLinear(t *testing.T) {
 }
 
 func BenchmarkLongReply(b *testing.B) {
-	for b.Loop() {
-		completeLong(b, pt.LongReply)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*pt.LongReply), "ns/chunk")
+	pt.BenchLongReply(b, func(chunks int) { completeLong(b, chunks) })
 }
 
 // completeLong streams a reply of n chunks of "x " through the provider
@@ -375,14 +371,5 @@ func completeLong(t testing.TB, n int) {
 		body.WriteString("data: {\"choices\":[{\"delta\":{\"content\":\"x \"}}]}\n\n")
 	}
 	body.WriteString("data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Write(body.Bytes())
-	}))
-	defer srv.Close()
-	got := 0
-	resp, err := New(Options{BaseURL: srv.URL}).Complete(context.Background(), simpleRequest(), func(string) { got++ })
-	if err != nil || got != n || len(resp.Text) != 2*n {
-		t.Fatalf("%d chunks relayed, %d bytes of text, err %v; want %d chunks", got, len(resp.Text), err, n)
-	}
+	pt.CompleteLongHTTP(t, body.Bytes(), func(url string) core.Provider { return New(Options{BaseURL: url}) }, simpleRequest(), n)
 }
