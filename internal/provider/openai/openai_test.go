@@ -133,7 +133,16 @@ func TestRequestShape(t *testing.T) {
 	]`)
 	// System first; each assistant tool call listed with its arguments as a
 	// string, then one "tool" message per call, in order.
-	pt.JSONEqual(t, "messages", body["messages"], `[
+	pt.JSONEqual(t, "messages", body["messages"], wireToolConversation+`,
+		{"role":"user","content":"Thanks. Summarise it."},
+		{"role":"assistant","content":"It is a gateway."},
+		{"role":"user","content":"Shorter?"}
+	]`)
+}
+
+// wireToolConversation is the messages array of pt.ToolConversation as the
+// provider sends it, up to the tool results, without its closing bracket.
+const wireToolConversation = `[
 		{"role":"system","content":"You are miniclaw.\n\n## Runtime Information\ncwd: /tmp"},
 		{"role":"user","content":"What's in the README?"},
 		{"role":"assistant","content":"Let me look.","tool_calls":[
@@ -143,12 +152,7 @@ func TestRequestShape(t *testing.T) {
 		]},
 		{"role":"tool","tool_call_id":"call_1","content":"# miniclaw"},
 		{"role":"tool","tool_call_id":"call_2","content":"Error: exit status 1"},
-		{"role":"tool","tool_call_id":"call_3","content":"MEMORY.md"},
-		{"role":"user","content":"Thanks. Summarise it."},
-		{"role":"assistant","content":"It is a gateway."},
-		{"role":"user","content":"Shorter?"}
-	]`)
-}
+		{"role":"tool","tool_call_id":"call_3","content":"MEMORY.md"}`
 
 // Blank texts are not sent, as the Anthropic provider does not send them:
 // OpenAI accepts them, but a blank message tells the model nothing and
