@@ -55,11 +55,11 @@ func BenchmarkComplete(b *testing.B) {
 // A long reply costs in proportion to its length: neither the provider nor
 // the SDK's message accumulator rebuilds the reply text on each delta.
 func TestLongReplyIsLinear(t *testing.T) {
-	pt.WantLinear(t, func(chunks int) { completeLong(t, chunks) })
+	pt.WantLinear(t, completeLong)
 }
 
 func BenchmarkLongReply(b *testing.B) {
-	pt.BenchLongReply(b, func(chunks int) { completeLong(b, chunks) })
+	pt.BenchLongReply(b, completeLong)
 }
 
 // completeLong streams a reply of n text deltas of "x " through the

@@ -360,11 +360,11 @@ func TestConcurrentCompletes(t *testing.T) {
 // A long reply costs in proportion to its length: the reply text is not
 // rebuilt on each chunk.
 func TestLongReplyIsLinear(t *testing.T) {
-	pt.WantLinear(t, func(chunks int) { completeLong(t, chunks) })
+	pt.WantLinear(t, completeLong)
 }
 
 func BenchmarkLongReply(b *testing.B) {
-	pt.BenchLongReply(b, func(chunks int) { completeLong(b, chunks) })
+	pt.BenchLongReply(b, completeLong)
 }
 
 // completeLong streams a reply of n chunks of "x " through the provider

@@ -38,11 +38,11 @@ func allocated(f func()) uint64 {
 // many: about 4 when linear, about 16 when quadratic. Bytes, not time, are
 // measured, so a busy machine does not change the verdict; the test must
 // not be parallel, as other tests' allocations would count.
-func WantLinear(t *testing.T, complete func(chunks int)) {
+func WantLinear(t *testing.T, complete func(t testing.TB, chunks int)) {
 	t.Helper()
 	n := linearChunks
-	small := allocated(func() { complete(n / 4) })
-	large := allocated(func() { complete(n) })
+	small := allocated(func() { complete(t, n/4) })
+	large := allocated(func() { complete(t, n) })
 	if ratio := float64(large) / float64(small); ratio >= 8 {
 		t.Errorf("a reply of %d chunks allocated %d bytes, %.1f times as much as one of %d chunks (%d bytes): the cost grows with the square of the reply",
 			n, large, ratio, n/4, small)
@@ -51,9 +51,9 @@ func WantLinear(t *testing.T, complete func(chunks int)) {
 
 // BenchLongReply runs complete on a reply of 100,000 chunks in b's loop
 // and reports the cost per chunk.
-func BenchLongReply(b *testing.B, complete func(chunks int)) {
+func BenchLongReply(b *testing.B, complete func(t testing.TB, chunks int)) {
 	for b.Loop() {
-		complete(longReply)
+		complete(b, longReply)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*longReply), "ns/chunk")
 }

@@ -134,9 +134,7 @@ func FuzzParse(f *testing.F) {
 // A long reply costs in proportion to its length: the reply text is not
 // rebuilt on each chunk.
 func TestLongReplyIsLinear(t *testing.T) {
-	pt.WantLinear(t, func(chunks int) {
-		completeLong(t, chunks)
-	})
+	pt.WantLinear(t, completeLong)
 }
 
 // completeLong plays a scripted reply of n one-word chunks and checks it.
@@ -145,5 +143,5 @@ func completeLong(t testing.TB, n int) {
 }
 
 func BenchmarkLongReply(b *testing.B) {
-	pt.BenchLongReply(b, func(chunks int) { completeLong(b, chunks) })
+	pt.BenchLongReply(b, completeLong)
 }
