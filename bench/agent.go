@@ -515,17 +515,6 @@ func agentClient(ctx context.Context, ws *websocket.Conn, fake *fakeAnthropic, i
 	}
 }
 
-// agentEvent is the union of the server events an agent turn produces.
-type agentEvent struct {
-	Type     string `json:"type"`
-	Content  string `json:"content"`
-	ToolName string `json:"toolName"`
-	Output   string `json:"output"`
-	IsError  bool   `json:"isError"`
-	Message  string `json:"message"`
-	Code     string `json:"code"`
-}
-
 // agentTurn sends one message and reads its events up to message_done,
 // checking them against what the fake plays: k tool_start/tool_done pairs
 // of read_file returning line R in round R, chunks and message_done.content
@@ -542,7 +531,7 @@ func agentTurn(ws *websocket.Conn, fake *fakeAnthropic, m agentMarker, timeout t
 	var wrong []string
 	starts, dones := 0, 0
 	for range 1000 { // far more events than a turn has
-		var ev agentEvent
+		var ev turnEvent
 		now, err := readEvent(ctx, ws, &ev)
 		if err != nil {
 			return obs, err

@@ -104,22 +104,6 @@ func writeLongWorkspace(dir string, files, kb int) error {
 	return os.WriteFile(filepath.Join(dir, ".openclaw", "TOOLS.md"), []byte(tools), 0o600)
 }
 
-// longEvent is the union of the server events a turn of the long session
-// produces.
-type longEvent struct {
-	Type     string `json:"type"`
-	Content  string `json:"content"`
-	ToolName string `json:"toolName"`
-	Output   string `json:"output"`
-	IsError  bool   `json:"isError"`
-	Message  string `json:"message"`
-	Code     string `json:"code"`
-	// The compaction event's fields; its type and sessionId are shadowed
-	// by the fields above, which json fills instead.
-	protocol.Compaction
-	Context *protocol.Context `json:"context"`
-}
-
 // longObs is one turn as the client saw it.
 type longObs struct {
 	failed      string // an error event ended it
@@ -141,7 +125,7 @@ func runLongTurn(ws *websocket.Conn, t longTurn, timeout time.Duration) (obs lon
 	var wrong []string
 	tools := 0
 	for range 10_000 { // far more events than a turn has
-		var ev longEvent
+		var ev turnEvent
 		if _, err := readEvent(ctx, ws, &ev); err != nil {
 			return obs, err
 		}

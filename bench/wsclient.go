@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/miniclaw/miniclaw/internal/protocol"
 )
 
 // dialTransport is shared by every WebSocket dial; upgraded connections
@@ -55,6 +57,22 @@ func dialSession(ctx context.Context, url, sessionID string) (*websocket.Conn, e
 		return nil, fmt.Errorf("first event is not connected{%s}: %s", sessionID, data)
 	}
 	return ws, nil
+}
+
+// turnEvent is the union of the server events of a turn, agent or long
+// session.
+type turnEvent struct {
+	Type     string `json:"type"`
+	Content  string `json:"content"`
+	ToolName string `json:"toolName"`
+	Output   string `json:"output"`
+	IsError  bool   `json:"isError"`
+	Message  string `json:"message"`
+	Code     string `json:"code"`
+	// The compaction event's fields; its type and sessionId are shadowed
+	// by the fields above, which json fills instead.
+	protocol.Compaction
+	Context *protocol.Context `json:"context"`
 }
 
 // sendMessage writes a chat message; sent is when the write began, after
