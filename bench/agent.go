@@ -68,11 +68,10 @@ type fakeAnthropic struct {
 	url      string
 	conns    atomic.Int64 // TCP connections the gateway opened to it
 	requests atomic.Int64
+	misses   // requests without a marker
 
-	mu        sync.Mutex
-	turns     map[string]*fakeTurn
-	unmatched int    // requests without a marker
-	sample    string // the first of them
+	mu    sync.Mutex
+	turns map[string]*fakeTurn
 }
 
 // fakeTurn is what the fake saw of one turn.
@@ -258,12 +257,20 @@ func (f *fakeAnthropic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.record(m.message(), time.Since(t0), problem, final)
 }
 
-func (f *fakeAnthropic) unmatch(why string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.unmatched++
-	if f.sample == "" {
-		f.sample = why
+// misses counts the requests a fake could not place, and keeps the first
+// one's description. Read it once the fake has stopped.
+type misses struct {
+	mu        sync.Mutex
+	unmatched int
+	sample    string
+}
+
+func (m *misses) unmatch(why string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.unmatched++
+	if m.sample == "" {
+		m.sample = why
 	}
 }
 

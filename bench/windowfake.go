@@ -27,6 +27,7 @@ type windowFake struct {
 	srv    *http.Server
 	url    string
 	window int // tokens
+	misses     // requests the fake did not recognise
 
 	mu    sync.Mutex
 	cache map[[32]byte]struct{} // chain hashes of the prefixes written to the cache
@@ -34,8 +35,6 @@ type windowFake struct {
 	// prevConv the same of the previous one that was not a summary request.
 	prev, prevConv []byte
 	log            []*windowRequest
-	unmatched      int
-	sample         string // the first unmatched request
 }
 
 // Kinds of request the fake recognises.
@@ -406,15 +405,6 @@ func (f *windowFake) finish(r *windowRequest, output int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r.output, r.end = output, time.Now()
-}
-
-func (f *windowFake) unmatch(why string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.unmatched++
-	if f.sample == "" {
-		f.sample = why
-	}
 }
 
 // text streams a text content block in three deltas, then the stop events,
