@@ -68,11 +68,10 @@ type fakeAnthropic struct {
 	url      string
 	conns    atomic.Int64 // TCP connections the gateway opened to it
 	requests atomic.Int64
+	misses   // requests without a marker
 
-	mu        sync.Mutex
-	turns     map[string]*fakeTurn
-	unmatched int    // requests without a marker
-	sample    string // the first of them
+	mu    sync.Mutex
+	turns map[string]*fakeTurn
 }
 
 // fakeTurn is what the fake saw of one turn.
@@ -235,18 +234,9 @@ func (req *fakeRequest) turnState() (m agentMarker, round int, problem string, o
 func (f *fakeAnthropic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t0 := time.Now()
 	f.requests.Add(1)
-	if r.Method != http.MethodPost || r.URL.Path != "/v1/messages" {
-		fakeError(w, http.StatusNotFound, "not_found_error", "the fake serves only POST /v1/messages")
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 32<<20))
-	if err != nil {
-		return
-	}
 	var req fakeRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		f.unmatch("unreadable body: " + err.Error())
-		fakeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+	body, ok := readFakeRequest(w, r, 32<<20, &req, f.unmatch)
+	if !ok {
 		return
 	}
 	m, round, problem, ok := req.turnState()
@@ -262,15 +252,59 @@ func (f *fakeAnthropic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		stream = toolStream(req.Model, m, round+1, len(body))
 	}
-	// A fixed length lets the client see the end of the body with the last
-	// event; with chunked encoding the terminating chunk would go out after
-	// the clock below stops and its delay would count as gateway time.
-	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
+	writeFakeStream(w, stream)
+	f.record(m.message(), time.Since(t0), problem, final)
+}
+
+// misses counts the requests a fake could not place, and keeps the first
+// one's description. Read it once the fake has stopped.
+type misses struct {
+	mu        sync.Mutex
+	unmatched int
+	sample    string
+}
+
+func (m *misses) unmatch(why string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.unmatched++
+	if m.sample == "" {
+		m.sample = why
+	}
+}
+
+// readFakeRequest decodes the body of a POST /v1/messages into req, at
+// most maxBody bytes of it. It answers anything else as the API does, and a
+// body that is not JSON with invalid_request_error, telling unmatch why;
+// !ok means the response is written.
+func readFakeRequest(w http.ResponseWriter, r *http.Request, maxBody int64, req any, unmatch func(why string)) (body []byte, ok bool) {
+	if r.Method != http.MethodPost || r.URL.Path != "/v1/messages" {
+		fakeError(w, http.StatusNotFound, "not_found_error", "the fake serves only POST /v1/messages")
+		return nil, false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	if err != nil {
+		return nil, false
+	}
+	if err := json.Unmarshal(body, req); err != nil {
+		unmatch("unreadable body: " + err.Error())
+		fakeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+		return nil, false
+	}
+	return body, true
+}
+
+// writeFakeStream answers 200 with an SSE body, one write and flush per
+// event, as the API streams them. A fixed length lets the client see the
+// end of the body with the last event; with chunked encoding the
+// terminating chunk would go out after the fake's clock stops and its
+// delay would count as gateway time.
+func writeFakeStream(w http.ResponseWriter, stream []byte) {
+	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Content-Length", strconv.Itoa(len(stream)))
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
-	// One write and flush per event, as the API streams them.
 	for ev := range bytes.SplitAfterSeq(stream, []byte("\n\n")) {
 		if _, err := w.Write(ev); err != nil {
 			break
@@ -278,16 +312,6 @@ func (f *fakeAnthropic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if fl != nil {
 			fl.Flush()
 		}
-	}
-	f.record(m.message(), time.Since(t0), problem, final)
-}
-
-func (f *fakeAnthropic) unmatch(why string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.unmatched++
-	if f.sample == "" {
-		f.sample = why
 	}
 }
 
@@ -498,17 +522,6 @@ func agentClient(ctx context.Context, ws *websocket.Conn, fake *fakeAnthropic, i
 	}
 }
 
-// agentEvent is the union of the server events an agent turn produces.
-type agentEvent struct {
-	Type     string `json:"type"`
-	Content  string `json:"content"`
-	ToolName string `json:"toolName"`
-	Output   string `json:"output"`
-	IsError  bool   `json:"isError"`
-	Message  string `json:"message"`
-	Code     string `json:"code"`
-}
-
 // agentTurn sends one message and reads its events up to message_done,
 // checking them against what the fake plays: k tool_start/tool_done pairs
 // of read_file returning line R in round R, chunks and message_done.content
@@ -517,24 +530,18 @@ type agentEvent struct {
 func agentTurn(ws *websocket.Conn, fake *fakeAnthropic, m agentMarker, timeout time.Duration) (obs agentObs, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	payload, _ := json.Marshal(map[string]string{"type": "message", "content": m.message()})
 	want := strings.Join(agentReply(m), "")
-	obs.sent = time.Now()
-	if err := ws.Write(ctx, websocket.MessageText, payload); err != nil {
-		return obs, fmt.Errorf("write: %w", err)
+	if obs.sent, err = sendMessage(ctx, ws, m.message()); err != nil {
+		return obs, err
 	}
 	var chunks strings.Builder
 	var wrong []string
 	starts, dones := 0, 0
 	for range 1000 { // far more events than a turn has
-		_, data, err := ws.Read(ctx)
+		var ev turnEvent
+		now, err := readEvent(ctx, ws, &ev)
 		if err != nil {
-			return obs, fmt.Errorf("read: %w", err)
-		}
-		now := time.Now()
-		var ev agentEvent
-		if err := json.Unmarshal(data, &ev); err != nil {
-			return obs, fmt.Errorf("bad event %.200s: %w", data, err)
+			return obs, err
 		}
 		switch ev.Type {
 		case "chunk":

@@ -104,22 +104,6 @@ func writeLongWorkspace(dir string, files, kb int) error {
 	return os.WriteFile(filepath.Join(dir, ".openclaw", "TOOLS.md"), []byte(tools), 0o600)
 }
 
-// longEvent is the union of the server events a turn of the long session
-// produces.
-type longEvent struct {
-	Type     string `json:"type"`
-	Content  string `json:"content"`
-	ToolName string `json:"toolName"`
-	Output   string `json:"output"`
-	IsError  bool   `json:"isError"`
-	Message  string `json:"message"`
-	Code     string `json:"code"`
-	// The compaction event's fields; its type and sessionId are shadowed
-	// by the fields above, which json fills instead.
-	protocol.Compaction
-	Context *protocol.Context `json:"context"`
-}
-
 // longObs is one turn as the client saw it.
 type longObs struct {
 	failed      string // an error event ended it
@@ -134,21 +118,16 @@ type longObs struct {
 func runLongTurn(ws *websocket.Conn, t longTurn, timeout time.Duration) (obs longObs, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	payload, _ := json.Marshal(map[string]string{"type": "message", "content": t.message()})
-	if err := ws.Write(ctx, websocket.MessageText, payload); err != nil {
-		return obs, fmt.Errorf("write: %w", err)
+	if _, err := sendMessage(ctx, ws, t.message()); err != nil {
+		return obs, err
 	}
 	var chunks strings.Builder
 	var wrong []string
 	tools := 0
 	for range 10_000 { // far more events than a turn has
-		_, data, err := ws.Read(ctx)
-		if err != nil {
-			return obs, fmt.Errorf("read: %w", err)
-		}
-		var ev longEvent
-		if err := json.Unmarshal(data, &ev); err != nil {
-			return obs, fmt.Errorf("bad event %.200s: %w", data, err)
+		var ev turnEvent
+		if _, err := readEvent(ctx, ws, &ev); err != nil {
+			return obs, err
 		}
 		switch ev.Type {
 		case "chunk":

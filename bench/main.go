@@ -346,39 +346,48 @@ func parseFlags(args []string) (config, error) {
 			c.only[n] = true
 		}
 	}
-	switch {
-	case c.startupRuns < 1 || c.startupRuns > 100:
-		return c, errors.New("-startup-runs: 1 to 100")
-	case c.startupSessions < 0 || c.startupSessions > 1_000_000:
-		return c, errors.New("-startup-sessions: 0 to 1000000")
-	case c.connSessions < 1 || c.connSessions > 100_000:
-		return c, errors.New("-conn-sessions: 1 to 100000")
-	case c.tailMessages < 50 || c.tailMessages > 10_000_000:
-		return c, errors.New("-tail-messages: 50 to 10000000")
-	case c.tailRequests < 1 || c.tailRequests > 100_000:
-		return c, errors.New("-tail-requests: 1 to 100000")
-	case c.loadDuration <= 0 || c.loadDuration > time.Hour:
-		return c, errors.New("-load-duration: above 0, at most 1h")
-	case c.pacedUtil <= 0 || c.pacedUtil > 1:
-		return c, errors.New("-paced-utilization: above 0, at most 1")
-	case c.agentRounds < 1 || c.agentRounds > 9:
+	// Every check runs; the first failure, in flag order, is the error.
+	for _, err := range []error{
+		countIn("startup-runs", c.startupRuns, 1, 100, ""),
+		countIn("startup-sessions", c.startupSessions, 0, 1_000_000, ""),
+		countIn("conn-sessions", c.connSessions, 1, 100_000, ""),
+		countIn("tail-messages", c.tailMessages, 50, 10_000_000, ""),
+		countIn("tail-requests", c.tailRequests, 1, 100_000, ""),
+		aboveZero("load-duration", c.loadDuration, time.Hour, "1h"),
+		aboveZero("paced-utilization", c.pacedUtil, 1, "1"),
 		// The runtime's default MAX_TOOL_ROUNDS is 10: more rounds would
 		// hit its cap instead of ending on the fake's answer.
-		return c, errors.New("-agent-tool-rounds: 1 to 9")
-	case c.agentDuration <= 0 || c.agentDuration > time.Hour:
-		return c, errors.New("-agent-duration: above 0, at most 1h")
-	case c.appendDuration <= 0 || c.appendDuration > time.Hour:
-		return c, errors.New("-append-duration: above 0, at most 1h")
-	case c.longTurns < 1 || c.longTurns > 100_000:
-		return c, errors.New("-long-turns: 1 to 100000")
-	case c.longWindow < 1000 || c.longWindow > 10_000_000:
-		return c, errors.New("-long-window: 1000 to 10000000 tokens")
-	case c.longFiles < 1 || c.longFiles > 100:
-		return c, errors.New("-long-files: 1 to 100")
-	case c.longFileKB < 1 || c.longFileKB > 10_000:
-		return c, errors.New("-long-file-kb: 1 to 10000 (read_file refuses files over 10 MiB)")
+		countIn("agent-tool-rounds", c.agentRounds, 1, 9, ""),
+		aboveZero("agent-duration", c.agentDuration, time.Hour, "1h"),
+		aboveZero("append-duration", c.appendDuration, time.Hour, "1h"),
+		countIn("long-turns", c.longTurns, 1, 100_000, ""),
+		countIn("long-window", c.longWindow, 1000, 10_000_000, " tokens"),
+		countIn("long-files", c.longFiles, 1, 100, ""),
+		countIn("long-file-kb", c.longFileKB, 1, 10_000, " (read_file refuses files over 10 MiB)"),
+	} {
+		if err != nil {
+			return c, err
+		}
 	}
 	return c, nil
+}
+
+// countIn is the error of flag when v is not a count from lo to hi; unit
+// follows the range in the message.
+func countIn(flag string, v, lo, hi int, unit string) error {
+	if v < lo || v > hi {
+		return fmt.Errorf("-%s: %d to %d%s", flag, lo, hi, unit)
+	}
+	return nil
+}
+
+// aboveZero is the error of flag when v is not above 0 and at most hi,
+// which the message says as hiText.
+func aboveZero[T float64 | time.Duration](flag string, v, hi T, hiText string) error {
+	if v <= 0 || v > hi {
+		return fmt.Errorf("-%s: above 0, at most %s", flag, hiText)
+	}
+	return nil
 }
 
 func intList(s, name string) ([]int, error) {

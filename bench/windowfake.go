@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"regexp"
@@ -28,6 +27,7 @@ type windowFake struct {
 	srv    *http.Server
 	url    string
 	window int // tokens
+	misses     // requests the fake did not recognise
 
 	mu    sync.Mutex
 	cache map[[32]byte]struct{} // chain hashes of the prefixes written to the cache
@@ -35,8 +35,6 @@ type windowFake struct {
 	// prevConv the same of the previous one that was not a summary request.
 	prev, prevConv []byte
 	log            []*windowRequest
-	unmatched      int
-	sample         string // the first unmatched request
 }
 
 // Kinds of request the fake recognises.
@@ -365,18 +363,9 @@ func summaryText(body []byte) string {
 
 func (f *windowFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if r.Method != http.MethodPost || r.URL.Path != "/v1/messages" {
-		fakeError(w, http.StatusNotFound, "not_found_error", "the fake serves only POST /v1/messages")
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
-	if err != nil {
-		return
-	}
 	var req windowBody
-	if err := json.Unmarshal(body, &req); err != nil {
-		f.unmatch("unreadable body: " + err.Error())
-		fakeError(w, http.StatusBadRequest, "invalid_request_error", err.Error())
+	body, ok := readFakeRequest(w, r, 64<<20, &req, f.unmatch)
+	if !ok {
 		return
 	}
 	c, err := canonicalize(&req)
@@ -408,18 +397,7 @@ func (f *windowFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.unmatch(fmt.Sprintf("%d messages, %d tools, the last message %.200s", len(req.Messages), len(req.Tools), req.Messages[len(req.Messages)-1].Content))
 		out = s.text("ok")
 	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Content-Length", strconv.Itoa(s.Len()))
-	w.WriteHeader(http.StatusOK)
-	fl, _ := w.(http.Flusher)
-	for ev := range bytes.SplitAfterSeq(s.Bytes(), []byte("\n\n")) {
-		if _, err := w.Write(ev); err != nil {
-			break
-		}
-		if fl != nil {
-			fl.Flush()
-		}
-	}
+	writeFakeStream(w, s.Bytes())
 	f.finish(rec, out)
 }
 
@@ -427,15 +405,6 @@ func (f *windowFake) finish(r *windowRequest, output int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r.output, r.end = output, time.Now()
-}
-
-func (f *windowFake) unmatch(why string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.unmatched++
-	if f.sample == "" {
-		f.sample = why
-	}
 }
 
 // text streams a text content block in three deltas, then the stop events,

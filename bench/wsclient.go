@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/miniclaw/miniclaw/internal/protocol"
 )
 
 // dialTransport is shared by every WebSocket dial; upgraded connections
@@ -55,6 +57,47 @@ func dialSession(ctx context.Context, url, sessionID string) (*websocket.Conn, e
 		return nil, fmt.Errorf("first event is not connected{%s}: %s", sessionID, data)
 	}
 	return ws, nil
+}
+
+// turnEvent is the union of the server events of a turn, agent or long
+// session.
+type turnEvent struct {
+	Type     string `json:"type"`
+	Content  string `json:"content"`
+	ToolName string `json:"toolName"`
+	Output   string `json:"output"`
+	IsError  bool   `json:"isError"`
+	Message  string `json:"message"`
+	Code     string `json:"code"`
+	// The compaction event's fields; its type and sessionId are shadowed
+	// by the fields above, which json fills instead.
+	protocol.Compaction
+	Context *protocol.Context `json:"context"`
+}
+
+// sendMessage writes a chat message; sent is when the write began, after
+// the encoding, so a timed turn leaves out the client's JSON work.
+func sendMessage(ctx context.Context, ws *websocket.Conn, content string) (sent time.Time, err error) {
+	payload, _ := json.Marshal(map[string]string{"type": "message", "content": content})
+	sent = time.Now()
+	if err := ws.Write(ctx, websocket.MessageText, payload); err != nil {
+		return sent, fmt.Errorf("write: %w", err)
+	}
+	return sent, nil
+}
+
+// readEvent reads the next server event into ev; at is when it arrived,
+// before the decoding. An error means the connection is no longer usable.
+func readEvent(ctx context.Context, ws *websocket.Conn, ev any) (at time.Time, err error) {
+	_, data, err := ws.Read(ctx)
+	if err != nil {
+		return at, fmt.Errorf("read: %w", err)
+	}
+	at = time.Now()
+	if err := json.Unmarshal(data, ev); err != nil {
+		return at, fmt.Errorf("bad event %.200s: %w", data, err)
+	}
+	return at, nil
 }
 
 // dialMany opens one connection per session ID, at most par handshakes at

@@ -142,17 +142,7 @@ func TestKilledLockHolder(t *testing.T) {
 	s, dir := newStore(t)
 	mustCreate(t, s, "held", "webchat")
 	cmd := helperCmd(t, envHelper+"=lock", envDir+"="+dir, envID+"=held")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
-	if !sc.Scan() || sc.Text() != "locked" {
-		t.Fatalf("child did not take the lock: %q %v", sc.Text(), sc.Err())
-	}
+	startLocked(t, cmd, "the lock")
 
 	res := make(chan error, 1)
 	go func() {
@@ -196,6 +186,14 @@ func holdTurn(t *testing.T, dir, id string) turnHolder {
 	if err != nil {
 		t.Fatal(err)
 	}
+	startLocked(t, cmd, "the turn lock")
+	return turnHolder{cmd, in}
+}
+
+// startLocked starts a helper process and waits for the "locked" line it
+// prints once it holds lock.
+func startLocked(t *testing.T, cmd *exec.Cmd, lock string) {
+	t.Helper()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -205,9 +203,8 @@ func holdTurn(t *testing.T, dir, id string) turnHolder {
 	}
 	sc := bufio.NewScanner(out)
 	if !sc.Scan() || sc.Text() != "locked" {
-		t.Fatalf("child did not take the turn lock: %q %v", sc.Text(), sc.Err())
+		t.Fatalf("child did not take %s: %q %v", lock, sc.Text(), sc.Err())
 	}
-	return turnHolder{cmd, in}
 }
 
 // lockTurnAsync runs LockTurn in a goroutine; waiting receives once when

@@ -146,7 +146,15 @@ func TestRequestShape(t *testing.T) {
 	// The assistant's tool calls are tool_use blocks after its text; their
 	// results open the next user message, and the user's next text joins it.
 	// A result with no output carries no (empty, hence rejected) text block.
-	pt.JSONEqual(t, "messages", w.Messages, `[
+	pt.JSONEqual(t, "messages", w.Messages, wireToolConversation+`,
+		{"role":"user","content":[{"type":"text","text":"Shorter?","cache_control":{"type":"ephemeral"}}]}
+	]`)
+}
+
+// wireToolConversation is the messages array of pt.ToolConversation as the
+// provider sends it, up to the last user message, without its closing
+// bracket.
+const wireToolConversation = `[
 		{"role":"user","content":[{"type":"text","text":"What's in the README?"}]},
 		{"role":"assistant","content":[
 			{"type":"text","text":"Let me look."},
@@ -160,10 +168,7 @@ func TestRequestShape(t *testing.T) {
 			{"type":"tool_result","tool_use_id":"toolu_3","is_error":false},
 			{"type":"text","text":"Thanks. Summarise it.","cache_control":{"type":"ephemeral"}}
 		]},
-		{"role":"assistant","content":[{"type":"text","text":"It is a gateway."}]},
-		{"role":"user","content":[{"type":"text","text":"Shorter?","cache_control":{"type":"ephemeral"}}]}
-	]`)
-}
+		{"role":"assistant","content":[{"type":"text","text":"It is a gateway."}]}`
 
 func TestRequestWithoutSystemOrTools(t *testing.T) {
 	api := pt.NewFakeAPI(t, sse(t, "text.sse"))

@@ -55,14 +55,11 @@ func BenchmarkComplete(b *testing.B) {
 // A long reply costs in proportion to its length: neither the provider nor
 // the SDK's message accumulator rebuilds the reply text on each delta.
 func TestLongReplyIsLinear(t *testing.T) {
-	pt.WantLinear(t, func(chunks int) { completeLong(t, chunks) })
+	pt.WantLinear(t, completeLong)
 }
 
 func BenchmarkLongReply(b *testing.B) {
-	for b.Loop() {
-		completeLong(b, pt.LongReply)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*pt.LongReply), "ns/chunk")
+	pt.BenchLongReply(b, completeLong)
 }
 
 // completeLong streams a reply of n text deltas of "x " through the
@@ -77,14 +74,8 @@ func completeLong(t testing.TB, n int) {
 	body.WriteString("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n")
 	body.WriteString("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":2}}\n\n")
 	body.WriteString("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Write(body.Bytes())
-	}))
-	defer srv.Close()
-	got := 0
-	resp, err := New(Options{APIKey: "k", BaseURL: srv.URL}).Complete(context.Background(), simpleRequest(), func(string) { got++ })
-	if err != nil || got != n || len(resp.Text) != 2*n || resp.StopReason != "end_turn" {
-		t.Fatalf("%d chunks relayed, %d bytes of text, stop %q, err %v; want %d chunks", got, len(resp.Text), resp.StopReason, err, n)
+	resp := pt.CompleteLongHTTP(t, body.Bytes(), func(url string) core.Provider { return New(Options{APIKey: "k", BaseURL: url}) }, simpleRequest(), n)
+	if resp.StopReason != "end_turn" {
+		t.Fatalf("stop %q, want end_turn", resp.StopReason)
 	}
 }

@@ -39,21 +39,7 @@ func TestCacheBreakpoints(t *testing.T) {
 	}
 	pt.JSONEqual(t, "last tool's cache_control", tools[1]["cache_control"], `{"type":"ephemeral"}`)
 	validMessages(t, f["messages"])
-	pt.JSONEqual(t, "messages", f["messages"], `[
-		{"role":"user","content":[{"type":"text","text":"What's in the README?"}]},
-		{"role":"assistant","content":[
-			{"type":"text","text":"Let me look."},
-			{"type":"tool_use","id":"toolu_1","name":"read_file","input":{"path":"README.md"}},
-			{"type":"tool_use","id":"toolu_2","name":"bash","input":{"command":"false"}},
-			{"type":"tool_use","id":"toolu_3","name":"memory_list","input":{}}
-		]},
-		{"role":"user","content":[
-			{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"# miniclaw"}],"is_error":false},
-			{"type":"tool_result","tool_use_id":"toolu_2","content":[{"type":"text","text":"exit status 1"}],"is_error":true},
-			{"type":"tool_result","tool_use_id":"toolu_3","is_error":false},
-			{"type":"text","text":"Thanks. Summarise it.","cache_control":{"type":"ephemeral"}}
-		]},
-		{"role":"assistant","content":[{"type":"text","text":"It is a gateway."}]},
+	pt.JSONEqual(t, "messages", f["messages"], wireToolConversation+`,
 		{"role":"user","content":[
 			{"type":"text","text":"Shorter?","cache_control":{"type":"ephemeral"}},
 			{"type":"text","text":"<miniclaw-context>\n- Time: 2025-03-14 15:09:26 UTC (Friday)\n</miniclaw-context>"}

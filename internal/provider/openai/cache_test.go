@@ -23,32 +23,12 @@ func TestVolatileAfterTheConversation(t *testing.T) {
 	pt.MustComplete(t, p, req)
 
 	reqs := api.Requests()
-	pt.JSONEqual(t, "messages", pt.JSONFields(t, reqs[0].Body)["messages"], `[
-		{"role":"system","content":"You are miniclaw.\n\n## Runtime Information\ncwd: /tmp"},
-		{"role":"user","content":"What's in the README?"},
-		{"role":"assistant","content":"Let me look.","tool_calls":[
-			{"id":"call_1","type":"function","function":{"name":"read_file","arguments":"{\"path\":\"README.md\"}"}},
-			{"id":"call_2","type":"function","function":{"name":"bash","arguments":"{\"command\":\"false\"}"}},
-			{"id":"call_3","type":"function","function":{"name":"memory_list","arguments":"{}"}}
-		]},
-		{"role":"tool","tool_call_id":"call_1","content":"# miniclaw"},
-		{"role":"tool","tool_call_id":"call_2","content":"Error: exit status 1"},
-		{"role":"tool","tool_call_id":"call_3","content":"MEMORY.md"},
+	pt.JSONEqual(t, "messages", pt.JSONFields(t, reqs[0].Body)["messages"], wireToolConversation+`,
 		{"role":"user","content":"Thanks. Summarise it."},
 		{"role":"assistant","content":"It is a gateway."},
 		{"role":"user","content":"Shorter?\n\n<miniclaw-context>\n- Time: 2025-03-14 15:09:26 UTC (Friday)\n</miniclaw-context>"}
 	]`)
-	pt.JSONEqual(t, "messages", pt.JSONFields(t, reqs[1].Body)["messages"], `[
-		{"role":"system","content":"You are miniclaw.\n\n## Runtime Information\ncwd: /tmp"},
-		{"role":"user","content":"What's in the README?"},
-		{"role":"assistant","content":"Let me look.","tool_calls":[
-			{"id":"call_1","type":"function","function":{"name":"read_file","arguments":"{\"path\":\"README.md\"}"}},
-			{"id":"call_2","type":"function","function":{"name":"bash","arguments":"{\"command\":\"false\"}"}},
-			{"id":"call_3","type":"function","function":{"name":"memory_list","arguments":"{}"}}
-		]},
-		{"role":"tool","tool_call_id":"call_1","content":"# miniclaw"},
-		{"role":"tool","tool_call_id":"call_2","content":"Error: exit status 1"},
-		{"role":"tool","tool_call_id":"call_3","content":"MEMORY.md"},
+	pt.JSONEqual(t, "messages", pt.JSONFields(t, reqs[1].Body)["messages"], wireToolConversation+`,
 		{"role":"user","content":"<miniclaw-context>\n- Time: 2025-03-14 15:09:26 UTC (Friday)\n</miniclaw-context>"}
 	]`)
 }

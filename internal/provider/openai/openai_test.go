@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -134,7 +133,16 @@ func TestRequestShape(t *testing.T) {
 	]`)
 	// System first; each assistant tool call listed with its arguments as a
 	// string, then one "tool" message per call, in order.
-	pt.JSONEqual(t, "messages", body["messages"], `[
+	pt.JSONEqual(t, "messages", body["messages"], wireToolConversation+`,
+		{"role":"user","content":"Thanks. Summarise it."},
+		{"role":"assistant","content":"It is a gateway."},
+		{"role":"user","content":"Shorter?"}
+	]`)
+}
+
+// wireToolConversation is the messages array of pt.ToolConversation as the
+// provider sends it, up to the tool results, without its closing bracket.
+const wireToolConversation = `[
 		{"role":"system","content":"You are miniclaw.\n\n## Runtime Information\ncwd: /tmp"},
 		{"role":"user","content":"What's in the README?"},
 		{"role":"assistant","content":"Let me look.","tool_calls":[
@@ -144,12 +152,7 @@ func TestRequestShape(t *testing.T) {
 		]},
 		{"role":"tool","tool_call_id":"call_1","content":"# miniclaw"},
 		{"role":"tool","tool_call_id":"call_2","content":"Error: exit status 1"},
-		{"role":"tool","tool_call_id":"call_3","content":"MEMORY.md"},
-		{"role":"user","content":"Thanks. Summarise it."},
-		{"role":"assistant","content":"It is a gateway."},
-		{"role":"user","content":"Shorter?"}
-	]`)
-}
+		{"role":"tool","tool_call_id":"call_3","content":"MEMORY.md"}`
 
 // Blank texts are not sent, as the Anthropic provider does not send them:
 // OpenAI accepts them, but a blank message tells the model nothing and
@@ -357,14 +360,11 @@ func TestConcurrentCompletes(t *testing.T) {
 // A long reply costs in proportion to its length: the reply text is not
 // rebuilt on each chunk.
 func TestLongReplyIsLinear(t *testing.T) {
-	pt.WantLinear(t, func(chunks int) { completeLong(t, chunks) })
+	pt.WantLinear(t, completeLong)
 }
 
 func BenchmarkLongReply(b *testing.B) {
-	for b.Loop() {
-		completeLong(b, pt.LongReply)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*pt.LongReply), "ns/chunk")
+	pt.BenchLongReply(b, completeLong)
 }
 
 // completeLong streams a reply of n chunks of "x " through the provider
@@ -375,16 +375,7 @@ func completeLong(t testing.TB, n int) {
 		body.WriteString("data: {\"choices\":[{\"delta\":{\"content\":\"x \"}}]}\n\n")
 	}
 	body.WriteString("data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Write(body.Bytes())
-	}))
-	defer srv.Close()
-	got := 0
-	resp, err := New(Options{BaseURL: srv.URL}).Complete(context.Background(), simpleRequest(), func(string) { got++ })
-	if err != nil || got != n || len(resp.Text) != 2*n {
-		t.Fatalf("%d chunks relayed, %d bytes of text, err %v; want %d chunks", got, len(resp.Text), err, n)
-	}
+	pt.CompleteLongHTTP(t, body.Bytes(), func(url string) core.Provider { return New(Options{BaseURL: url}) }, simpleRequest(), n)
 }
 
 // TestContextLengthIsAnOverflow: the 400s of OpenAI, llama.cpp, vLLM and

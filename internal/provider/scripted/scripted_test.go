@@ -134,24 +134,14 @@ func FuzzParse(f *testing.F) {
 // A long reply costs in proportion to its length: the reply text is not
 // rebuilt on each chunk.
 func TestLongReplyIsLinear(t *testing.T) {
-	pt.WantLinear(t, func(chunks int) {
-		completeLong(t, chunks)
-	})
+	pt.WantLinear(t, completeLong)
 }
 
 // completeLong plays a scripted reply of n one-word chunks and checks it.
 func completeLong(t testing.TB, n int) {
-	p := &Provider{turns: []Turn{{Text: strings.Repeat("x ", n)}}}
-	got := 0
-	resp, err := p.Complete(context.Background(), userReq("go", false), func(string) { got++ })
-	if err != nil || got != n || len(resp.Text) != 2*n {
-		t.Fatalf("%d chunks relayed, %d bytes of text, err %v; want %d chunks", got, len(resp.Text), err, n)
-	}
+	pt.CompleteLong(t, &Provider{turns: []Turn{{Text: strings.Repeat("x ", n)}}}, userReq("go", false), n)
 }
 
 func BenchmarkLongReply(b *testing.B) {
-	for b.Loop() {
-		completeLong(b, pt.LongReply)
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*pt.LongReply), "ns/chunk")
+	pt.BenchLongReply(b, completeLong)
 }
