@@ -20,7 +20,7 @@ const summaryLead = "[miniclaw] Summary of the earlier conversation (the transcr
 
 // newTurn prepares a turn of session from its history (see Run).
 func (r *Runtime) newTurn(session string, history []core.Message, ev Events) *turn {
-	t := &turn{r: r, ev: ev, id: session, hist: history, window: r.ContextWindow}
+	t := &turn{r: r, ev: ev, id: session, hist: history, window: r.Sizes.Window(r.ContextWindow)}
 	if len(history) > 0 && history[0].Role == core.RoleSummary {
 		t.summary, t.from = history[0].Content, 1
 	}
@@ -163,6 +163,7 @@ func (t *turn) shrink(req core.Request, err error) {
 	}
 	if oe != nil && oe.Limit > 0 && (t.window <= 0 || oe.Limit < t.window) {
 		t.window = oe.Limit
+		t.r.Sizes.LearnWindow(oe.Limit)
 	}
 	if t.window <= 0 || t.fits(req) {
 		// What was refused would pass the budget as it stands: aim at

@@ -32,11 +32,7 @@ func readTurn(i int) []core.Message {
 func windowed(window int64) *fakeProvider {
 	p := &fakeProvider{}
 	p.next = func(n int, req core.Request) reply {
-		size := int64(len(req.System))
-		for _, m := range req.Messages {
-			size += budget.MessageBytes(m)
-		}
-		tokens := size * 2 / 7
+		tokens := windowedTokens(req)
 		if tokens > window-int64(budget.BytesPerToken) {
 			return reply{err: &core.OverflowError{Provider: "fake", Tokens: tokens, Limit: window, Detail: fmt.Sprintf("prompt is too long: %d tokens > %d maximum", tokens, window)}}
 		}
@@ -47,6 +43,12 @@ func windowed(window int64) *fakeProvider {
 		return reply{chunks: []string{"ok"}, usage: u}
 	}
 	return p
+}
+
+// windowedTokens is a request's size as windowed counts it: every part the
+// estimate counts, at 3.5 bytes a token instead of 4.
+func windowedTokens(req core.Request) int64 {
+	return budget.Estimate(req) * 8 / 7
 }
 
 // TestOldToolOutputsAreElidedFirst: over budget, the outputs of all but the
@@ -165,6 +167,7 @@ func TestOverflowIsRecoveredOnce(t *testing.T) {
 	p := windowed(30_000)
 	e := newEnv(t, p)
 	e.rt.ContextWindow, e.rt.ReplyTokens = 1_000_000, 8192
+	e.rt.Sizes = budget.NewCalibration()
 	var compactions int
 	res, err := e.rt.Run(context.Background(), "s", hist, Events{OnCompaction: func(Compaction) { compactions++ }})
 	if err != nil || res.Text != "ok" || compactions != 1 {
@@ -172,6 +175,17 @@ func TestOverflowIsRecoveredOnce(t *testing.T) {
 	}
 	if reqs := p.requests(t); len(reqs) != 3 {
 		t.Errorf("%d requests, want 3: the refused one, the summary, the retry", len(reqs))
+	}
+	// The window the model named is kept: the next turn fits its request
+	// to it instead of being refused again.
+	hist = append(append(append(hist, asst("ok")), readTurn(5)...), user("and now?"))
+	if res, err := e.rt.Run(context.Background(), "s", hist, Events{}); err != nil || res.Text != "ok" {
+		t.Fatalf("next turn: Run = %q, %v", res.Text, err)
+	}
+	for i, req := range p.requests(t)[3:] {
+		if n := windowedTokens(req); n > 30_000 {
+			t.Errorf("next turn: request %d of %d tokens was sent over the 30,000 the model named", i, n)
+		}
 	}
 
 	always := &fakeProvider{replies: []reply{{err: &core.OverflowError{Provider: "fake", Detail: "prompt is too long"}}}}

@@ -70,6 +70,7 @@ const (
 type Calibration struct {
 	mu     sync.Mutex
 	ratios map[string]float64
+	window int64 // the smallest window a provider named in a refusal; 0 for none
 }
 
 // NewCalibration returns an empty calibration.
@@ -89,6 +90,34 @@ func (c *Calibration) Tokens(session string, estimate int64) int64 {
 		c.mu.Unlock()
 	}
 	return int64(float64(estimate)*r + 0.5)
+}
+
+// LearnWindow records the window a provider named when it refused a
+// prompt as too long (the configured one was larger than the model's), so
+// later turns fit their requests to it instead of being refused again.
+func (c *Calibration) LearnWindow(limit int64) {
+	if c == nil || limit <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.window == 0 || limit < c.window {
+		c.window = limit
+	}
+}
+
+// Window is the window to fit requests to: the configured one, or the
+// smaller one a provider named.
+func (c *Calibration) Window(configured int64) int64 {
+	if c == nil {
+		return configured
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.window > 0 && (configured <= 0 || c.window < configured) {
+		return c.window
+	}
+	return configured
 }
 
 // Observe records that a request estimated at estimate tokens was counted
