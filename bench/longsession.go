@@ -244,6 +244,7 @@ type longFigures struct {
 	summaryTook                   []time.Duration
 	bytesConv, sharedConv         int // conversation requests (not summaries)
 	bytesOutside, sharedOutside   int // the same without the first request after each summary
+	seenOutside                   int // of bytesOutside, those the previous request already carried
 	bytesAll, sharedAll           int // all accepted requests, shared without the breakpoint limit
 	input, read, write, output    int
 	firstOverTurn, firstOverToken int
@@ -288,6 +289,7 @@ func reduceLong(reqs []windowRequest) longFigures {
 		if !afterSummary {
 			g.bytesOutside += r.bytes
 			g.sharedOutside += r.shared
+			g.seenOutside += r.seen
 		}
 		afterSummary = false
 	}
@@ -391,8 +393,8 @@ func measureLongSession(ctx context.Context, b *bench) error {
 
 	share := ratio(g.sharedOutside, g.bytesOutside)
 	b.add(label+": prefix-cacheable share",
-		fmt.Sprintf("**%s** of input bytes outside compactions (all conversation requests %s; %d of %d accepted requests carry cache_control); bytes identical to the previous request's prefix regardless of breakpoints: %s",
-			pctOf(g.sharedOutside, g.bytesOutside), pctOf(g.sharedConv, g.bytesConv), g.withBreaks, g.requests-g.over, pctOf(g.sharedAll, g.bytesAll)),
+		fmt.Sprintf("**%s** of input bytes outside compactions, of at most %s (the rest is new in each request: the file just read, the new message); all conversation requests %s; %d of %d accepted requests carry cache_control; bytes identical to the previous request's prefix regardless of breakpoints: %s",
+			pctOf(g.sharedOutside, g.bytesOutside), pctOf(g.seenOutside, g.bytesOutside), pctOf(g.sharedConv, g.bytesConv), g.withBreaks, g.requests-g.over, pctOf(g.sharedAll, g.bytesAll)),
 		fmt.Sprintf("≥ %.0f%% outside compactions", 100*longCacheTarget), verdict(share >= longCacheTarget))
 
 	all := g.input + g.read + g.write

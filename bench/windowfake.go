@@ -56,6 +56,10 @@ type windowRequest struct {
 	lastBreak int // canonical bytes up to the end of the last of them
 	prefix    int // bytes identical to the previous request's prefix (see account)
 	shared    int // prefix, counted only up to lastBreak
+	// seen is the most a prefix cache could serve: the bytes the previous
+	// conversation request already carried (what is new in this one, such
+	// as a file just read, no cache can serve).
+	seen int
 	over      bool
 	input     int // usage the fake reported: full price, cache read, cache write, output
 	read      int
@@ -260,6 +264,7 @@ func (f *windowFake) account(c *canonical, kind string, turn int, start time.Tim
 	}
 	r.prefix = max(commonPrefix(c.buf, f.prev), commonPrefix(c.buf, f.prevConv))
 	r.shared = min(r.prefix, r.lastBreak)
+	r.seen = min(len(c.buf), len(f.prevConv))
 	hit := 0
 	for _, bi := range c.breaks {
 		for j := bi; j >= 0 && j > bi-cacheLookback; j-- {
