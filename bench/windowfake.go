@@ -59,14 +59,14 @@ type windowRequest struct {
 	// seen is the most a prefix cache could serve: the bytes the previous
 	// conversation request already carried (what is new in this one, such
 	// as a file just read, no cache can serve).
-	seen int
-	over      bool
-	input     int // usage the fake reported: full price, cache read, cache write, output
-	read      int
-	write     int
-	output    int
-	start     time.Time
-	end       time.Time
+	seen   int
+	over   bool
+	input  int // usage the fake reported: full price, cache read, cache write, output
+	read   int
+	write  int
+	output int
+	start  time.Time
+	end    time.Time
 }
 
 // windowTokens is the fake's tokenizer: one token per 4 bytes, rounded up.
