@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/miniclaw/miniclaw/internal/agent"
-	"github.com/miniclaw/miniclaw/internal/budget"
 	"github.com/miniclaw/miniclaw/internal/config"
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/gateway"
@@ -22,9 +20,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/provider/openai"
 	"github.com/miniclaw/miniclaw/internal/provider/scripted"
 	"github.com/miniclaw/miniclaw/internal/sandbox"
-	"github.com/miniclaw/miniclaw/internal/session"
 	"github.com/miniclaw/miniclaw/internal/skills"
-	"github.com/miniclaw/miniclaw/internal/tools"
 	"github.com/miniclaw/miniclaw/web"
 	"golang.org/x/sys/unix"
 )
@@ -40,61 +36,26 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	hideEnvironment(log)
-
-	provider, err := newProvider(cfg)
+	e, err := openEngine(cfg, log)
 	if err != nil {
 		return err
 	}
-	warning := ""
-	if cfg.ProviderDefaulted {
-		warning = scriptedWarning
-		log.Warn("!!! " + warning)
+	defer e.close() // after the server: writes pending metas and the index snapshot
+	if e.warning != "" {
+		log.Warn("!!! " + e.warning)
 	}
-	ws, err := tools.OpenWorkspace(cfg.Workspace)
-	if err != nil {
-		return fmt.Errorf("MINI_OPENCLAW_WORKSPACE: %w", err)
-	}
-	defer ws.Close()
-	sb, err := newSandbox(cfg, log)
-	if err != nil {
-		return err
-	}
-	defer sb.close()
-	mem := &memory.Store{Workspace: cfg.Workspace, Dir: cfg.MemoryDir, Fsync: cfg.Fsync == config.FsyncAlways, Log: log}
-	toolSet := tools.NewSet(append(ws.FileTools(), tools.Bash{Dir: ws.Dir(), Timeout: cfg.BashTimeout, Sandbox: sb.Sandbox})...)
-	toolSet.Add(mem.Tools()...)
-	// Indexed now, so a malformed skill is reported at startup, not at the first turn.
-	skillIndex := skills.New(cfg.SkillsDir, cfg.Workspace, log)
-	nskills := len(skillIndex.Skills())
-	store, err := session.Open(cfg.SessionsDir, session.Options{Fsync: cfg.Fsync == config.FsyncAlways, Logger: log, Workspace: cfg.Workspace})
-	if err != nil {
-		return err
-	}
-	defer store.Close() // after the server: writes pending metas and the index snapshot
+	store := e.store
 	srv := gateway.New(gateway.Options{
-		Store: store,
-		Runtime: &agent.Runtime{
-			Provider: provider, Model: cfg.Model, Workspace: cfg.Workspace,
-			Tools: toolSet, MaxToolRounds: cfg.MaxToolRounds,
-			Knowledge: knowledge{mem, skillIndex},
-			AfterTurn: mem.RecordTurn,
-			// The reply's room is the Anthropic provider's max_tokens (the
-			// OpenAI one sends none: the same room is kept), at most a
-			// quarter of a small window.
-			ContextWindow: int64(cfg.ContextWindow), ReplyTokens: min(anthropic.DefaultMaxTokens, int64(cfg.ContextWindow)/4),
-			Sizes: budget.NewCalibration(),
-			// Compact before a history outgrows what a turn reads back.
-			MaxHistory: cfg.MaxContext * 3 / 4,
-		},
+		Store:           store,
+		Runtime:         e.runtime,
 		Logger:          log,
 		Token:           cfg.Token,
 		OriginPatterns:  cfg.AllowedOrigins,
 		AllowedHosts:    cfg.AllowedHosts,
 		MaxContext:      cfg.MaxContext,
-		ProviderWarning: warning,
-		Sandbox:         sb.Status().String(),
-		SandboxWarning:  sb.Status().Warning(),
+		ProviderWarning: e.warning,
+		Sandbox:         e.sandbox.Status().String(),
+		SandboxWarning:  e.sandbox.Status().Warning(),
 		Page:            web.Handler(),
 		TurnLockTimeout: cfg.TurnLockTimeout,
 	})
@@ -103,8 +64,8 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("listen on %s (MINI_OPENCLAW_HOST/MINI_OPENCLAW_PORT): %w", cfg.Addr(), err)
 	}
 	log.Info("miniclaw gateway listening",
-		"url", "http://"+ln.Addr().String(), "provider", provider.Name(), "model", cfg.Model,
-		"workspace", cfg.Workspace, "data", cfg.DataDir, "sessions", store.Len(), "skills", nskills, "auth", cfg.Token != "",
+		"url", "http://"+ln.Addr().String(), "provider", e.runtime.Provider.Name(), "model", cfg.Model,
+		"workspace", cfg.Workspace, "data", cfg.DataDir, "sessions", store.Len(), "skills", e.skills, "auth", cfg.Token != "",
 		"context", fmt.Sprintf("context window %d tokens (%s)", cfg.ContextWindow, cfg.ContextWindowSource))
 
 	serveErr := make(chan error, 1)

@@ -178,24 +178,15 @@ var ErrHelp = flag.ErrHelp
 func Load(getenv func(string) string, args []string, out io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("miniclaw gateway", flag.ContinueOnError)
 	fs.SetOutput(out)
-	flagVals := map[string]*string{}
-	for _, s := range settings {
-		if s.flag == "" {
-			continue
-		}
-		help := fmt.Sprintf("%s (env %s", s.help, s.env)
-		if s.def != "" && !s.secret {
-			help += ", default " + s.def
-		}
-		flagVals[s.flag] = fs.String(s.flag, "", help+")")
-	}
+	resolve := Flags(fs, getenv)
+	flagVal := func(name string) string { return fs.Lookup(name).Value.String() }
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: miniclaw gateway [flags]\n\nRuns the gateway: HTTP, WebSocket and the WebChat on one port.\nFlags override the environment variables named beside them.\n\n")
 		fs.PrintDefaults()
 		// What the window resolves to, from what is known so far.
-		model := cmp.Or(*flagVals["model"], getenv("MINI_OPENCLAW_MODEL"), defaultOf("MINI_OPENCLAW_MODEL"))
+		model := cmp.Or(flagVal("model"), getenv("MINI_OPENCLAW_MODEL"), defaultOf("MINI_OPENCLAW_MODEL"))
 		window, source := DefaultContextWindow(model)
-		if v := cmp.Or(*flagVals["context-window"], getenv("MINI_OPENCLAW_CONTEXT_WINDOW")); v != "" {
+		if v := cmp.Or(flagVal("context-window"), getenv("MINI_OPENCLAW_CONTEXT_WINDOW")); v != "" {
 			fmt.Fprintf(out, "\nContext window: %s tokens (set).\n", v)
 		} else {
 			fmt.Fprintf(out, "\nContext window: %d tokens for model %s (%s).\n", window, model, source)
@@ -208,6 +199,31 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q (see miniclaw gateway --help)", fs.Arg(0))
 	}
+	return resolve()
+}
+
+// Flags adds every setting's flag to fs, for the commands that run what the
+// gateway runs (miniclaw gateway, miniclaw agent). After fs.Parse, the
+// returned function resolves the configuration as Load does: flags over the
+// environment over the defaults, every bad value an error naming it.
+func Flags(fs *flag.FlagSet, getenv func(string) string) func() (Config, error) {
+	flagVals := map[string]*string{}
+	for _, s := range settings {
+		if s.flag == "" {
+			continue
+		}
+		help := fmt.Sprintf("%s (env %s", s.help, s.env)
+		if s.def != "" && !s.secret {
+			help += ", default " + s.def
+		}
+		flagVals[s.flag] = fs.String(s.flag, "", help+")")
+	}
+	return func() (Config, error) { return resolve(fs, flagVals, getenv) }
+}
+
+// resolve is the configuration from the flags of fs once parsed (flagVals
+// by flag name), the environment and the defaults.
+func resolve(fs *flag.FlagSet, flagVals map[string]*string, getenv func(string) string) (Config, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 

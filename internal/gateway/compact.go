@@ -40,12 +40,12 @@ func (s *Server) compactNow(ctx context.Context, id string) compactResult {
 		json.Unmarshal(ev, &e) // encoded by errorEvent
 		return compactResult{code: e.Code, msg: e.Message}
 	}
-	lock, failed := s.waitTurn(ctx, id, log)
+	lock, failed := s.turns.Lock(ctx, id, log, s.statusTo(id))
 	if failed != nil {
 		return fail(failed)
 	}
 	defer lock.Unlock()
-	recent, failed := s.recent(id, log)
+	recent, failed := s.turns.Recent(id, log)
 	if failed != nil {
 		return fail(failed)
 	}
@@ -54,11 +54,13 @@ func (s *Server) compactNow(ctx context.Context, id string) compactResult {
 	case errors.Is(err, agent.ErrNothingToCompact):
 		return compactResult{code: protocol.CodeConflict, msg: err.Error()}
 	case err != nil:
-		code, level := s.endCode(ctx, protocol.CodeProvider)
+		code, level := s.turns.EndCode(ctx, protocol.CodeProvider)
 		level("compaction failed", "session", id, "code", code, "err", err)
 		return compactResult{code: code, msg: err.Error()}
 	}
-	return compactResult{ev: s.saveCompaction(id, recent, c, log)}
+	ev := s.turns.SaveCompaction(id, recent, c, log)
+	s.hub.broadcast(id, protocol.Encode(ev))
+	return compactResult{ev: ev}
 }
 
 // handleCompact queues a /compact of the client's session (or the one the

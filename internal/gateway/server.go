@@ -23,6 +23,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/agent"
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/internal/turn"
 )
 
 // Options configure a Server.
@@ -86,6 +87,7 @@ type Server struct {
 	log   *slog.Logger
 	store *session.Store
 	hub   *hub
+	turns *turn.Player
 	start time.Time
 	http  *http.Server
 
@@ -117,6 +119,7 @@ func New(opt Options) *Server {
 		start:     time.Now(),
 		interrupt: interrupt,
 		conns:     map[*conn]struct{}{},
+		turns:     &turn.Player{Store: opt.Store, Runtime: opt.Runtime, Log: opt.Logger, MaxContext: opt.MaxContext, LockTimeout: opt.TurnLockTimeout},
 	}
 	s.hub = newHub(base, s.runTurn, cmp.Or(opt.MaxQueuedBytes, DefaultMaxQueuedBytes))
 	s.http = &http.Server{

@@ -14,6 +14,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/protocol"
 	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/internal/turn"
 )
 
 // maxFrame is the largest client frame accepted; a larger one closes the
@@ -172,7 +173,7 @@ func refusal(r enqueueResult, maxBytes int) (protocol.Code, string) {
 }
 
 func errorEvent(code protocol.Code, msg, sessionID string) []byte {
-	return protocol.Encode(protocol.Error{Type: protocol.TypeError, Message: msg, Code: code, SessionID: sessionID})
+	return turn.ErrorEvent(code, msg, sessionID)
 }
 
 // statusOf is the HTTP status of a store error.
