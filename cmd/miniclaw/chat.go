@@ -100,14 +100,19 @@ func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 // exitCode reports a command's error and maps it to the exit status: 0 for
-// none or --help, 2 for a command line that does not make sense, else 1.
+// none or --help, 2 for a command line that does not make sense, a
+// statusError's own, else 1.
 func exitCode(stderr io.Writer, name string, err error) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	fmt.Fprintf(stderr, "miniclaw %s: %v\n", name, err)
-	if errors.As(err, new(usageError)) {
+	var se statusError
+	switch {
+	case errors.As(err, new(usageError)):
 		return 2
+	case errors.As(err, &se):
+		return se.status
 	}
 	return 1
 }

@@ -23,6 +23,7 @@ const usage = `miniclaw — a self-hosted AI agent gateway
 
 Usage:
   miniclaw gateway [flags]   run the gateway (HTTP, WebSocket and WebChat on one port)
+  miniclaw agent -m MESSAGE  run one turn from the shell (no gateway needed), the reply on stdout
   miniclaw chat [flags]      chat with a running gateway from the terminal
   miniclaw sessions <cmd>    list, show, export, fork or archive sessions in the data dir
   miniclaw skills list       list the workspace's skills and their problems
@@ -59,6 +60,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			return 1
 		}
 		return 0
+	case "agent":
+		return exitCode(stderr, "agent", runAgent(args[1:], getenv, os.Stdin, stdout, stderr))
 	case "chat":
 		return exitCode(stderr, "chat", runChat(args[1:], getenv, os.Stdin, stdout, stderr))
 	case "sessions":
