@@ -108,15 +108,7 @@ func runAgent(args []string, getenv func(string) string, stdin *os.File, stdout,
 	if err != nil {
 		return err
 	}
-	level := slog.LevelWarn
-	if *verbose {
-		level = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: dropTime}
-	log := slog.New(slog.NewTextHandler(stderr, opts))
-	if cfg.LogJSON {
-		log = slog.New(slog.NewJSONHandler(stderr, opts))
-	}
+	log := agentLogger(cfg, stderr, *verbose, slog.LevelWarn)
 	e, err := openEngine(cfg, log)
 	if err != nil {
 		return err
@@ -135,7 +127,9 @@ func runAgent(args []string, getenv func(string) string, stdin *os.File, stdout,
 
 	ctx, stop := abortOnSignal()
 	defer stop()
-	player := &turn.Player{Store: e.store, Runtime: e.runtime, Log: log, MaxContext: cfg.MaxContext, LockTimeout: cfg.TurnLockTimeout}
+	// The turn's failure is the command's error message: its log line
+	// would say it twice.
+	player := &turn.Player{Store: e.store, Runtime: e.runtime, Log: agentLogger(cfg, stderr, *verbose, slog.LevelError), MaxContext: cfg.MaxContext, LockTimeout: cfg.TurnLockTimeout}
 	out := &replyWriter{w: stdout, safe: isTerminal(stdout), quiet: *asJSON}
 	final := player.Play(ctx, id, content, turn.Events{
 		Text: out.text,
@@ -179,6 +173,18 @@ func runAgent(args []string, getenv func(string) string, stdin *os.File, stdout,
 		return statusError{143, err}
 	}
 	return err
+}
+
+// agentLogger logs to stderr from level on, from Info on when verbose.
+func agentLogger(cfg config.Config, stderr io.Writer, verbose bool, level slog.Level) *slog.Logger {
+	if verbose {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: dropTime}
+	if cfg.LogJSON {
+		return slog.New(slog.NewJSONHandler(stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(stderr, opts))
 }
 
 // helpAsked tells whether args ask for the help, which then goes to stdout.

@@ -200,8 +200,8 @@ func TestAgentProviderFails(t *testing.T) {
 	ln.Close()
 	_, _, vars := agentDirs(t, map[string]string{"MINI_OPENCLAW_PROVIDER": "anthropic", "ANTHROPIC_API_KEY": "sk-test", "ANTHROPIC_BASE_URL": closed})
 	r := agentRun(t, vars, nil, "-m", "hello")
-	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "miniclaw agent: ") || !strings.Contains(r.stderr, "connection refused") {
-		t.Errorf("exit %d, stdout %q, stderr %q; want 1, nothing, the provider's error", r.code, r.stdout, r.stderr)
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "miniclaw agent: ") || strings.Count(r.stderr, "connection refused") != 1 {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 1, nothing, the provider's error once", r.code, r.stdout, r.stderr)
 	}
 }
 
