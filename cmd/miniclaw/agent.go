@@ -33,7 +33,8 @@ same settings. The reply streams to standard output, and nothing else goes
 there; notices, errors and (with -v) tool calls go to standard error.
 
 The message is -m MESSAGE, standard input when -m is not given, or both:
-input piped in is appended to the -m message after a blank line.
+input piped in is appended to the -m message after a blank line (so in a
+loop that reads its own standard input, give each run </dev/null).
 
 Each run is a new session of channel "cli" (listed by "miniclaw sessions
 list") unless --session names one to continue. It is safe beside a running

@@ -374,12 +374,23 @@ func TestAgentBesideGateway(t *testing.T) {
 			break
 		}
 	}
-	p := startAgent(t, gatewayEnv(ws, data, nil), "--session", "shared", "-m", "to the agent")
-	select {
-	case <-p.stderr.seen:
-	case <-ctx.Done():
-		t.Fatalf("the agent never said it waits\nstderr:\n%s", p.stderr.String())
+	waiting := func(p *agentProc) {
+		t.Helper()
+		select {
+		case <-p.stderr.seen:
+		case <-ctx.Done():
+			t.Fatalf("the agent never said it waits\nstderr:\n%s", p.stderr.String())
+		}
 	}
+	// Ctrl-C while it waits: exit 130, nothing saved.
+	quitter := startAgent(t, gatewayEnv(ws, data, nil), "--session", "shared", "-m", "never sent")
+	waiting(quitter)
+	quitter.cmd.Process.Signal(syscall.SIGINT)
+	if code, out := quitter.wait(t); code != 130 || out != "" || !strings.Contains(quitter.stderr.String(), "the message was not saved") {
+		t.Errorf("Ctrl-C while waiting: exit %d, stdout %q, stderr %q; want 130, nothing, not saved", code, out, quitter.stderr.String())
+	}
+	p := startAgent(t, gatewayEnv(ws, data, nil), "--session", "shared", "-m", "to the agent")
+	waiting(p)
 	if err := os.WriteFile(fifo, []byte("released\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
