@@ -44,9 +44,8 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 	if e.warning != "" {
 		log.Warn("!!! " + e.warning)
 	}
-	store := e.store
 	srv := gateway.New(gateway.Options{
-		Store:           store,
+		Store:           e.store,
 		Runtime:         e.runtime,
 		Logger:          log,
 		Token:           cfg.Token,
@@ -65,7 +64,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	log.Info("miniclaw gateway listening",
 		"url", "http://"+ln.Addr().String(), "provider", e.runtime.Provider.Name(), "model", cfg.Model,
-		"workspace", cfg.Workspace, "data", cfg.DataDir, "sessions", store.Len(), "skills", e.skills, "auth", cfg.Token != "",
+		"workspace", cfg.Workspace, "data", cfg.DataDir, "sessions", e.store.Len(), "skills", e.skills, "auth", cfg.Token != "",
 		"context", fmt.Sprintf("context window %d tokens (%s)", cfg.ContextWindow, cfg.ContextWindowSource))
 
 	serveErr := make(chan error, 1)
@@ -74,7 +73,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 	// 10,000 sessions); hand it back to the OS now, while the server already
 	// answers (a mostly concurrent GC), rather than keep it resident until
 	// the scavenger gets to it. A small index is not worth the GC.
-	if store.Len() >= 1000 {
+	if e.store.Len() >= 1000 {
 		debug.FreeOSMemory()
 	}
 	select {
@@ -109,8 +108,9 @@ func hideEnvironment(log *slog.Logger) {
 	}
 }
 
-// gatewaySandbox is the tools' sandbox with the per-gateway temp dir it
-// owns (the tools' TMPDIR, removed when the gateway stops).
+// gatewaySandbox is the tools' sandbox with the per-process temp dir it
+// owns (the tools' TMPDIR, removed when the gateway or the one-shot agent
+// stops).
 type gatewaySandbox struct {
 	*sandbox.Sandbox
 	tmp *sandbox.TempDir
