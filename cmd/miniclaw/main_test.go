@@ -92,6 +92,21 @@ func TestVersionNamesTheCommit(t *testing.T) {
 	}
 }
 
+// TestArchiveHelpSaysWhenTheGatewayNotices: the help says what a running
+// gateway does with a session archived behind its back, as the README does
+// (and the store does: the next message or connection finds it gone).
+func TestArchiveHelpSaysWhenTheGatewayNotices(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, cliTimeout, nil, "sessions", "archive", "--help")
+	if r.code != 0 {
+		t.Fatalf("miniclaw sessions archive --help: exit %d, stderr %q", r.code, r.stderr)
+	}
+	help := strings.Join(strings.Fields(r.stdout+r.stderr), " ")
+	if want := "until something touches it"; !strings.Contains(help, want) || strings.Contains(help, "until it restarts") {
+		t.Errorf("miniclaw sessions archive --help does not say %q:\n%s", want, help)
+	}
+}
+
 func TestVersionString(t *testing.T) {
 	t.Parallel()
 	stamped := func(main string, settings ...string) *debug.BuildInfo {

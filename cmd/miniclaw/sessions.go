@@ -342,8 +342,9 @@ the archive; but a turn still running would lose its reply. So it refuses while
 the last message is a user message without a reply (a turn started and has not
 finished, or a gateway crashed during it): wait, archive through the gateway
 (POST /api/sessions/ID/archive), or pass --force. A running gateway keeps
-listing a session archived behind its back until it restarts: while one runs,
-prefer archiving through it.`,
+listing a session archived behind its back until something touches it: the
+next message to it, or a client connecting to it, finds it gone and starts a
+new, empty session with that ID. While one runs, prefer archiving through it.`,
 		args: 1,
 		run: func(st *session.Store, args []string, stdout, stderr io.Writer) error {
 			id := args[0]
