@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -179,7 +178,7 @@ func listCmd(fs *flag.FlagSet) sessionsCmd {
 		run: func(st *session.Store, _ []string, stdout, _ io.Writer) error {
 			metas := st.List()
 			if *asJSON {
-				b, err := json.MarshalIndent(metas, "", "  ")
+				b, err := core.MarshalJSONIndent(metas, "  ")
 				if err != nil {
 					return err
 				}
