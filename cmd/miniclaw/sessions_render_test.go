@@ -92,3 +92,45 @@ func TestSessionsShowEscapesVisibly(t *testing.T) {
 		}
 	}
 }
+
+// `sessions show`, `export` and `list --json` show a tool input and a title
+// holding shell operators as typed, not HTML-escaped (\u0026\u0026).
+func TestSessionsShowAsTyped(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, "data")
+	st, err := session.Open(filepath.Join(data, "sessions"), session.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const typed = `echo a && echo b > out.txt 2>&1 <in`
+	if _, _, err := st.Create("typed-1", "cli"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Append("typed-1",
+		core.Message{Role: core.RoleUser, Content: "run " + typed, Timestamp: 1},
+		core.Message{Role: core.RoleAssistant, Content: "done", Timestamp: 2, ToolCalls: []core.ToolCallRecord{
+			{ID: "call_1", Name: "bash", Input: json.RawMessage(`{"command":"` + typed + `"}`), Output: "ok"},
+		}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	env := sessionsEnv(ws, data)
+	for _, args := range [][]string{
+		{"list", "--json"},
+		{"show", "typed-1"},
+		{"export", "typed-1", "--format", "md"},
+		{"export", "typed-1", "--format", "jsonl"},
+	} {
+		r := runCLI(t, cliTimeout, env, append([]string{"sessions"}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("sessions %v: exit %d\nstderr: %s", args, r.code, r.stderr)
+		}
+		if !strings.Contains(r.stdout, typed) || strings.Contains(r.stdout, `\u00`) {
+			t.Errorf("sessions %v: output lacks %s as typed:\n%s", args, typed, r.stdout)
+		}
+	}
+}
