@@ -134,3 +134,35 @@ func TestSessionsShowAsTyped(t *testing.T) {
 		}
 	}
 }
+
+// Counts of one are singular: "1 message", not "1 messages".
+func TestSessionsCountsOneSingular(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, "data")
+	st, err := session.Open(filepath.Join(data, "sessions"), session.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Create("one-1", "cli"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append("one-1", core.Message{Role: core.RoleUser, Content: "hi", Timestamp: 1}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	env := sessionsEnv(ws, data)
+	for _, c := range []struct {
+		args []string
+		want string
+		out  func(cliResult) string
+	}{
+		{[]string{"show", "one-1"}, " · 1 message · ", func(r cliResult) string { return r.stdout }},
+		{[]string{"fork", "one-1", "--to", "one-2"}, "(1 message)\n", func(r cliResult) string { return r.stderr }},
+	} {
+		r := runCLI(t, cliTimeout, env, append([]string{"sessions"}, c.args...)...)
+		if r.code != 0 || !strings.Contains(c.out(r), c.want) {
+			t.Errorf("sessions %v: exit %d\nstdout: %s\nstderr: %s\nwant %q", c.args, r.code, r.stdout, r.stderr, c.want)
+		}
+	}
+}
