@@ -20,7 +20,7 @@ import (
 // runtime over them.
 type engine struct {
 	// warning is the notice that the provider is the offline scripted
-	// one because none was configured; "" when one was.
+	// one (see providerNotice); "" for a model provider.
 	warning string
 	store   *session.Store
 	runtime *agent.Runtime
@@ -38,10 +38,7 @@ func openEngine(cfg config.Config, log *slog.Logger) (*engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{}
-	if cfg.ProviderDefaulted {
-		e.warning = scriptedWarning
-	}
+	e := &engine{warning: providerNotice(cfg, provider)}
 	if e.ws, err = tools.OpenWorkspace(cfg.Workspace); err != nil {
 		return nil, fmt.Errorf("MINI_OPENCLAW_WORKSPACE: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/miniclaw/miniclaw/internal/chatclient"
 	"github.com/miniclaw/miniclaw/internal/config"
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/gateway"
@@ -25,10 +26,31 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// scriptedWarning is shown in the log, /readyz and the WebChat when no
-// provider was chosen and no key was found.
-const scriptedWarning = "No model provider is configured: running on the offline scripted provider, which echoes your messages. " +
-	"Set ANTHROPIC_API_KEY to talk to Claude, or MINI_OPENCLAW_PROVIDER=openai with OPENAI_BASE_URL (and OPENAI_API_KEY) for an OpenAI-compatible server such as Ollama."
+// providerHint tells what to set when no provider was chosen and no key was
+// found.
+const providerHint = "Set ANTHROPIC_API_KEY to talk to Claude, or MINI_OPENCLAW_PROVIDER=openai with OPENAI_BASE_URL (and OPENAI_API_KEY) for an OpenAI-compatible server such as Ollama."
+
+// providerNotice is what the log, /readyz and the WebChat say about the
+// offline scripted provider: which script it plays, or that it echoes when
+// it was fallen back to; "" for a provider that calls a model, and for the
+// echo chosen on purpose.
+func providerNotice(cfg config.Config, p core.Provider) string {
+	sp, ok := p.(*scripted.Provider)
+	if !ok {
+		return ""
+	}
+	what := "which echoes your messages"
+	if cfg.Script != "" {
+		what = fmt.Sprintf("playing the script %s (%s) offline: no model is called", cfg.Script, chatclient.Count(sp.Turns(), "model turn"))
+	}
+	switch {
+	case cfg.ProviderDefaulted:
+		return "No model provider is configured: running on the scripted provider, " + what + ". " + providerHint
+	case cfg.Script != "":
+		return "Running on the scripted provider, " + what + "."
+	}
+	return ""
+}
 
 func runGateway(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := config.Load(getenv, args, stderr)
@@ -41,8 +63,15 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer e.close() // after the server: writes pending metas and the index snapshot
-	if e.warning != "" {
+	switch {
+	case cfg.ProviderDefaulted:
 		log.Warn("!!! " + e.warning)
+	case e.warning != "":
+		log.Info(e.warning)
+	}
+	model := cfg.Model
+	if cfg.Provider == config.ProviderScripted {
+		model = "(not used)" // the default names a Claude model the script never calls
 	}
 	srv := gateway.New(gateway.Options{
 		Store:           e.store,
@@ -63,7 +92,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("listen on %s (MINI_OPENCLAW_HOST/MINI_OPENCLAW_PORT): %w", cfg.Addr(), err)
 	}
 	log.Info("miniclaw gateway listening",
-		"url", "http://"+ln.Addr().String(), "provider", e.runtime.Provider.Name(), "model", cfg.Model,
+		"url", "http://"+ln.Addr().String(), "provider", e.runtime.Provider.Name(), "model", model,
 		"workspace", cfg.Workspace, "data", cfg.DataDir, "sessions", e.store.Len(), "skills", e.skills, "auth", cfg.Token != "",
 		"context", fmt.Sprintf("context window %d tokens (%s)", cfg.ContextWindow, cfg.ContextWindowSource))
 

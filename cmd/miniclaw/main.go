@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -71,7 +72,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	case "memory":
 		return exitCode(stderr, "memory", runMemory(args[1:], getenv, stdout, stderr))
 	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "miniclaw %s\n", versionString())
+		info, _ := debug.ReadBuildInfo() // nil without build info
+		fmt.Fprintf(stdout, "miniclaw %s\n", versionString(version, info))
 		return 0
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
@@ -82,17 +84,37 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 }
 
-func versionString() string {
-	v := version
-	info, ok := debug.ReadBuildInfo()
-	if v == "" && ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+// versionString says what the binary was built from: the -ldflags version
+// or the module version (go install …@latest records a pseudo-version with
+// the commit's date and hash), then the commit, its time and whether the
+// tree had changes, from the VCS stamps go build records in a git checkout.
+func versionString(ldflag string, info *debug.BuildInfo) string {
+	v := ldflag
+	if info == nil {
+		return cmp.Or(v, "dev")
+	}
+	if v == "" && info.Main.Version != "(devel)" {
 		v = info.Main.Version
 	}
-	if v == "" {
-		v = "dev"
+	v = cmp.Or(v, "dev")
+	vcs := map[string]string{}
+	for _, s := range info.Settings {
+		vcs[s.Key] = s.Value
 	}
-	if ok {
-		v += " (" + info.GoVersion + ")"
+	rev := vcs["vcs.revision"]
+	switch {
+	case rev != "":
+		from := "commit " + rev[:min(12, len(rev))]
+		if t := vcs["vcs.time"]; t != "" {
+			from += " of " + t
+		}
+		if vcs["vcs.modified"] == "true" {
+			from += ", modified"
+		}
+		return v + " (" + from + ", " + info.GoVersion + ")"
+	case v == "dev":
+		return v + " (no commit recorded: built outside a git checkout or with -buildvcs=false; " + info.GoVersion + ")"
+	default:
+		return v + " (" + info.GoVersion + ")"
 	}
-	return v
 }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"debug/buildinfo"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +33,9 @@ func testMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "TestMain: the go command is needed to build miniclaw:", err)
 		return 1
 	}
-	args := []string{"build", "-o", binPath}
+	// -buildvcs=auto overrides a GOFLAGS=-buildvcs=false, so a binary built
+	// in a git checkout carries its commit, as a user's build does.
+	args := []string{"build", "-buildvcs=auto", "-o", binPath}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
@@ -55,6 +59,85 @@ func TestVersion(t *testing.T) {
 	}
 	if !strings.HasPrefix(r.stdout, "miniclaw ") || !strings.HasSuffix(r.stdout, "\n") || strings.Count(r.stdout, "\n") != 1 {
 		t.Errorf("miniclaw version printed %q, want one line starting with %q", r.stdout, "miniclaw ")
+	}
+}
+
+// TestVersionNamesTheCommit: a binary built in a git checkout says which
+// commit, of when, and whether the tree had changes, as its build info
+// records them.
+func TestVersionNamesTheCommit(t *testing.T) {
+	t.Parallel()
+	info, err := buildinfo.ReadFile(binPath)
+	if err != nil {
+		t.Fatalf("read the build info of %s: %v", binPath, err)
+	}
+	vcs := map[string]string{}
+	for _, s := range info.Settings {
+		vcs[s.Key] = s.Value
+	}
+	if vcs["vcs.revision"] == "" {
+		t.Skip("the test binary carries no VCS stamps: not built in a git clone (a git worktree's .git file is not recognised by go build)")
+	}
+	r := runCLI(t, cliTimeout, nil, "version")
+	if r.code != 0 {
+		t.Fatalf("miniclaw version: exit %d, stderr %q", r.code, r.stderr)
+	}
+	for _, want := range []string{vcs["vcs.revision"][:12], vcs["vcs.time"], info.GoVersion} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("miniclaw version printed %q, want it to contain %q (build info %v)", r.stdout, want, vcs)
+		}
+	}
+	if got, want := strings.Contains(r.stdout, "modified"), vcs["vcs.modified"] == "true"; got != want {
+		t.Errorf("miniclaw version printed %q; vcs.modified is %q", r.stdout, vcs["vcs.modified"])
+	}
+}
+
+// TestArchiveHelpSaysWhenTheGatewayNotices: the help says what a running
+// gateway does with a session archived behind its back, as the README does
+// (and the store does: the next message or connection finds it gone).
+func TestArchiveHelpSaysWhenTheGatewayNotices(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, cliTimeout, nil, "sessions", "archive", "--help")
+	if r.code != 0 {
+		t.Fatalf("miniclaw sessions archive --help: exit %d, stderr %q", r.code, r.stderr)
+	}
+	help := strings.Join(strings.Fields(r.stdout+r.stderr), " ")
+	if want := "until something touches it"; !strings.Contains(help, want) || strings.Contains(help, "until it restarts") {
+		t.Errorf("miniclaw sessions archive --help does not say %q:\n%s", want, help)
+	}
+}
+
+func TestVersionString(t *testing.T) {
+	t.Parallel()
+	stamped := func(main string, settings ...string) *debug.BuildInfo {
+		info := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: main}}
+		for i := 0; i+1 < len(settings); i += 2 {
+			info.Settings = append(info.Settings, debug.BuildSetting{Key: settings[i], Value: settings[i+1]})
+		}
+		return info
+	}
+	const rev = "7e3b1f5e55b3b1b7c6c4afdfcacc0aa4d3051edd"
+	for _, tc := range []struct {
+		name   string
+		ldflag string
+		info   *debug.BuildInfo
+		want   string
+	}{
+		{"git checkout", "", stamped("(devel)", "vcs", "git", "vcs.revision", rev, "vcs.time", "2026-11-30T08:12:03Z", "vcs.modified", "false"),
+			"dev (commit 7e3b1f5e55b3 of 2026-11-30T08:12:03Z, go1.26.8)"},
+		{"uncommitted changes", "", stamped("(devel)", "vcs.revision", rev, "vcs.time", "2026-11-30T08:12:03Z", "vcs.modified", "true"),
+			"dev (commit 7e3b1f5e55b3 of 2026-11-30T08:12:03Z, modified, go1.26.8)"},
+		{"go install @latest", "", stamped("v0.0.0-20261130081203-7e3b1f5e55b3"),
+			"v0.0.0-20261130081203-7e3b1f5e55b3 (go1.26.8)"},
+		{"release", "v1.2.3", stamped("(devel)", "vcs.revision", rev, "vcs.time", "2026-11-30T08:12:03Z"),
+			"v1.2.3 (commit 7e3b1f5e55b3 of 2026-11-30T08:12:03Z, go1.26.8)"},
+		{"no VCS", "", stamped("(devel)"),
+			"dev (no commit recorded: built outside a git checkout or with -buildvcs=false; go1.26.8)"},
+		{"no build info", "", nil, "dev"},
+	} {
+		if got := versionString(tc.ldflag, tc.info); got != tc.want {
+			t.Errorf("%s: versionString = %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }
 

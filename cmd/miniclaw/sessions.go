@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -179,7 +178,7 @@ func listCmd(fs *flag.FlagSet) sessionsCmd {
 		run: func(st *session.Store, _ []string, stdout, _ io.Writer) error {
 			metas := st.List()
 			if *asJSON {
-				b, err := json.MarshalIndent(metas, "", "  ")
+				b, err := core.MarshalJSONIndent(metas, "  ")
 				if err != nil {
 					return err
 				}
@@ -220,7 +219,7 @@ func showCmd(fs *flag.FlagSet) sessionsCmd {
 				return notFound(st, id, err)
 			}
 			warnCorrupt(stderr, id, corrupt)
-			fmt.Fprintf(stdout, "Session %s · %s · %d messages · \"%s\"\n\n", id, termsafe.Line(meta.Channel), meta.MessageCount, termsafe.Line(meta.Title))
+			fmt.Fprintf(stdout, "Session %s · %s · %s · \"%s\"\n\n", id, termsafe.Line(meta.Channel), chatclient.Count(meta.MessageCount, "message"), termsafe.Line(meta.Title))
 			return chatclient.WriteTranscript(stdout, msgs)
 		},
 	}
@@ -266,7 +265,7 @@ func exportCmd(fs *flag.FlagSet) sessionsCmd {
 			if err := os.WriteFile(*out, buf.Bytes(), 0o600); err != nil {
 				return fmt.Errorf("export %s: %w", id, err)
 			}
-			fmt.Fprintf(stderr, "exported session %s to %s (%d bytes)\n", id, *out, buf.Len())
+			fmt.Fprintf(stderr, "exported session %s to %s (%s)\n", id, *out, chatclient.Count(buf.Len(), "byte"))
 			return nil
 		},
 	}
@@ -322,7 +321,7 @@ func forkCmd(fs *flag.FlagSet) sessionsCmd {
 				return notFound(st, id, err)
 			}
 			warnCorrupt(stderr, id, skipped)
-			fmt.Fprintf(stderr, "forked session %s into %s (%d messages)\n", id, m.SessionID, m.MessageCount)
+			fmt.Fprintf(stderr, "forked session %s into %s (%s)\n", id, m.SessionID, chatclient.Count(m.MessageCount, "message"))
 			fmt.Fprintln(stdout, m.SessionID)
 			return nil
 		},
@@ -342,8 +341,9 @@ the archive; but a turn still running would lose its reply. So it refuses while
 the last message is a user message without a reply (a turn started and has not
 finished, or a gateway crashed during it): wait, archive through the gateway
 (POST /api/sessions/ID/archive), or pass --force. A running gateway keeps
-listing a session archived behind its back until it restarts: while one runs,
-prefer archiving through it.`,
+listing a session archived behind its back until something touches it: the
+next message to it, or a client connecting to it, finds it gone and starts a
+new, empty session with that ID. While one runs, prefer archiving through it.`,
 		args: 1,
 		run: func(st *session.Store, args []string, stdout, stderr io.Writer) error {
 			id := args[0]

@@ -92,3 +92,77 @@ func TestSessionsShowEscapesVisibly(t *testing.T) {
 		}
 	}
 }
+
+// `sessions show`, `export` and `list --json` show a tool input and a title
+// holding shell operators as typed, not HTML-escaped (\u0026\u0026).
+func TestSessionsShowAsTyped(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, "data")
+	st, err := session.Open(filepath.Join(data, "sessions"), session.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const typed = `echo a && echo b > out.txt 2>&1 <in`
+	if _, _, err := st.Create("typed-1", "cli"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Append("typed-1",
+		core.Message{Role: core.RoleUser, Content: "run " + typed, Timestamp: 1},
+		core.Message{Role: core.RoleAssistant, Content: "done", Timestamp: 2, ToolCalls: []core.ToolCallRecord{
+			{ID: "call_1", Name: "bash", Input: json.RawMessage(`{"command":"` + typed + `"}`), Output: "ok"},
+		}},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	env := sessionsEnv(ws, data)
+	for _, args := range [][]string{
+		{"list", "--json"},
+		{"show", "typed-1"},
+		{"export", "typed-1", "--format", "md"},
+		{"export", "typed-1", "--format", "jsonl"},
+	} {
+		r := runCLI(t, cliTimeout, env, append([]string{"sessions"}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("sessions %v: exit %d\nstderr: %s", args, r.code, r.stderr)
+		}
+		if !strings.Contains(r.stdout, typed) || strings.Contains(r.stdout, `\u00`) {
+			t.Errorf("sessions %v: output lacks %s as typed:\n%s", args, typed, r.stdout)
+		}
+	}
+}
+
+// Counts of one are singular: "1 message", not "1 messages".
+func TestSessionsCountsOneSingular(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, "data")
+	st, err := session.Open(filepath.Join(data, "sessions"), session.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Create("one-1", "cli"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append("one-1", core.Message{Role: core.RoleUser, Content: "hi", Timestamp: 1}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	env := sessionsEnv(ws, data)
+	for _, c := range []struct {
+		args []string
+		want string
+		out  func(cliResult) string
+	}{
+		{[]string{"show", "one-1"}, " · 1 message · ", func(r cliResult) string { return r.stdout }},
+		{[]string{"fork", "one-1", "--to", "one-2"}, "(1 message)\n", func(r cliResult) string { return r.stderr }},
+	} {
+		r := runCLI(t, cliTimeout, env, append([]string{"sessions"}, c.args...)...)
+		if r.code != 0 || !strings.Contains(c.out(r), c.want) {
+			t.Errorf("sessions %v: exit %d\nstdout: %s\nstderr: %s\nwant %q", c.args, r.code, r.stdout, r.stderr, c.want)
+		}
+	}
+}

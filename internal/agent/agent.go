@@ -59,7 +59,9 @@ type Runtime struct {
 	// provider's max_tokens.
 	ReplyTokens int64
 	// Sizes calibrates the token estimate per session from what the
-	// provider counted; nil leaves it uncalibrated.
+	// provider counted, and remembers which turns a session's requests
+	// elide; nil leaves the estimate uncalibrated and elides all but the
+	// last two turns of every request over the budget.
 	Sizes *budget.Calibration
 	// MaxHistory, when set, compacts a history that holds that many
 	// messages after its latest summary, whatever their size: whoever

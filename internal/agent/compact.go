@@ -73,6 +73,8 @@ func (t *turn) compact(ctx context.Context, system string, tools []core.ToolSpec
 		return Compaction{}, err
 	}
 	t.summary, t.from = text, cut
+	// The view starts afresh at the summary: nothing of it is elided yet.
+	t.r.Sizes.SetElided(t.id, 0)
 	c := Compaction{Summary: text, Covers: cut, TokensBefore: before,
 		TokensAfter: t.tokens(core.Request{System: system, Volatile: t.volatile, Tools: tools, Messages: t.elided(keepTurns)})}
 	if t.ev.OnCompaction != nil {

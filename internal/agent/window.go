@@ -53,50 +53,65 @@ func (t *turn) fits(req core.Request) bool {
 	return t.window <= 0 || t.tokens(req) <= t.limit()
 }
 
-// elideStep is how many turns at a time the elision boundary moves by.
-const elideStep = 4
-
 // elided is convo with the tool outputs of all but its last keep turns (user
 // messages, counted from the end) cut to a head and a tail; with keep 0,
 // every output is.
 func (t *turn) elided(keep int) []core.Message {
 	msgs := t.convo()
-	cut := len(msgs)
-	for users := 0; cut > 0 && users < keep; {
-		cut--
+	return elideTurns(msgs, userCount(msgs)-keep)
+}
+
+// elideTurns is msgs with the tool outputs of its first n turns (everything
+// before its n+1st user message) cut to a head and a tail.
+func elideTurns(msgs []core.Message, n int) []core.Message {
+	if n <= 0 {
+		return msgs
+	}
+	cut := 0
+	for users := 0; cut < len(msgs); cut++ {
 		if msgs[cut].Role == core.RoleUser {
+			if users == n {
+				break
+			}
 			users++
 		}
 	}
 	return append(budget.Elide(msgs[:cut], budget.ElideKeep), msgs[cut:]...)
 }
 
-// steadyKeep is how many latest turns keep their outputs when the boundary
-// of the elided turns moves elideStep turns at a time: between two moves,
-// each request's elided part is the previous request's, so a provider's
-// prefix cache goes on hitting. At least keepTurns are kept.
-func (t *turn) steadyKeep() int {
-	users := 0
-	for _, m := range t.convo() {
+// userCount is how many user messages, turns, msgs holds.
+func userCount(msgs []core.Message) int {
+	n := 0
+	for _, m := range msgs {
 		if m.Role == core.RoleUser {
-			users++
+			n++
 		}
 	}
-	if users <= keepTurns {
-		return keepTurns
-	}
-	return users - (users-keepTurns)/elideStep*elideStep
+	return n
 }
 
-// fitElided sets req's messages to convo with old tool outputs elided, the
-// steady boundary first, and reports whether that fits.
+// fitElided sets req's messages to convo with old tool outputs elided and
+// reports whether that fits. The turns elided stay those of the session's
+// previous request as long as that fits, so each request's elided part is
+// the previous request's, byte for byte, and a provider's prefix cache goes
+// on hitting. Only when it does not fit does the boundary move, and then as
+// far as it may, to all but the last keepTurns turns: what follows a moved
+// boundary is written to the cache again, so a move that leaves one whole
+// output after it costs the least, and the whole outputs of the turns to
+// come have the room until the next move.
 func (t *turn) fitElided(req *core.Request) bool {
-	for _, keep := range []int{t.steadyKeep(), keepTurns} {
-		if req.Messages = t.elided(keep); t.fits(*req) {
+	msgs := t.convo()
+	most := userCount(msgs) - keepTurns
+	if n := t.r.Sizes.Elided(t.id); n > 0 && n <= most {
+		if req.Messages = elideTurns(msgs, n); t.fits(*req) {
 			return true
 		}
 	}
-	return false
+	if req.Messages = elideTurns(msgs, most); !t.fits(*req) {
+		return false
+	}
+	t.r.Sizes.SetElided(t.id, most)
+	return true
 }
 
 // request builds the next model call with the given tools, fitted to the

@@ -221,33 +221,40 @@ func TestCalibrationSeededFromTheTranscript(t *testing.T) {
 	}
 }
 
-// TestElisionBoundaryMovesInSteps: over several turns, the turns whose
-// outputs are elided stay the same until the boundary moves by a step, so
-// each request's elided part is exactly the previous request's (what a
-// provider's prefix cache needs); the latest two turns are never elided.
-func TestElisionBoundaryMovesInSteps(t *testing.T) {
-	var prefix string
-	for _, tc := range []struct {
-		past int // turns before the new message
+// TestElisionBoundaryStaysUntilItMustMove: over the turns of a session,
+// the turns whose outputs are elided stay those of the previous request as
+// long as that fits, so each request's elided part is exactly the previous
+// request's (what a provider's prefix cache needs); when it no longer fits,
+// the boundary moves once, as far as it may: to all but the last two turns,
+// which are never elided.
+func TestElisionBoundaryStaysUntilItMustMove(t *testing.T) {
+	p := windowed(10_000_000)
+	e := newEnv(t, p)
+	e.rt.ContextWindow, e.rt.ReplyTokens = 200_000, 8192
+	e.rt.Sizes = budget.NewCalibration()
+	var last, prefix string // the previous request's elided turns and its messages up to them
+	for k, tc := range []struct {
+		past int // read turns before the new message
 		want string
 	}{
-		{7, "r0 r1 r2 r3"},
-		{8, "r0 r1 r2 r3"},
-		{9, "r0 r1 r2 r3 r4 r5 r6 r7"}, // the boundary moved by a step
+		{5, ""},                  // under budget: nothing elided
+		{7, "r0 r1 r2 r3 r4 r5"}, // over: all but the last two turns
+		{8, "r0 r1 r2 r3 r4 r5"},
+		{12, "r0 r1 r2 r3 r4 r5"},
+		{13, "r0 r1 r2 r3 r4 r5 r6 r7 r8 r9 r10 r11"}, // the boundary moved
+		{14, "r0 r1 r2 r3 r4 r5 r6 r7 r8 r9 r10 r11"},
 	} {
 		n := tc.past
-		p := windowed(10_000_000)
-		e := newEnv(t, p)
-		e.rt.ContextWindow, e.rt.ReplyTokens = 200_000, 8192
 		var hist []core.Message
 		for i := range n {
 			hist = append(hist, readTurn(i)...)
 		}
 		hist = append(hist, user("next"))
+		from := len(p.requests(t))
 		if _, err := e.rt.Run(context.Background(), "s", hist, Events{}); err != nil {
 			t.Fatal(err)
 		}
-		req := p.requests(t)[0]
+		req := p.requests(t)[from]
 		var elided []string
 		for _, m := range req.Messages {
 			for _, r := range m.ToolCalls {
@@ -256,15 +263,15 @@ func TestElisionBoundaryMovesInSteps(t *testing.T) {
 				}
 			}
 		}
-		if got := strings.Join(elided, " "); got != tc.want {
+		got := strings.Join(elided, " ")
+		if got != tc.want {
 			t.Errorf("%d past turns: elided %q, want %q", n, got, tc.want)
 		}
-		if got := fmt.Sprint(req.Messages[:12]); n < 9 { // the first four turns
-			if prefix != "" && got != prefix {
-				t.Errorf("%d past turns: the elided part differs from the previous request's", n)
-			}
-			prefix = got
+		head := fmt.Sprint(req.Messages[:3*len(elided)])
+		if k > 0 && got == last && head != prefix {
+			t.Errorf("%d past turns: the elided part differs from the previous request's", n)
 		}
+		last, prefix = got, head
 	}
 }
 

@@ -66,16 +66,47 @@ const (
 // Calibration holds, per session, the ratio of the tokens the provider
 // counted to the estimate of the same request. It lives in memory only (a
 // restart seeds it again from the transcript, see Seed), one float per
-// session that ran a turn. It is safe for concurrent use.
+// session that ran a turn; and, per session whose requests were trimmed,
+// how many turns they elide (Elided), which a restart forgets: the first
+// request trimmed after it elides afresh. It is safe for concurrent use.
 type Calibration struct {
 	mu     sync.Mutex
 	ratios map[string]float64
-	window int64 // the smallest window a provider named in a refusal; 0 for none
+	window int64          // the smallest window a provider named in a refusal; 0 for none
+	elided map[string]int // per session, the turns whose tool outputs its requests elide
 }
 
 // NewCalibration returns an empty calibration.
 func NewCalibration() *Calibration {
-	return &Calibration{ratios: map[string]float64{}}
+	return &Calibration{ratios: map[string]float64{}, elided: map[string]int{}}
+}
+
+// Elided is how many turns, from the start of the session's conversation
+// as the model sees it, have their tool outputs elided in the session's
+// requests: 0 until SetElided. A nil Calibration keeps none.
+func (c *Calibration) Elided(session string) int {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.elided[session]
+}
+
+// SetElided records how many turns the session's requests elide, so the
+// next request elides the same ones and its prefix stays byte-identical
+// (see Elided). 0 forgets it, as after a compaction.
+func (c *Calibration) SetElided(session string, turns int) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if turns <= 0 {
+		delete(c.elided, session)
+		return
+	}
+	c.elided[session] = turns
 }
 
 // Tokens converts a raw Estimate into the tokens the session's provider is

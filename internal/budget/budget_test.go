@@ -93,3 +93,23 @@ func TestCalibrationConvergesOnTheProvidersCount(t *testing.T) {
 		t.Errorf("nil calibration: %d", got)
 	}
 }
+
+// TestElidedIsKeptPerSession: the elided turns a session's requests use are
+// remembered for that session only, until set to 0; a nil Calibration keeps
+// none.
+func TestElidedIsKeptPerSession(t *testing.T) {
+	c := NewCalibration()
+	c.SetElided("s", 6)
+	if got, other := c.Elided("s"), c.Elided("other"); got != 6 || other != 0 {
+		t.Errorf("elided: session s %d, another %d; want 6 and 0", got, other)
+	}
+	c.SetElided("s", 0)
+	if got := c.Elided("s"); got != 0 {
+		t.Errorf("after SetElided 0: %d, want 0", got)
+	}
+	var none *Calibration
+	none.SetElided("s", 3)
+	if got := none.Elided("s"); got != 0 {
+		t.Errorf("nil calibration: %d, want 0", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/session"
 )
 
@@ -28,7 +29,7 @@ func (g endpoint) call(ctx context.Context, method, path string, body any, want 
 	defer cancel()
 	var rd io.Reader
 	if body != nil {
-		b, err := json.Marshal(body)
+		b, err := core.MarshalJSON(body)
 		if err != nil {
 			return err
 		}

@@ -198,7 +198,7 @@ func (l *link) readLoop() {
 const writeTimeout = 10 * time.Second
 
 func (l *link) send(ctx context.Context, v any) error {
-	b, err := json.Marshal(v)
+	b, err := core.MarshalJSON(v)
 	if err != nil {
 		return err
 	}

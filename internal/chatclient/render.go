@@ -191,14 +191,23 @@ func Ago(t, now time.Time) string {
 
 // CompactionLine is what the clients show of a compaction event.
 func CompactionLine(covered int, before, after int64) string {
-	return fmt.Sprintf("Compacted: %d earlier messages summarised (%d → %d tokens)", covered, before, after)
+	return fmt.Sprintf("Compacted: %s summarised (%d → %d tokens)", Count(covered, "earlier message"), before, after)
+}
+
+// Count is n and noun, plural unless n is 1: "1 message", "3 messages".
+// Every count the clients print goes through it.
+func Count[N int | int64](n N, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // summaryBlock writes a summary record as a marked block: it is not a
 // message anyone wrote, but what the model sees instead of the lines it
 // covers, which the transcript keeps (and which are printed above it).
 func summaryBlock(b *strings.Builder, m core.Message, when string) {
-	fmt.Fprintf(b, "══ summary · %s: the model sees this instead of the first %d lines above ══\n", when, m.Covers)
+	fmt.Fprintf(b, "══ summary · %s: the model sees this instead of the first %s above ══\n", when, Count(m.Covers, "line"))
 	b.WriteString(strings.TrimRight(m.Content, "\n") + "\n")
 	b.WriteString("══ end of summary ══\n")
 }
@@ -251,7 +260,7 @@ func WriteMarkdown(w io.Writer, meta session.Meta, msgs []core.Message) error {
 	}
 	for _, m := range msgs {
 		if m.Role == core.RoleSummary {
-			fmt.Fprintf(&b, "\n> **Summary** · %s: the model sees this instead of the first %d transcript lines (kept above).\n>\n", mdTime(m.Timestamp), m.Covers)
+			fmt.Fprintf(&b, "\n> **Summary** · %s: the model sees this instead of the first %s (kept above).\n>\n", mdTime(m.Timestamp), Count(m.Covers, "transcript line"))
 			for _, line := range strings.Split(strings.TrimRight(m.Content, "\n"), "\n") {
 				b.WriteString(strings.TrimRight("> "+line, " ") + "\n")
 			}

@@ -104,26 +104,31 @@ func IsLoopbackHost(host string) bool {
 type setting struct {
 	env, flag, def, help string
 	secret               bool // never echoed in --help defaults or errors
+	// kind is the type --help shows beside the flag: "int", "duration" or
+	// "" for a string. Every flag is read as a string (so an env value and
+	// a flag value are checked alike, and errors name the one that won):
+	// kind only documents what the check accepts.
+	kind string
 }
 
 var settings = []setting{
 	{env: "MINI_OPENCLAW_HOST", flag: "host", def: "127.0.0.1", help: "address to bind; a non-loopback address requires a token"},
-	{env: "MINI_OPENCLAW_PORT", flag: "port", def: "3210", help: "TCP port for HTTP and WebSocket (0 picks a free one)"},
+	{env: "MINI_OPENCLAW_PORT", flag: "port", def: "3210", help: "TCP port for HTTP and WebSocket (0 picks a free one)", kind: "int"},
 	{env: "MINI_OPENCLAW_WORKSPACE", flag: "workspace", def: "", help: "agent workspace directory (default: current directory)"},
 	{env: "MINI_OPENCLAW_DATA_DIR", flag: "data-dir", def: "", help: "data directory (default: <workspace>/.mini-openclaw)"},
 	{env: "MINI_OPENCLAW_MODEL", flag: "model", def: "claude-sonnet-4-20250514", help: "model name sent to the provider"},
-	{env: "MINI_OPENCLAW_MAX_CONTEXT", flag: "max-context", def: "1000", help: "most transcript lines a turn reads back, to the latest summary (1-100000); a turn compacts once 3/4 of them follow the summary, and the token budget decides what is sent"},
-	{env: "MINI_OPENCLAW_CONTEXT_WINDOW", flag: "context-window", def: "", help: fmt.Sprintf("the model's context window in tokens (%d-%d; default %d for claude-* models, else %d)", MinContextWindow, MaxContextWindow, ClaudeContextWindow, OtherContextWindow)},
-	{env: "MINI_OPENCLAW_MAX_TOOL_ROUNDS", flag: "max-tool-rounds", def: "10", help: "model/tool rounds per turn (1-1000)"},
-	{env: "MINI_OPENCLAW_BASH_TIMEOUT", flag: "bash-timeout", def: "30s", help: "timeout of one bash tool call (Go duration, 1s-24h)"},
+	{env: "MINI_OPENCLAW_MAX_CONTEXT", flag: "max-context", def: "1000", help: "most transcript lines a turn reads back, to the latest summary (1-100000); a turn compacts once 3/4 of them follow the summary, and the token budget decides what is sent", kind: "int"},
+	{env: "MINI_OPENCLAW_CONTEXT_WINDOW", flag: "context-window", def: "", help: fmt.Sprintf("the model's context window in tokens (%d-%d; default %d for claude-* models, else %d)", MinContextWindow, MaxContextWindow, ClaudeContextWindow, OtherContextWindow), kind: "int"},
+	{env: "MINI_OPENCLAW_MAX_TOOL_ROUNDS", flag: "max-tool-rounds", def: "10", help: "model/tool rounds per turn (1-1000)", kind: "int"},
+	{env: "MINI_OPENCLAW_BASH_TIMEOUT", flag: "bash-timeout", def: "30s", help: "timeout of one bash tool call (Go duration, 1s-24h)", kind: "duration"},
 	{env: "MINI_OPENCLAW_FSYNC", flag: "fsync", def: FsyncAlways, help: "transcript durability: always (fsync each append) or never (OS decides)"},
 	{env: "MINI_OPENCLAW_TOKEN", flag: "token", def: "", help: "gateway auth token (required off loopback)", secret: true},
 	{env: "MINI_OPENCLAW_PROVIDER", flag: "provider", def: "", help: "anthropic, openai or scripted (default: anthropic with a key, else scripted)"},
 	{env: "MINI_OPENCLAW_SCRIPT", flag: "script", def: "", help: "scripted provider: JSON file of model turns (default: echo)"},
 	{env: "MINI_OPENCLAW_ALLOWED_ORIGINS", flag: "allowed-origins", def: "", help: "extra browser Origins allowed to open a WebSocket, comma-separated host[:port] patterns"},
 	{env: "MINI_OPENCLAW_ALLOWED_HOSTS", flag: "allowed-hosts", def: "", help: "host names, besides localhost, 127.0.0.1 and [::1], that requests may name in Host when no token is set, comma-separated (guards against DNS rebinding)"},
-	{env: "MINI_OPENCLAW_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "10s", help: "how long in-flight turns may run after SIGTERM (Go duration)"},
-	{env: "MINI_OPENCLAW_TURN_LOCK_TIMEOUT", flag: "turn-lock-timeout", def: "10m", help: "how long a turn waits for another process's turn on the same session before it fails (Go duration, 1s-24h)"},
+	{env: "MINI_OPENCLAW_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", def: "10s", help: "how long in-flight turns may run after SIGTERM (Go duration)", kind: "duration"},
+	{env: "MINI_OPENCLAW_TURN_LOCK_TIMEOUT", flag: "turn-lock-timeout", def: "10m", help: "how long a turn waits for another process's turn on the same session before it fails (Go duration, 1s-24h)", kind: "duration"},
 	{env: "MINI_OPENCLAW_LOG_FORMAT", flag: "log-format", def: "text", help: "log format: text or json"},
 	{env: "MINI_OPENCLAW_SANDBOX", flag: "sandbox", def: SandboxWorkspace, help: "bash sandbox: workspace (Landlock: write only the workspace and a temp dir, read only those and the system directories) or off"},
 	{env: "MINI_OPENCLAW_SANDBOX_READ", flag: "sandbox-read", def: "", help: "extra paths bash may read and execute, comma- or colon-separated, absolute and existing"},
@@ -182,7 +187,11 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 	flagVal := func(name string) string { return fs.Lookup(name).Value.String() }
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: miniclaw gateway [flags]\n\nRuns the gateway: HTTP, WebSocket and the WebChat on one port.\nFlags override the environment variables named beside them.\n\n")
-		fs.PrintDefaults()
+		// fs.PrintDefaults' layout, with the type each setting's check
+		// accepts instead of the string every flag is read as.
+		fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(out, "  -%s %s\n    \t%s\n", f.Name, flagKind(f.Name), strings.ReplaceAll(f.Usage, "\n", "\n    \t"))
+		})
 		// What the window resolves to, from what is known so far.
 		model := cmp.Or(flagVal("model"), getenv("MINI_OPENCLAW_MODEL"), defaultOf("MINI_OPENCLAW_MODEL"))
 		window, source := DefaultContextWindow(model)
@@ -200,6 +209,17 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 		return Config{}, fmt.Errorf("unexpected argument %q (see miniclaw gateway --help)", fs.Arg(0))
 	}
 	return resolve()
+}
+
+// flagKind is the type a setting's flag takes, for --help: int, duration
+// or string.
+func flagKind(name string) string {
+	for _, s := range settings {
+		if s.flag == name {
+			return cmp.Or(s.kind, "string")
+		}
+	}
+	return "string"
 }
 
 // Flags adds every setting's flag to fs, for the commands that run what the

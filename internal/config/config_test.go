@@ -451,7 +451,9 @@ func TestLoadHelp(t *testing.T) {
 					t.Errorf("usage does not list -%s", s.flag)
 				}
 			}
-			for _, want := range []string{"default 3210", "default 127.0.0.1", "default claude-sonnet-4-20250514", "default 30s"} {
+			for _, want := range []string{"default 3210", "default 127.0.0.1", "default claude-sonnet-4-20250514", "default 30s",
+				"  -port int\n", "  -max-context int\n", "  -context-window int\n", "  -max-tool-rounds int\n",
+				"  -bash-timeout duration\n", "  -shutdown-timeout duration\n", "  -turn-lock-timeout duration\n", "  -model string\n"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("usage lacks %q", want)
 				}

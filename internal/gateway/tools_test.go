@@ -100,3 +100,45 @@ func TestToolEventsFanOut(t *testing.T) {
 		t.Fatalf("transcript tool records = %v, want the list_files call with its output", rec)
 	}
 }
+
+// TestToolInputAsTyped: a tool input holding shell operators is stored in
+// the JSONL, sent in tool_start and served by the API byte for byte as the
+// model wrote it, not HTML-escaped (\u0026\u0026, \u003e).
+func TestToolInputAsTyped(t *testing.T) {
+	t.Parallel()
+	const typed = `echo a && echo b > out.txt 2>&1 <in`
+	ts := scriptServer(t, `[
+		{"text": "Running a && b.", "toolCalls": [{"name": "list_files", "input": {"directory": "`+typed+`"}}]},
+		{"text": "Done: a && b > out."}
+	]`, withFileTools(t))
+	c := ts.dial(t, "/ws?sessionId=typed")
+	c.message("run a && b > out")
+	var frames []string
+	for {
+		ev := c.next()
+		frames = append(frames, string(ev.Raw))
+		if ev.Type == "tool_start" && !strings.Contains(string(ev.Raw), `"input":{"directory":"`+typed+`"}`) {
+			t.Fatalf("tool_start = %s, want the input as typed", ev.Raw)
+		}
+		if ev.Type == "message_done" {
+			break
+		}
+	}
+	for _, f := range frames {
+		if strings.Contains(f, `\u00`) {
+			t.Fatalf("event %s is HTML-escaped", f)
+		}
+	}
+
+	disk, err := os.ReadFile(filepath.Join(ts.dir, "typed.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(disk), `"input":{"directory":"`+typed+`"}`) || strings.Contains(string(disk), `\u00`) {
+		t.Fatalf("transcript on disk:\n%s\nwant the tool input as typed, with no \\u00 escapes", disk)
+	}
+	status, body := ts.do(t, "GET", "/api/sessions/typed", nil, nil)
+	if status != 200 || !strings.Contains(string(body), typed) || strings.Contains(string(body), `\u00`) {
+		t.Fatalf("GET /api/sessions/typed = %d %s, want the input as typed", status, body)
+	}
+}

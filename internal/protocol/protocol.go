@@ -309,7 +309,7 @@ type Status struct {
 // Encode marshals a server event. Server events hold only strings, numbers
 // and raw JSON that was validated on the way in, so a failure is a bug.
 func Encode(ev any) []byte {
-	b, err := json.Marshal(ev)
+	b, err := core.MarshalJSON(ev)
 	if err != nil {
 		panic(fmt.Sprintf("protocol: encode %T: %v", ev, err))
 	}

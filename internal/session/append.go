@@ -2,7 +2,6 @@ package session
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,7 +25,7 @@ func (s *Store) Append(id string, msgs ...core.Message) (Meta, error) {
 		if m.Role == "" {
 			return Meta{}, fmt.Errorf("session %s: append: message %d has no role", id, i)
 		}
-		b, err := json.Marshal(m)
+		b, err := core.MarshalJSON(m)
 		if err != nil {
 			return Meta{}, fmt.Errorf("session %s: append: %w", id, err)
 		}

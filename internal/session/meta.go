@@ -166,7 +166,7 @@ func createTemp(root *os.Root, prefix string) (*os.File, string, error) {
 }
 
 func writeMeta(root *os.Root, name string, m Meta) error {
-	b, err := json.MarshalIndent(m, "", "  ")
+	b, err := core.MarshalJSONIndent(m, "  ")
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ type Recent struct {
 	Corrupt []LineError
 }
 
-// summaryPrefix starts every summary line Append writes (json.Marshal
+// summaryPrefix starts every summary line Append writes (core.MarshalJSON
 // keeps core.Message's field order), so the search for the latest summary
 // decodes only the lines that may be one.
 var summaryPrefix = []byte(`{"role":"` + core.RoleSummary + `"`)

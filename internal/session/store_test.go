@@ -114,7 +114,7 @@ func TestAppendLoadRoundTrip(t *testing.T) {
 
 	want := `{"role":"user","content":"hi","timestamp":1000}` + "\n" +
 		`{"role":"assistant","content":"","timestamp":2000,"toolCalls":[{"id":"t1","name":"bash","input":{"cmd":"ls"},"output":"a\nb","isError":true}]}` + "\n" +
-		`{"role":"assistant","content":"x\u003cy \u0026 \"é\" 🙂\n","timestamp":3000,"status":"aborted","error":"stopped"}` + "\n" +
+		`{"role":"assistant","content":"x<y & \"é\" 🙂\n","timestamp":3000,"status":"aborted","error":"stopped"}` + "\n" +
 		`{"role":"system","content":"sys","timestamp":4000}` + "\n"
 	if got := string(readFile(t, filepath.Join(dir, "rt.jsonl"))); got != want {
 		t.Fatalf("transcript bytes:\n%s\nwant:\n%s", got, want)

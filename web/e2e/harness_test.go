@@ -1,8 +1,9 @@
 // Package e2e tests the WebChat in a real headless Chromium, driven with
 // chromedp, against a real gateway started in-process the way
 // cmd/miniclaw/gateway.go builds it (store on disk, scripted provider, file
-// tools). Without Chromium (/usr/bin/chromium or chromium on the PATH) the
-// tests skip, unless MINICLAW_REQUIRE_BROWSER=1 (as in CI): then they fail.
+// tools). Without Chromium ($MINICLAW_CHROMIUM, else /usr/bin/chromium or
+// chromium on the PATH) the tests skip, and say so, unless
+// MINICLAW_REQUIRE_BROWSER=1 (as in CI): then they fail.
 //
 // Every wait polls the DOM until a condition holds, with a deadline; no test
 // sleeps to let something happen. Screenshots of the main states go to
@@ -13,6 +14,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -196,9 +198,27 @@ func (g *testGateway) transcript(id string) []core.Message {
 
 // --- browser --------------------------------------------------------------
 
-// chromium finds the browser: Debian's /usr/bin/chromium, else chromium on
-// the PATH.
+// TestMain says why the browser tests do not run on a machine without
+// Chromium. go test ./... shows nothing of a passing package but its ok
+// line, so a t.Skip there is silent: instead no test runs, the testing
+// package prints "no tests to run", which go test turns into
+// "ok …/web/e2e [no tests to run]", and the reason is printed for -v.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if _, err := chromium(); err != nil && os.Getenv("MINICLAW_REQUIRE_BROWSER") != "1" {
+		fmt.Fprintf(os.Stderr, "web/e2e: the browser tests were skipped: no Chromium (%v). Install it (apt-get install chromium) or set MINICLAW_CHROMIUM to a Chromium or Chrome binary; MINICLAW_REQUIRE_BROWSER=1 makes this a failure.\n", err)
+		flag.Set("test.run", "^$")
+	}
+	os.Exit(m.Run())
+}
+
+// chromium finds the browser: $MINICLAW_CHROMIUM when set, else Debian's
+// /usr/bin/chromium, else chromium on the PATH.
 func chromium() (string, error) {
+	if path := os.Getenv("MINICLAW_CHROMIUM"); path != "" {
+		_, err := os.Stat(path)
+		return path, err
+	}
 	const debian = "/usr/bin/chromium"
 	if _, err := os.Stat(debian); err == nil {
 		return debian, nil
@@ -210,11 +230,8 @@ func chromium() (string, error) {
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	path, err := chromium()
-	if err != nil {
-		if os.Getenv("MINICLAW_REQUIRE_BROWSER") == "1" {
-			t.Fatalf("MINICLAW_REQUIRE_BROWSER=1 but there is no chromium (apt-get install chromium): %v", err)
-		}
-		t.Skipf("browser tests skipped: no chromium (apt-get install chromium; MINICLAW_REQUIRE_BROWSER=1 makes this a failure): %v", err)
+	if err != nil { // only with MINICLAW_REQUIRE_BROWSER=1: TestMain runs no test otherwise
+		t.Fatalf("MINICLAW_REQUIRE_BROWSER=1 but there is no chromium (apt-get install chromium): %v", err)
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),

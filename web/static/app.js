@@ -432,7 +432,7 @@ function renderLog() {
 function compactionNode({ coveredMessages, tokensBefore, tokensAfter, summary }) {
   const node = document.createElement("div");
   node.className = "msg system compaction";
-  let text = `Compacted: ${coveredMessages} earlier messages summarised`;
+  let text = `Compacted: ${coveredMessages} earlier message${coveredMessages === 1 ? "" : "s"} summarised`;
   if (tokensBefore) text += ` (${tokensBefore} → ${tokensAfter} tokens)`;
   if (summary === undefined) {
     node.textContent = text;

@@ -68,7 +68,7 @@ func (p *Provider) Name() string { return "openai" }
 // backoff, honouring Retry-After; a stream that fails after text reached the
 // user is not retried.
 func (p *Provider) Complete(ctx context.Context, req core.Request, onText func(string)) (core.Response, error) {
-	body, err := json.Marshal(buildRequest(req))
+	body, err := core.MarshalJSON(buildRequest(req))
 	if err != nil {
 		return core.Response{}, fmt.Errorf("openai: encode request: %w", err)
 	}

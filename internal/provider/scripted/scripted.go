@@ -92,6 +92,9 @@ func Parse(b []byte) ([]Turn, error) {
 // Name implements core.Provider.
 func (p *Provider) Name() string { return "scripted" }
 
+// Turns is the number of model turns the script holds, 0 for the echo.
+func (p *Provider) Turns() int { return len(p.turns) }
+
 // Complete implements core.Provider.
 func (p *Provider) Complete(ctx context.Context, req core.Request, onText func(string)) (core.Response, error) {
 	turn := p.nextTurn(req)
