@@ -131,9 +131,8 @@ func TestRebindingWithToken(t *testing.T) {
 			t.Errorf("WebSocket with Host = Origin = %s: status %d, want 101", host, status)
 		}
 	}
-	if n := len(ts.store.List()); n != 1 {
-		t.Errorf("%d sessions, want the 1 of the allowed WebSockets", n)
-	}
+	// The session is made once the upgrade is answered: wait for it.
+	eventually(t, "the 1 session of the allowed WebSockets", func() bool { return len(ts.store.List()) == 1 })
 }
 
 // TestCrossSiteWritesRefused: a cross-site form or no-cors fetch (text/plain,
