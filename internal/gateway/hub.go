@@ -71,6 +71,21 @@ func (h *hub) dropIfIdleLocked(l *lane) {
 func (h *hub) attach(c *conn, id string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.attachLocked(c, id)
+}
+
+// join attaches a new connection to session id with first (its connected
+// event) queued ahead of every event of the session, in one step: a client
+// that has read first is attached, so nothing it then causes is missed.
+func (h *hub) join(c *conn, id string, first []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c.enqueue(first)
+	h.attachLocked(c, id)
+}
+
+// attachLocked is attach with h.mu held.
+func (h *hub) attachLocked(c *conn, id string) {
 	if c.session == id {
 		return
 	}

@@ -177,3 +177,20 @@ func TestConnectedComesFirstOnBusySession(t *testing.T) {
 	}
 	sender.readTurn()
 }
+
+// TestJoinerSeesTheNextTurn: a client that has read its connected event is
+// attached, so a turn another client starts right then reaches it whole.
+func TestJoinerSeesTheNextTurn(t *testing.T) {
+	t.Parallel()
+	ts := echoServer(t)
+	a := ts.dial(t, "/ws?sessionId=join")
+	for i := range 30 {
+		b := ts.dial(t, "/ws?sessionId=join")
+		a.message(fmt.Sprintf("turn %d", i))
+		a.readTurn()
+		if tn := b.readTurn(); tn.done.Content != fmt.Sprintf("echo: turn %d", i) {
+			t.Fatalf("round %d: the joiner's turn ended with %s", i, tn.done.Raw)
+		}
+		b.ws.CloseNow()
+	}
+}

@@ -68,10 +68,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(maxFrame)
 
-	// connected goes first: queued before the connection can receive any of
-	// its session's events.
-	c.enqueue(protocol.Encode(protocol.Connected{Type: protocol.TypeConnected, SessionID: meta.SessionID, Resumed: resumed}))
-	s.hub.attach(c, meta.SessionID)
+	// connected goes first, and the connection is attached before the
+	// client can read it (see hub.join).
+	s.hub.join(c, meta.SessionID, protocol.Encode(protocol.Connected{Type: protocol.TypeConnected, SessionID: meta.SessionID, Resumed: resumed}))
 	c.startKeepalive()
 	s.readLoop(ctx, c)
 
