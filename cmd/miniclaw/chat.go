@@ -36,7 +36,9 @@ running reply; pressed again within 2 s, or when nothing runs, it quits.
 
 When standard input is not a terminal, each line is sent as a message and
 answered before the next is read; the command exits at the end of input,
-with status 1 if any message was answered with an error.
+with status 1 if any message was answered with an error. Standard output
+then carries the replies alone; connection notes, tool, usage and status
+lines and errors go to standard error.
 
 `)
 		fs.PrintDefaults()
@@ -61,6 +63,7 @@ with status 1 if any message was answered with an error.
 		SessionID: *sessionID,
 		In:        stdin,
 		Out:       stdout,
+		Stderr:    stderr,
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGHUP)

@@ -248,7 +248,14 @@ func TestChatPiped(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
-	want := []string{"session piped-1 (new session)", "echo: one\n", "echo: two words\n", "* piped-1", "echo: three\n"}
+	// stdout carries the replies (and the table /sessions asked for) alone.
+	if !strings.HasPrefix(r.stdout, "echo: one\necho: two words\n") || !strings.HasSuffix(r.stdout, "\necho: three\n") {
+		t.Errorf("stdout is not the replies alone:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "session piped-1 (new session)") {
+		t.Errorf("stderr lacks the connection note:\n%s", r.stderr)
+	}
+	want := []string{"echo: one\n", "echo: two words\n", "* piped-1", "echo: three\n"}
 	rest := r.stdout
 	for _, w := range want {
 		i := strings.Index(rest, w)

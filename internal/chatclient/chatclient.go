@@ -46,6 +46,10 @@ type Options struct {
 
 	In  io.Reader
 	Out io.Writer
+	// Stderr takes everything but the replies in line mode (connection
+	// notes, tool, usage, compaction and status lines, errors), so that Out
+	// holds the replies alone; nil means Out. A terminal shows all on Out.
+	Stderr io.Writer
 	// Terminal says In and Out are a terminal already in raw mode: lines are
 	// edited with history (golang.org/x/term) and Ctrl-C arrives as a key.
 	// Otherwise In is read line by line: each message waits for its reply
@@ -152,7 +156,7 @@ func Run(ctx context.Context, opt Options) error {
 		c.out.w = c.term
 		src = newLineSource(c.readTerminalLine, done)
 	} else {
-		c.out.w = opt.Out
+		c.out.w, c.out.notes = opt.Out, opt.Stderr
 		br := bufio.NewReader(opt.In)
 		src = newLineSource(func() (string, error) { return readPlainLine(br) }, done)
 	}
@@ -313,7 +317,7 @@ func (c *client) command(ctx context.Context, text string) bool {
 	case "/quit", "/exit":
 		return true
 	case "/help":
-		c.out.printf("%s", help)
+		c.out.line("%s", help)
 	case "/abort":
 		c.abort(ctx)
 	case "/compact":

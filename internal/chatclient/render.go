@@ -130,8 +130,11 @@ func tokenCount(n int64) string {
 
 // output writes the client's output and knows whether the cursor is in the
 // middle of a line, so that a notice never lands after half a streamed reply.
+// Replies and what a command was asked to show go to w; notices go to notes
+// when it is set (pipe mode), else to w.
 type output struct {
 	w       io.Writer
+	notes   io.Writer
 	midLine bool
 }
 
@@ -152,11 +155,25 @@ func (o *output) endLine() {
 	}
 }
 
-// printf writes one whole line (a newline is added), on a line of its own.
-// Its arguments may be anything (errors, events): the line is escaped.
+// printf writes one whole notice line (a newline is added), on a line of
+// its own. Its arguments may be anything (errors, events): the line is
+// escaped.
 func (o *output) printf(format string, args ...any) {
-	o.endLine()
-	io.WriteString(o.w, termsafe.Text(fmt.Sprintf(format, args...))+"\n")
+	w := o.w
+	if o.notes != nil {
+		w = o.notes
+	}
+	o.writeLine(w, format, args...)
+}
+
+// line is printf for output the user asked for (/help), which stays on w.
+func (o *output) line(format string, args ...any) {
+	o.writeLine(o.w, format, args...)
+}
+
+func (o *output) writeLine(w io.Writer, format string, args ...any) {
+	o.endLine() // a reply cut by a notice still ends its line on o.w
+	io.WriteString(w, termsafe.Text(fmt.Sprintf(format, args...))+"\n")
 }
 
 // WriteSessionTable lists sessions one per line: ID, channel, messages, when
