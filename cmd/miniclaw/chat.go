@@ -25,7 +25,7 @@ func runChat(args []string, getenv func(string) string, stdin *os.File, stdout, 
 	fs.SetOutput(stderr)
 	url := fs.String("url", "", "gateway address, http(s):// or ws(s):// (env MINI_OPENCLAW_URL, default "+defaultGatewayURL+")")
 	token := fs.String("token", "", "gateway auth token (env MINI_OPENCLAW_TOKEN)")
-	sessionID := fs.String("session", "", "session ID to resume, or to create with that ID (default: the gateway's most recent webchat session)")
+	sessionID := fs.String("session", "", "session ID to resume, or to create with that ID (default: the most recently active session of any channel, else a new one); sessions chat starts are of channel \"cli\"")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: miniclaw chat [flags]
 

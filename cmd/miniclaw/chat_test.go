@@ -161,7 +161,7 @@ func TestChatTerminal(t *testing.T) {
 	c.typeKeys("/sessions\r")
 	c.expect(`\* ` + regexp.QuoteMeta(second[1]) + ` `)
 	c.mark = 0
-	c.expect(regexp.QuoteMeta(first[1]) + `\s+webchat\s+2\s+\S.*hello world`)
+	c.expect(regexp.QuoteMeta(first[1]) + `\s+cli\s+2\s+\S.*hello world`)
 
 	c.typeKeys("/switch " + first[1] + "\r")
 	if back := c.expect(`Session ` + connectedRE); back[1] != first[1] || back[2] != "resumed" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -52,7 +53,7 @@ func (g endpoint) call(ctx context.Context, method, path string, body any, want 
 		return fmt.Errorf("%s %s: the gateway needs a token: pass --token or set MINI_OPENCLAW_TOKEN", method, path)
 	}
 	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, apiErrorBody(resp))
+		return statusError{resp.StatusCode, fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, apiErrorBody(resp))}
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return fmt.Errorf("%s %s: bad answer: %w", method, path, err)
@@ -60,13 +61,53 @@ func (g endpoint) call(ctx context.Context, method, path string, body any, want 
 	return nil
 }
 
-// createSession asks the gateway for a new session and returns its ID.
-func (g endpoint) createSession(ctx context.Context) (string, error) {
+// statusError is an API answer of another status than the one expected.
+type statusError struct {
+	status int
+	msg    string
+}
+
+func (e statusError) Error() string { return e.msg }
+
+// cliChannel is the channel of the sessions the terminal client starts, so
+// that lists tell them from the WebChat's.
+const cliChannel = "cli"
+
+// createSession makes session id ("": a new ID) a cli session unless it
+// exists already, and returns its ID and whether it was created. The
+// gateway would make a session a WebSocket names of channel webchat, so
+// the client makes it first.
+func (g endpoint) createSession(ctx context.Context, id string) (string, bool, error) {
+	body := struct {
+		SessionID string `json:"sessionId,omitempty"`
+		Channel   string `json:"channel"`
+	}{id, cliChannel}
 	var m apiSession
-	if err := g.call(ctx, http.MethodPost, "/api/sessions", struct{}{}, http.StatusCreated, &m); err != nil {
-		return "", err
+	err := g.call(ctx, http.MethodPost, "/api/sessions", body, http.StatusCreated, &m)
+	var se statusError
+	if errors.As(err, &se) && se.status == http.StatusConflict {
+		return id, false, nil
 	}
-	return m.SessionID, nil
+	if err != nil {
+		return "", false, err
+	}
+	return m.SessionID, true, nil
+}
+
+// startSession picks the session to attach to at start: id, else the most
+// recently active session of any channel (the conversation the user left
+// last, in the WebChat or here), else a new one; new ones are cli sessions.
+func (g endpoint) startSession(ctx context.Context, id string) (string, bool, error) {
+	if id == "" {
+		list, err := g.listSessions(ctx)
+		if err != nil {
+			return "", false, err
+		}
+		if len(list) > 0 {
+			return list[0].SessionID, false, nil
+		}
+	}
+	return g.createSession(ctx, id)
 }
 
 // listSessions returns all sessions, most recently updated first.

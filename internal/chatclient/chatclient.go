@@ -41,7 +41,8 @@ type Options struct {
 	// Token is the gateway's MINI_OPENCLAW_TOKEN, if it has one.
 	Token string
 	// SessionID is the session to resume, or to create with that ID; ""
-	// lets the gateway choose (its most recently active webchat session).
+	// resumes the most recently active session of any channel, or starts
+	// one. Sessions the client starts are of channel cli.
 	SessionID string
 
 	In  io.Reader
@@ -109,7 +110,7 @@ type client struct {
 	attached  bool   // the link's connected event was seen
 	connects  int    // connected events seen, to tell the first from a reconnect
 	switching bool   // the dial in progress is a /new or /switch
-	created   bool   // ... to the session /new just created
+	created   bool   // the session dialled was just created by this client
 	pending   int    // messages sent and not answered yet (message_done or error)
 	streamed  bool   // reply text was shown since the last answer
 	failed    bool   // an answer was an error
@@ -136,8 +137,11 @@ func Run(ctx context.Context, opt Options) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	c := &client{opt: opt, gw: gw, session: opt.SessionID}
-	c.link, err = dial(ctx, gw, opt.SessionID, opt.Keepalive)
+	c := &client{opt: opt, gw: gw}
+	c.session, c.created, err = gw.startSession(ctx, opt.SessionID)
+	if err == nil {
+		c.link, err = dial(ctx, gw, c.session, opt.Keepalive)
+	}
 	if err != nil {
 		return fmt.Errorf("cannot connect to the gateway at %s: %w (is `miniclaw gateway` running?)", gw.http, err)
 	}
@@ -322,20 +326,20 @@ func (c *client) command(ctx context.Context, text string) bool {
 		c.abort(ctx)
 	case "/compact":
 		c.compact(ctx)
-	case "/new":
-		id, err := c.gw.createSession(ctx)
+	case "/new", "/switch":
+		if name == "/new" {
+			arg = ""
+		} else if err := protocol.ValidateSessionID(arg); err != nil {
+			c.out.printf("usage: /switch ID (%v)", err)
+			return false
+		}
+		id, created, err := c.gw.createSession(ctx, arg)
 		if err != nil {
 			c.out.printf("error: cannot create a session: %v", err)
 			return false
 		}
 		c.switchTo(ctx, id)
-		c.created = true
-	case "/switch":
-		if err := protocol.ValidateSessionID(arg); err != nil {
-			c.out.printf("usage: /switch ID (%v)", err)
-			return false
-		}
-		c.switchTo(ctx, arg)
+		c.created = created
 	case "/sessions":
 		list, err := c.gw.listSessions(ctx)
 		if err != nil {
