@@ -33,6 +33,8 @@ Chats with a running gateway from the terminal: replies stream as they are
 written, tool calls show as one line each. Type /help in the chat for the
 commands (/new, /sessions, /switch ID, /abort, /quit). Ctrl-C aborts the
 running reply; pressed again within 2 s, or when nothing runs, it quits.
+At connect it says so when the gateway runs on the offline scripted
+provider (no model is called).
 
 When standard input is not a terminal, each line is sent as a message and
 answered before the next is read; the command exits at the end of input,

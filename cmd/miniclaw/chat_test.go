@@ -252,8 +252,10 @@ func TestChatPiped(t *testing.T) {
 	if !strings.HasPrefix(r.stdout, "echo: one\necho: two words\n") || !strings.HasSuffix(r.stdout, "\necho: three\n") {
 		t.Errorf("stdout is not the replies alone:\n%s", r.stdout)
 	}
-	if !strings.Contains(r.stderr, "session piped-1 (new session)") {
-		t.Errorf("stderr lacks the connection note:\n%s", r.stderr)
+	for _, note := range []string{"session piped-1 (new session)", "The gateway runs on the offline scripted provider: no model is called.\n"} {
+		if !strings.Contains(r.stderr, note) {
+			t.Errorf("stderr lacks %q:\n%s", note, r.stderr)
+		}
 	}
 	want := []string{"echo: one\n", "echo: two words\n", "* piped-1", "echo: three\n"}
 	rest := r.stdout

@@ -130,3 +130,22 @@ func (g endpoint) lastMessages(ctx context.Context, id string, n int) (bool, ses
 	err := g.call(ctx, http.MethodGet, fmt.Sprintf("/api/sessions/%s?limit=%d", id, n), nil, http.StatusOK, &body)
 	return body.Session.Busy, body.Page, err
 }
+
+// providerNotice is what the client says at connect about the gateway's
+// model provider: the gateway's own warning (/readyz providerWarning) when
+// it has one, else a note when it runs on the offline scripted provider,
+// else "". A failed /readyz says nothing: the chat does not depend on it,
+// and its own errors speak for themselves.
+func (g endpoint) providerNotice(ctx context.Context) string {
+	var h struct {
+		Provider        string `json:"provider"`
+		ProviderWarning string `json:"providerWarning"`
+	}
+	if g.call(ctx, http.MethodGet, "/readyz", nil, http.StatusOK, &h) != nil {
+		return ""
+	}
+	if h.ProviderWarning == "" && h.Provider == "scripted" {
+		return "The gateway runs on the offline scripted provider: no model is called."
+	}
+	return h.ProviderWarning
+}

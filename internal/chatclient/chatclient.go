@@ -115,6 +115,7 @@ type client struct {
 	streamed  bool   // reply text was shown since the last answer
 	failed    bool   // an answer was an error
 	lastIntr  time.Time
+	notice    string // said once after the first connected event: see providerNotice
 
 	backoff time.Duration
 	retry   <-chan time.Time // fires when the next reconnect attempt is due
@@ -145,6 +146,7 @@ func Run(ctx context.Context, opt Options) error {
 	if err != nil {
 		return fmt.Errorf("cannot connect to the gateway at %s: %w (is `miniclaw gateway` running?)", gw.http, err)
 	}
+	c.notice = gw.providerNotice(ctx)
 
 	done := make(chan struct{})
 	defer close(done)
@@ -478,6 +480,9 @@ func (c *client) connected(ctx context.Context, ev event) {
 	switch {
 	case c.connects == 0:
 		c.out.printf("Connected to %s: session %s (%s).", c.gw.http, c.session, state)
+		if c.notice != "" {
+			c.out.printf("%s", c.notice)
+		}
 		if c.term != nil {
 			c.out.printf("Type a message and press Enter; /help lists the commands.")
 		}

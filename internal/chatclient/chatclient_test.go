@@ -50,6 +50,13 @@ func startGatewayWith(t *testing.T, addr, dir, token string, provider core.Provi
 // startGatewayRuntime is startGateway with another runtime.
 func startGatewayRuntime(t *testing.T, addr, dir, token string, rt *agent.Runtime) *testGateway {
 	t.Helper()
+	return startGatewayOpts(t, addr, dir, gateway.Options{Runtime: rt, Token: token})
+}
+
+// startGatewayOpts is startGateway with other gateway options; the store
+// and the logger are filled in.
+func startGatewayOpts(t *testing.T, addr, dir string, opt gateway.Options) *testGateway {
+	t.Helper()
 	store, err := session.Open(dir, session.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -58,13 +65,9 @@ func startGatewayRuntime(t *testing.T, addr, dir, token string, rt *agent.Runtim
 	if err != nil {
 		t.Fatal(err)
 	}
+	opt.Store, opt.Logger = store, slog.New(slog.DiscardHandler)
 	g := &testGateway{
-		srv: gateway.New(gateway.Options{
-			Store:   store,
-			Runtime: rt,
-			Logger:  slog.New(slog.DiscardHandler),
-			Token:   token,
-		}),
+		srv:    gateway.New(opt),
 		store:  store,
 		addr:   ln.Addr().String(),
 		served: make(chan error, 1),
