@@ -39,6 +39,9 @@ Commands:
   fork ID                  a new session from the first --messages N messages (all by default), --to NEWID
   archive ID               move a session to sessions/archive/ (see --help about running gateways)
 
+ID may be the first characters of a session ID, when no other ID starts with
+them (miniclaw sessions show 3649).
+
 Each command takes --workspace and --data-dir (env MINI_OPENCLAW_WORKSPACE,
 MINI_OPENCLAW_DATA_DIR), as the gateway does. Run "miniclaw sessions <command> --help".
 `
@@ -117,6 +120,11 @@ func runSessions(args []string, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 	defer st.Close()
+	if cmd.args == 1 {
+		if pos[0], err = resolveSession(st, pos[0]); err != nil {
+			return err
+		}
+	}
 	return cmd.run(st, pos, stdout, stderr)
 }
 
@@ -160,6 +168,17 @@ func dropTime(groups []string, a slog.Attr) slog.Attr {
 		return slog.Attr{}
 	}
 	return a
+}
+
+// resolveSession is the session ID that id names exactly or as the unique
+// prefix of one (the first characters of a UUID are enough to type); the
+// error names where it looked, or the IDs an ambiguous prefix starts.
+func resolveSession(st *session.Store, id string) (string, error) {
+	full, err := st.Resolve(id)
+	if errors.Is(err, session.ErrNotFound) {
+		return "", fmt.Errorf("session %s not found in %s (miniclaw sessions list shows them)", termsafe.Line(id), st.Dir())
+	}
+	return full, err
 }
 
 // notFound names the session and where it was looked for.

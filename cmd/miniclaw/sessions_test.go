@@ -435,3 +435,37 @@ func TestSessionsBesideRunningGateway(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionsIDPrefix: every sessions command that takes an ID takes a
+// unique prefix of one; an ambiguous prefix fails and names the matches.
+func TestSessionsIDPrefix(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, "data")
+	seedSessions(t, data)
+	env := sessionsEnv(ws, data)
+	run := func(args ...string) cliResult {
+		t.Helper()
+		return runCLI(t, cliTimeout, env, append([]string{"sessions"}, args...)...)
+	}
+
+	if r := run("show", "to"); r.code != 0 || !strings.Contains(r.stdout, "Session tools-1 ·") {
+		t.Errorf("show to: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if r := run("export", "pl"); r.code != 0 || !strings.Contains(r.stdout, `"echo: hi"`) {
+		t.Errorf("export pl: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if r := run("fork", "to", "--to", "copy-1"); r.code != 0 || r.stdout != "copy-1\n" || !strings.Contains(r.stderr, "forked session tools-1 into copy-1") {
+		t.Errorf("fork to: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	r := run("show", "p")
+	if r.code != 1 || !strings.Contains(r.stderr, "ambiguous session ID prefix: p starts pending-1, plain-1") {
+		t.Errorf("show p: exit %d, want 1 with both matches\nstderr: %s", r.code, r.stderr)
+	}
+	if r := run("archive", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, "session nosuch not found in ") {
+		t.Errorf("archive nosuch: exit %d\nstderr: %s", r.code, r.stderr)
+	}
+	if r := run("archive", "pl"); r.code != 0 || !strings.Contains(r.stdout, "archived session plain-1 to ") {
+		t.Errorf("archive pl: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+}

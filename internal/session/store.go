@@ -33,6 +33,9 @@ var ErrNotFound = errors.New("session not found")
 // ErrInvalidID is returned for an ID that cannot name a session file.
 var ErrInvalidID = errors.New("invalid session ID")
 
+// ErrAmbiguous is returned by Resolve for a prefix of more than one session ID.
+var ErrAmbiguous = errors.New("ambiguous session ID prefix")
+
 const (
 	jsonlExt   = ".jsonl"
 	metaExt    = ".meta.json"
@@ -505,6 +508,36 @@ func (s *Store) Get(id string) (Meta, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return e.meta, nil
+}
+
+// Resolve returns the session ID that id names: the session of that exact
+// ID, else the one session whose ID starts with id, so that a user can type
+// the first characters of a UUID. No match is ErrNotFound; several are
+// ErrAmbiguous, naming them in order.
+func (s *Store) Resolve(id string) (string, error) {
+	_, err := s.lookup(id)
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return "", err
+	}
+	var matches []string
+	s.mu.Lock()
+	for sid := range s.sessions {
+		if strings.HasPrefix(sid, id) {
+			matches = append(matches, sid)
+		}
+	}
+	s.mu.Unlock()
+	switch len(matches) {
+	case 0:
+		return "", err
+	case 1:
+		return matches[0], nil
+	}
+	sort.Strings(matches)
+	return "", fmt.Errorf("%w: %s starts %s", ErrAmbiguous, id, strings.Join(matches, ", "))
 }
 
 // lookup finds a session in the index, or on disk when another process
