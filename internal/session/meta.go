@@ -37,11 +37,25 @@ const maxTitleLen = 80
 // line, cut to maxTitleLen runes.
 func titleFrom(content string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(content), "\n")
-	line = strings.TrimSpace(line)
-	if utf8.RuneCountInString(line) <= maxTitleLen {
-		return line
+	return cutTitle(strings.TrimSpace(line))
+}
+
+// forkTitle says what a fork is a fork of: the source's title, or its ID
+// when it has none yet.
+func forkTitle(src Meta) string {
+	of := src.Title
+	if of == "" {
+		of = src.SessionID
 	}
-	r := []rune(line)
+	return cutTitle("Fork of " + of)
+}
+
+// cutTitle cuts a title to maxTitleLen runes.
+func cutTitle(title string) string {
+	if utf8.RuneCountInString(title) <= maxTitleLen {
+		return title
+	}
+	r := []rune(title)
 	return string(r[:maxTitleLen-1]) + "…"
 }
 

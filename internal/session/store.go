@@ -469,9 +469,13 @@ func (s *Store) extendMeta(id string, m Meta) (Meta, bool) {
 }
 
 // scanMeta recomputes a meta from the whole JSONL, keeping the channel and
-// fork origin of old (which the transcript does not record).
+// fork origin of old (which the transcript does not record), and a fork's
+// title (which is not its first message).
 func (s *Store) scanMeta(id string, old Meta) (Meta, error) {
 	m := Meta{SessionID: id, Channel: old.Channel, ForkedFrom: old.ForkedFrom, CreatedAt: old.CreatedAt}
+	if old.ForkedFrom != "" {
+		m.Title = old.Title
+	}
 	if m.Channel == "" {
 		m.Channel = DefaultChannel
 	}
@@ -595,7 +599,7 @@ func (s *Store) Create(id, channel string) (Meta, bool, error) {
 	} else if !errors.Is(err, ErrNotFound) {
 		return Meta{}, false, err
 	}
-	return s.create(id, channel, "")
+	return s.create(Meta{SessionID: id, Channel: channel})
 }
 
 // forget drops e from the index when its transcript left the directory
@@ -610,9 +614,12 @@ func (s *Store) forget(id string, e *entry) {
 	}
 }
 
-func (s *Store) create(id, channel, forkedFrom string) (Meta, bool, error) {
+// create makes the session m describes (its ID, channel, and a fork's
+// origin and title), created now and empty.
+func (s *Store) create(m Meta) (Meta, bool, error) {
+	id := m.SessionID
 	now := s.now().UnixMilli()
-	m := Meta{SessionID: id, Channel: channel, CreatedAt: now, UpdatedAt: now, ForkedFrom: forkedFrom}
+	m.CreatedAt, m.UpdatedAt = now, now
 	s.diskMu.Lock()
 	f, err := s.openFile(id+jsonlExt, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
