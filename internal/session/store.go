@@ -468,14 +468,13 @@ func (s *Store) extendMeta(id string, m Meta) (Meta, bool) {
 	return grown, ok && err == nil
 }
 
-// scanMeta recomputes a meta from the whole JSONL, keeping the channel and
-// fork origin of old (which the transcript does not record), and a fork's
-// title (which is not its first message).
+// scanMeta recomputes a meta from the whole JSONL, keeping the channel,
+// fork origin and title of old: the transcript records none of them (a
+// fork's title and one set by Rename are not its first message, and one
+// derived from that message is the same anyway, as the transcript only
+// grows).
 func (s *Store) scanMeta(id string, old Meta) (Meta, error) {
-	m := Meta{SessionID: id, Channel: old.Channel, ForkedFrom: old.ForkedFrom, CreatedAt: old.CreatedAt}
-	if old.ForkedFrom != "" {
-		m.Title = old.Title
-	}
+	m := Meta{SessionID: id, Channel: old.Channel, ForkedFrom: old.ForkedFrom, CreatedAt: old.CreatedAt, Title: old.Title}
 	if m.Channel == "" {
 		m.Channel = DefaultChannel
 	}

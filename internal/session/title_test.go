@@ -1,6 +1,12 @@
 package session
 
-import "testing"
+import (
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+)
 
 // TestTitleFrom: a title is the first line of the first user message as
 // plain text, without the Markdown markup around its words.
@@ -24,5 +30,43 @@ func TestTitleFrom(t *testing.T) {
 		if got := titleFrom(tc.in); got != tc.want {
 			t.Errorf("titleFrom(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestRename: a title set by Rename is what lists show, and it survives
+// appends, a reopen and a meta rebuilt from the transcript.
+func TestRename(t *testing.T) {
+	s, dir := newStore(t)
+	mustCreate(t, s, "r", "webchat")
+	mustAppend(t, s, "r", numbered("r", 2)...)
+	m, err := s.Rename("r", "  My plan  ")
+	if err != nil || m.Title != "My plan" {
+		t.Fatalf("Rename: %+v, %v", m, err)
+	}
+	mustAppend(t, s, "r", userMsg("more", 2000))
+	s.Close()
+	if re, _ := openStore(t, dir, Options{}).Get("r"); re.Title != "My plan" || re.MessageCount != 3 {
+		t.Fatalf("after reopen: %+v", re)
+	}
+	metaPath := filepath.Join(dir, "r.meta.json")
+	stale := metaOnDisk(t, metaPath)
+	stale.Size += 1000
+	b, _ := json.Marshal(stale)
+	writeFile(t, metaPath, b)
+	s = openStore(t, dir, Options{})
+	if re, _ := s.Get("r"); re.Title != "My plan" || re.MessageCount != 3 {
+		t.Fatalf("after a rebuild: %+v", re)
+	}
+	for _, tc := range []struct{ title, err string }{
+		{" ", "title is empty"},
+		{"two\nlines", `title has '\n' at byte 3`},
+		{strings.Repeat("é", 81), "title is 81 characters, the limit is 80"},
+	} {
+		if _, err := s.Rename("r", tc.title); err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("Rename(%q): %v, want %q", tc.title, err, tc.err)
+		}
+	}
+	if _, err := s.Rename("nope", "x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Rename of an unknown session: %v", err)
 	}
 }
