@@ -469,3 +469,32 @@ func TestSessionsIDPrefix(t *testing.T) {
 		t.Errorf("archive pl: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestSessionsRename: rename sets the title that list and show print, takes
+// an ID prefix, and refuses a title that cannot be shown on one line.
+func TestSessionsRename(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, "data")
+	seedSessions(t, data)
+	env := sessionsEnv(ws, data)
+	run := func(args ...string) cliResult {
+		t.Helper()
+		return runCLI(t, cliTimeout, env, append([]string{"sessions"}, args...)...)
+	}
+	if r := run("rename", "pl", "Greeting test"); r.code != 0 || r.stdout != "renamed session plain-1 to \"Greeting test\"\n" {
+		t.Fatalf("rename: exit %d\nstdout: %q\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if r := run("show", "plain-1"); !strings.HasPrefix(r.stdout, `Session plain-1 · webchat · 2 messages · "Greeting test"`) {
+		t.Errorf("show after rename:\n%s", r.stdout)
+	}
+	if r := run("list"); !strings.Contains(r.stdout, "Greeting test") {
+		t.Errorf("list after rename:\n%s", r.stdout)
+	}
+	if r := run("rename", "plain-1"); r.code != 2 || !strings.Contains(r.stderr, "rename takes two arguments, the session ID and the title") {
+		t.Errorf("rename without a title: exit %d\nstderr: %s", r.code, r.stderr)
+	}
+	if r := run("rename", "plain-1", "a\tb"); r.code != 1 || !strings.Contains(r.stderr, `title has '\t' at byte 1`) {
+		t.Errorf("rename to a title with a tab: exit %d\nstderr: %s", r.code, r.stderr)
+	}
+}
