@@ -38,7 +38,7 @@ Commands:
   export ID                the transcript as JSONL (exact bytes) or Markdown (--format md), -o FILE
   fork ID                  a new session from the first --messages N messages (all by default), --to NEWID
   archive ID               move a session to sessions/archive/ (see --help about running gateways)
-  rename ID TITLE          set a session's title (see --help about running gateways)
+  rename ID TITLE          set a session's title (--help: running gateways)
 
 ID may be the first characters of a session ID, when no other ID starts with
 them (miniclaw sessions show 3649).
@@ -393,8 +393,8 @@ func renameCmd() sessionsCmd {
 		about: `Sets the title that lists show for a session: one line of at most 80 characters.
 The title is kept in the session's meta file (sessions/<id>.meta.json).
 
-A running gateway that has the session open keeps showing its old title, and
-writes it back with the session's next message: rename while no gateway runs.`,
+A running gateway that has the session open shows its old title until the
+session's next message (or its restart); it does not write the old title back.`,
 		args: 2,
 		run: func(st *session.Store, args []string, stdout, _ io.Writer) error {
 			m, err := st.Rename(args[0], args[1])

@@ -36,7 +36,7 @@ func (s *Store) Archive(id string) (string, error) {
 	m := e.meta
 	delete(s.dirty, id)
 	s.mu.Unlock()
-	if err := s.saveMeta(id, m); err != nil {
+	if err := s.saveMeta(id, s.withRename(id, m)); err != nil {
 		s.log.Warn("session meta not written", "session", id, "err", err)
 	}
 	if err := s.root.MkdirAll(archiveDir, 0o700); err != nil {

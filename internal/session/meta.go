@@ -30,6 +30,9 @@ type Meta struct {
 	Title        string `json:"title"`
 	Size         int64  `json:"size"`
 	ForkedFrom   string `json:"forkedFrom,omitempty"`
+	// TitledAt is when Rename last set Title (Unix ms; 0: never), so that a
+	// process writing the meta keeps a newer title another one set.
+	TitledAt int64 `json:"titledAt,omitempty"`
 }
 
 const maxTitleLen = 80

@@ -207,6 +207,10 @@ func (s *Store) writeEntryMeta(id string, e *entry) {
 		// transcript is another file now: this meta would describe neither.
 		return
 	}
+	m = s.withRename(id, m)
+	s.mu.Lock()
+	e.meta.Title, e.meta.TitledAt = m.Title, m.TitledAt
+	s.mu.Unlock()
 	if err := s.saveMeta(id, m); err != nil {
 		// The transcript holds the messages; a stale meta is repaired from it.
 		s.log.Warn("session meta not written", "session", id, "err", err)
@@ -474,7 +478,7 @@ func (s *Store) extendMeta(id string, m Meta) (Meta, bool) {
 // derived from that message is the same anyway, as the transcript only
 // grows).
 func (s *Store) scanMeta(id string, old Meta) (Meta, error) {
-	m := Meta{SessionID: id, Channel: old.Channel, ForkedFrom: old.ForkedFrom, CreatedAt: old.CreatedAt, Title: old.Title}
+	m := Meta{SessionID: id, Channel: old.Channel, ForkedFrom: old.ForkedFrom, CreatedAt: old.CreatedAt, Title: old.Title, TitledAt: old.TitledAt}
 	if m.Channel == "" {
 		m.Channel = DefaultChannel
 	}

@@ -70,3 +70,26 @@ func TestRename(t *testing.T) {
 		t.Errorf("Rename of an unknown session: %v", err)
 	}
 }
+
+// TestRenameByAnotherProcess: a store that has the session open (a
+// gateway) does not write its old title back over a rename made by another
+// (the CLI) when it next writes the meta.
+func TestRenameByAnotherProcess(t *testing.T) {
+	gw, dir := newStore(t)
+	mustCreate(t, gw, "r", "webchat")
+	mustAppend(t, gw, "r", numbered("r", 2)...)
+	gw.Flush()
+	cli := openStore(t, dir, Options{})
+	if _, err := cli.Rename("r", "Set by the CLI"); err != nil {
+		t.Fatal(err)
+	}
+	cli.Close()
+	mustAppend(t, gw, "r", userMsg("more", 2000))
+	gw.Flush()
+	if disk := metaOnDisk(t, filepath.Join(dir, "r.meta.json")); disk.Title != "Set by the CLI" || disk.MessageCount != 3 {
+		t.Fatalf("meta on disk after the gateway's append: %+v", disk)
+	}
+	if m, _ := gw.Get("r"); m.Title != "Set by the CLI" {
+		t.Fatalf("the gateway's meta after its write: %+v", m)
+	}
+}
