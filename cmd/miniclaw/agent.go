@@ -238,24 +238,7 @@ func agentSession(st *session.Store, id string) (string, error) {
 		m, _, err := st.Create(uuid.NewString(), cliChannel)
 		return m.SessionID, err
 	}
-	if _, err := st.Get(id); err == nil {
-		return id, nil
-	} else if !errors.Is(err, session.ErrNotFound) && !errors.Is(err, session.ErrInvalidID) {
-		return "", err
-	}
-	var matches []string
-	for _, m := range st.List() {
-		if strings.HasPrefix(m.SessionID, id) {
-			matches = append(matches, m.SessionID)
-		}
-	}
-	switch len(matches) {
-	case 0:
-		return "", fmt.Errorf("session %s not found in %s (miniclaw sessions list shows them)", termsafe.Line(id), st.Dir())
-	case 1:
-		return matches[0], nil
-	}
-	return "", fmt.Errorf("session prefix %s is ambiguous: it starts %s", termsafe.Line(id), strings.Join(matches, ", "))
+	return resolveSession(st, id)
 }
 
 // abortOnSignal is a context that SIGINT cancels as an abort by the user

@@ -38,6 +38,10 @@ Commands:
   export ID                the transcript as JSONL (exact bytes) or Markdown (--format md), -o FILE
   fork ID                  a new session from the first --messages N messages (all by default), --to NEWID
   archive ID               move a session to sessions/archive/ (see --help about running gateways)
+  rename ID TITLE          set a session's title (--help: running gateways)
+
+ID may be the first characters of a session ID, when no other ID starts with
+them (miniclaw sessions show 3649).
 
 Each command takes --workspace and --data-dir (env MINI_OPENCLAW_WORKSPACE,
 MINI_OPENCLAW_DATA_DIR), as the gateway does. Run "miniclaw sessions <command> --help".
@@ -48,7 +52,7 @@ MINI_OPENCLAW_DATA_DIR), as the gateway does. Run "miniclaw sessions <command> -
 type sessionsCmd struct {
 	usage string // the first help line, after "Usage: miniclaw sessions "
 	about string
-	args  int // positional arguments: 0, or 1 (the session ID)
+	args  int // positional arguments: 0, 1 (the session ID) or 2 (the ID and a value)
 	// check validates the flags, before any file is touched; nil: nothing to check.
 	check func() error
 	run   func(st *session.Store, args []string, stdout, stderr io.Writer) error
@@ -79,6 +83,8 @@ func runSessions(args []string, getenv func(string) string, stdout, stderr io.Wr
 		cmd = forkCmd(fs)
 	case "archive":
 		cmd = archiveCmd(fs)
+	case "rename":
+		cmd = renameCmd()
 	default:
 		fmt.Fprint(stderr, sessionsUsage)
 		return usageError{fmt.Errorf("unknown command %q", args[0])}
@@ -92,13 +98,10 @@ func runSessions(args []string, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 	if len(pos) != cmd.args {
-		want := "no arguments"
-		if cmd.args == 1 {
-			want = "one argument, the session ID"
-		}
+		want := [...]string{"no arguments", "one argument, the session ID", "two arguments, the session ID and the title"}[cmd.args]
 		return usageError{fmt.Errorf("%s takes %s (see miniclaw sessions %s --help)", args[0], want, args[0])}
 	}
-	if cmd.args == 1 {
+	if cmd.args >= 1 {
 		if err := protocol.ValidateSessionID(pos[0]); err != nil {
 			return usageError{fmt.Errorf("session ID %q: %w", pos[0], err)}
 		}
@@ -117,6 +120,11 @@ func runSessions(args []string, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 	defer st.Close()
+	if cmd.args >= 1 {
+		if pos[0], err = resolveSession(st, pos[0]); err != nil {
+			return err
+		}
+	}
 	return cmd.run(st, pos, stdout, stderr)
 }
 
@@ -160,6 +168,17 @@ func dropTime(groups []string, a slog.Attr) slog.Attr {
 		return slog.Attr{}
 	}
 	return a
+}
+
+// resolveSession is the session ID that id names exactly or as the unique
+// prefix of one (the first characters of a UUID are enough to type); the
+// error names where it looked, or the IDs an ambiguous prefix starts.
+func resolveSession(st *session.Store, id string) (string, error) {
+	full, err := st.Resolve(id)
+	if errors.Is(err, session.ErrNotFound) {
+		return "", fmt.Errorf("session %s not found in %s (miniclaw sessions list shows them)", termsafe.Line(id), st.Dir())
+	}
+	return full, err
 }
 
 // notFound names the session and where it was looked for.
@@ -363,6 +382,26 @@ new, empty session with that ID. While one runs, prefer archiving through it.`,
 				return notFound(st, id, err)
 			}
 			fmt.Fprintf(stdout, "archived session %s to %s\n", id, path)
+			return nil
+		},
+	}
+}
+
+func renameCmd() sessionsCmd {
+	return sessionsCmd{
+		usage: "rename ID TITLE",
+		about: `Sets the title that lists show for a session: one line of at most 80 characters.
+The title is kept in the session's meta file (sessions/<id>.meta.json).
+
+A running gateway that has the session open shows its old title until the
+session's next message (or its restart); it does not write the old title back.`,
+		args: 2,
+		run: func(st *session.Store, args []string, stdout, _ io.Writer) error {
+			m, err := st.Rename(args[0], args[1])
+			if err != nil {
+				return notFound(st, args[0], err)
+			}
+			fmt.Fprintf(stdout, "renamed session %s to \"%s\"\n", m.SessionID, termsafe.Line(m.Title))
 			return nil
 		},
 	}

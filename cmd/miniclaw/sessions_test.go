@@ -435,3 +435,66 @@ func TestSessionsBesideRunningGateway(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionsIDPrefix: every sessions command that takes an ID takes a
+// unique prefix of one; an ambiguous prefix fails and names the matches.
+func TestSessionsIDPrefix(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, "data")
+	seedSessions(t, data)
+	env := sessionsEnv(ws, data)
+	run := func(args ...string) cliResult {
+		t.Helper()
+		return runCLI(t, cliTimeout, env, append([]string{"sessions"}, args...)...)
+	}
+
+	if r := run("show", "to"); r.code != 0 || !strings.Contains(r.stdout, "Session tools-1 ·") {
+		t.Errorf("show to: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if r := run("export", "pl"); r.code != 0 || !strings.Contains(r.stdout, `"echo: hi"`) {
+		t.Errorf("export pl: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if r := run("fork", "to", "--to", "copy-1"); r.code != 0 || r.stdout != "copy-1\n" || !strings.Contains(r.stderr, "forked session tools-1 into copy-1") {
+		t.Errorf("fork to: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	r := run("show", "p")
+	if r.code != 1 || !strings.Contains(r.stderr, "ambiguous session ID prefix: p starts pending-1, plain-1") {
+		t.Errorf("show p: exit %d, want 1 with both matches\nstderr: %s", r.code, r.stderr)
+	}
+	if r := run("archive", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, "session nosuch not found in ") {
+		t.Errorf("archive nosuch: exit %d\nstderr: %s", r.code, r.stderr)
+	}
+	if r := run("archive", "pl"); r.code != 0 || !strings.Contains(r.stdout, "archived session plain-1 to ") {
+		t.Errorf("archive pl: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestSessionsRename: rename sets the title that list and show print, takes
+// an ID prefix, and refuses a title that cannot be shown on one line.
+func TestSessionsRename(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, "data")
+	seedSessions(t, data)
+	env := sessionsEnv(ws, data)
+	run := func(args ...string) cliResult {
+		t.Helper()
+		return runCLI(t, cliTimeout, env, append([]string{"sessions"}, args...)...)
+	}
+	if r := run("rename", "pl", "Greeting test"); r.code != 0 || r.stdout != "renamed session plain-1 to \"Greeting test\"\n" {
+		t.Fatalf("rename: exit %d\nstdout: %q\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	if r := run("show", "plain-1"); !strings.HasPrefix(r.stdout, `Session plain-1 · webchat · 2 messages · "Greeting test"`) {
+		t.Errorf("show after rename:\n%s", r.stdout)
+	}
+	if r := run("list"); !strings.Contains(r.stdout, "Greeting test") {
+		t.Errorf("list after rename:\n%s", r.stdout)
+	}
+	if r := run("rename", "plain-1"); r.code != 2 || !strings.Contains(r.stderr, "rename takes two arguments, the session ID and the title") {
+		t.Errorf("rename without a title: exit %d\nstderr: %s", r.code, r.stderr)
+	}
+	if r := run("rename", "plain-1", "a\tb"); r.code != 1 || !strings.Contains(r.stderr, `title has '\t' at byte 1`) {
+		t.Errorf("rename to a title with a tab: exit %d\nstderr: %s", r.code, r.stderr)
+	}
+}

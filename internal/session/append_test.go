@@ -1,6 +1,7 @@
 package session
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -229,7 +230,7 @@ func TestFork(t *testing.T) {
 		if got := readFile(t, filepath.Join(dir, id+".jsonl")); string(got) != string(want) {
 			t.Fatalf("Fork(%d) transcript:\n%s\nwant:\n%s", tc.n, got, want)
 		}
-		if m.SessionID != id || m.ForkedFrom != "src" || m.Channel != "telegram" || m.MessageCount != tc.want || m.Size != int64(len(want)) {
+		if m.SessionID != id || m.ForkedFrom != "src" || m.Channel != "telegram" || m.MessageCount != tc.want || m.Size != int64(len(want)) || m.Title != "Fork of s-0" {
 			t.Fatalf("Fork(%d) meta %+v", tc.n, m)
 		}
 		s.Flush()
@@ -248,8 +249,23 @@ func TestFork(t *testing.T) {
 		t.Fatalf("Fork to a fresh ID: %+v, %v", m, err)
 	}
 	appendFile(t, filepath.Join(dir, m.SessionID+".jsonl"), line(t, userMsg("by hand", 1)))
-	if re, _ := openStore(t, dir, Options{}).Get(m.SessionID); re.ForkedFrom != "src" || re.MessageCount != 3 {
+	if re, _ := openStore(t, dir, Options{}).Get(m.SessionID); re.ForkedFrom != "src" || re.MessageCount != 3 || re.Title != "Fork of s-0" {
 		t.Fatalf("forked meta after reopen: %+v", re)
+	}
+	// A meta that claims more than the transcript holds is rebuilt by a
+	// whole scan, which keeps the fork's title.
+	metaPath := filepath.Join(dir, m.SessionID+".meta.json")
+	stale := metaOnDisk(t, metaPath)
+	stale.Size += 1000
+	b, _ := json.Marshal(stale)
+	writeFile(t, metaPath, b)
+	if re, _ := openStore(t, dir, Options{}).Get(m.SessionID); re.Title != "Fork of s-0" || re.MessageCount != 3 {
+		t.Fatalf("forked meta after a rebuild: %+v", re)
+	}
+	// A fork of a session without a title names the session.
+	mustCreate(t, s, "empty", "webchat")
+	if m, _, err := s.Fork("empty", 0, "emptyfork"); err != nil || m.Title != "Fork of empty" {
+		t.Fatalf("fork of an untitled session: %+v, %v", m, err)
 	}
 
 	// An existing target is refused and left alone.

@@ -36,7 +36,7 @@ func (s *Store) Archive(id string) (string, error) {
 	m := e.meta
 	delete(s.dirty, id)
 	s.mu.Unlock()
-	if err := s.saveMeta(id, m); err != nil {
+	if err := s.saveMeta(id, s.withRename(id, m)); err != nil {
 		s.log.Warn("session meta not written", "session", id, "err", err)
 	}
 	if err := s.root.MkdirAll(archiveDir, 0o700); err != nil {
@@ -87,6 +87,7 @@ func (s *Store) archiveTranscript(id string) (string, error) {
 // when n <= 0). Tool records live inside their assistant message, so a cut
 // at any message keeps every tool_use with its result. newID may be "" for a
 // fresh UUID. Lines that cannot be decoded are not copied and are returned.
+// The fork's title says what it is a fork of ("Fork of <title>").
 func (s *Store) Fork(id string, n int, newID string) (Meta, []LineError, error) {
 	if _, err := s.lookup(id); err != nil {
 		return Meta{}, nil, err
@@ -101,7 +102,7 @@ func (s *Store) Fork(id string, n int, newID string) (Meta, []LineError, error) 
 		return Meta{}, nil, fmt.Errorf("session %s: fork: %w", id, err)
 	}
 	src, _ := s.Get(id)
-	_, created, err := s.create(newID, src.Channel, id)
+	_, created, err := s.create(Meta{SessionID: newID, Channel: src.Channel, ForkedFrom: id, Title: forkTitle(src)})
 	if err != nil {
 		return Meta{}, nil, err
 	}

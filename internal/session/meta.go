@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -29,19 +30,63 @@ type Meta struct {
 	Title        string `json:"title"`
 	Size         int64  `json:"size"`
 	ForkedFrom   string `json:"forkedFrom,omitempty"`
+	// TitledAt is when Rename last set Title (Unix ms; 0: never), so that a
+	// process writing the meta keeps a newer title another one set.
+	TitledAt int64 `json:"titledAt,omitempty"`
 }
 
 const maxTitleLen = 80
 
 // titleFrom derives a session title from the first user message: its first
-// line, cut to maxTitleLen runes.
+// line with text, as plain text (lists and sidebars show titles verbatim,
+// so "**miniclaw**" would show its asterisks), cut to maxTitleLen runes.
 func titleFrom(content string) string {
-	line, _, _ := strings.Cut(strings.TrimSpace(content), "\n")
-	line = strings.TrimSpace(line)
-	if utf8.RuneCountInString(line) <= maxTitleLen {
-		return line
+	for line := range strings.Lines(content) {
+		if title := plainText(line); title != "" {
+			return cutTitle(title)
+		}
 	}
-	r := []rune(line)
+	return ""
+}
+
+var (
+	// mdLink is a link or an image, [text](url) or ![alt](url), whose URL
+	// may hold one level of parentheses (as Wikipedia's do).
+	mdLink = regexp.MustCompile(`!?\[([^\]]*)\]\((?:[^()\s]|\([^()\s]*\))*\)`)
+	// mdQuote is a line's quote marks.
+	mdQuote = regexp.MustCompile(`^(?:>\s*)+`)
+	// mdHeading is a heading line, its text in $1 without the opening and
+	// closing #s (#hashtag, without a space, is no heading).
+	mdHeading = regexp.MustCompile(`^#{1,6}\s+(.*?)(?:\s+#+)?$`)
+	// mdMarks are the emphasis and code marks around words. A single * or
+	// _ is left alone: 2*3*4 and snake_case are text far more often.
+	mdMarks = strings.NewReplacer("**", "", "__", "", "~~", "", "`", "")
+)
+
+// plainText is one line of Markdown without its markup, trimmed.
+func plainText(line string) string {
+	line = mdQuote.ReplaceAllString(strings.TrimSpace(line), "")
+	line = mdHeading.ReplaceAllString(line, "$1")
+	line = mdLink.ReplaceAllString(line, "$1")
+	return strings.TrimSpace(mdMarks.Replace(line))
+}
+
+// forkTitle says what a fork is a fork of: the source's title, or its ID
+// when it has none yet.
+func forkTitle(src Meta) string {
+	of := src.Title
+	if of == "" {
+		of = src.SessionID
+	}
+	return cutTitle("Fork of " + of)
+}
+
+// cutTitle cuts a title to maxTitleLen runes.
+func cutTitle(title string) string {
+	if utf8.RuneCountInString(title) <= maxTitleLen {
+		return title
+	}
+	r := []rune(title)
 	return string(r[:maxTitleLen-1]) + "…"
 }
 

@@ -33,6 +33,9 @@ var ErrNotFound = errors.New("session not found")
 // ErrInvalidID is returned for an ID that cannot name a session file.
 var ErrInvalidID = errors.New("invalid session ID")
 
+// ErrAmbiguous is returned by Resolve for a prefix of more than one session ID.
+var ErrAmbiguous = errors.New("ambiguous session ID prefix")
+
 const (
 	jsonlExt   = ".jsonl"
 	metaExt    = ".meta.json"
@@ -204,6 +207,10 @@ func (s *Store) writeEntryMeta(id string, e *entry) {
 		// transcript is another file now: this meta would describe neither.
 		return
 	}
+	m = s.withRename(id, m)
+	s.mu.Lock()
+	e.meta.Title, e.meta.TitledAt = m.Title, m.TitledAt
+	s.mu.Unlock()
 	if err := s.saveMeta(id, m); err != nil {
 		// The transcript holds the messages; a stale meta is repaired from it.
 		s.log.Warn("session meta not written", "session", id, "err", err)
@@ -465,10 +472,13 @@ func (s *Store) extendMeta(id string, m Meta) (Meta, bool) {
 	return grown, ok && err == nil
 }
 
-// scanMeta recomputes a meta from the whole JSONL, keeping the channel and
-// fork origin of old (which the transcript does not record).
+// scanMeta recomputes a meta from the whole JSONL, keeping the channel,
+// fork origin and title of old: the transcript records none of them (a
+// fork's title and one set by Rename are not its first message, and one
+// derived from that message is the same anyway, as the transcript only
+// grows).
 func (s *Store) scanMeta(id string, old Meta) (Meta, error) {
-	m := Meta{SessionID: id, Channel: old.Channel, ForkedFrom: old.ForkedFrom, CreatedAt: old.CreatedAt}
+	m := Meta{SessionID: id, Channel: old.Channel, ForkedFrom: old.ForkedFrom, CreatedAt: old.CreatedAt, Title: old.Title, TitledAt: old.TitledAt}
 	if m.Channel == "" {
 		m.Channel = DefaultChannel
 	}
@@ -505,6 +515,36 @@ func (s *Store) Get(id string) (Meta, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return e.meta, nil
+}
+
+// Resolve returns the session ID that id names: the session of that exact
+// ID, else the one session whose ID starts with id, so that a user can type
+// the first characters of a UUID. No match is ErrNotFound; several are
+// ErrAmbiguous, naming them in order.
+func (s *Store) Resolve(id string) (string, error) {
+	_, err := s.lookup(id)
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return "", err
+	}
+	var matches []string
+	s.mu.Lock()
+	for sid := range s.sessions {
+		if strings.HasPrefix(sid, id) {
+			matches = append(matches, sid)
+		}
+	}
+	s.mu.Unlock()
+	switch len(matches) {
+	case 0:
+		return "", err
+	case 1:
+		return matches[0], nil
+	}
+	sort.Strings(matches)
+	return "", fmt.Errorf("%w: %s starts %s", ErrAmbiguous, id, strings.Join(matches, ", "))
 }
 
 // lookup finds a session in the index, or on disk when another process
@@ -562,7 +602,7 @@ func (s *Store) Create(id, channel string) (Meta, bool, error) {
 	} else if !errors.Is(err, ErrNotFound) {
 		return Meta{}, false, err
 	}
-	return s.create(id, channel, "")
+	return s.create(Meta{SessionID: id, Channel: channel})
 }
 
 // forget drops e from the index when its transcript left the directory
@@ -577,9 +617,12 @@ func (s *Store) forget(id string, e *entry) {
 	}
 }
 
-func (s *Store) create(id, channel, forkedFrom string) (Meta, bool, error) {
+// create makes the session m describes (its ID, channel, and a fork's
+// origin and title), created now and empty.
+func (s *Store) create(m Meta) (Meta, bool, error) {
+	id := m.SessionID
 	now := s.now().UnixMilli()
-	m := Meta{SessionID: id, Channel: channel, CreatedAt: now, UpdatedAt: now, ForkedFrom: forkedFrom}
+	m.CreatedAt, m.UpdatedAt = now, now
 	s.diskMu.Lock()
 	f, err := s.openFile(id+jsonlExt, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {

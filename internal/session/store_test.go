@@ -366,3 +366,28 @@ func TestArchivedByAnotherProcess(t *testing.T) {
 		t.Fatalf("new a1 holds %q", got)
 	}
 }
+
+// TestResolve: an exact ID wins over being a prefix of others; a unique
+// prefix names its session; no match and several matches are errors.
+func TestResolve(t *testing.T) {
+	s, _ := newStore(t)
+	for _, id := range []string{"ab", "abc", "abd", "x1"} {
+		mustCreate(t, s, id, "webchat")
+	}
+	for _, tc := range []struct{ in, want, err string }{
+		{in: "ab", want: "ab"},
+		{in: "abc", want: "abc"},
+		{in: "x", want: "x1"},
+		{in: "a", err: "ambiguous session ID prefix: a starts ab, abc, abd"},
+		{in: "zz", err: "session zz: session not found"},
+		{in: "a b", err: "invalid session ID"},
+	} {
+		got, err := s.Resolve(tc.in)
+		if tc.err == "" && (err != nil || got != tc.want) {
+			t.Errorf("Resolve(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+		if tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("Resolve(%q) = %q, %v; want an error with %q", tc.in, got, err, tc.err)
+		}
+	}
+}

@@ -1,0 +1,95 @@
+package session
+
+import (
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestTitleFrom: a title is the first line of the first user message as
+// plain text, without the Markdown markup around its words.
+func TestTitleFrom(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"hello world", "hello world"},
+		{"  first line  \nsecond line", "first line"},
+		{"What is **miniclaw**?", "What is miniclaw?"},
+		{"# Plan for __today__", "Plan for today"},
+		{"### deep heading ###", "deep heading"},
+		{"#hashtag stays", "#hashtag stays"},
+		{"fix issue #", "fix issue #"},
+		{"> ## quoted heading", "quoted heading"},
+		{"run `go test ./...` please", "run go test ./... please"},
+		{"read [the docs](https://example.com/a_(b)) first", "read the docs first"},
+		{"see ![a diagram](x.png) and [b] (c)", "see a diagram and [b] (c)"},
+		{"> quoted ~~old~~ text", "quoted old text"},
+		{"snake_case and 2*3*4 stay", "snake_case and 2*3*4 stay"},
+		{"**\n\nbody", "body"},
+	} {
+		if got := titleFrom(tc.in); got != tc.want {
+			t.Errorf("titleFrom(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestRename: a title set by Rename is what lists show, and it survives
+// appends, a reopen and a meta rebuilt from the transcript.
+func TestRename(t *testing.T) {
+	s, dir := newStore(t)
+	mustCreate(t, s, "r", "webchat")
+	mustAppend(t, s, "r", numbered("r", 2)...)
+	m, err := s.Rename("r", "  My plan  ")
+	if err != nil || m.Title != "My plan" {
+		t.Fatalf("Rename: %+v, %v", m, err)
+	}
+	mustAppend(t, s, "r", userMsg("more", 2000))
+	s.Close()
+	if re, _ := openStore(t, dir, Options{}).Get("r"); re.Title != "My plan" || re.MessageCount != 3 {
+		t.Fatalf("after reopen: %+v", re)
+	}
+	metaPath := filepath.Join(dir, "r.meta.json")
+	stale := metaOnDisk(t, metaPath)
+	stale.Size += 1000
+	b, _ := json.Marshal(stale)
+	writeFile(t, metaPath, b)
+	s = openStore(t, dir, Options{})
+	if re, _ := s.Get("r"); re.Title != "My plan" || re.MessageCount != 3 {
+		t.Fatalf("after a rebuild: %+v", re)
+	}
+	for _, tc := range []struct{ title, err string }{
+		{" ", "title is empty"},
+		{"two\nlines", `title has '\n' at byte 3`},
+		{strings.Repeat("é", 81), "title is 81 characters, the limit is 80"},
+	} {
+		if _, err := s.Rename("r", tc.title); err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("Rename(%q): %v, want %q", tc.title, err, tc.err)
+		}
+	}
+	if _, err := s.Rename("nope", "x"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Rename of an unknown session: %v", err)
+	}
+}
+
+// TestRenameByAnotherProcess: a store that has the session open (a
+// gateway) does not write its old title back over a rename made by another
+// (the CLI) when it next writes the meta.
+func TestRenameByAnotherProcess(t *testing.T) {
+	gw, dir := newStore(t)
+	mustCreate(t, gw, "r", "webchat")
+	mustAppend(t, gw, "r", numbered("r", 2)...)
+	gw.Flush()
+	cli := openStore(t, dir, Options{})
+	if _, err := cli.Rename("r", "Set by the CLI"); err != nil {
+		t.Fatal(err)
+	}
+	cli.Close()
+	mustAppend(t, gw, "r", userMsg("more", 2000))
+	gw.Flush()
+	if disk := metaOnDisk(t, filepath.Join(dir, "r.meta.json")); disk.Title != "Set by the CLI" || disk.MessageCount != 3 {
+		t.Fatalf("meta on disk after the gateway's append: %+v", disk)
+	}
+	if m, _ := gw.Get("r"); m.Title != "Set by the CLI" {
+		t.Fatalf("the gateway's meta after its write: %+v", m)
+	}
+}
