@@ -436,18 +436,24 @@ func TestSessionsBesideRunningGateway(t *testing.T) {
 	}
 }
 
-// TestSessionsIDPrefix: every sessions command that takes an ID takes a
-// unique prefix of one; an ambiguous prefix fails and names the matches.
-func TestSessionsIDPrefix(t *testing.T) {
-	t.Parallel()
+// seededSessionsCLI seeds a data dir with seedSessions and returns a
+// runner of `miniclaw sessions ARGS…` on it.
+func seededSessionsCLI(t *testing.T) func(args ...string) cliResult {
 	ws := t.TempDir()
 	data := filepath.Join(ws, "data")
 	seedSessions(t, data)
 	env := sessionsEnv(ws, data)
-	run := func(args ...string) cliResult {
+	return func(args ...string) cliResult {
 		t.Helper()
 		return runCLI(t, cliTimeout, env, append([]string{"sessions"}, args...)...)
 	}
+}
+
+// TestSessionsIDPrefix: every sessions command that takes an ID takes a
+// unique prefix of one; an ambiguous prefix fails and names the matches.
+func TestSessionsIDPrefix(t *testing.T) {
+	t.Parallel()
+	run := seededSessionsCLI(t)
 
 	if r := run("show", "to"); r.code != 0 || !strings.Contains(r.stdout, "Session tools-1 ·") {
 		t.Errorf("show to: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
@@ -474,14 +480,7 @@ func TestSessionsIDPrefix(t *testing.T) {
 // an ID prefix, and refuses a title that cannot be shown on one line.
 func TestSessionsRename(t *testing.T) {
 	t.Parallel()
-	ws := t.TempDir()
-	data := filepath.Join(ws, "data")
-	seedSessions(t, data)
-	env := sessionsEnv(ws, data)
-	run := func(args ...string) cliResult {
-		t.Helper()
-		return runCLI(t, cliTimeout, env, append([]string{"sessions"}, args...)...)
-	}
+	run := seededSessionsCLI(t)
 	if r := run("rename", "pl", "Greeting test"); r.code != 0 || r.stdout != "renamed session plain-1 to \"Greeting test\"\n" {
 		t.Fatalf("rename: exit %d\nstdout: %q\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
