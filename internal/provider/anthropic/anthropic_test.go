@@ -343,16 +343,7 @@ func TestPromptTooLongIsAnOverflow(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.fixture, func(t *testing.T) {
-			api := pt.NewFakeAPI(t, pt.APIError(t, http.StatusBadRequest, tc.fixture))
-			err := pt.Complete(t, newProvider(api, 2), simpleRequest()).Err
-			var oe *core.OverflowError
-			if !errors.Is(err, core.ErrContextOverflow) || !errors.As(err, &oe) {
-				t.Fatalf("err = %v, want a core.OverflowError", err)
-			}
-			if oe.Tokens != tc.tokens || oe.Limit != tc.limit {
-				t.Errorf("sizes %d > %d, want %d > %d", oe.Tokens, oe.Limit, tc.tokens, tc.limit)
-			}
-			api.WantRequests(t, 1)
+			pt.WantOverflow(t, func(api *pt.FakeAPI) core.Provider { return newProvider(api, 2) }, simpleRequest(), tc.fixture, tc.tokens, tc.limit)
 		})
 	}
 }

@@ -210,3 +210,21 @@ func JSONFields(t testing.TB, body []byte) map[string]json.RawMessage {
 	}
 	return fields
 }
+
+// WantOverflow checks that the provider newProvider builds on a fake API
+// answering 400 with the error fixture makes req fail as
+// core.ErrContextOverflow naming tokens and limit (0 for a wording that
+// names none), after one request.
+func WantOverflow(t *testing.T, newProvider func(*FakeAPI) core.Provider, req core.Request, fixture string, tokens, limit int64) {
+	t.Helper()
+	api := NewFakeAPI(t, APIError(t, 400, fixture))
+	err := Complete(t, newProvider(api), req).Err
+	var oe *core.OverflowError
+	if !errors.Is(err, core.ErrContextOverflow) || !errors.As(err, &oe) {
+		t.Fatalf("err = %v, want a core.OverflowError", err)
+	}
+	if oe.Tokens != tokens || oe.Limit != limit {
+		t.Errorf("sizes %d > %d, want %d > %d", oe.Tokens, oe.Limit, tokens, limit)
+	}
+	api.WantRequests(t, 1)
+}
