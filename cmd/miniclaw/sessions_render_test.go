@@ -70,10 +70,7 @@ func TestSessionsShowEscapesVisibly(t *testing.T) {
 		{"show", "evil-1"},
 		{"export", "evil-1", "--format", "md"},
 	} {
-		r := runCLI(t, cliTimeout, env, append([]string{"sessions"}, args...)...)
-		if r.code != 0 {
-			t.Fatalf("sessions %v: exit %d\nstderr: %s", args, r.code, r.stderr)
-		}
+		r := sessionsOK(t, env, args...)
 		if !utf8.ValidString(r.stdout) {
 			t.Errorf("sessions %v: output is not UTF-8: %q", args, r.stdout)
 		}
@@ -125,10 +122,7 @@ func TestSessionsShowAsTyped(t *testing.T) {
 		{"export", "typed-1", "--format", "md"},
 		{"export", "typed-1", "--format", "jsonl"},
 	} {
-		r := runCLI(t, cliTimeout, env, append([]string{"sessions"}, args...)...)
-		if r.code != 0 {
-			t.Fatalf("sessions %v: exit %d\nstderr: %s", args, r.code, r.stderr)
-		}
+		r := sessionsOK(t, env, args...)
 		if !strings.Contains(r.stdout, typed) || strings.Contains(r.stdout, `\u00`) {
 			t.Errorf("sessions %v: output lacks %s as typed:\n%s", args, typed, r.stdout)
 		}
@@ -165,4 +159,15 @@ func TestSessionsCountsOneSingular(t *testing.T) {
 			t.Errorf("sessions %v: exit %d\nstdout: %s\nstderr: %s\nwant %q", c.args, r.code, r.stdout, r.stderr, c.want)
 		}
 	}
+}
+
+// sessionsOK runs `miniclaw sessions ARGS…` with env and fails the test
+// unless it exits 0.
+func sessionsOK(t *testing.T, env map[string]string, args ...string) cliResult {
+	t.Helper()
+	r := runCLI(t, cliTimeout, env, append([]string{"sessions"}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("sessions %v: exit %d\nstderr: %s", args, r.code, r.stderr)
+	}
+	return r
 }
