@@ -40,10 +40,17 @@ func (evilTool) Run(context.Context, json.RawMessage) (string, error) {
 func startEvilGateway(t *testing.T) *testGateway {
 	t.Helper()
 	input, _ := json.Marshal(map[string]string{"x": attacks})
-	script, _ := json.Marshal([]scripted.Turn{
+	return startScriptedGateway(t, []scripted.Turn{
 		{Text: "first " + attacks, ToolCalls: []scripted.ToolCall{{Name: "evil", Input: input}, {Name: "\x1b]0;name\x07", Input: json.RawMessage("{}")}}},
 		{Text: "done " + attacks + "\n"},
 	})
+}
+
+// startScriptedGateway starts a gateway whose model plays turns, with
+// evilTool as its one tool.
+func startScriptedGateway(t *testing.T, turns []scripted.Turn) *testGateway {
+	t.Helper()
+	script, _ := json.Marshal(turns)
 	path := filepath.Join(t.TempDir(), "script.json")
 	if err := os.WriteFile(path, script, 0o600); err != nil {
 		t.Fatal(err)

@@ -3,14 +3,11 @@ package chatclient
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/miniclaw/miniclaw/internal/agent"
 	"github.com/miniclaw/miniclaw/internal/provider/scripted"
-	"github.com/miniclaw/miniclaw/internal/tools"
 )
 
 // In pipe mode stdout carries the replies alone, each on a line of its
@@ -51,20 +48,10 @@ func TestPipeModeStdoutHoldsRepliesOnly(t *testing.T) {
 // on lines of its own.
 func TestPipeModeToolLinesOnStderr(t *testing.T) {
 	t.Parallel()
-	script, _ := json.Marshal([]scripted.Turn{
+	g := startScriptedGateway(t, []scripted.Turn{
 		{Text: "Looking.", ToolCalls: []scripted.ToolCall{{Name: "evil", Input: json.RawMessage(`{"a":1}`)}}},
 		{Text: "Done."},
 	})
-	path := filepath.Join(t.TempDir(), "script.json")
-	if err := os.WriteFile(path, script, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p, err := scripted.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := startGatewayRuntime(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "sessions"), "",
-		&agent.Runtime{Provider: p, Model: "test", Workspace: t.TempDir(), Tools: tools.NewSet(evilTool{})})
 	var out, errOut strings.Builder
 	if err := Run(context.Background(), Options{URL: g.addr, In: strings.NewReader("go\n"), Out: &out, Stderr: &errOut}); err != nil {
 		t.Fatalf("Run: %v\n%s", err, errOut.String())
