@@ -71,12 +71,13 @@ func (s *Server) handleCompact(c *conn, ev protocol.ClientEvent) {
 	if id == "" {
 		id = s.hub.sessionOf(c)
 	}
-	if _, err := s.store.Get(id); err != nil {
+	m, err := s.store.Get(id)
+	if err != nil {
 		c.reply(errorEvent(codeOf(err), err.Error(), id))
 		return
 	}
 	if ev.SessionID != "" {
-		s.hub.attach(c, id)
+		s.hub.attach(c, m)
 	}
 	if r := s.hub.enqueue(id, job{compact: true, from: c}); r != enqueued {
 		code, msg := refusal(r, s.hub.maxBytes)

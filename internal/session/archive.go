@@ -25,7 +25,7 @@ func (s *Store) Archive(id string) (string, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	f, _, err := s.openLocked(id)
+	f, _, err := s.openLocked(id, e)
 	if err != nil {
 		return "", err
 	}
@@ -89,7 +89,8 @@ func (s *Store) archiveTranscript(id string) (string, error) {
 // fresh UUID. Lines that cannot be decoded are not copied and are returned.
 // The fork's title says what it is a fork of ("Fork of <title>").
 func (s *Store) Fork(id string, n int, newID string) (Meta, []LineError, error) {
-	if _, err := s.lookup(id); err != nil {
+	e, err := s.lookup(id)
+	if err != nil {
 		return Meta{}, nil, err
 	}
 	if newID == "" {
@@ -99,7 +100,7 @@ func (s *Store) Fork(id string, n int, newID string) (Meta, []LineError, error) 
 	}
 	res, err := s.scan(id, func(i int) bool { return n <= 0 || i < n })
 	if err != nil {
-		return Meta{}, nil, fmt.Errorf("session %s: fork: %w", id, err)
+		return Meta{}, nil, s.readFailed(id, e, "fork", err)
 	}
 	src, _ := s.Get(id)
 	_, created, err := s.create(Meta{SessionID: newID, Channel: src.Channel, ForkedFrom: id, Title: forkTitle(src)})

@@ -92,8 +92,9 @@ type Store struct {
 	snapshotOf atomic.Uint64
 
 	closeOnce sync.Once
-	stop      chan struct{} // closed by Close: the flusher ends
+	stop      chan struct{} // closed by Close: the flusher and the watch end
 	flusher   sync.WaitGroup
+	watching  sync.WaitGroup // the goroutine of Watch
 }
 
 // noSnapshot is snapshotOf while the snapshot on disk is not current.
@@ -192,9 +193,8 @@ func (s *Store) writeEntryMeta(id string, e *entry) {
 	if !indexed {
 		return
 	}
-	f, size, err := s.openLocked(id)
+	f, size, err := s.openLocked(id, e)
 	if errors.Is(err, ErrNotFound) {
-		s.forget(id, e)
 		return
 	}
 	if err != nil {
@@ -231,6 +231,7 @@ func (s *Store) Close() {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		s.flusher.Wait()
+		s.watching.Wait()
 		s.Flush()
 		if s.changes.Load() != s.snapshotOf.Load() {
 			s.writeSnapshot()
@@ -615,6 +616,24 @@ func (s *Store) forget(id string, e *entry) {
 		delete(s.dirty, id)
 		s.log.Info("session left the directory (archived by another process): dropped from the index", "session", id)
 	}
+}
+
+// vanished is the error for session id, indexed as e, whose transcript is
+// gone from the directory (archived by another process since it was
+// indexed): ErrNotFound, naming the ID and no file, and e leaves the index,
+// so that callers answer "not found" and lists drop it.
+func (s *Store) vanished(id string, e *entry) error {
+	s.forget(id, e)
+	return fmt.Errorf("session %s: %w", id, ErrNotFound)
+}
+
+// readFailed is err, from reading the transcript of session id indexed as
+// e, or ErrNotFound when the transcript is gone (see vanished).
+func (s *Store) readFailed(id string, e *entry, what string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return s.vanished(id, e)
+	}
+	return fmt.Errorf("session %s: %s: %w", id, what, err)
 }
 
 // create makes the session m describes (its ID, channel, and a fork's
