@@ -92,7 +92,7 @@ func wantNotFound(t *testing.T, what string, code int, body, id, dataDir string)
 	}
 }
 
-// TestGatewaySeesCLIChanges: a fork, a rename and an archive made by
+// TestGatewaySeesCLIChanges: a fork, a rename, an archive and an unarchive made by
 // `miniclaw sessions` beside a running gateway show in its session list
 // within seconds; the archived ID answers 404 (never a 500 naming a file),
 // no meta the gateway still had pending puts it back, and the next message
@@ -107,12 +107,7 @@ func TestGatewaySeesCLIChanges(t *testing.T) {
 	g := startGateway(t, "gateway", env)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cli := func(args ...string) {
-		t.Helper()
-		if r := runCLI(t, cliTimeout, env, append([]string{"sessions"}, args...)...); r.code != 0 {
-			t.Fatalf("sessions %s: exit %d\nstderr: %s", strings.Join(args, " "), r.code, r.stderr)
-		}
-	}
+	cli := func(args ...string) { t.Helper(); sessionsOK(t, env, args...) }
 
 	a, err := dialSession(ctx, g.addr, "doomed")
 	if err != nil {
@@ -154,11 +149,15 @@ func TestGatewaySeesCLIChanges(t *testing.T) {
 	code, body = g.apiCall(ctx, http.MethodPost, "/api/sessions/doomed/archive")
 	wantNotFound(t, "archive of the archived ID", code, body, "doomed", data)
 
+	gone := func(m map[string]string) bool { _, listed := m["renamed"]; return !listed }
 	cli("archive", "renamed")
-	g.waitListed(ctx, "renamed gone after the CLI archived it", func(m map[string]string) bool {
-		_, listed := m["renamed"]
-		return !listed
+	g.waitListed(ctx, "renamed gone after the CLI archived it", gone)
+	cli("unarchive", "renamed")
+	g.waitListed(ctx, "renamed back, with its title, after the CLI unarchived it", func(m map[string]string) bool {
+		return m["renamed"] == "A new name (2)"
 	})
+	cli("archive", "renamed")
+	g.waitListed(ctx, "renamed gone after the CLI archived it again", gone)
 
 	// The client still attached to doomed: its next message starts a new
 	// session with that ID, of channel webchat, holding only that message.

@@ -53,10 +53,11 @@ type scanResult struct {
 	torn     int   // bytes after the last newline (an append cut short by a crash)
 }
 
-// scan reads the whole transcript. keep, when not nil, says which 0-based
-// line indexes to decode; the others are only counted.
-func (s *Store) scan(id string, keep func(line int) bool) (scanResult, error) {
-	f, _, err := safeopen.OpenIn(s.root, id+jsonlExt, safeopen.Regular)
+// scan reads the whole transcript <base>.jsonl: base is a session ID, or
+// an archived copy's name in the archive directory. keep, when not nil,
+// says which 0-based line indexes to decode; the others are only counted.
+func (s *Store) scan(base string, keep func(line int) bool) (scanResult, error) {
+	f, _, err := safeopen.OpenIn(s.root, base+jsonlExt, safeopen.Regular)
 	if err != nil {
 		return scanResult{}, err
 	}

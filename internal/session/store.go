@@ -14,9 +14,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -448,7 +450,7 @@ func (s *Store) loadMeta(id string) (Meta, error) {
 			reason = "missing"
 		}
 	}
-	rebuilt, err := s.scanMeta(id, m)
+	rebuilt, err := s.scanMeta(id, id, m)
 	if err != nil {
 		return Meta{}, err
 	}
@@ -477,13 +479,13 @@ func (s *Store) extendMeta(id string, m Meta) (Meta, bool) {
 // fork origin and title of old: the transcript records none of them (a
 // fork's title and one set by Rename are not its first message, and one
 // derived from that message is the same anyway, as the transcript only
-// grows).
-func (s *Store) scanMeta(id string, old Meta) (Meta, error) {
+// grows). base names the transcript, as for scan.
+func (s *Store) scanMeta(id, base string, old Meta) (Meta, error) {
 	m := Meta{SessionID: id, Channel: old.Channel, ForkedFrom: old.ForkedFrom, CreatedAt: old.CreatedAt, Title: old.Title, TitledAt: old.TitledAt}
 	if m.Channel == "" {
 		m.Channel = DefaultChannel
 	}
-	res, err := s.scan(id, nil)
+	res, err := s.scan(base, nil)
 	if err != nil {
 		return Meta{}, err
 	}
@@ -493,7 +495,7 @@ func (s *Store) scanMeta(id string, old Meta) (Meta, error) {
 		m.observeOne(msg)
 	}
 	if m.CreatedAt == 0 {
-		if fi, err := s.stat(id + jsonlExt); err == nil {
+		if fi, err := s.stat(base + jsonlExt); err == nil {
 			m.CreatedAt = fi.ModTime().UnixMilli()
 		}
 	}
@@ -530,22 +532,29 @@ func (s *Store) Resolve(id string) (string, error) {
 	if !errors.Is(err, ErrNotFound) {
 		return "", err
 	}
-	var matches []string
 	s.mu.Lock()
-	for sid := range s.sessions {
-		if strings.HasPrefix(sid, id) {
-			matches = append(matches, sid)
+	ids := slices.Collect(maps.Keys(s.sessions))
+	s.mu.Unlock()
+	return pickPrefix(id, ids, err)
+}
+
+// pickPrefix is the one of ids that starts with prefix; notFound when none
+// does, ErrAmbiguous naming them in order when several do.
+func pickPrefix(prefix string, ids []string, notFound error) (string, error) {
+	var matches []string
+	for _, id := range ids {
+		if strings.HasPrefix(id, prefix) {
+			matches = append(matches, id)
 		}
 	}
-	s.mu.Unlock()
 	switch len(matches) {
 	case 0:
-		return "", err
+		return "", notFound
 	case 1:
 		return matches[0], nil
 	}
 	sort.Strings(matches)
-	return "", fmt.Errorf("%w: %s starts %s", ErrAmbiguous, id, strings.Join(matches, ", "))
+	return "", fmt.Errorf("%w: %s starts %s", ErrAmbiguous, prefix, strings.Join(matches, ", "))
 }
 
 // lookup finds a session in the index, or on disk when another process
