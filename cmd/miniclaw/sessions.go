@@ -367,7 +367,7 @@ func forkCmd(fs *flag.FlagSet) sessionsCmd {
 	to := fs.String("to", "", "ID of the new session (default: a new UUID)")
 	return sessionsCmd{
 		usage: "fork ID [--messages N] [--to NEWID]",
-		about: "Creates a new session holding the first N messages of session ID and prints its ID.\nA running gateway picks the new session up as soon as a client opens it.",
+		about: "Creates a new session holding the first N messages of session ID and prints its ID.\nA running gateway lists the new session within a moment.",
 		args:  1,
 		check: func() error {
 			if *n < 0 {
@@ -406,10 +406,11 @@ lock, so an append in progress finishes first and no later append can land in
 the archive; but a turn still running would lose its reply. So it refuses while
 the last message is a user message without a reply (a turn started and has not
 finished, or a gateway crashed during it): wait, archive through the gateway
-(POST /api/sessions/ID/archive), or pass --force. A running gateway keeps
-listing a session archived behind its back until something touches it: the
-next message to it, or a client connecting to it, finds it gone and starts a
-new, empty session with that ID. While one runs, prefer archiving through it.`,
+(POST /api/sessions/ID/archive), or pass --force. A running gateway drops the
+session from its list within a moment and answers 404 for it; a client still
+attached to it that sends a message starts a new, empty session with that ID.
+While one runs, prefer archiving through it. "miniclaw sessions unarchive ID"
+moves it back.`,
 		args: 1,
 		run: func(st *session.Store, args []string, stdout, stderr io.Writer) error {
 			id := args[0]
@@ -440,8 +441,8 @@ func renameCmd() sessionsCmd {
 		about: `Sets the title that lists show for a session: one line of at most 80 characters.
 The title is kept in the session's meta file (sessions/<id>.meta.json).
 
-A running gateway that has the session open shows its old title until the
-session's next message (or its restart); it does not write the old title back.`,
+A running gateway shows the new title within a moment, and never writes the
+old one back.`,
 		args: 2,
 		run: func(st *session.Store, args []string, stdout, _ io.Writer) error {
 			m, err := st.Rename(args[0], args[1])

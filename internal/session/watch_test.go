@@ -1,6 +1,7 @@
 package session
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -137,5 +138,50 @@ func TestVanishedTranscript(t *testing.T) {
 			t.Errorf("%s of a vanished session left it in the list", name)
 		}
 		os.Remove(filepath.Join(dir, "v.meta.json"))
+	}
+}
+
+// TestUnarchive: the newest of several copies archived in one millisecond
+// (the -n suffixes) comes back with its meta, over a meta left without its
+// transcript, into a store whose index still held the ID; a live session
+// with the ID is ErrLive and stays as it was.
+func TestUnarchive(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "sessions")
+	s := openStore(t, dir, Options{Now: fixedClock(t0)})
+	for i, channel := range []string{"webchat", "cli", "telegram"} {
+		mustCreate(t, s, "x", channel)
+		mustAppend(t, s, "x", userMsg(fmt.Sprintf("copy %d", i), int64(i+1)))
+		if _, err := s.Archive("x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustCreate(t, s, "x", "webchat")
+	if _, _, err := s.Unarchive("x"); !errors.Is(err, ErrLive) {
+		t.Fatalf("Unarchive over a live session: %v, want ErrLive", err)
+	}
+	if m, err := s.Get("x"); err != nil || m.MessageCount != 0 || m.Channel != "webchat" {
+		t.Fatalf("the live x after the refusal: %+v, %v", m, err)
+	}
+	// Another process archives the live x and leaves a stray meta behind.
+	if err := os.Rename(filepath.Join(dir, "x.jsonl"), filepath.Join(t.TempDir(), "x.jsonl")); err != nil {
+		t.Fatal(err)
+	}
+
+	a, copies, err := s.Unarchive("x")
+	if err != nil || copies != 3 || a.File != "archive/x.20240102T030405.006Z-2.jsonl" {
+		t.Fatalf("Unarchive = %+v, %d copies, %v; want the -2 copy of 3", a, copies, err)
+	}
+	if m, err := s.Get("x"); err != nil || m.Channel != "telegram" || m.Title != "copy 2" || m.MessageCount != 1 {
+		t.Errorf("unarchived x: %+v, %v; want the newest copy's meta", m, err)
+	}
+	if m := metaOnDisk(t, filepath.Join(dir, "x.meta.json")); m.Channel != "telegram" {
+		t.Errorf("x.meta.json: %+v, want the archived copy's", m)
+	}
+	all, err := s.ListArchived()
+	if err != nil || len(all) != 2 || all[0].Title != "copy 1" || all[1].Title != "copy 0" {
+		t.Errorf("ListArchived after = %+v, %v; want copies 1 and 0, newest first", all, err)
+	}
+	if id, err := s.ResolveArchived(""); id != "x" || err != nil {
+		t.Errorf("ResolveArchived of a prefix of one ID = %q, %v", id, err)
 	}
 }
