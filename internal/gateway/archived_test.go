@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/miniclaw/miniclaw/internal/session"
@@ -75,5 +76,23 @@ func TestArchivedBehindTheGatewayKeepsTheChannel(t *testing.T) {
 	}
 	if m := ts.readMeta(t, "term"); m.Channel != "cli" || m.MessageCount != 2 {
 		t.Errorf("new session after the archive: channel %q, %d messages; want cli, 2", m.Channel, m.MessageCount)
+	}
+}
+
+// TestStoreErrorsNameNoFile: a store failure (here a named pipe planted as
+// a transcript) is a 500 whose message names no file of the data dir; the
+// gateway's log has the detail.
+func TestStoreErrorsNameNoFile(t *testing.T) {
+	t.Parallel()
+	ts := echoServer(t)
+	if err := syscall.Mkfifo(filepath.Join(ts.dir, "pipe.jsonl"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, body := ts.do(t, http.MethodGet, "/api/sessions/pipe", nil, nil)
+	if code != http.StatusInternalServerError || !strings.Contains(string(body), `"internal"`) || strings.Contains(string(body), ts.dir) {
+		t.Errorf("GET of a session whose transcript is a pipe: %d %s; want a 500 naming no file", code, body)
+	}
+	if !strings.Contains(ts.logs.String(), "pipe.jsonl") {
+		t.Errorf("the gateway log does not name the file:\n%s", ts.logs.String())
 	}
 }

@@ -95,7 +95,7 @@ func (s *Server) compactSession(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	if _, err := s.store.Get(id); err != nil {
-		writeError(w, statusOf(err), codeOf(err), err.Error())
+		s.storeError(w, r, err)
 		return
 	}
 	result := make(chan compactResult, 1) // the lane never blocks on a gone client
