@@ -63,6 +63,12 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer e.close() // after the server: writes pending metas and the index snapshot
+	// The list follows what `miniclaw sessions` and other processes do in
+	// the sessions directory. Without the watch (no inotify instance left)
+	// it still answers 404 for a session archived elsewhere, on first use.
+	if err := e.store.Watch(); err != nil {
+		log.Warn("sessions archived, forked or renamed by other processes show in the list only once used", "err", err)
+	}
 	switch {
 	case cfg.ProviderDefaulted:
 		log.Warn("!!! " + e.warning)

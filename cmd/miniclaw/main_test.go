@@ -94,7 +94,7 @@ func TestVersionNamesTheCommit(t *testing.T) {
 
 // TestArchiveHelpSaysWhenTheGatewayNotices: the help says what a running
 // gateway does with a session archived behind its back, as the README does
-// (and the store does: the next message or connection finds it gone).
+// (and the store does: its watch drops it; TestGatewaySeesCLIChanges).
 func TestArchiveHelpSaysWhenTheGatewayNotices(t *testing.T) {
 	t.Parallel()
 	r := runCLI(t, cliTimeout, nil, "sessions", "archive", "--help")
@@ -102,7 +102,7 @@ func TestArchiveHelpSaysWhenTheGatewayNotices(t *testing.T) {
 		t.Fatalf("miniclaw sessions archive --help: exit %d, stderr %q", r.code, r.stderr)
 	}
 	help := strings.Join(strings.Fields(r.stdout+r.stderr), " ")
-	if want := "until something touches it"; !strings.Contains(help, want) || strings.Contains(help, "until it restarts") {
+	if want := "drops the session from its list within a moment"; !strings.Contains(help, want) || strings.Contains(help, "until it restarts") {
 		t.Errorf("miniclaw sessions archive --help does not say %q:\n%s", want, help)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"text/tabwriter"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/chatclient"
@@ -33,12 +35,13 @@ Reads and manages the sessions in the data directory, directly (no gateway
 needed; safe beside a running one).
 
 Commands:
-  list                     all sessions, most recent first (--json for JSON)
+  list                     all sessions, most recent first (--json for JSON; --archived: the archived ones)
   show ID                  the messages of a session, with tool calls (--limit N: the last N)
   export ID                the transcript as JSONL (exact bytes) or Markdown (--format md), -o FILE
   fork ID                  a new session from the first --messages N messages (all by default), --to NEWID
   archive ID               move a session to sessions/archive/ (see --help about running gateways)
   rename ID TITLE          set a session's title (--help: running gateways)
+  unarchive ID             move an archived session back (the newest copy of its ID)
 
 ID may be the first characters of a session ID, when no other ID starts with
 them (miniclaw sessions show 3649).
@@ -53,6 +56,8 @@ type sessionsCmd struct {
 	usage string // the first help line, after "Usage: miniclaw sessions "
 	about string
 	args  int // positional arguments: 0, 1 (the session ID) or 2 (the ID and a value)
+	// archived: the ID names an archived session, not a live one.
+	archived bool
 	// check validates the flags, before any file is touched; nil: nothing to check.
 	check func() error
 	run   func(st *session.Store, args []string, stdout, stderr io.Writer) error
@@ -85,6 +90,8 @@ func runSessions(args []string, getenv func(string) string, stdout, stderr io.Wr
 		cmd = archiveCmd(fs)
 	case "rename":
 		cmd = renameCmd()
+	case "unarchive":
+		cmd = unarchiveCmd()
 	default:
 		fmt.Fprint(stderr, sessionsUsage)
 		return usageError{fmt.Errorf("unknown command %q", args[0])}
@@ -121,7 +128,7 @@ func runSessions(args []string, getenv func(string) string, stdout, stderr io.Wr
 	}
 	defer st.Close()
 	if cmd.args >= 1 {
-		if pos[0], err = resolveSession(st, pos[0]); err != nil {
+		if pos[0], err = resolveID(st, pos[0], cmd.archived); err != nil {
 			return err
 		}
 	}
@@ -173,10 +180,18 @@ func dropTime(groups []string, a slog.Attr) slog.Attr {
 // resolveSession is the session ID that id names exactly or as the unique
 // prefix of one (the first characters of a UUID are enough to type); the
 // error names where it looked, or the IDs an ambiguous prefix starts.
-func resolveSession(st *session.Store, id string) (string, error) {
-	full, err := st.Resolve(id)
+func resolveSession(st *session.Store, id string) (string, error) { return resolveID(st, id, false) }
+
+// resolveID is resolveSession among the live sessions or, when archived,
+// among the archived ones.
+func resolveID(st *session.Store, id string, archived bool) (string, error) {
+	resolve, where, list := st.Resolve, st.Dir(), "list"
+	if archived {
+		resolve, where, list = st.ResolveArchived, filepath.Join(st.Dir(), "archive"), "list --archived"
+	}
+	full, err := resolve(id)
 	if errors.Is(err, session.ErrNotFound) {
-		return "", fmt.Errorf("session %s not found in %s (miniclaw sessions list shows them)", termsafe.Line(id), st.Dir())
+		return "", fmt.Errorf("session %s not found in %s (miniclaw sessions %s shows them)", termsafe.Line(id), where, list)
 	}
 	return full, err
 }
@@ -191,22 +206,54 @@ func notFound(st *session.Store, id string, err error) error {
 
 func listCmd(fs *flag.FlagSet) sessionsCmd {
 	asJSON := fs.Bool("json", false, "print a JSON array of the sessions' meta")
+	archived := fs.Bool("archived", false, "list the archived sessions (sessions/archive/) instead")
 	return sessionsCmd{
-		usage: "list [--json]",
-		about: "Lists all sessions, most recently updated first: ID, channel, messages, updated, title.",
+		usage: "list [--json] [--archived]",
+		about: `Lists all sessions, most recently updated first: ID, channel, messages, updated, title.
+
+With --archived, lists the sessions archived to sessions/archive/ instead, most
+recently archived first: ID, when archived, messages, title. An ID archived more
+than once is listed once per copy; "miniclaw sessions unarchive ID" moves the
+newest copy back.`,
 		run: func(st *session.Store, _ []string, stdout, _ io.Writer) error {
-			metas := st.List()
-			if *asJSON {
-				b, err := core.MarshalJSONIndent(metas, "  ")
+			if *archived {
+				all, err := st.ListArchived()
 				if err != nil {
 					return err
 				}
-				_, err = stdout.Write(termsafe.JSON(append(b, '\n')))
-				return err
+				if *asJSON {
+					return writeJSON(stdout, all)
+				}
+				return writeArchivedTable(stdout, all, time.Now())
+			}
+			metas := st.List()
+			if *asJSON {
+				return writeJSON(stdout, metas)
 			}
 			return chatclient.WriteSessionTable(stdout, metas, "", time.Now())
 		},
 	}
+}
+
+// writeJSON prints v as indented JSON, its strings safe for a terminal.
+func writeJSON(stdout io.Writer, v any) error {
+	b, err := core.MarshalJSONIndent(v, "  ")
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(termsafe.JSON(append(b, '\n')))
+	return err
+}
+
+// writeArchivedTable lists archived sessions one per line: ID, when
+// archived, messages, title.
+func writeArchivedTable(w io.Writer, all []session.Archived, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tARCHIVED\tMESSAGES\tTITLE")
+	for _, a := range all {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", termsafe.Line(a.SessionID), chatclient.Ago(time.UnixMilli(a.ArchivedAt), now), a.MessageCount, termsafe.Line(a.Title))
+	}
+	return tw.Flush()
 }
 
 func showCmd(fs *flag.FlagSet) sessionsCmd {
@@ -320,7 +367,7 @@ func forkCmd(fs *flag.FlagSet) sessionsCmd {
 	to := fs.String("to", "", "ID of the new session (default: a new UUID)")
 	return sessionsCmd{
 		usage: "fork ID [--messages N] [--to NEWID]",
-		about: "Creates a new session holding the first N messages of session ID and prints its ID.\nA running gateway picks the new session up as soon as a client opens it.",
+		about: "Creates a new session holding the first N messages of session ID and prints its ID.\nA running gateway lists the new session within a moment.",
 		args:  1,
 		check: func() error {
 			if *n < 0 {
@@ -359,10 +406,11 @@ lock, so an append in progress finishes first and no later append can land in
 the archive; but a turn still running would lose its reply. So it refuses while
 the last message is a user message without a reply (a turn started and has not
 finished, or a gateway crashed during it): wait, archive through the gateway
-(POST /api/sessions/ID/archive), or pass --force. A running gateway keeps
-listing a session archived behind its back until something touches it: the
-next message to it, or a client connecting to it, finds it gone and starts a
-new, empty session with that ID. While one runs, prefer archiving through it.`,
+(POST /api/sessions/ID/archive), or pass --force. A running gateway drops the
+session from its list within a moment and answers 404 for it; a client still
+attached to it that sends a message starts a new, empty session with that ID.
+While one runs, prefer archiving through it. "miniclaw sessions unarchive ID"
+moves it back.`,
 		args: 1,
 		run: func(st *session.Store, args []string, stdout, stderr io.Writer) error {
 			id := args[0]
@@ -393,8 +441,8 @@ func renameCmd() sessionsCmd {
 		about: `Sets the title that lists show for a session: one line of at most 80 characters.
 The title is kept in the session's meta file (sessions/<id>.meta.json).
 
-A running gateway that has the session open shows its old title until the
-session's next message (or its restart); it does not write the old title back.`,
+A running gateway shows the new title within a moment, and never writes the
+old one back.`,
 		args: 2,
 		run: func(st *session.Store, args []string, stdout, _ io.Writer) error {
 			m, err := st.Rename(args[0], args[1])
@@ -402,6 +450,34 @@ session's next message (or its restart); it does not write the old title back.`,
 				return notFound(st, args[0], err)
 			}
 			fmt.Fprintf(stdout, "renamed session %s to \"%s\"\n", m.SessionID, termsafe.Line(m.Title))
+			return nil
+		},
+	}
+}
+
+func unarchiveCmd() sessionsCmd {
+	return sessionsCmd{
+		usage: "unarchive ID",
+		about: `Moves an archived session (see "miniclaw sessions list --archived") back from
+sessions/archive/ to the live sessions, under its ID, with its title and channel.
+When the ID was archived more than once, the newest copy comes back and the
+others stay archived. Refused when a live session has the ID: nothing is
+replaced. A running gateway lists the session again within a moment.`,
+		args:     1,
+		archived: true,
+		run: func(st *session.Store, args []string, stdout, _ io.Writer) error {
+			id := args[0]
+			a, copies, err := st.Unarchive(id)
+			if errors.Is(err, session.ErrLive) {
+				return fmt.Errorf("session %s is live in %s: unarchive never replaces a session (miniclaw sessions show %s)", id, st.Dir(), id)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "unarchived session %s from %s (%s, \"%s\")\n", id, a.File, chatclient.Count(a.MessageCount, "message"), termsafe.Line(a.Title))
+			if copies > 1 {
+				fmt.Fprintf(stdout, "it was the newest of %d archived copies of %s; the others stay in %s\n", copies, id, filepath.Join(st.Dir(), "archive"))
+			}
 			return nil
 		},
 	}

@@ -71,12 +71,13 @@ func (s *Server) handleCompact(c *conn, ev protocol.ClientEvent) {
 	if id == "" {
 		id = s.hub.sessionOf(c)
 	}
-	if _, err := s.store.Get(id); err != nil {
+	m, err := s.store.Get(id)
+	if err != nil {
 		c.reply(errorEvent(codeOf(err), err.Error(), id))
 		return
 	}
 	if ev.SessionID != "" {
-		s.hub.attach(c, id)
+		s.hub.attach(c, m)
 	}
 	if r := s.hub.enqueue(id, job{compact: true, from: c}); r != enqueued {
 		code, msg := refusal(r, s.hub.maxBytes)
@@ -94,7 +95,7 @@ func (s *Server) compactSession(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	if _, err := s.store.Get(id); err != nil {
-		writeError(w, statusOf(err), codeOf(err), err.Error())
+		s.storeError(w, r, err)
 		return
 	}
 	result := make(chan compactResult, 1) // the lane never blocks on a gone client

@@ -48,6 +48,11 @@ type conn struct {
 	ctx     context.Context // ends every write and ping once the handler is done
 	every   time.Duration   // keepalive ping interval; a pong is due within half of it
 	session string          // guarded by hub.mu
+	// channel is the channel of the session the connection was in when it
+	// connected or last moved, which a session it creates gets (webchat
+	// for the WebChat, cli for the terminal client's sessions); guarded
+	// by hub.mu.
+	channel string
 
 	mu       sync.Mutex
 	room     sync.Cond   // on mu: signalled when the queue shrinks or the connection stops

@@ -203,7 +203,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) {
 	}
 	m, created, err := s.store.Create(body.SessionID, body.Channel)
 	if err != nil {
-		writeError(w, statusOf(err), codeOf(err), err.Error())
+		s.storeError(w, r, err)
 		return
 	}
 	if !created {
@@ -228,12 +228,12 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) {
 	}
 	m, err := s.store.Get(id)
 	if err != nil {
-		writeError(w, statusOf(err), codeOf(err), err.Error())
+		s.storeError(w, r, err)
 		return
 	}
 	page, err := s.store.Page(id, offset, limit)
 	if err != nil {
-		writeError(w, statusOf(err), codeOf(err), err.Error())
+		s.storeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, struct {
@@ -268,7 +268,7 @@ func (s *Server) forkSession(w http.ResponseWriter, r *http.Request) {
 	}
 	m, corrupt, err := s.store.Fork(r.PathValue("id"), body.Messages, body.SessionID)
 	if err != nil {
-		writeError(w, statusOf(err), codeOf(err), err.Error())
+		s.storeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, struct {
@@ -286,7 +286,7 @@ func (s *Server) archiveSession(w http.ResponseWriter, r *http.Request) {
 	}
 	path, err := s.store.Archive(id)
 	if err != nil {
-		writeError(w, statusOf(err), codeOf(err), err.Error())
+		s.storeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"sessionId": id, "archivedTo": path})
@@ -349,6 +349,19 @@ func intParam(w http.ResponseWriter, v, name string, def, lo, hi int) (int, bool
 		return 0, false
 	}
 	return n, true
+}
+
+// storeError answers a session store error: not found (a session archived
+// by another process included) and a bad ID with their message, which names
+// the session and no file; anything else is a 500 whose detail, which names
+// files of the data dir, goes to the log only.
+func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg := statusOf(err), err.Error()
+	if status == http.StatusInternalServerError {
+		s.log.Error("session store error", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "the session store failed; the gateway's log says why"
+	}
+	writeError(w, status, codeOf(err), msg)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

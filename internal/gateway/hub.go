@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"sync"
+
+	"github.com/miniclaw/miniclaw/internal/session"
 )
 
 // maxQueued is how many messages may wait behind a session's running turn.
@@ -66,26 +68,28 @@ func (h *hub) dropIfIdleLocked(l *lane) {
 	}
 }
 
-// attach moves c to session id: it leaves its previous session's lane and
-// receives every later event of id.
-func (h *hub) attach(c *conn, id string) {
+// attach moves c to session m: it leaves its previous session's lane and
+// receives every later event of m.
+func (h *hub) attach(c *conn, m session.Meta) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.attachLocked(c, id)
+	h.attachLocked(c, m)
 }
 
-// join attaches a new connection to session id with first (its connected
+// join attaches a new connection to session m with first (its connected
 // event) queued ahead of every event of the session, in one step: a client
 // that has read first is attached, so nothing it then causes is missed.
-func (h *hub) join(c *conn, id string, first []byte) {
+func (h *hub) join(c *conn, m session.Meta, first []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c.enqueue(first)
-	h.attachLocked(c, id)
+	h.attachLocked(c, m)
 }
 
 // attachLocked is attach with h.mu held.
-func (h *hub) attachLocked(c *conn, id string) {
+func (h *hub) attachLocked(c *conn, m session.Meta) {
+	c.channel = m.Channel
+	id := m.SessionID
 	if c.session == id {
 		return
 	}
@@ -112,6 +116,13 @@ func (h *hub) sessionOf(c *conn) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return c.session
+}
+
+// channelOf is the channel of the sessions c creates (see conn.channel).
+func (h *hub) channelOf(c *conn) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return c.channel
 }
 
 // enqueueResult says what became of a message handed to enqueue.

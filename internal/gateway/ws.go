@@ -70,7 +70,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 
 	// connected goes first, and the connection is attached before the
 	// client can read it (see hub.join).
-	s.hub.join(c, meta.SessionID, protocol.Encode(protocol.Connected{Type: protocol.TypeConnected, SessionID: meta.SessionID, Resumed: resumed}))
+	s.hub.join(c, meta, protocol.Encode(protocol.Connected{Type: protocol.TypeConnected, SessionID: meta.SessionID, Resumed: resumed}))
 	c.startKeepalive()
 	s.readLoop(ctx, c)
 
@@ -146,13 +146,15 @@ func (s *Server) handleMessage(c *conn, ev protocol.ClientEvent) {
 		id = s.hub.sessionOf(c)
 	}
 	// Also for the attached session: it may have been archived by another
-	// process meanwhile, and then the ID starts a new one.
-	if _, _, err := s.store.Create(id, session.DefaultChannel); err != nil {
+	// process meanwhile, and then the ID starts a new one, of the channel
+	// of the client that sends to it, sharing nothing with the archive.
+	m, _, err := s.store.Create(id, s.hub.channelOf(c))
+	if err != nil {
 		c.reply(errorEvent(protocol.CodeInternal, "cannot open session: "+err.Error(), id))
 		return
 	}
 	if ev.SessionID != "" {
-		s.hub.attach(c, id)
+		s.hub.attach(c, m)
 	}
 	if r := s.hub.enqueue(id, job{content: ev.Content, from: c}); r != enqueued {
 		code, msg := refusal(r, s.hub.maxBytes)

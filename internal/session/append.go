@@ -39,10 +39,7 @@ func (s *Store) Append(id string, msgs ...core.Message) (Meta, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
-	f, size, err := s.openLocked(id)
-	if errors.Is(err, ErrNotFound) {
-		s.forget(id, e)
-	}
+	f, size, err := s.openLocked(id, e)
 	if err != nil {
 		return Meta{}, err
 	}
@@ -78,14 +75,15 @@ func (s *Store) Append(id string, msgs ...core.Message) (Meta, error) {
 	return meta, nil
 }
 
-// openLocked opens a session's JSONL for appending and takes its flock,
-// and returns the file's size under the lock. If the file was renamed
-// (archived) while this process waited for the lock, it refuses rather than
-// write into the archive.
-func (s *Store) openLocked(id string) (*os.File, int64, error) {
+// openLocked opens the JSONL of session id, indexed as e, for appending
+// and takes its flock, and returns the file's size under the lock. If the
+// file was renamed (archived) while this process waited for the lock, it
+// refuses rather than write into the archive. A transcript that is gone
+// (archived by another process) is ErrNotFound, and e leaves the index.
+func (s *Store) openLocked(id string, e *entry) (*os.File, int64, error) {
 	f, err := s.openFile(id+jsonlExt, os.O_RDWR|os.O_APPEND, 0)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, 0, fmt.Errorf("session %s: %w", id, ErrNotFound)
+		return nil, 0, s.vanished(id, e)
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("session %s: open: %w", id, err)
@@ -98,6 +96,7 @@ func (s *Store) openLocked(id string) (*os.File, int64, error) {
 	onDisk, err2 := s.stat(id + jsonlExt)
 	if err := errors.Join(err1, err2); err != nil || !os.SameFile(held, onDisk) {
 		f.Close()
+		s.forget(id, e)
 		return nil, 0, fmt.Errorf("session %s: %w (archived while waiting)", id, ErrNotFound)
 	}
 	return f, held.Size(), nil

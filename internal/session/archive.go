@@ -1,11 +1,17 @@
 package session
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -25,7 +31,7 @@ func (s *Store) Archive(id string) (string, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	f, _, err := s.openLocked(id)
+	f, _, err := s.openLocked(id, e)
 	if err != nil {
 		return "", err
 	}
@@ -69,7 +75,7 @@ const maxArchiveSuffix = 1000
 // an existing archive. It returns the name, in the store's root, without
 // its extension.
 func (s *Store) archiveTranscript(id string) (string, error) {
-	stamp := filepath.Join(archiveDir, id+"."+s.now().UTC().Format("20060102T150405.000Z"))
+	stamp := filepath.Join(archiveDir, id+"."+s.now().UTC().Format(archiveStamp))
 	base := stamp
 	for n := 1; ; n++ {
 		err := renameNoReplace(s.root, id+jsonlExt, base+jsonlExt)
@@ -89,7 +95,8 @@ func (s *Store) archiveTranscript(id string) (string, error) {
 // fresh UUID. Lines that cannot be decoded are not copied and are returned.
 // The fork's title says what it is a fork of ("Fork of <title>").
 func (s *Store) Fork(id string, n int, newID string) (Meta, []LineError, error) {
-	if _, err := s.lookup(id); err != nil {
+	e, err := s.lookup(id)
+	if err != nil {
 		return Meta{}, nil, err
 	}
 	if newID == "" {
@@ -99,7 +106,7 @@ func (s *Store) Fork(id string, n int, newID string) (Meta, []LineError, error) 
 	}
 	res, err := s.scan(id, func(i int) bool { return n <= 0 || i < n })
 	if err != nil {
-		return Meta{}, nil, fmt.Errorf("session %s: fork: %w", id, err)
+		return Meta{}, nil, s.readFailed(id, e, "fork", err)
 	}
 	src, _ := s.Get(id)
 	_, created, err := s.create(Meta{SessionID: newID, Channel: src.Channel, ForkedFrom: id, Title: forkTitle(src)})
@@ -111,4 +118,157 @@ func (s *Store) Fork(id string, n int, newID string) (Meta, []LineError, error) 
 	}
 	m, err := s.Append(newID, res.messages...)
 	return m, res.corrupt, err
+}
+
+// ErrLive is returned by Unarchive when a live session has the ID.
+var ErrLive = errors.New("a live session has this ID")
+
+// Archived is one archived copy of a session: its meta (rebuilt from the
+// transcript when the archived meta file is missing or stale), when it was
+// archived, and its transcript's name in the sessions directory.
+type Archived struct {
+	Meta
+	ArchivedAt int64  `json:"archivedAt"` // Unix ms, from the file name
+	File       string `json:"file"`       // archive/<id>.<UTC time>[-n].jsonl
+	seq        int    // the -n of archives of one ID in one millisecond
+}
+
+// archiveStamp is the time format in archived file names.
+const archiveStamp = "20060102T150405.000Z"
+
+// archivedName parses an archived transcript's name, <id>.<UTC time>.jsonl
+// or <id>.<UTC time>-<n>.jsonl (see archiveTranscript).
+var archivedName = regexp.MustCompile(`^(.+)\.(\d{8}T\d{6}\.\d{3}Z)(?:-(\d+))?\.jsonl$`)
+
+// ListArchived returns the archived copies of every session, newest first.
+func (s *Store) ListArchived() ([]Archived, error) {
+	d, _, err := safeopen.OpenIn(s.root, archiveDir, safeopen.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("session store %s: archive: %w", s.dir, err)
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return nil, fmt.Errorf("session store %s: archive: %w", s.dir, err)
+	}
+	var out []Archived
+	for _, name := range names {
+		a, ok := s.archived(name)
+		if ok {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, func(a, b Archived) int {
+		return cmp.Or(cmp.Compare(b.ArchivedAt, a.ArchivedAt), cmp.Compare(b.seq, a.seq), strings.Compare(a.SessionID, b.SessionID))
+	})
+	return out, nil
+}
+
+// archived describes the archived transcript name; ok is false for any
+// other file of the archive directory, and for one that cannot be read
+// (logged).
+func (s *Store) archived(name string) (Archived, bool) {
+	p := archivedName.FindStringSubmatch(name)
+	if p == nil || protocol.ValidateSessionID(p[1]) != nil {
+		return Archived{}, false
+	}
+	at, err := time.Parse(archiveStamp, p[2])
+	if err != nil {
+		return Archived{}, false
+	}
+	seq, _ := strconv.Atoi(p[3]) // "" (no suffix) is 0
+	id, base := p[1], filepath.Join(archiveDir, strings.TrimSuffix(name, jsonlExt))
+	fi, err := s.stat(base + jsonlExt)
+	if err != nil || !fi.Mode().IsRegular() {
+		return Archived{}, false
+	}
+	m, err := s.readMeta(base)
+	if err != nil || m.SessionID != id || m.Size != fi.Size() {
+		if m, err = s.scanMeta(id, base, m); err != nil {
+			s.log.Warn("archived session skipped: cannot read transcript", "file", base+jsonlExt, "err", err)
+			return Archived{}, false
+		}
+	}
+	return Archived{Meta: m, ArchivedAt: at.UnixMilli(), File: base + jsonlExt, seq: seq}, true
+}
+
+// ResolveArchived returns the archived session ID that id names: exactly,
+// else as the unique prefix of one (as Resolve for live sessions).
+func (s *Store) ResolveArchived(id string) (string, error) {
+	all, err := s.ListArchived()
+	if err != nil {
+		return "", err
+	}
+	ids := make([]string, 0, len(all))
+	for _, a := range all {
+		if a.SessionID == id {
+			return id, nil
+		}
+		if !slices.Contains(ids, a.SessionID) {
+			ids = append(ids, a.SessionID)
+		}
+	}
+	return pickPrefix(id, ids, fmt.Errorf("archived session %s: %w", id, ErrNotFound))
+}
+
+// Unarchive moves the newest archived copy of session id back to the live
+// sessions, and indexes it. It returns that copy and how many copies there
+// were (the others stay archived). A live session with the ID is ErrLive:
+// nothing is replaced.
+//
+// The meta file goes first, so that a process that sees the transcript
+// arrive (a gateway's Watch) finds its meta beside it rather than rebuild
+// one without its channel and title; the transcript's move, which refuses
+// to replace a file, is what decides against a session created with the ID
+// meanwhile.
+func (s *Store) Unarchive(id string) (Archived, int, error) {
+	all, err := s.ListArchived()
+	if err != nil {
+		return Archived{}, 0, err
+	}
+	var copies []Archived // newest first, as all
+	for _, a := range all {
+		if a.SessionID == id {
+			copies = append(copies, a)
+		}
+	}
+	if len(copies) == 0 {
+		return Archived{}, 0, fmt.Errorf("archived session %s: %w", id, ErrNotFound)
+	}
+	live := func() error { return fmt.Errorf("session %s: unarchive: %w", id, ErrLive) }
+	s.refresh(id) // an index entry whose transcript was archived elsewhere goes
+	if _, err := s.root.Lstat(id + jsonlExt); !errors.Is(err, fs.ErrNotExist) {
+		return Archived{}, 0, live()
+	}
+	a := copies[0]
+	base := strings.TrimSuffix(a.File, jsonlExt)
+	err = renameNoReplace(s.root, base+metaExt, id+metaExt)
+	if errors.Is(err, fs.ErrExist) {
+		// A meta without its transcript (a crash between an archive's two
+		// moves): a cache of nothing, replaced.
+		err = s.root.Rename(base+metaExt, id+metaExt)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Archived{}, 0, fmt.Errorf("session %s: unarchive: %w", id, err)
+	}
+	if err := renameNoReplace(s.root, a.File, id+jsonlExt); err != nil {
+		renameNoReplace(s.root, id+metaExt, base+metaExt) // best effort: back beside its transcript
+		if errors.Is(err, fs.ErrExist) {
+			return Archived{}, 0, live()
+		}
+		return Archived{}, 0, fmt.Errorf("session %s: unarchive: %w", id, err)
+	}
+	if s.fsync {
+		s.syncDir(".")
+		s.syncDir(archiveDir)
+	}
+	m, err := s.Get(id)
+	if err != nil {
+		return Archived{}, 0, err
+	}
+	a.Meta = m
+	return a, len(copies), nil
 }

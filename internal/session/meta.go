@@ -117,10 +117,11 @@ func (m *Meta) observeOne(msg core.Message) {
 // transcript rather than read whole.
 const maxMetaBytes = 64 << 10
 
-// readMeta reads the meta file of session id.
-func (s *Store) readMeta(id string) (Meta, error) {
-	path := s.metaPath(id)
-	b, err := readLimited(s.root, id+metaExt, maxMetaBytes)
+// readMeta reads the meta file <base>.meta.json: base is a session ID, or
+// an archived copy's name in the archive directory.
+func (s *Store) readMeta(base string) (Meta, error) {
+	path := s.metaPath(base)
+	b, err := readLimited(s.root, base+metaExt, maxMetaBytes)
 	if err != nil {
 		return Meta{}, err
 	}

@@ -53,10 +53,11 @@ type scanResult struct {
 	torn     int   // bytes after the last newline (an append cut short by a crash)
 }
 
-// scan reads the whole transcript. keep, when not nil, says which 0-based
-// line indexes to decode; the others are only counted.
-func (s *Store) scan(id string, keep func(line int) bool) (scanResult, error) {
-	f, _, err := safeopen.OpenIn(s.root, id+jsonlExt, safeopen.Regular)
+// scan reads the whole transcript <base>.jsonl: base is a session ID, or
+// an archived copy's name in the archive directory. keep, when not nil,
+// says which 0-based line indexes to decode; the others are only counted.
+func (s *Store) scan(base string, keep func(line int) bool) (scanResult, error) {
+	f, _, err := safeopen.OpenIn(s.root, base+jsonlExt, safeopen.Regular)
 	if err != nil {
 		return scanResult{}, err
 	}
@@ -107,12 +108,13 @@ func scanReader(r io.Reader, keep func(line int) bool) (scanResult, error) {
 // decoded. A torn last line (an append cut short by a crash) is not an
 // error: it was never acknowledged, and the next append repairs it.
 func (s *Store) Load(id string) ([]core.Message, []LineError, error) {
-	if _, err := s.lookup(id); err != nil {
+	e, err := s.lookup(id)
+	if err != nil {
 		return nil, nil, err
 	}
 	res, err := s.scan(id, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("session %s: load: %w", id, err)
+		return nil, nil, s.readFailed(id, e, "load", err)
 	}
 	return res.messages, res.corrupt, nil
 }
@@ -128,11 +130,12 @@ type Page struct {
 // Page returns up to limit lines starting at line index offset; a negative
 // offset means "the last limit lines".
 func (s *Store) Page(id string, offset, limit int) (Page, error) {
-	if _, err := s.lookup(id); err != nil {
+	e, err := s.lookup(id)
+	if err != nil {
 		return Page{}, err
 	}
 	if offset < 0 {
-		msgs, corrupt, total, err := s.tail(id, limit, true)
+		msgs, corrupt, total, err := s.tail(id, e, limit, true)
 		if err != nil {
 			return Page{}, err
 		}
@@ -140,7 +143,7 @@ func (s *Store) Page(id string, offset, limit int) (Page, error) {
 	}
 	res, err := s.scan(id, func(i int) bool { return i >= offset && i < offset+limit })
 	if err != nil {
-		return Page{}, fmt.Errorf("session %s: page: %w", id, err)
+		return Page{}, s.readFailed(id, e, "page", err)
 	}
 	return Page{Messages: res.messages, Corrupt: res.corrupt, Offset: offset, Total: res.lines}, nil
 }
@@ -149,22 +152,23 @@ func (s *Store) Page(id string, offset, limit int) (Page, error) {
 // end so the cost depends on n, not on the transcript's length. Lines that
 // cannot be decoded are returned as LineErrors with their byte offsets.
 func (s *Store) Tail(id string, n int) ([]core.Message, []LineError, error) {
-	if _, err := s.lookup(id); err != nil {
+	e, err := s.lookup(id)
+	if err != nil {
 		return nil, nil, err
 	}
-	msgs, corrupt, _, err := s.tail(id, n, false)
+	msgs, corrupt, _, err := s.tail(id, e, n, false)
 	return msgs, corrupt, err
 }
 
 const tailBlock = 32 << 10
 
-// tail reads the last n complete lines. total is the number of complete
+// tail reads the last n complete lines of session id, indexed as e. total is the number of complete
 // lines in the file when the index knows it (the meta size matches); else,
 // with count, the lines are counted, and without it total is the lines seen.
-func (s *Store) tail(id string, n int, count bool) (msgs []core.Message, corrupt []LineError, total int, err error) {
+func (s *Store) tail(id string, e *entry, n int, count bool) (msgs []core.Message, corrupt []LineError, total int, err error) {
 	f, fi, err := safeopen.OpenIn(s.root, id+jsonlExt, safeopen.Regular)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("session %s: tail: %w", id, err)
+		return nil, nil, 0, s.readFailed(id, e, "tail", err)
 	}
 	defer f.Close()
 	size := fi.Size()

@@ -34,12 +34,13 @@ var summaryPrefix = []byte(`{"role":"` + core.RoleSummary + `"`)
 // Tail does. Reading stops early at a summary, so a compacted session
 // costs what came after its summary, not its whole history.
 func (s *Store) Recent(id string, n int) (Recent, error) {
-	if _, err := s.lookup(id); err != nil {
+	e, err := s.lookup(id)
+	if err != nil {
 		return Recent{}, err
 	}
-	f, fi, err := safeopen.Open(s.jsonlPath(id), safeopen.Regular)
+	f, fi, err := safeopen.OpenIn(s.root, id+jsonlExt, safeopen.Regular)
 	if err != nil {
-		return Recent{}, fmt.Errorf("session %s: recent: %w", id, err)
+		return Recent{}, s.readFailed(id, e, "recent", err)
 	}
 	defer f.Close()
 	size := fi.Size()

@@ -14,9 +14,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -92,8 +94,9 @@ type Store struct {
 	snapshotOf atomic.Uint64
 
 	closeOnce sync.Once
-	stop      chan struct{} // closed by Close: the flusher ends
+	stop      chan struct{} // closed by Close: the flusher and the watch end
 	flusher   sync.WaitGroup
+	watching  sync.WaitGroup // the goroutine of Watch
 }
 
 // noSnapshot is snapshotOf while the snapshot on disk is not current.
@@ -192,9 +195,8 @@ func (s *Store) writeEntryMeta(id string, e *entry) {
 	if !indexed {
 		return
 	}
-	f, size, err := s.openLocked(id)
+	f, size, err := s.openLocked(id, e)
 	if errors.Is(err, ErrNotFound) {
-		s.forget(id, e)
 		return
 	}
 	if err != nil {
@@ -231,6 +233,7 @@ func (s *Store) Close() {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		s.flusher.Wait()
+		s.watching.Wait()
 		s.Flush()
 		if s.changes.Load() != s.snapshotOf.Load() {
 			s.writeSnapshot()
@@ -447,7 +450,7 @@ func (s *Store) loadMeta(id string) (Meta, error) {
 			reason = "missing"
 		}
 	}
-	rebuilt, err := s.scanMeta(id, m)
+	rebuilt, err := s.scanMeta(id, id, m)
 	if err != nil {
 		return Meta{}, err
 	}
@@ -476,13 +479,13 @@ func (s *Store) extendMeta(id string, m Meta) (Meta, bool) {
 // fork origin and title of old: the transcript records none of them (a
 // fork's title and one set by Rename are not its first message, and one
 // derived from that message is the same anyway, as the transcript only
-// grows).
-func (s *Store) scanMeta(id string, old Meta) (Meta, error) {
+// grows). base names the transcript, as for scan.
+func (s *Store) scanMeta(id, base string, old Meta) (Meta, error) {
 	m := Meta{SessionID: id, Channel: old.Channel, ForkedFrom: old.ForkedFrom, CreatedAt: old.CreatedAt, Title: old.Title, TitledAt: old.TitledAt}
 	if m.Channel == "" {
 		m.Channel = DefaultChannel
 	}
-	res, err := s.scan(id, nil)
+	res, err := s.scan(base, nil)
 	if err != nil {
 		return Meta{}, err
 	}
@@ -492,7 +495,7 @@ func (s *Store) scanMeta(id string, old Meta) (Meta, error) {
 		m.observeOne(msg)
 	}
 	if m.CreatedAt == 0 {
-		if fi, err := s.stat(id + jsonlExt); err == nil {
+		if fi, err := s.stat(base + jsonlExt); err == nil {
 			m.CreatedAt = fi.ModTime().UnixMilli()
 		}
 	}
@@ -529,22 +532,29 @@ func (s *Store) Resolve(id string) (string, error) {
 	if !errors.Is(err, ErrNotFound) {
 		return "", err
 	}
-	var matches []string
 	s.mu.Lock()
-	for sid := range s.sessions {
-		if strings.HasPrefix(sid, id) {
-			matches = append(matches, sid)
+	ids := slices.Collect(maps.Keys(s.sessions))
+	s.mu.Unlock()
+	return pickPrefix(id, ids, err)
+}
+
+// pickPrefix is the one of ids that starts with prefix; notFound when none
+// does, ErrAmbiguous naming them in order when several do.
+func pickPrefix(prefix string, ids []string, notFound error) (string, error) {
+	var matches []string
+	for _, id := range ids {
+		if strings.HasPrefix(id, prefix) {
+			matches = append(matches, id)
 		}
 	}
-	s.mu.Unlock()
 	switch len(matches) {
 	case 0:
-		return "", err
+		return "", notFound
 	case 1:
 		return matches[0], nil
 	}
 	sort.Strings(matches)
-	return "", fmt.Errorf("%w: %s starts %s", ErrAmbiguous, id, strings.Join(matches, ", "))
+	return "", fmt.Errorf("%w: %s starts %s", ErrAmbiguous, prefix, strings.Join(matches, ", "))
 }
 
 // lookup finds a session in the index, or on disk when another process
@@ -615,6 +625,24 @@ func (s *Store) forget(id string, e *entry) {
 		delete(s.dirty, id)
 		s.log.Info("session left the directory (archived by another process): dropped from the index", "session", id)
 	}
+}
+
+// vanished is the error for session id, indexed as e, whose transcript is
+// gone from the directory (archived by another process since it was
+// indexed): ErrNotFound, naming the ID and no file, and e leaves the index,
+// so that callers answer "not found" and lists drop it.
+func (s *Store) vanished(id string, e *entry) error {
+	s.forget(id, e)
+	return fmt.Errorf("session %s: %w", id, ErrNotFound)
+}
+
+// readFailed is err, from reading the transcript of session id indexed as
+// e, or ErrNotFound when the transcript is gone (see vanished).
+func (s *Store) readFailed(id string, e *entry, what string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return s.vanished(id, e)
+	}
+	return fmt.Errorf("session %s: %s: %w", id, what, err)
 }
 
 // create makes the session m describes (its ID, channel, and a fork's

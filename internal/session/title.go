@@ -26,7 +26,7 @@ func (s *Store) Rename(id, title string) (Meta, error) {
 	defer e.mu.Unlock()
 	// The transcript's lock orders the meta write with appends and
 	// archives in other processes, as writeEntryMeta's.
-	f, size, err := s.openLocked(id)
+	f, size, err := s.openLocked(id, e)
 	if err != nil {
 		return Meta{}, err
 	}
