@@ -92,6 +92,9 @@ const (
 	resumeTurns  = 3
 	historyTurns = 20
 	maxHistory   = 1000
+	// holdMax bounds how long output waits for a line typed on the
+	// terminal to reach the loop (see loop).
+	holdMax = time.Second
 )
 
 const help = `Commands:
@@ -180,10 +183,8 @@ func Run(ctx context.Context, opt Options) error {
 	done := make(chan struct{})
 	defer close(done)
 	var src *lineSource
-	var keyIntr <-chan struct{}
 	if opt.Terminal {
 		c.keys = newKeys(opt.In, done)
-		keyIntr = c.keys.interrupts
 		c.term = term.NewTerminal(struct {
 			io.Reader
 			io.Writer
@@ -195,14 +196,26 @@ func Run(ctx context.Context, opt Options) error {
 		br := bufio.NewReader(opt.In)
 		src = newLineSource(func() (string, error) { return readPlainLine(br) }, done)
 	}
-	err = c.loop(ctx, src, keyIntr)
+	err = c.loop(ctx, src)
 	cancel()
 	c.closeAll()
 	return err
 }
 
-func (c *client) loop(ctx context.Context, src *lineSource, keyIntr <-chan struct{}) error {
+func (c *client) loop(ctx context.Context, src *lineSource) error {
 	asked, eof := false, false
+	var keyIntr <-chan struct{}
+	var keyEnters <-chan int
+	if c.keys != nil {
+		keyIntr, keyEnters = c.keys.interrupts, c.keys.enters
+	}
+	// held counts the lines typed on the terminal that the loop has not
+	// received yet: until they come, nothing is written, because a line's
+	// echo has moved the cursor where the output does not expect it
+	// (handleLine puts it back). holdEnd ends a hold that lasts, should a
+	// line end not become a line.
+	held := 0
+	var holdEnd <-chan time.Time
 	for {
 		if eof && c.pending == 0 {
 			return c.result()
@@ -212,14 +225,24 @@ func (c *client) loop(ctx context.Context, src *lineSource, keyIntr <-chan struc
 			asked = true
 		}
 		var events <-chan event
+		retry, dialing := c.retry, c.dialing
 		if c.link != nil {
 			events = c.link.events
+		}
+		if held > 0 {
+			events, retry, dialing = nil, nil, nil
 		}
 		select {
 		case <-ctx.Done():
 			return c.result()
+		case n := <-keyEnters:
+			held += n
+			holdEnd = time.After(holdMax)
+		case <-holdEnd:
+			held, holdEnd = 0, nil
 		case line, ok := <-src.lines:
 			asked = false
+			held = max(held-1, 0)
 			if !ok {
 				if !errors.Is(src.err, io.EOF) {
 					return fmt.Errorf("read input: %w", src.err)
@@ -251,10 +274,10 @@ func (c *client) loop(ctx context.Context, src *lineSource, keyIntr <-chan struc
 				c.quit()
 				return c.result()
 			}
-		case <-c.retry:
+		case <-retry:
 			c.retry = nil
 			c.startDial(ctx)
-		case r := <-c.dialing:
+		case r := <-dialing:
 			c.dialing = nil
 			c.dialed(r)
 		}
@@ -663,15 +686,13 @@ func (c *client) connected(ctx context.Context, ev event) {
 		if c.notice != "" {
 			c.out.printf("%s", c.notice)
 		}
+		c.resumeHistory(ctx, state)
 		if c.term != nil {
-			c.resumeHistory(ctx, state)
 			c.out.printf("Type a message and press Enter; /help lists the commands.")
 		}
 	case c.switching:
 		c.out.printf("Session %s (%s).", c.session, state)
-		if c.term != nil {
-			c.resumeHistory(ctx, state)
-		}
+		c.resumeHistory(ctx, state)
 	default:
 		c.out.printf("Reconnected to session %s.", c.session)
 		c.catchUp(ctx)
@@ -684,7 +705,7 @@ func (c *client) connected(ctx context.Context, ev event) {
 // it does not start on a blank screen. A script (pipe mode) wants its
 // replies alone, so it is shown on a terminal only.
 func (c *client) resumeHistory(ctx context.Context, state string) {
-	if state == "resumed" {
+	if c.term != nil && state == "resumed" {
 		c.showHistory(ctx, resumeTurns, false)
 	}
 }
