@@ -113,10 +113,13 @@ func (g endpoint) startSession(ctx context.Context, id string) (string, bool, er
 	case id != "" && len(matches) == 1:
 		return matches[0], false, nil
 	case len(matches) > 1:
-		return "", false, fmt.Errorf("session ID %s starts %d sessions: %s; give more of it", id, len(matches), strings.Join(matches, ", "))
+		return "", false, fmt.Errorf("session ID %s %w: %s; give more of it", id, errAmbiguous, strings.Join(matches, ", "))
 	}
 	return g.createSession(ctx, id)
 }
+
+// errAmbiguous is a session ID prefix that starts several IDs.
+var errAmbiguous = errors.New("starts several sessions")
 
 // matchSessions returns the ID of the session named id exactly, else the
 // IDs that start with id.

@@ -144,10 +144,7 @@ type client struct {
 	confirm string                // a /switch ID that waits for a yes to be created
 	prompt  string                // the prompt term shows
 
-	// attempts counts the failed dials since the connection was lost, and
-	// unreachable is the last reason reported (pipe mode says each once).
-	attempts    int
-	unreachable string
+	attempts int // failed dials since the connection was lost
 
 	backoff time.Duration
 	retry   <-chan time.Time // fires when the next reconnect attempt is due
@@ -172,6 +169,9 @@ func Run(ctx context.Context, opt Options) error {
 	defer cancel()
 	c := &client{opt: opt, gw: gw}
 	c.session, c.created, err = gw.startSession(ctx, opt.SessionID)
+	if errors.Is(err, errAmbiguous) {
+		return err
+	}
 	if err == nil {
 		c.link, err = dial(ctx, gw, c.session, opt.Keepalive)
 	}
@@ -577,7 +577,7 @@ func (c *client) lost() {
 	c.link.pinger.Wait()
 	c.link, c.attached = nil, false
 	c.out.printf("connection lost (%v): reconnecting to session %s…", err, c.session)
-	c.backoff, c.attempts, c.unreachable = minBackoff, 0, ""
+	c.backoff, c.attempts = minBackoff, 0
 	c.retry = time.After(c.backoff)
 }
 
@@ -604,8 +604,9 @@ func (c *client) dialed(r dialResult) {
 }
 
 // reportUnreachable says that a reconnect failed. A terminal shows one
-// status line that each attempt rewrites; a script's stderr gets a line
-// when the reason changes, not one per attempt.
+// status line that each attempt rewrites; a script's stderr gets one line
+// when the gateway turns out unreachable, not one per attempt (the reason
+// can vary from one to the next).
 func (c *client) reportUnreachable(err error, wait time.Duration) {
 	reason := err.Error()
 	if op := (*net.OpError)(nil); errors.As(err, &op) {
@@ -616,10 +617,9 @@ func (c *client) reportUnreachable(err error, wait time.Duration) {
 		c.out.status(fmt.Sprintf("%s, retrying in %s (attempt %d)", msg, wait.Round(100*time.Millisecond), c.attempts))
 		return
 	}
-	if reason != c.unreachable {
+	if c.attempts == 1 {
 		c.out.printf("%s: retrying until it answers", msg)
 	}
-	c.unreachable = reason
 }
 
 func (c *client) handleEvent(ctx context.Context, ev event) {

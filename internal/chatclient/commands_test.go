@@ -3,6 +3,7 @@ package chatclient
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,6 +52,13 @@ func TestSwitchPrefixAndAsk(t *testing.T) {
 	}
 	if m, err := g.store.Get("gamma"); err != nil || m.MessageCount != 2 {
 		t.Errorf("gamma: %+v, %v; want the message and its reply", m, err)
+	}
+
+	// At start, --session takes a unique prefix too; an ambiguous one is
+	// an error naming its matches.
+	err = Run(context.Background(), Options{URL: g.addr, SessionID: "alpha", In: strings.NewReader(""), Out: io.Discard})
+	if want := "session ID alpha starts several sessions: alpha-"; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("--session alpha: %v, want an error starting %q", err, want)
 	}
 }
 

@@ -3,6 +3,7 @@ package chatclient
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/provider/scripted"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // stamp is the local time of a message's header.
@@ -133,4 +135,50 @@ func TestResumeShowsHistory(t *testing.T) {
 		[]string{"> /switch hist-1", "Session hist-1 (resumed).", "(4 earlier messages before these: /history N shows the last N turns)"},
 		turnRows("t3", "t4", "t5"), []string{"──", ">"})...)
 	c.quit()
+}
+
+// In pipe mode the notes go to stderr, and a gateway that stays
+// unreachable for the same reason is said once, not at each attempt.
+func TestUnreachableGatewayPipeModeSaysItOnce(t *testing.T) {
+	t.Parallel()
+	g := startGateway(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "sessions"), "")
+	errOut := &testutil.Buffer{}
+	w, out, done := runAsync(t, Options{URL: g.addr, SessionID: "down-2", Stderr: errOut})
+	waitOutput(t, errOut, "(new session)")
+	g.stop(t)
+	// The port answers, and hangs up at once: each attempt fails the same
+	// way, and is counted.
+	ln, err := net.Listen("tcp", g.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 16)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+			accepted <- struct{}{}
+		}
+	}()
+	for range 3 { // the third attempt: the first two failures were handled
+		select {
+		case <-accepted:
+		case <-time.After(waitFor):
+			t.Fatalf("no reconnect attempt after %s:\n%s", waitFor, errOut.String())
+		}
+	}
+	if n := strings.Count(errOut.String(), "reach"); n != 1 { // "cannot reach", "unreachable"
+		t.Errorf("%d lines say the gateway is unreachable, want 1:\n%s", n, errOut.String())
+	}
+	if out.String() != "" {
+		t.Errorf("stdout holds notes: %q", out.String())
+	}
+	w.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
 }
