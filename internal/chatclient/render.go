@@ -43,11 +43,16 @@ func ToolStartLine(name string, input json.RawMessage) string {
 // ToolDoneLine is the one line that reports a tool's result: a check mark or
 // a cross, then the first line of its output, with "…" when there is more.
 func ToolDoneLine(name, output string, isError bool) string {
+	return toolDoneHead(name, isError) + " " + firstLine(output)
+}
+
+// toolDoneHead is "✓ name:", or "✗ name:" for an error.
+func toolDoneHead(name string, isError bool) string {
 	mark := "✓"
 	if isError {
 		mark = "✗"
 	}
-	return mark + " " + termsafe.Line(name) + ": " + firstLine(output)
+	return mark + " " + termsafe.Line(name) + ":"
 }
 
 // toolStartLines draws a tool call's start, numbered n when n > 0 (the
@@ -74,7 +79,7 @@ func toolDoneLines(n int, name, output string, isError, full bool) string {
 		}
 		return s
 	}
-	head := toolNumber(n) + strings.TrimSuffix(ToolDoneLine(name, "", isError), " (no output)")
+	head := toolNumber(n) + toolDoneHead(name, isError)
 	if strings.TrimSpace(output) == "" {
 		return head + " (no output)"
 	}
