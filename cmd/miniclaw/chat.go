@@ -25,16 +25,20 @@ func runChat(args []string, getenv func(string) string, stdin *os.File, stdout, 
 	fs.SetOutput(stderr)
 	url := fs.String("url", "", "gateway address, http(s):// or ws(s):// (env MINI_OPENCLAW_URL, default "+defaultGatewayURL+")")
 	token := fs.String("token", "", "gateway auth token (env MINI_OPENCLAW_TOKEN)")
-	sessionID := fs.String("session", "", "session ID to resume, or to create with that ID (default: the most recently active session of any channel, else a new one); sessions chat starts are of channel \"cli\"")
+	sessionID := fs.String("session", "", "session ID, or a unique prefix of one, to resume, or an ID to create (default: the most recently active session of any channel, else a new one); sessions chat starts are of channel \"cli\"")
+	full := fs.Bool("full", false, "show every tool call's whole input and output instead of a line each")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `Usage: miniclaw chat [flags]
 
 Chats with a running gateway from the terminal: replies stream as they are
-written, tool calls show as one line each. Type /help in the chat for the
-commands (/new, /sessions, /switch ID, /abort, /quit). Ctrl-C aborts the
+written, tool calls show as one numbered line each (/tool N shows call N
+whole, --full shows them all whole). A resumed session shows its last 3
+turns. Type /help in the chat for the commands (/new, /sessions,
+/switch ID, /history [N], /tool [N], /abort, /quit). Ctrl-C aborts the
 running reply; pressed again within 2 s, or when nothing runs, it quits.
 At connect it says so when the gateway runs on the offline scripted
-provider (no model is called).
+provider (no model is called). While the gateway is unreachable, one
+status line says so and counts the attempts to reconnect.
 
 When standard input is not a terminal, each line is sent as a message and
 answered before the next is read; the command exits at the end of input,
@@ -63,6 +67,7 @@ lines and errors go to standard error.
 		URL:       firstSet(*url, getenv("MINI_OPENCLAW_URL"), defaultGatewayURL),
 		Token:     firstSet(*token, getenv("MINI_OPENCLAW_TOKEN")),
 		SessionID: *sessionID,
+		Full:      *full,
 		In:        stdin,
 		Out:       stdout,
 		Stderr:    stderr,

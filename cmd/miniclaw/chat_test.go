@@ -34,6 +34,9 @@ type ptyChat struct {
 	done chan struct{} // closed once the process has been waited for
 }
 
+// ptyWidth is the pseudo-terminal's width.
+const ptyWidth = 250
+
 // startChatPTY runs `miniclaw chat --url http://addr args...` on a new
 // pseudo-terminal, wide enough that no test line wraps.
 func startChatPTY(t *testing.T, addr string, args ...string) *ptyChat {
@@ -41,7 +44,7 @@ func startChatPTY(t *testing.T, addr string, args ...string) *ptyChat {
 	c := &ptyChat{t: t, out: &testutil.Buffer{}, done: make(chan struct{})}
 	c.cmd = exec.Command(binPath, append([]string{"chat", "--url", "http://" + addr}, args...)...)
 	c.cmd.Env = childEnv(t, nil)
-	tty, err := pty.StartWithSize(c.cmd, &pty.Winsize{Rows: 50, Cols: 250})
+	tty, err := pty.StartWithSize(c.cmd, &pty.Winsize{Rows: 50, Cols: ptyWidth})
 	if err != nil {
 		t.Fatalf("start miniclaw chat on a pty: %v", err)
 	}
@@ -74,13 +77,10 @@ func startChatPTY(t *testing.T, addr string, args ...string) *ptyChat {
 	return c
 }
 
-// ansi matches the terminal control sequences term.Terminal writes to move
-// the cursor and clear lines.
-var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
-
-// screen is the output with control sequences and carriage returns removed.
+// screen is what the terminal shows, its rows one per line: the client
+// moves the cursor back into a reply's last line to write the next words.
 func (c *ptyChat) screen() string {
-	return strings.ReplaceAll(ansi.ReplaceAllString(c.out.String(), ""), "\r", "")
+	return strings.Join(testutil.Replay(c.out.String(), ptyWidth), "\n")
 }
 
 // expect waits until re matches the output after the previous match, and
@@ -190,13 +190,30 @@ func TestChatTerminalToolEvents(t *testing.T) {
 	c.expect(`session tools-1 \(new session\)`)
 	c.typeKeys("use the tools\r")
 	c.expect(`⚙ bash \{"command":"echo first-line; echo second-line"\}\n`)
-	c.expect(`✓ bash: first-line…\n`)
+	c.expect(`\[1\] ✓ bash: first-line… \(2 lines\)\n`)
 	c.expect(`⚙ read_file \{"path":"no-such-file.txt"\}\n`)
 	c.expect(`✗ read_file: \S`)
 	c.expect(`all tools ran\n`)
 	c.typeKeys("/quit\r")
 	if code := c.exitCode(); code != 0 {
 		t.Errorf("/quit: exit %d, want 0", code)
+	}
+}
+
+// With --full every tool call shows its whole input and output, in pipe
+// mode on stderr with the other tool lines.
+func TestChatFullToolOutput(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	script := writeScript(t, []map[string]any{
+		{"toolCalls": []map[string]any{{"name": "bash", "input": map[string]string{"command": "echo first-line; echo second-line"}}}},
+		{"text": "ran it"},
+	})
+	g := startGateway(t, "gateway", gatewayEnv(ws, filepath.Join(ws, "data"), map[string]string{"MINI_OPENCLAW_SCRIPT": script}))
+	r := runChatPiped(t, "go\n", "--url", g.addr, "--full")
+	want := "[1] ⚙ bash\n{\n  \"command\": \"echo first-line; echo second-line\"\n}\n[1] ✓ bash:\nfirst-line\nsecond-line\n"
+	if r.code != 0 || r.stdout != "ran it\n" || !strings.Contains(r.stderr, want) {
+		t.Errorf("chat --full: exit %d\nstdout: %q\nstderr:\n%s\nwant on stderr:\n%s", r.code, r.stdout, r.stderr, want)
 	}
 }
 
@@ -215,7 +232,7 @@ func TestChatTerminalCtrlC(t *testing.T) {
 	c.expect(`slow word `)
 	c.typeKeys("\x03")
 	c.expect(`error \[aborted\]: `)
-	c.expect(`> `) // the prompt is back
+	c.expect(`(?m)^>$`) // the prompt is back (the screen has no trailing blanks)
 
 	c.typeKeys("are you there?\r")
 	c.expect(`quick reply after the abort\n`)

@@ -36,7 +36,7 @@ needed; safe beside a running one).
 
 Commands:
   list                     all sessions, most recent first (--json for JSON; --archived: the archived ones)
-  show ID                  the messages of a session, with tool calls (--limit N: the last N)
+  show ID                  the messages of a session, with tool calls (--limit N: the last N, --full: whole tool output)
   export ID                the transcript as JSONL (exact bytes) or Markdown (--format md), -o FILE
   fork ID                  a new session from the first --messages N messages (all by default), --to NEWID
   archive ID               move a session to sessions/archive/ (see --help about running gateways)
@@ -258,9 +258,10 @@ func writeArchivedTable(w io.Writer, all []session.Archived, now time.Time) erro
 
 func showCmd(fs *flag.FlagSet) sessionsCmd {
 	limit := fs.Int("limit", 0, "show only the last N messages (0: all)")
+	full := fs.Bool("full", false, "print every tool call's whole input and output instead of a line each")
 	return sessionsCmd{
-		usage: "show ID [--limit N]",
-		about: "Prints the messages of a session, with their tool calls and results.",
+		usage: "show ID [--limit N] [--full]",
+		about: "Prints the messages of a session, with their tool calls and results: one numbered line\neach for a call and its result, or with --full the whole input and output.",
 		args:  1,
 		check: func() error {
 			if *limit < 0 {
@@ -286,7 +287,7 @@ func showCmd(fs *flag.FlagSet) sessionsCmd {
 			}
 			warnCorrupt(stderr, id, corrupt)
 			fmt.Fprintf(stdout, "Session %s · %s · %s · \"%s\"\n\n", id, termsafe.Line(meta.Channel), chatclient.Count(meta.MessageCount, "message"), termsafe.Line(meta.Title))
-			return chatclient.WriteTranscript(stdout, msgs)
+			return chatclient.WriteTranscript(stdout, msgs, chatclient.ToolView{Full: *full})
 		},
 	}
 }

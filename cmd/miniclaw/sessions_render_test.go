@@ -68,6 +68,7 @@ func TestSessionsShowEscapesVisibly(t *testing.T) {
 		{"list"},
 		{"list", "--json"},
 		{"show", "evil-1"},
+		{"show", "evil-1", "--full"},
 		{"export", "evil-1", "--format", "md"},
 	} {
 		r := sessionsOK(t, env, args...)
@@ -126,6 +127,25 @@ func TestSessionsShowAsTyped(t *testing.T) {
 		if !strings.Contains(r.stdout, typed) || strings.Contains(r.stdout, `\u00`) {
 			t.Errorf("sessions %v: output lacks %s as typed:\n%s", args, typed, r.stdout)
 		}
+	}
+}
+
+// `sessions show` numbers the tool lines; --full prints each call's whole
+// input and output instead.
+func TestSessionsShowFull(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, "data")
+	seedSessions(t, data)
+	env := sessionsEnv(ws, data)
+	r := sessionsOK(t, env, "show", "tools-1")
+	if want := "[1] ⚙ bash {\"command\":\"ls\"}\n[1] ✓ bash: a.txt… (2 lines)\n[2] ⚙ read_file"; !strings.Contains(r.stdout, want) {
+		t.Errorf("show lacks %q:\n%s", want, r.stdout)
+	}
+	r = sessionsOK(t, env, "show", "tools-1", "--full")
+	want := "[1] ⚙ bash\n{\n  \"command\": \"ls\"\n}\n[1] ✓ bash:\na.txt\nb.txt\n[2] ⚙ read_file\n{\n  \"path\": \"x\"\n}\n[2] ✗ read_file:\nno such file\n"
+	if !strings.Contains(r.stdout, want) {
+		t.Errorf("show --full lacks\n%s\nin:\n%s", want, r.stdout)
 	}
 }
 

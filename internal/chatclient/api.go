@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/core"
@@ -94,20 +96,52 @@ func (g endpoint) createSession(ctx context.Context, id string) (string, bool, e
 	return m.SessionID, true, nil
 }
 
-// startSession picks the session to attach to at start: id, else the most
-// recently active session of any channel (the conversation the user left
-// last, in the WebChat or here), else a new one; new ones are cli sessions.
+// startSession picks the session to attach to at start: the one id names
+// exactly or as the unique prefix of its ID, else a new one with ID id;
+// with no id, the most recently active session of any channel (the
+// conversation the user left last, in the WebChat or here), else a new
+// one. New ones are cli sessions. An ambiguous prefix is an error naming
+// its matches.
 func (g endpoint) startSession(ctx context.Context, id string) (string, bool, error) {
-	if id == "" {
-		list, err := g.listSessions(ctx)
-		if err != nil {
-			return "", false, err
-		}
-		if len(list) > 0 {
-			return list[0].SessionID, false, nil
-		}
+	list, err := g.listSessions(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	switch matches := matchIDs(list, id); {
+	case id == "" && len(list) > 0:
+		return list[0].SessionID, false, nil
+	case id != "" && len(matches) == 1:
+		return matches[0], false, nil
+	case len(matches) > 1:
+		return "", false, fmt.Errorf("session ID %s %w: %s; give more of it", id, errAmbiguous, strings.Join(matches, ", "))
 	}
 	return g.createSession(ctx, id)
+}
+
+// errAmbiguous is a session ID prefix that starts several IDs.
+var errAmbiguous = errors.New("starts several sessions")
+
+// matchSessions returns the ID of the session named id exactly, else the
+// IDs that start with id.
+func (g endpoint) matchSessions(ctx context.Context, id string) ([]string, error) {
+	list, err := g.listSessions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return matchIDs(list, id), nil
+}
+
+func matchIDs(list []apiSession, id string) []string {
+	var matches []string
+	for _, s := range list {
+		if s.SessionID == id {
+			return []string{id}
+		}
+		if id != "" && strings.HasPrefix(s.SessionID, id) {
+			matches = append(matches, s.SessionID)
+		}
+	}
+	return matches
 }
 
 // listSessions returns all sessions, most recently updated first.
@@ -123,12 +157,55 @@ func (g endpoint) listSessions(ctx context.Context) ([]apiSession, error) {
 
 // lastMessages returns a session's busy flag and its last n messages.
 func (g endpoint) lastMessages(ctx context.Context, id string, n int) (bool, session.Page, error) {
+	s, page, err := g.page(ctx, id, -1, n)
+	return s.Busy, page, err
+}
+
+// page returns a session and up to limit of its transcript lines from line
+// offset on; a negative offset means the last limit lines.
+func (g endpoint) page(ctx context.Context, id string, offset, limit int) (apiSession, session.Page, error) {
 	var body struct {
 		Session apiSession `json:"session"`
 		session.Page
 	}
-	err := g.call(ctx, http.MethodGet, fmt.Sprintf("/api/sessions/%s?limit=%d", id, n), nil, http.StatusOK, &body)
-	return body.Session.Busy, body.Page, err
+	path := fmt.Sprintf("/api/sessions/%s?limit=%d", url.PathEscape(id), limit)
+	if offset >= 0 {
+		path += fmt.Sprintf("&offset=%d", offset)
+	}
+	err := g.call(ctx, http.MethodGet, path, nil, http.StatusOK, &body)
+	return body.Session, body.Page, err
+}
+
+// historyPage is how many transcript lines recentTurns reads at a time.
+const historyPage = 200
+
+// recentTurns returns a session's last n turns (its messages from the n-th
+// last user message on, or all when it has fewer) and how many transcript
+// lines come before them. It reads pages backwards from the end until it
+// has seen n user messages.
+func (g endpoint) recentTurns(ctx context.Context, id string, n int) ([]core.Message, int, error) {
+	var msgs []core.Message
+	offset, limit := -1, historyPage
+	for {
+		_, page, err := g.page(ctx, id, offset, limit)
+		if err != nil {
+			return nil, 0, err
+		}
+		msgs = append(page.Messages, msgs...)
+		users := 0
+		for i := len(msgs) - 1; i >= 0; i-- {
+			if msgs[i].Role == core.RoleUser {
+				if users++; users == n {
+					return msgs[i:], page.Offset + i, nil
+				}
+			}
+		}
+		if page.Offset == 0 || len(page.Messages) == 0 {
+			return msgs, 0, nil
+		}
+		offset = max(0, page.Offset-historyPage)
+		limit = page.Offset - offset
+	}
 }
 
 // providerNotice is what the client says at connect about the gateway's

@@ -25,7 +25,7 @@ func TestSessionsStartedAreCLI(t *testing.T) {
 		}
 		return out.String()
 	}
-	out := run(Options{}, "one\n/new\ntwo\n/switch named-2\nthree\n")
+	out := run(Options{}, "one\n/new\ntwo\n/switch named-2\ny\nthree\n")
 	if n := strings.Count(out, "(new session)"); n != 3 {
 		t.Errorf("%d new sessions, want 3:\n%s", n, out)
 	}

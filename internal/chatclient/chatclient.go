@@ -2,9 +2,10 @@
 // `miniclaw chat`. It keeps one WebSocket connection attached to a session,
 // shows the session's events as they stream in (reply text, one line per
 // tool call and result, errors with their code), and turns input lines into
-// messages or commands (/new, /sessions, /switch, /abort, /help, /quit). A
-// lost connection is reported and re-established, with backoff, to the same
-// session.
+// messages or commands (/new, /sessions, /switch, /history, /tool, /abort,
+// /help, /quit). A lost connection is reported and re-established, with
+// backoff, to the same session; on a terminal the retries update one status
+// line.
 //
 // It reads an io.Reader and writes an io.Writer, so tests drive it with
 // pipes; `miniclaw chat` hands it the process's terminal (in raw mode) or
@@ -22,15 +23,19 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/protocol"
 	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/internal/termsafe"
 )
 
 // Options configure Run.
@@ -66,6 +71,9 @@ type Options struct {
 	// pong does not come within half of it is treated as lost. 0 means
 	// DefaultKeepalive.
 	Keepalive time.Duration
+	// Full shows every tool call's whole input and output instead of a
+	// line each.
+	Full bool
 }
 
 // ErrTurnFailed is returned by Run in line mode when a message was answered
@@ -78,12 +86,25 @@ const (
 	doubleInterrupt = 2 * time.Second
 	minBackoff      = 250 * time.Millisecond
 	maxBackoff      = 5 * time.Second
+	// resumeTurns is how many of a session's last turns are shown when the
+	// chat attaches to it; /history shows historyTurns, or as many as asked
+	// up to maxHistory.
+	resumeTurns  = 3
+	historyTurns = 20
+	maxHistory   = 1000
+	// holdMax bounds how long output waits for a line typed on the
+	// terminal to reach the loop (see loop).
+	holdMax = time.Second
 )
 
 const help = `Commands:
   /new          start a new session
   /sessions     list the sessions
-  /switch ID    continue session ID (created if it does not exist)
+  /switch ID    continue session ID, or the one whose ID starts with ID
+                (asks before creating a new session ID)
+  /history [N]  show the last N turns of this session (default 20)
+  /tool [N]     show the whole input and output of tool call [N] (default:
+                the last one shown)
   /abort        abort the reply being written
   /compact      summarise the older messages now (the transcript keeps them)
   /help         show this help
@@ -116,6 +137,14 @@ type client struct {
 	failed    bool   // an answer was an error
 	lastIntr  time.Time
 	notice    string // said once after the first connected event: see providerNotice
+	// queued are the messages sent while a reply was awaited whose own
+	// replies have not started; each such reply is headed by its message.
+	queued  []string
+	tools   []core.ToolCallRecord // the tool calls shown, numbered from 1 for /tool
+	confirm string                // a /switch ID that waits for a yes to be created
+	prompt  string                // the prompt term shows
+
+	attempts int // failed dials since the connection was lost
 
 	backoff time.Duration
 	retry   <-chan time.Time // fires when the next reconnect attempt is due
@@ -140,6 +169,9 @@ func Run(ctx context.Context, opt Options) error {
 	defer cancel()
 	c := &client{opt: opt, gw: gw}
 	c.session, c.created, err = gw.startSession(ctx, opt.SessionID)
+	if errors.Is(err, errAmbiguous) {
+		return err
+	}
 	if err == nil {
 		c.link, err = dial(ctx, gw, c.session, opt.Keepalive)
 	}
@@ -151,29 +183,39 @@ func Run(ctx context.Context, opt Options) error {
 	done := make(chan struct{})
 	defer close(done)
 	var src *lineSource
-	var keyIntr <-chan struct{}
 	if opt.Terminal {
 		c.keys = newKeys(opt.In, done)
-		keyIntr = c.keys.interrupts
 		c.term = term.NewTerminal(struct {
 			io.Reader
 			io.Writer
 		}{c.keys, opt.Out}, prompt)
-		c.out.w = c.term
+		c.out.w, c.out.width = c.term, c.width
 		src = newLineSource(c.readTerminalLine, done)
 	} else {
 		c.out.w, c.out.notes = opt.Out, opt.Stderr
 		br := bufio.NewReader(opt.In)
 		src = newLineSource(func() (string, error) { return readPlainLine(br) }, done)
 	}
-	err = c.loop(ctx, src, keyIntr)
+	err = c.loop(ctx, src)
 	cancel()
 	c.closeAll()
 	return err
 }
 
-func (c *client) loop(ctx context.Context, src *lineSource, keyIntr <-chan struct{}) error {
+func (c *client) loop(ctx context.Context, src *lineSource) error {
 	asked, eof := false, false
+	var keyIntr <-chan struct{}
+	var keyEnters <-chan int
+	if c.keys != nil {
+		keyIntr, keyEnters = c.keys.interrupts, c.keys.enters
+	}
+	// held counts the lines typed on the terminal that the loop has not
+	// received yet: until they come, nothing is written, because a line's
+	// echo has moved the cursor where the output does not expect it
+	// (handleLine puts it back). holdEnd ends a hold that lasts, should a
+	// line end not become a line.
+	held := 0
+	var holdEnd <-chan time.Time
 	for {
 		if eof && c.pending == 0 {
 			return c.result()
@@ -183,14 +225,24 @@ func (c *client) loop(ctx context.Context, src *lineSource, keyIntr <-chan struc
 			asked = true
 		}
 		var events <-chan event
+		retry, dialing := c.retry, c.dialing
 		if c.link != nil {
 			events = c.link.events
+		}
+		if held > 0 {
+			events, retry, dialing = nil, nil, nil
 		}
 		select {
 		case <-ctx.Done():
 			return c.result()
+		case n := <-keyEnters:
+			held += n
+			holdEnd = time.After(holdMax)
+		case <-holdEnd:
+			held, holdEnd = 0, nil
 		case line, ok := <-src.lines:
 			asked = false
+			held = max(held-1, 0)
 			if !ok {
 				if !errors.Is(src.err, io.EOF) {
 					return fmt.Errorf("read input: %w", src.err)
@@ -222,10 +274,10 @@ func (c *client) loop(ctx context.Context, src *lineSource, keyIntr <-chan struc
 				c.quit()
 				return c.result()
 			}
-		case <-c.retry:
+		case <-retry:
 			c.retry = nil
 			c.startDial(ctx)
-		case r := <-c.dialing:
+		case r := <-dialing:
 			c.dialing = nil
 			c.dialed(r)
 		}
@@ -270,6 +322,16 @@ func (c *client) closeAll() {
 	}
 }
 
+// width is the terminal's width, 80 when unknown.
+func (c *client) width() int {
+	if c.opt.Size != nil {
+		if w, _, err := c.opt.Size(); err == nil && w > 0 {
+			return w
+		}
+	}
+	return 80
+}
+
 // readTerminalLine reads one edited line; it runs on the input goroutine.
 func (c *client) readTerminalLine() (string, error) {
 	for {
@@ -292,7 +354,23 @@ func (c *client) readTerminalLine() (string, error) {
 
 // handleLine sends a message or runs a command. It reports whether to quit.
 func (c *client) handleLine(ctx context.Context, line string) bool {
+	if c.term != nil && c.pending > 0 {
+		// Typed below a reply: the line's echo goes, so that the reply
+		// goes on where it was; a message's own reply is headed by it.
+		c.out.erase(utf8.RuneCountInString(c.prompt+line)/c.width() + 1)
+	}
 	text := strings.TrimSpace(line)
+	if c.confirm != "" {
+		id := c.confirm
+		c.confirm = ""
+		c.setPrompt()
+		if strings.EqualFold(text, "y") || strings.EqualFold(text, "yes") {
+			c.open(ctx, id)
+		} else {
+			c.out.printf("Staying in session %s.", c.session)
+		}
+		return false
+	}
 	switch {
 	case text == "":
 		return false
@@ -311,6 +389,9 @@ func (c *client) handleLine(ctx context.Context, line string) bool {
 		c.failed = true
 		return false
 	}
+	if c.pending > 0 {
+		c.queued = append(c.queued, text)
+	}
 	c.pending++
 	c.setPrompt()
 	return false
@@ -328,20 +409,22 @@ func (c *client) command(ctx context.Context, text string) bool {
 		c.abort(ctx)
 	case "/compact":
 		c.compact(ctx)
-	case "/new", "/switch":
-		if name == "/new" {
-			arg = ""
-		} else if err := protocol.ValidateSessionID(arg); err != nil {
-			c.out.printf("usage: /switch ID (%v)", err)
-			return false
+	case "/new":
+		c.open(ctx, "")
+	case "/switch":
+		c.switchCmd(ctx, arg)
+	case "/history":
+		n := historyTurns
+		if arg != "" {
+			var err error
+			if n, err = strconv.Atoi(arg); err != nil || n < 1 || n > maxHistory {
+				c.out.printf("usage: /history [N]: the last N turns, 1 to %d", maxHistory)
+				return false
+			}
 		}
-		id, created, err := c.gw.createSession(ctx, arg)
-		if err != nil {
-			c.out.printf("error: cannot create a session: %v", err)
-			return false
-		}
-		c.switchTo(ctx, id)
-		c.created = created
+		c.showHistory(ctx, n, true)
+	case "/tool":
+		c.showTool(arg)
 	case "/sessions":
 		list, err := c.gw.listSessions(ctx)
 		if err != nil {
@@ -352,12 +435,92 @@ func (c *client) command(ctx context.Context, text string) bool {
 		for i, s := range list {
 			metas[i] = s.Meta
 		}
-		c.out.endLine()
-		WriteSessionTable(c.out.w, metas, c.session, time.Now())
+		WriteSessionTable(c.out.writer(), metas, c.session, time.Now())
 	default:
 		c.out.printf("unknown command %s: /help lists the commands", name)
 	}
 	return false
+}
+
+// open creates session id ("": a new ID) unless it exists, and switches to it.
+func (c *client) open(ctx context.Context, id string) {
+	id, created, err := c.gw.createSession(ctx, id)
+	if err != nil {
+		c.out.printf("error: cannot create a session: %v", err)
+		return
+	}
+	c.switchTo(ctx, id)
+	c.created = created
+}
+
+// switchCmd is /switch ID: to the session ID names exactly or as the
+// unique prefix of one; an ambiguous prefix lists its matches, and an ID
+// nothing starts with is created once the user says yes.
+func (c *client) switchCmd(ctx context.Context, arg string) {
+	if err := protocol.ValidateSessionID(arg); err != nil {
+		c.out.printf("usage: /switch ID (%v)", err)
+		return
+	}
+	matches, err := c.gw.matchSessions(ctx, arg)
+	if err != nil {
+		c.out.printf("error: cannot list sessions: %v", err)
+		return
+	}
+	switch len(matches) {
+	case 0:
+		c.out.printf("No session starts with %s. Create a new session %s? [y/N]", arg, arg)
+		c.confirm = arg
+		c.setPrompt()
+	case 1:
+		c.switchTo(ctx, matches[0])
+	default:
+		c.out.printf("%s starts %s: %s; type more of the ID", arg, Count(len(matches), "session"), strings.Join(matches, ", "))
+	}
+}
+
+// showHistory prints the session's last n turns as `sessions show` does,
+// with an empty session said so when asked, and numbers their tool calls
+// for /tool.
+func (c *client) showHistory(ctx context.Context, n int, asked bool) {
+	msgs, earlier, err := c.gw.recentTurns(ctx, c.session, n)
+	if err != nil {
+		c.out.printf("error: cannot read the history: %v", err)
+		return
+	}
+	if len(msgs) == 0 {
+		if asked {
+			c.out.line("(no messages yet)")
+		}
+		return
+	}
+	w := c.out.writer()
+	if earlier > 0 {
+		fmt.Fprintf(w, "(%s before these: /history N shows the last N turns)\n", Count(earlier, "earlier message"))
+	}
+	WriteTranscript(w, msgs, ToolView{First: len(c.tools) + 1, Full: c.opt.Full})
+	for _, m := range msgs {
+		c.tools = append(c.tools, m.ToolCalls...)
+	}
+	io.WriteString(w, "──\n")
+}
+
+// showTool is /tool [N]: the whole input and output of the tool call shown
+// as [N], by default the last one.
+func (c *client) showTool(arg string) {
+	if len(c.tools) == 0 {
+		c.out.printf("no tool call has been shown yet")
+		return
+	}
+	n := len(c.tools)
+	if arg != "" {
+		var err error
+		if n, err = strconv.Atoi(arg); err != nil || n < 1 || n > len(c.tools) {
+			c.out.printf("usage: /tool [N]: N is the number of a tool call shown, 1 to %d", len(c.tools))
+			return
+		}
+	}
+	tc := c.tools[n-1]
+	c.out.line("%s\n%s", toolStartLines(n, tc.Name, tc.Input, true), toolDoneLines(n, tc.Name, tc.Output, tc.IsError, true))
 }
 
 // compact asks the gateway to summarise the session's older messages; the
@@ -399,7 +562,7 @@ func (c *client) abort(ctx context.Context) {
 func (c *client) switchTo(ctx context.Context, id string) {
 	c.closeAll()
 	c.attached, c.retry = false, nil
-	c.pending, c.streamed = 0, false
+	c.pending, c.streamed, c.queued = 0, false, nil
 	c.setPrompt()
 	c.session, c.switching = id, true
 	c.backoff = minBackoff
@@ -414,7 +577,7 @@ func (c *client) lost() {
 	c.link.pinger.Wait()
 	c.link, c.attached = nil, false
 	c.out.printf("connection lost (%v): reconnecting to session %s…", err, c.session)
-	c.backoff = minBackoff
+	c.backoff, c.attempts = minBackoff, 0
 	c.retry = time.After(c.backoff)
 }
 
@@ -431,12 +594,32 @@ func (c *client) startDial(ctx context.Context) {
 func (c *client) dialed(r dialResult) {
 	if r.err != nil {
 		wait := c.backoff/2 + rand.N(c.backoff/2+1) // jitter: many clients do not retry in step
-		c.out.printf("cannot reach the gateway (%v): retrying in %s", r.err, wait.Round(10*time.Millisecond))
 		c.retry = time.After(wait)
 		c.backoff = min(2*c.backoff, maxBackoff)
+		c.attempts++
+		c.reportUnreachable(r.err, wait)
 		return
 	}
 	c.link = r.link
+}
+
+// reportUnreachable says that a reconnect failed. A terminal shows one
+// status line that each attempt rewrites; a script's stderr gets one line
+// when the gateway turns out unreachable, not one per attempt (the reason
+// can vary from one to the next).
+func (c *client) reportUnreachable(err error, wait time.Duration) {
+	reason := err.Error()
+	if op := (*net.OpError)(nil); errors.As(err, &op) {
+		reason = op.Err.Error() // "connect: connection refused", without the URL said already
+	}
+	msg := fmt.Sprintf("gateway unreachable at %s (%s)", c.gw.ws, reason)
+	if c.term != nil {
+		c.out.status(fmt.Sprintf("%s, retrying in %s (attempt %d)", msg, wait.Round(100*time.Millisecond), c.attempts))
+		return
+	}
+	if c.attempts == 1 {
+		c.out.printf("%s: retrying until it answers", msg)
+	}
 }
 
 func (c *client) handleEvent(ctx context.Context, ev event) {
@@ -447,9 +630,11 @@ func (c *client) handleEvent(ctx context.Context, ev event) {
 		c.out.text(ev.Content)
 		c.streamed = true
 	case protocol.TypeToolStart:
-		c.out.printf("%s", ToolStartLine(ev.ToolName, ev.Input))
+		c.tools = append(c.tools, core.ToolCallRecord{ID: ev.ToolCallID, Name: ev.ToolName, Input: ev.Input})
+		c.out.printf("%s", toolStartLines(len(c.tools), ev.ToolName, ev.Input, c.opt.Full))
 	case protocol.TypeToolDone:
-		c.out.printf("%s", ToolDoneLine(ev.ToolName, ev.Output, ev.IsError))
+		n := c.toolDone(ev)
+		c.out.printf("%s", toolDoneLines(n, ev.ToolName, ev.Output, ev.IsError, c.opt.Full))
 	case protocol.TypeMessageDone:
 		if !c.streamed {
 			c.out.text(ev.Content)
@@ -471,6 +656,24 @@ func (c *client) handleEvent(ctx context.Context, ev event) {
 	}
 }
 
+// toolDone records a tool call's result with its start and returns its
+// number; a call whose start was not seen (it began before the client
+// attached) gets a number of its own.
+func (c *client) toolDone(ev event) int {
+	i := len(c.tools) - 1
+	for ; i >= 0 && ev.ToolCallID != ""; i-- {
+		if c.tools[i].ID == ev.ToolCallID {
+			break
+		}
+	}
+	if i < 0 || ev.ToolCallID == "" {
+		c.tools = append(c.tools, core.ToolCallRecord{ID: ev.ToolCallID, Name: ev.ToolName})
+		i = len(c.tools) - 1
+	}
+	c.tools[i].Output, c.tools[i].IsError = ev.Output, ev.IsError
+	return i + 1
+}
+
 func (c *client) connected(ctx context.Context, ev event) {
 	c.session, c.attached = ev.SessionID, true
 	state := "new session"
@@ -483,17 +686,28 @@ func (c *client) connected(ctx context.Context, ev event) {
 		if c.notice != "" {
 			c.out.printf("%s", c.notice)
 		}
+		c.resumeHistory(ctx, state)
 		if c.term != nil {
 			c.out.printf("Type a message and press Enter; /help lists the commands.")
 		}
 	case c.switching:
 		c.out.printf("Session %s (%s).", c.session, state)
+		c.resumeHistory(ctx, state)
 	default:
 		c.out.printf("Reconnected to session %s.", c.session)
 		c.catchUp(ctx)
 	}
 	c.connects++
 	c.switching, c.created = false, false
+}
+
+// resumeHistory shows the last turns of a session the chat resumes, so that
+// it does not start on a blank screen. A script (pipe mode) wants its
+// replies alone, so it is shown on a terminal only.
+func (c *client) resumeHistory(ctx context.Context, state string) {
+	if c.term != nil && state == "resumed" {
+		c.showHistory(ctx, resumeTurns, false)
+	}
 }
 
 // catchUp runs after a reconnect while replies were awaited: a turn that
@@ -525,7 +739,7 @@ func (c *client) catchUp(ctx context.Context) {
 			c.failed = true
 		}
 	}
-	c.streamed = false
+	c.streamed, c.queued = false, nil
 	c.pending = 1
 	c.answered()
 }
@@ -538,20 +752,32 @@ func (c *client) answered() {
 	if c.pending > 0 {
 		c.pending--
 	}
+	if c.pending > 0 && len(c.queued) > 0 {
+		// The next reply is to a message typed during this one.
+		c.out.printf("↳ reply to: %s", clipRunes(termsafe.Line(c.queued[0]), 40))
+		c.queued = c.queued[1:]
+	}
 	c.setPrompt()
 }
 
 // setPrompt shows the prompt only while no reply is awaited, so that reply
-// text streams onto clean lines.
+// text streams onto clean lines; while one is, a line typed below the reply
+// says how many messages wait, and a /switch to an unknown ID asks.
 func (c *client) setPrompt() {
 	if c.term == nil {
 		return
 	}
-	if c.pending > 0 {
-		c.term.SetPrompt("")
-		return
+	switch {
+	case c.confirm != "":
+		c.prompt = "[y/N] "
+	case c.pending > 1:
+		c.prompt = fmt.Sprintf("(%d queued) ", c.pending-1)
+	case c.pending > 0:
+		c.prompt = ""
+	default:
+		c.prompt = prompt
 	}
-	c.term.SetPrompt(prompt)
+	c.term.SetPrompt(c.prompt)
 	// Redraw: a Write repaints the prompt over a line being edited; a kick
 	// makes an idle ReadLine start again, which draws it on an empty line.
 	c.term.Write(nil)

@@ -369,7 +369,7 @@ func TestSummaryRecordIsAMarkedBlock(t *testing.T) {
 		{Role: core.RoleSummary, Content: "## What the user wants\nFiles read.\x1b[2J", Covers: 2, Timestamp: 4},
 	}
 	var b strings.Builder
-	if err := WriteTranscript(&b, msgs); err != nil {
+	if err := WriteTranscript(&b, msgs, ToolView{}); err != nil {
 		t.Fatal(err)
 	}
 	got := b.String()

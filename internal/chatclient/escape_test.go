@@ -3,6 +3,7 @@ package chatclient
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -34,6 +35,21 @@ func (evilTool) Run(context.Context, json.RawMessage) (string, error) {
 	return attacks + "\nsecond line", nil
 }
 
+// linesTool answers every call with twelve numbered lines.
+type linesTool struct{}
+
+func (linesTool) Spec() core.ToolSpec {
+	return core.ToolSpec{Name: "lines", Description: "prints twelve lines (test)", InputSchema: json.RawMessage(`{"type":"object"}`)}
+}
+func (linesTool) ReadOnly() bool { return true }
+func (linesTool) Run(context.Context, json.RawMessage) (string, error) {
+	var b strings.Builder
+	for i := 1; i <= 12; i++ {
+		fmt.Fprintf(&b, "line %d\n", i)
+	}
+	return b.String(), nil
+}
+
 // startEvilGateway serves a gateway whose model writes attacks in its text,
 // calls the evil tool (which prints them) with them in its input, and
 // calls a tool whose name is one.
@@ -47,7 +63,7 @@ func startEvilGateway(t *testing.T) *testGateway {
 }
 
 // startScriptedGateway starts a gateway whose model plays turns, with
-// evilTool as its one tool.
+// evilTool and linesTool as its tools.
 func startScriptedGateway(t *testing.T, turns []scripted.Turn) *testGateway {
 	t.Helper()
 	script, _ := json.Marshal(turns)
@@ -59,7 +75,7 @@ func startScriptedGateway(t *testing.T, turns []scripted.Turn) *testGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt := &agent.Runtime{Provider: p, Model: "test", Workspace: t.TempDir(), Tools: tools.NewSet(evilTool{})}
+	rt := &agent.Runtime{Provider: p, Model: "test", Workspace: t.TempDir(), Tools: tools.NewSet(evilTool{}, linesTool{})}
 	return startGatewayRuntime(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "sessions"), "", rt)
 }
 

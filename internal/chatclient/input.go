@@ -2,6 +2,7 @@ package chatclient
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"strings"
@@ -75,12 +76,13 @@ type keys struct {
 	in         chan []byte
 	kick       chan struct{}
 	interrupts chan struct{} // one per Ctrl-C
+	enters     chan int      // how many line ends (Enter) keys bring, before term sees them
 	buf        []byte
 	err        error // why the input ended; read only after in is closed
 }
 
 func newKeys(r io.Reader, done <-chan struct{}) *keys {
-	k := &keys{in: make(chan []byte, 16), kick: make(chan struct{}, 1), interrupts: make(chan struct{}, 4)}
+	k := &keys{in: make(chan []byte, 16), kick: make(chan struct{}, 1), interrupts: make(chan struct{}, 4), enters: make(chan int)}
 	go k.pump(r, done)
 	return k
 }
@@ -101,6 +103,16 @@ func (k *keys) pump(r io.Reader, done <-chan struct{}) {
 			b[i] = ctrlU
 			select {
 			case k.interrupts <- struct{}{}:
+			case <-done:
+				return
+			}
+		}
+		if ends := bytes.Count(b, []byte{'\r'}) + bytes.Count(b, []byte{'\n'}); ends > 0 {
+			// Said before term reads them (unbuffered: the client has
+			// heard), so that the client holds its output until the lines
+			// arrive: see client.loop.
+			select {
+			case k.enters <- ends:
 			case <-done:
 				return
 			}

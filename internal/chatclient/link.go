@@ -70,18 +70,19 @@ func (g endpoint) header() http.Header {
 
 // event is any server → client event; the fields of all types in one struct.
 type event struct {
-	Type      string            `json:"type"`
-	SessionID string            `json:"sessionId"`
-	Content   string            `json:"content"`
-	Resumed   bool              `json:"resumed"`
-	ToolName  string            `json:"toolName"`
-	Input     json.RawMessage   `json:"input"`
-	Output    string            `json:"output"`
-	IsError   bool              `json:"isError"`
-	Message   string            `json:"message"`
-	Code      string            `json:"code"`
-	Usage     *core.Usage       `json:"usage"`
-	Context   *protocol.Context `json:"context"`
+	Type       string            `json:"type"`
+	SessionID  string            `json:"sessionId"`
+	Content    string            `json:"content"`
+	Resumed    bool              `json:"resumed"`
+	ToolName   string            `json:"toolName"`
+	ToolCallID string            `json:"toolCallId"`
+	Input      json.RawMessage   `json:"input"`
+	Output     string            `json:"output"`
+	IsError    bool              `json:"isError"`
+	Message    string            `json:"message"`
+	Code       string            `json:"code"`
+	Usage      *core.Usage       `json:"usage"`
+	Context    *protocol.Context `json:"context"`
 	// A compaction event's figures.
 	CoveredMessages int   `json:"coveredMessages"`
 	TokensBefore    int64 `json:"tokensBefore"`

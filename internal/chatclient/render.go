@@ -43,11 +43,54 @@ func ToolStartLine(name string, input json.RawMessage) string {
 // ToolDoneLine is the one line that reports a tool's result: a check mark or
 // a cross, then the first line of its output, with "…" when there is more.
 func ToolDoneLine(name, output string, isError bool) string {
+	return toolDoneHead(name, isError) + " " + firstLine(output)
+}
+
+// toolDoneHead is "✓ name:", or "✗ name:" for an error.
+func toolDoneHead(name string, isError bool) string {
 	mark := "✓"
 	if isError {
 		mark = "✗"
 	}
-	return mark + " " + termsafe.Line(name) + ": " + firstLine(output)
+	return mark + " " + termsafe.Line(name) + ":"
+}
+
+// toolStartLines draws a tool call's start, numbered n when n > 0 (the
+// number /tool takes): one line, or with full its whole input, indented.
+func toolStartLines(n int, name string, input json.RawMessage, full bool) string {
+	if !full {
+		return toolNumber(n) + ToolStartLine(name, input)
+	}
+	s := toolNumber(n) + "⚙ " + termsafe.Line(name)
+	if in := indentJSON(input); in != "" && in != "{}" {
+		s += "\n" + termsafe.Text(in)
+	}
+	return s
+}
+
+// toolDoneLines draws a tool call's result, numbered as its start: its
+// first line and how many lines the output has, or with full the whole
+// output.
+func toolDoneLines(n int, name, output string, isError, full bool) string {
+	if !full {
+		s := toolNumber(n) + ToolDoneLine(name, output, isError)
+		if lines := strings.Count(strings.TrimRight(output, "\n"), "\n") + 1; lines > 1 {
+			s += " (" + Count(lines, "line") + ")"
+		}
+		return s
+	}
+	head := toolNumber(n) + toolDoneHead(name, isError)
+	if strings.TrimSpace(output) == "" {
+		return head + " (no output)"
+	}
+	return head + "\n" + termsafe.Text(strings.TrimRight(output, "\n"))
+}
+
+func toolNumber(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("[%d] ", n)
 }
 
 func compactJSON(raw json.RawMessage) string {
@@ -132,10 +175,21 @@ func tokenCount(n int64) string {
 // middle of a line, so that a notice never lands after half a streamed reply.
 // Replies and what a command was asked to show go to w; notices go to notes
 // when it is set (pipe mode), else to w.
+//
+// On a terminal (width set) w is the line editor, which clears the line
+// being typed before each write and draws it again after. The line being
+// typed stays below the reply: a reply's unfinished last line is followed
+// by a newline at once, and the next text first moves the cursor back to
+// where that line ended (the column col, counted here). A status line is
+// rewritten in place by the next one as long as nothing came in between.
 type output struct {
 	w       io.Writer
 	notes   io.Writer
 	midLine bool
+
+	width      func() int // the terminal's width; nil in line mode
+	col        int        // the column after the reply's last line (0 to width)
+	statusLine bool       // the last line written is a status line
 }
 
 // text writes streamed reply text as it comes.
@@ -143,16 +197,78 @@ func (o *output) text(s string) {
 	if s == "" {
 		return
 	}
-	io.WriteString(o.w, termsafe.Text(s))
-	o.midLine = !strings.HasSuffix(s, "\n")
+	s = termsafe.Text(s)
+	o.statusLine = false
+	if o.width == nil {
+		io.WriteString(o.w, s)
+		o.midLine = !strings.HasSuffix(s, "\n")
+		return
+	}
+	width := o.width()
+	var b strings.Builder
+	if o.midLine && o.col < width {
+		// Up to the reply's last line, where it ended. At the full
+		// width the text goes on at the start of the next line: here.
+		b.WriteString("\x1b[A\r")
+		if o.col > 0 {
+			fmt.Fprintf(&b, "\x1b[%dC", o.col)
+		}
+	}
+	b.WriteString(s)
+	for _, r := range s {
+		switch {
+		case r == '\n':
+			o.col, o.midLine = 0, false
+			continue
+		case o.col >= width: // the terminal wraps before the next character
+			o.col = 0
+		}
+		if r == '\t' {
+			o.col = min((o.col/8+1)*8, width-1)
+		} else {
+			o.col++
+		}
+		o.midLine = true
+	}
+	if o.midLine {
+		b.WriteString("\n") // the line being typed goes below
+	}
+	io.WriteString(o.w, b.String())
 }
 
-// endLine moves to the start of a line if the cursor is not there.
+// endLine moves to the start of a line if the cursor is not there. On a
+// terminal it is there already: the reply's next text starts a new line.
 func (o *output) endLine() {
-	if o.midLine {
+	if o.midLine && o.width == nil {
 		io.WriteString(o.w, "\n")
-		o.midLine = false
 	}
+	o.midLine, o.col = false, 0
+}
+
+// writer is w for a command's output, which starts on a line of its own.
+func (o *output) writer() io.Writer {
+	o.endLine()
+	o.statusLine = false
+	return o.w
+}
+
+// erase removes the last n lines from a terminal: the echo of a line typed
+// while a reply streams, which would otherwise split the reply.
+func (o *output) erase(n int) {
+	io.WriteString(o.w, strings.Repeat("\x1b[A\x1b[K", n))
+}
+
+// status writes a one-line status on a terminal, in place of the previous
+// status line if nothing was written since.
+func (o *output) status(s string) {
+	s = clipRunes(termsafe.Line(s), max(o.width()-1, 20)) // one line: the next status goes up one
+	if o.statusLine {
+		s = "\x1b[A\r\x1b[K" + s
+	} else {
+		o.endLine()
+	}
+	io.WriteString(o.w, s+"\n")
+	o.statusLine = true
 }
 
 // printf writes one whole notice line (a newline is added), on a line of
@@ -173,6 +289,7 @@ func (o *output) line(format string, args ...any) {
 
 func (o *output) writeLine(w io.Writer, format string, args ...any) {
 	o.endLine() // a reply cut by a notice still ends its line on o.w
+	o.statusLine = false
 	io.WriteString(w, termsafe.Text(fmt.Sprintf(format, args...))+"\n")
 }
 
@@ -229,11 +346,23 @@ func summaryBlock(b *strings.Builder, m core.Message, when string) {
 	b.WriteString("══ end of summary ══\n")
 }
 
+// ToolView is how WriteTranscript draws tool calls.
+type ToolView struct {
+	// First is the number of the first tool call drawn, the others follow
+	// (the numbers /tool takes in the chat); 0 means 1.
+	First int
+	// Full draws every tool call's whole input and output instead of a
+	// line each.
+	Full bool
+}
+
 // WriteTranscript prints messages readably: a header per message (role and
-// local time), its text, its tool calls as the live client shows them, and
-// the status of a turn that did not finish. Control characters are escaped.
-func WriteTranscript(w io.Writer, msgs []core.Message) error {
+// local time), its text, its tool calls as the live client shows them,
+// numbered, and the status of a turn that did not finish. Control
+// characters are escaped.
+func WriteTranscript(w io.Writer, msgs []core.Message, view ToolView) error {
 	var b strings.Builder
+	n := max(view.First, 1)
 	for i, m := range msgs {
 		if i > 0 {
 			b.WriteString("\n")
@@ -248,8 +377,9 @@ func WriteTranscript(w io.Writer, msgs []core.Message) error {
 			b.WriteString(c + "\n")
 		}
 		for _, tc := range m.ToolCalls {
-			b.WriteString(ToolStartLine(tc.Name, tc.Input) + "\n")
-			b.WriteString(ToolDoneLine(tc.Name, tc.Output, tc.IsError) + "\n")
+			b.WriteString(toolStartLines(n, tc.Name, tc.Input, view.Full) + "\n")
+			b.WriteString(toolDoneLines(n, tc.Name, tc.Output, tc.IsError, view.Full) + "\n")
+			n++
 		}
 		if m.Status != "" {
 			fmt.Fprintf(&b, "[%s: %s]\n", m.Status, m.Error)
