@@ -274,11 +274,21 @@ func (m *misses) unmatch(why string) {
 	}
 }
 
+// fakeModels is the Models API's answer to GET /v1/models, which the
+// gateway sends once at startup to check its key.
+const fakeModels = `{"data":[{"created_at":"2025-05-22T00:00:00Z","display_name":"Claude Sonnet 4","id":"claude-sonnet-4-20250514","type":"model"}],"first_id":"claude-sonnet-4-20250514","has_more":false,"last_id":"claude-sonnet-4-20250514"}`
+
 // readFakeRequest decodes the body of a POST /v1/messages into req, at
-// most maxBody bytes of it. It answers anything else as the API does, and a
-// body that is not JSON with invalid_request_error, telling unmatch why;
-// !ok means the response is written.
+// most maxBody bytes of it. It answers the key check (GET /v1/models) and
+// anything else as the API does, and a body that is not JSON with
+// invalid_request_error, telling unmatch why; !ok means the response is
+// written.
 func readFakeRequest(w http.ResponseWriter, r *http.Request, maxBody int64, req any, unmatch func(why string)) (body []byte, ok bool) {
+	if r.Method == http.MethodGet && r.URL.Path == "/v1/models" {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, fakeModels)
+		return nil, false
+	}
 	if r.Method != http.MethodPost || r.URL.Path != "/v1/messages" {
 		fakeError(w, http.StatusNotFound, "not_found_error", "the fake serves only POST /v1/messages")
 		return nil, false

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -25,7 +26,16 @@ type fakeClaude struct {
 	headers  []http.Header
 }
 
+// claudeModels is the Models API's answer to GET /v1/models, which the
+// gateway sends once at startup to check the key.
+const claudeModels = `{"data":[{"created_at":"2025-05-22T00:00:00Z","display_name":"Claude Sonnet 4","id":"claude-sonnet-4-20250514","type":"model"}],"first_id":"claude-sonnet-4-20250514","has_more":false,"last_id":"claude-sonnet-4-20250514"}`
+
 func (f *fakeClaude) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.URL.Path == "/v1/models" {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, claudeModels)
+		return
+	}
 	body, _ := io.ReadAll(r.Body)
 	var req map[string]any
 	if r.URL.Path != "/v1/messages" || json.Unmarshal(body, &req) != nil {
@@ -253,5 +263,62 @@ func TestClaudeEndToEnd(t *testing.T) {
 		`{"content":[{"cache_control":{"type":"ephemeral"},"text":"thanks","type":"text"}],"role":"user"}]`
 	if string(msgs) != wantMsgs {
 		t.Fatalf("turn 2 history sent to the model:\n%s\nwant:\n%s", msgs, wantMsgs)
+	}
+}
+
+// TestGatewayFindsARefusedKeyAtStartup: the gateway checks the key with one
+// GET /v1/models in the background, after its listening line: a refused
+// key is an error in the log naming ANTHROPIC_API_KEY (never the key), and
+// /readyz answers 503 with provider_check saying why, before any message.
+func TestGatewayFindsARefusedKeyAtStartup(t *testing.T) {
+	const key = "sk-ant-refused-at-startup"
+	var requests atomic.Int32
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"},"request_id":"req_011CSHoEeqs5C35K2UUqR7Fy"}`)
+	}))
+	defer api.Close()
+	ws := t.TempDir()
+	g := startGateway(t, "gateway", gatewayEnv(ws, filepath.Join(ws, ".mini-openclaw"), map[string]string{
+		"MINI_OPENCLAW_PROVIDER": "",
+		"ANTHROPIC_API_KEY":      key,
+		"ANTHROPIC_BASE_URL":     api.URL,
+	}))
+	defer g.terminate(10 * time.Second)
+
+	var ready struct {
+		Status        string
+		Reason        string
+		ProviderCheck string `json:"provider_check"`
+	}
+	code := 0
+	for deadline := time.Now().Add(startTimeout); ready.ProviderCheck == "" || ready.ProviderCheck == "checking"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz still %d %+v after %s", code, ready, startTimeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+		res, err := http.Get(g.url("/readyz"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		code = res.StatusCode
+		err = json.NewDecoder(res.Body).Decode(&ready)
+		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	const why = "anthropic: the API key was refused (401 invalid x-api-key): check ANTHROPIC_API_KEY"
+	if code != http.StatusServiceUnavailable || ready.Status != "not_ready" || ready.ProviderCheck != "rejected: "+why {
+		t.Errorf("readyz = %d %+v, want 503 not_ready, provider_check %q", code, ready, "rejected: "+why)
+	}
+	if n := requests.Load(); n != 1 {
+		t.Errorf("the gateway sent %d requests to the API, want 1", n)
+	}
+	log := g.stderr.String()
+	if !strings.Contains(log, "level=ERROR") || !strings.Contains(log, why) || strings.Contains(log, key) {
+		t.Errorf("log:\n%s\nwant an ERROR line with %q, and never the key", log, why)
 	}
 }

@@ -92,6 +92,9 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		SandboxWarning:  e.sandbox.Status().Warning(),
 		Page:            web.Handler(),
 		TurnLockTimeout: cfg.TurnLockTimeout,
+		// A refused key is found now (one request, in the background),
+		// not on the first message.
+		CheckProviderKey: true,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {

@@ -189,9 +189,11 @@ func (t *turn) shrink(req core.Request, err error) {
 
 // seed calibrates a session the runtime has not seen since it started
 // from the usage the transcript kept: the last assistant message's prompt
-// size against the estimate of the conversation before it.
+// size against the estimate of the conversation before it. A session
+// already calibrated is left alone at once: the estimate of its whole
+// history would be thrown away.
 func (t *turn) seed(system string, tools []core.ToolSpec) {
-	if t.window <= 0 || t.r.Sizes == nil {
+	if t.window <= 0 || t.r.Sizes == nil || t.r.Sizes.Calibrated(t.id) {
 		return
 	}
 	for k := len(t.hist) - 1; k >= t.from; k-- {

@@ -163,6 +163,19 @@ func (c *Calibration) Observe(session string, estimate, actual int64) {
 	c.ratios[session] = min(max(float64(actual)/float64(estimate), minRatio), maxRatio)
 }
 
+// Calibrated reports whether the session has a ratio (Observe or Seed ran
+// for it), so a caller can skip the work of seeding it. A nil Calibration
+// has none.
+func (c *Calibration) Calibrated(session string) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.ratios[session]
+	return ok
+}
+
 // Seed records a ratio as Observe does, but only when the session has none
 // yet: after a restart, from the usage the transcript kept.
 func (c *Calibration) Seed(session string, estimate, actual int64) {

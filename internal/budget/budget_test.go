@@ -80,6 +80,9 @@ func TestCalibrationConvergesOnTheProvidersCount(t *testing.T) {
 	if got := c.Tokens("other", 1000); got != 1200 {
 		t.Errorf("another session: %d, want the uncalibrated 1200", got)
 	}
+	if !c.Calibrated("s") || c.Calibrated("other") {
+		t.Errorf("Calibrated: s %v (observed), other %v (not)", c.Calibrated("s"), c.Calibrated("other"))
+	}
 	c.Seed("s", 1000, 3000)
 	if got := c.Tokens("s", 2000); got != 3150 {
 		t.Errorf("Seed replaced a measured ratio: %d", got)
@@ -89,8 +92,8 @@ func TestCalibrationConvergesOnTheProvidersCount(t *testing.T) {
 		t.Errorf("a wild count: %d, want the ratio capped at 4 (4200)", got)
 	}
 	var none *Calibration
-	if got := none.Tokens("s", 1000); got != 1200 {
-		t.Errorf("nil calibration: %d", got)
+	if got := none.Tokens("s", 1000); got != 1200 || none.Calibrated("s") {
+		t.Errorf("nil calibration: %d tokens, calibrated %v", got, none.Calibrated("s"))
 	}
 }
 

@@ -169,3 +169,19 @@ type Provider interface {
 	Name() string
 	Complete(ctx context.Context, req Request, onText func(string)) (Response, error)
 }
+
+// KeyChecker is a Provider that can check its API key with one cheap
+// request (listing the models), so that a key the provider refuses is found
+// when the gateway starts rather than on the first message.
+type KeyChecker interface {
+	// CheckKey returns nil when the API accepted the key, an error
+	// matching ErrKeyRejected (with the API's message and the setting to
+	// fix) when it refused it with 401 or 403, and any other error when it
+	// could not tell (network, timeout, another status). The error never
+	// holds the key.
+	CheckKey(ctx context.Context) error
+}
+
+// ErrKeyRejected is what a CheckKey error matches when the provider refused
+// the key.
+var ErrKeyRejected = errors.New("the API key was refused")

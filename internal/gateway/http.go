@@ -99,6 +99,7 @@ type health struct {
 	Uptime          float64 `json:"uptime"`      // seconds
 	Provider        string  `json:"provider,omitempty"`
 	ProviderWarning string  `json:"providerWarning,omitempty"`
+	ProviderCheck   string  `json:"provider_check,omitempty"` // the startup check of the provider's key
 	Sandbox         string  `json:"sandbox,omitempty"`
 	SandboxWarning  string  `json:"sandboxWarning,omitempty"`
 }
@@ -117,7 +118,8 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.health("ok"))
 }
 
-// readyz answers 200 when the store takes writes and a provider is set up.
+// readyz answers 200 when the store takes writes and a provider is set up
+// whose key was not refused.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	h := s.health("ready")
 	h.Sandbox, h.SandboxWarning = s.opt.Sandbox, s.opt.SandboxWarning
@@ -127,6 +129,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.Provider = s.opt.Runtime.Provider.Name()
 		h.ProviderWarning = s.opt.ProviderWarning
+	}
+	if kc := s.keyCheck.Load(); kc != nil {
+		h.ProviderCheck = kc.state
+		if kc.rejected {
+			h.Status, h.Reason, code = "not_ready", "the model provider refused the API key", http.StatusServiceUnavailable
+		}
 	}
 	if err := s.store.CheckWritable(); err != nil {
 		h.Status, h.Reason, code = "not_ready", "session store is not writable: "+err.Error(), http.StatusServiceUnavailable

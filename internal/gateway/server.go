@@ -70,7 +70,16 @@ type Options struct {
 	// session run by another process on the data dir. 0 means
 	// DefaultTurnLockTimeout.
 	TurnLockTimeout time.Duration
+	// CheckProviderKey makes the server check the provider's API key in
+	// the background from New on, with one request (core.KeyChecker), when
+	// the provider can: a refused key is logged as an error and makes /readyz not
+	// ready; a check that could not tell is a warning. The check is
+	// bounded by KeyCheckTimeout.
+	CheckProviderKey bool
 }
+
+// KeyCheckTimeout bounds the startup check of the provider's key.
+const KeyCheckTimeout = 5 * time.Second
 
 // DefaultTurnLockTimeout is the default of Options.TurnLockTimeout: longer
 // than any sane turn, so only a stuck process makes a turn give up.
@@ -98,6 +107,20 @@ type Server struct {
 	closing  bool // set by Shutdown: no new WebSocket handlers or connections
 	nconns   atomic.Int64
 	handlers sync.WaitGroup // WebSocket handler goroutines
+
+	// keyCheck is what the startup check of the provider's key found, for
+	// /readyz; nil when there is none. The check runs in the background,
+	// cancelled by stopBackground at Shutdown.
+	keyCheck       atomic.Pointer[keyCheck]
+	background     sync.WaitGroup
+	stopBackground context.CancelFunc
+}
+
+// keyCheck is the state of the provider key's check: "checking", "ok",
+// "rejected: …" (rejected is then set) or "unchecked: …".
+type keyCheck struct {
+	state    string
+	rejected bool
 }
 
 // New builds a Server.
@@ -128,7 +151,44 @@ func New(opt Options) *Server {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(opt.Logger.Handler(), slog.LevelWarn),
 	}
+	var bg context.Context
+	bg, s.stopBackground = context.WithCancel(context.Background())
+	if kc, ok := s.keyChecker(); ok {
+		s.keyCheck.Store(&keyCheck{state: "checking"})
+		s.background.Go(func() { s.checkKey(bg, kc) })
+	}
 	return s
+}
+
+// keyChecker is the provider as a core.KeyChecker, when its key is to be
+// checked.
+func (s *Server) keyChecker() (core.KeyChecker, bool) {
+	if !s.opt.CheckProviderKey || s.opt.Runtime == nil {
+		return nil, false
+	}
+	kc, ok := s.opt.Runtime.Provider.(core.KeyChecker)
+	return kc, ok
+}
+
+// checkKey checks the provider's key once, at startup, and records what it
+// found for /readyz: a key the provider refuses is found now, not on the
+// first message.
+func (s *Server) checkKey(ctx context.Context, kc core.KeyChecker) {
+	ctx, cancel := context.WithTimeout(ctx, KeyCheckTimeout)
+	defer cancel()
+	err := kc.CheckKey(ctx)
+	name := s.opt.Runtime.Provider.Name()
+	switch {
+	case err == nil:
+		s.keyCheck.Store(&keyCheck{state: "ok"})
+		s.log.Info("the model provider accepted the API key", "provider", name)
+	case errors.Is(err, core.ErrKeyRejected):
+		s.keyCheck.Store(&keyCheck{state: "rejected: " + err.Error(), rejected: true})
+		s.log.Error("the model provider refused the API key: every message will fail until it is fixed", "provider", name, "err", err)
+	default:
+		s.keyCheck.Store(&keyCheck{state: "unchecked: could not check the key: " + err.Error()})
+		s.log.Warn("could not check the API key at startup", "provider", name, "err", err)
+	}
 }
 
 // Handler is the gateway's HTTP handler, for tests and embedding.
@@ -157,6 +217,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing = true
 	s.connsMu.Unlock()
 	s.hub.close()
+	s.stopBackground()
 
 	// hard is done ShutdownGrace after ctx: the end of every wait below.
 	hard, giveUp := context.WithCancel(context.Background())
@@ -186,6 +247,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.connsMu.Unlock()
 	if !waitOrGiveUp(hard, &s.handlers) {
 		stuck = append(stuck, fmt.Errorf("WebSocket handlers did not return within %s", grace))
+	}
+	if !waitOrGiveUp(hard, &s.background) {
+		stuck = append(stuck, fmt.Errorf("the provider key's check did not return within %s", grace))
 	}
 	if len(stuck) > 0 {
 		return fmt.Errorf("shutdown incomplete: %w", errors.Join(append(stuck, err)...))

@@ -1,6 +1,9 @@
 package provider
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
 // maxIdlePerHost is how many idle connections to one model API are kept
 // for reuse. Go's default is 2, so a gateway running many sessions at once
@@ -18,4 +21,13 @@ func HTTPClient() *http.Client {
 	t.MaxIdleConnsPerHost = maxIdlePerHost
 	t.MaxIdleConns = 4 * maxIdlePerHost
 	return &http.Client{Transport: t}
+}
+
+// Redact replaces key wherever it appears in an API's message (some quote
+// the key they refused), so that no log or status page shows it.
+func Redact(msg, key string) string {
+	if key == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, key, "[redacted]")
 }

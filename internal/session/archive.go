@@ -62,6 +62,7 @@ func (s *Store) Archive(id string) (string, error) {
 	s.mu.Lock()
 	delete(s.sessions, id)
 	s.mu.Unlock()
+	s.keepRecent(e, nil)
 	return filepath.Join(s.dir, base+jsonlExt), nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/safeopen"
@@ -33,6 +35,10 @@ var summaryPrefix = []byte(`{"role":"` + core.RoleSummary + `"`)
 // lines: a session that was never compacted loads its last n lines, as
 // Tail does. Reading stops early at a summary, so a compacted session
 // costs what came after its summary, not its whole history.
+//
+// What it found is kept in memory (see recentCache): the next call on the
+// session reads and decodes only the lines appended since, by this process
+// or another, instead of the whole history again.
 func (s *Store) Recent(id string, n int) (Recent, error) {
 	e, err := s.lookup(id)
 	if err != nil {
@@ -47,11 +53,162 @@ func (s *Store) Recent(id string, n int) (Recent, error) {
 	if n <= 0 || size == 0 {
 		return Recent{}, nil
 	}
+	// One reader of a session's cache at a time: it is extended in place.
+	e.recentMu.Lock()
+	defer e.recentMu.Unlock()
 	total := s.linesIfKnown(id, size, -1)
-	if total < 0 {
-		res, err := scanReader(f, func(int) bool { return false })
+	if c := s.cachedRecent(e); c != nil && c.n == n {
+		ok, err := c.extend(f, fi, total)
 		if err != nil {
 			return Recent{}, fmt.Errorf("session %s: recent: %w", id, err)
+		}
+		if ok {
+			s.keepRecent(e, c)
+			return c.view(), nil
+		}
+	}
+	c, err := readRecent(f, fi, n, total)
+	if err != nil {
+		return Recent{}, fmt.Errorf("session %s: recent: %w", id, err)
+	}
+	if tornTail(f, size) {
+		// An append in progress or cut short: the next call reads again.
+		s.keepRecent(e, nil)
+	} else {
+		s.keepRecent(e, c)
+	}
+	return c.view(), nil
+}
+
+// recentCache is what Recent found in a session's transcript, kept so the
+// next call extends it by the lines appended since instead of reading and
+// decoding the whole history again. It is valid for the file it was read
+// from (os.SameFile) as long as that file only grew: appends are the only
+// writes to a transcript (a torn tail is cut back to the line end it was
+// appended at, and a cache is never made of a file that ends torn), an
+// archive or a fork's copy is another file. A file of the same size with
+// another mtime, a shorter one, a new summary record, or a line count that
+// disagrees with the index all send Recent back to reading the file.
+type recentCache struct {
+	n       int
+	fi      os.FileInfo // of the file as read: identity, size, mtime
+	total   int         // complete lines up to fi.Size()
+	summary *core.Message
+	at      int // the summary's line index
+	// The other lines kept, in order: the messages with their line
+	// indexes and byte offsets, and the lines that would not decode.
+	msgs    []core.Message
+	lines   []int
+	offsets []int64
+	corrupt []LineError
+}
+
+// view is the Recent of c, in slices of its own: the caller may keep it
+// while c is extended.
+func (c *recentCache) view() Recent {
+	var r Recent
+	if c.summary != nil {
+		r.Messages, r.Lines = []core.Message{*c.summary}, []int{c.at}
+	}
+	if len(c.msgs) > 0 {
+		r.Messages, r.Lines = append(r.Messages, c.msgs...), append(r.Lines, c.lines...)
+	}
+	if len(c.corrupt) > 0 {
+		r.Corrupt = slices.Clone(c.corrupt)
+	}
+	return r
+}
+
+// bytes is about how much of the transcript c holds decoded, for the
+// store's bound on its caches.
+func (c *recentCache) bytes() int64 {
+	if len(c.offsets) == 0 {
+		return 0
+	}
+	return c.fi.Size() - c.offsets[0]
+}
+
+// keep adds one line (line index i, at offset) to c, as Recent reads it.
+func (c *recentCache) keep(line []byte, i int, offset int64) {
+	m, err := DecodeLine(line)
+	switch {
+	case err != nil:
+		c.corrupt = append(c.corrupt, LineError{Line: i + 1, Offset: offset, Err: err.Error()})
+	case m.Role != core.RoleSummary:
+		c.msgs, c.lines, c.offsets = append(c.msgs, m), append(c.lines, i), append(c.offsets, offset)
+	}
+}
+
+// extend brings c up to the file f, whose stat is fi and whose line count
+// the index knows as known (-1: unknown). ok is false, and c unchanged,
+// when c cannot be extended to what Recent would read (see recentCache).
+func (c *recentCache) extend(f *os.File, fi os.FileInfo, known int) (ok bool, err error) {
+	old, size := c.fi.Size(), fi.Size()
+	switch {
+	case !os.SameFile(c.fi, fi) || size < old:
+		return false, nil
+	case size == old:
+		return fi.ModTime().Equal(c.fi.ModTime()) && (known < 0 || known == c.total), nil
+	}
+	// From the newline that ended the cached part, to the end.
+	data := make([]byte, size-old+1)
+	if _, err := f.ReadAt(data, old-1); err != nil {
+		return false, err
+	}
+	if data[0] != '\n' || data[len(data)-1] != '\n' {
+		return false, nil
+	}
+	var lines [][]byte
+	var offsets []int64
+	for i := 1; i < len(data); {
+		j := i + bytes.IndexByte(data[i:], '\n')
+		if body := bytes.TrimRight(data[i:j], "\r"); len(bytes.TrimSpace(body)) > 0 {
+			if bytes.HasPrefix(body, summaryPrefix) {
+				if m, err := DecodeLine(body); err == nil && m.Role == core.RoleSummary {
+					return false, nil // a compaction: read back to it
+				}
+			}
+			lines, offsets = append(lines, body), append(offsets, old-1+int64(i))
+		}
+		i = j + 1
+	}
+	total := c.total + len(lines)
+	if known >= 0 && known != total || c.summary != nil && c.at < total-c.n {
+		// The index counts otherwise, or the summary fell off the bound.
+		return false, nil
+	}
+	for k, line := range lines {
+		c.keep(line, c.total+k, offsets[k])
+	}
+	c.fi, c.total = fi, total
+	c.trim()
+	return true, nil
+}
+
+// trim drops what is before the first line Recent returns: the last n
+// lines, and from a summary's Covers on.
+func (c *recentCache) trim() {
+	first := c.total - c.n
+	if c.summary != nil {
+		first = max(first, c.summary.Covers)
+	}
+	k, _ := slices.BinarySearch(c.lines, first)
+	c.msgs, c.lines, c.offsets = c.msgs[k:], c.lines[k:], c.offsets[k:]
+	k = 0
+	for k < len(c.corrupt) && c.corrupt[k].Line-1 < first {
+		k++
+	}
+	c.corrupt = c.corrupt[k:]
+}
+
+// readRecent reads what Recent returns from f (stat fi) whole; total is
+// its line count when the index knows it, else -1.
+func readRecent(f *os.File, fi os.FileInfo, n, total int) (*recentCache, error) {
+	size := fi.Size()
+	if total < 0 {
+		res, err := scanReader(io.NewSectionReader(f, 0, size), func(int) bool { return false })
+		if err != nil {
+			return nil, err
 		}
 		total = res.lines
 	}
@@ -62,9 +219,10 @@ func (s *Store) Recent(id string, n int) (Recent, error) {
 	var offsets []int64
 	summary := -1 // index in lines
 	var sum core.Message
+	var err error
 	for k := min(64, n); ; k = min(4*k, n) {
 		if lines, offsets, err = lastN(f, size, k); err != nil {
-			return Recent{}, fmt.Errorf("session %s: recent: %w", id, err)
+			return nil, err
 		}
 		for i := len(lines) - 1; i >= 0 && summary < 0; i-- {
 			if !bytes.HasPrefix(lines[i], summaryPrefix) {
@@ -79,30 +237,23 @@ func (s *Store) Recent(id string, n int) (Recent, error) {
 		}
 	}
 	first := total - len(lines) // line index of lines[0]
-	var r Recent
+	c := &recentCache{n: n, fi: fi, total: total}
 	if summary >= 0 {
-		at := first + summary
+		c.summary, c.at = &sum, first+summary
 		if need := min(total-max(sum.Covers, 0), n); need > len(lines) {
 			if lines, offsets, err = lastN(f, size, need); err != nil {
-				return Recent{}, fmt.Errorf("session %s: recent: %w", id, err)
+				return nil, err
 			}
 			first = total - len(lines)
 		}
-		r.Messages, r.Lines = append(r.Messages, sum), append(r.Lines, at)
 		// Keep the lines from Covers on, and drop what is before.
 		skip := min(max(sum.Covers-first, 0), len(lines))
 		lines, offsets, first = lines[skip:], offsets[skip:], first+skip
 	}
 	for i, line := range lines {
-		m, err := DecodeLine(line)
-		switch {
-		case err != nil:
-			r.Corrupt = append(r.Corrupt, LineError{Line: first + i + 1, Offset: offsets[i], Err: err.Error()})
-		case m.Role != core.RoleSummary:
-			r.Messages, r.Lines = append(r.Messages, m), append(r.Lines, first+i)
-		}
+		c.keep(line, first+i, offsets[i])
 	}
-	return r, nil
+	return c, nil
 }
 
 // lastN is lastLines cut to at most n lines.
@@ -110,4 +261,52 @@ func lastN(f io.ReaderAt, size int64, n int) ([][]byte, []int64, error) {
 	lines, offsets, err := lastLines(f, size, n)
 	cut := max(0, len(lines)-n)
 	return lines[cut:], offsets[cut:], err
+}
+
+// recentCacheBytes bounds the transcript bytes the store keeps decoded for
+// Recent, over all sessions: the least recently used caches go first, and
+// a session whose recent history alone is larger is read whole each time.
+const recentCacheBytes = 16 << 20
+
+// cacheSlot is a session's place in the store's list of Recent caches, with
+// the bytes it was counted for.
+type cacheSlot struct {
+	e     *entry
+	bytes int64
+}
+
+// cachedRecent is e's Recent cache, or nil, marked as just used.
+func (s *Store) cachedRecent(e *entry) *recentCache {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	if e.recentSlot != nil {
+		s.recentLRU.MoveToFront(e.recentSlot)
+	}
+	return e.recent
+}
+
+// keepRecent makes c e's Recent cache (nil: drops it), within
+// recentCacheBytes.
+func (s *Store) keepRecent(e *entry, c *recentCache) {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	s.dropRecent(e)
+	if c == nil || c.bytes() > recentCacheBytes {
+		return
+	}
+	e.recent, e.recentSlot = c, s.recentLRU.PushFront(&cacheSlot{e: e, bytes: c.bytes()})
+	s.recentBytes += c.bytes()
+	for s.recentBytes > recentCacheBytes {
+		s.dropRecent(s.recentLRU.Back().Value.(*cacheSlot).e)
+	}
+}
+
+// dropRecent forgets e's Recent cache. s.cacheMu must be held.
+func (s *Store) dropRecent(e *entry) {
+	if e.recentSlot == nil {
+		return
+	}
+	s.recentBytes -= e.recentSlot.Value.(*cacheSlot).bytes
+	s.recentLRU.Remove(e.recentSlot)
+	e.recent, e.recentSlot = nil, nil
 }

@@ -10,6 +10,7 @@
 package session
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -93,6 +94,13 @@ type Store struct {
 	changes    atomic.Uint64
 	snapshotOf atomic.Uint64
 
+	// cacheMu guards the Recent caches of the sessions (entry.recent),
+	// kept in recentLRU, most recently used first, holding recentBytes
+	// of transcript in all. It is never held while taking mu.
+	cacheMu     sync.Mutex
+	recentLRU   list.List
+	recentBytes int64
+
 	closeOnce sync.Once
 	stop      chan struct{} // closed by Close: the flusher and the watch end
 	flusher   sync.WaitGroup
@@ -111,6 +119,11 @@ const metaFlushInterval = time.Second
 type entry struct {
 	mu   sync.Mutex
 	meta Meta
+	// recentMu makes one Recent at a time use the session's cache.
+	// recent and recentSlot are guarded by Store.cacheMu.
+	recentMu   sync.Mutex
+	recent     *recentCache
+	recentSlot *list.Element
 }
 
 // Open opens (creating if needed) the store in dir and rebuilds its index
@@ -619,12 +632,13 @@ func (s *Store) Create(id, channel string) (Meta, bool, error) {
 // behind this store's back.
 func (s *Store) forget(id string, e *entry) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.sessions[id] == e {
 		delete(s.sessions, id)
 		delete(s.dirty, id)
 		s.log.Info("session left the directory (archived by another process): dropped from the index", "session", id)
 	}
+	s.mu.Unlock()
+	s.keepRecent(e, nil)
 }
 
 // vanished is the error for session id, indexed as e, whose transcript is

@@ -42,6 +42,7 @@ const DefaultMaxTokens = 8192
 // Provider talks to the Anthropic Messages API. It is safe for concurrent use.
 type Provider struct {
 	client     sdk.Client
+	key        string // only to keep it out of error messages
 	maxTokens  int64
 	maxRetries int
 }
@@ -63,11 +64,27 @@ func New(opt Options) *Provider {
 		opt.HTTPClient = provider.HTTPClient()
 	}
 	opts = append(opts, option.WithHTTPClient(opt.HTTPClient))
-	return &Provider{client: sdk.NewClient(opts...), maxTokens: opt.MaxTokens, maxRetries: opt.MaxRetries}
+	return &Provider{client: sdk.NewClient(opts...), key: opt.APIKey, maxTokens: opt.MaxTokens, maxRetries: opt.MaxRetries}
 }
 
 // Name implements core.Provider.
 func (p *Provider) Name() string { return "anthropic" }
+
+// CheckKey implements core.KeyChecker: one GET /v1/models asking for one
+// model, not retried.
+func (p *Provider) CheckKey(ctx context.Context) error {
+	_, err := p.client.Models.List(ctx, sdk.ModelListParams{Limit: sdk.Int(1)}, option.WithMaxRetries(0))
+	var apiErr *sdk.Error
+	switch {
+	case err == nil:
+		return nil
+	case !errors.As(err, &apiErr):
+		return fmt.Errorf("anthropic: list models: %w", err)
+	case apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("anthropic: %w (%d %s): check ANTHROPIC_API_KEY", core.ErrKeyRejected, apiErr.StatusCode, provider.Redact(apiMessage(apiErr), p.key))
+	}
+	return fmt.Errorf("anthropic: list models: HTTP %d: %s", apiErr.StatusCode, provider.Redact(apiMessage(apiErr), p.key))
+}
 
 // Complete implements core.Provider. The SDK retries HTTP-level 429/5xx
 // answers itself; an overloaded or rate-limit error that arrives inside the

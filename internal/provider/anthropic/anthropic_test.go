@@ -347,3 +347,10 @@ func TestPromptTooLongIsAnOverflow(t *testing.T) {
 		})
 	}
 }
+
+// A refused key is found with one GET /v1/models at startup.
+func TestCheckKey(t *testing.T) {
+	pt.WantKeyCheck(t, "/v1/models", "X-Api-Key", "ANTHROPIC_API_KEY", func(url, key string) core.KeyChecker {
+		return New(Options{APIKey: key, BaseURL: url})
+	})
+}

@@ -37,7 +37,8 @@ type Options struct {
 // Provider is safe for concurrent use.
 type Provider struct {
 	key        string
-	url        string
+	base       string // the API's root, without a trailing slash
+	url        string // the chat completions endpoint
 	maxRetries int
 	http       *http.Client
 }
@@ -53,9 +54,11 @@ func New(opt Options) *Provider {
 	if opt.HTTPClient == nil {
 		opt.HTTPClient = provider.HTTPClient()
 	}
+	base := strings.TrimRight(opt.BaseURL, "/")
 	return &Provider{
 		key:        opt.APIKey,
-		url:        strings.TrimRight(opt.BaseURL, "/") + "/chat/completions",
+		base:       base,
+		url:        base + "/chat/completions",
 		maxRetries: max(opt.MaxRetries, 0),
 		http:       opt.HTTPClient,
 	}
@@ -142,22 +145,7 @@ func retryAfter(h http.Header) (time.Duration, bool) {
 
 // readError turns a non-200 answer into an error that says what to do.
 func readError(res *http.Response, model string) error {
-	defer res.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
-	var body struct {
-		Error json.RawMessage `json:"error"`
-	}
-	msg := strings.TrimSpace(string(b))
-	var e apiError
-	if json.Unmarshal(b, &body) == nil && len(body.Error) > 0 {
-		if json.Unmarshal(body.Error, &e) == nil && e.Message != "" {
-			msg = e.Message
-		} else if s, err := strconv.Unquote(string(body.Error)); err == nil {
-			msg = s // Ollama: {"error":"model not found"}
-		}
-	} else if json.Unmarshal(b, &e) == nil && e.Message != "" {
-		msg = e.Message // vLLM: {"object":"error","message":...}
-	}
+	e, msg := errorBody(res)
 	if res.StatusCode == http.StatusBadRequest {
 		if oe := overflow(e, msg); oe != nil {
 			return oe
@@ -170,6 +158,55 @@ func readError(res *http.Response, model string) error {
 		return fmt.Errorf("openai: not found (404 %s): check MINI_OPENCLAW_MODEL=%q and OPENAI_BASE_URL", msg, model)
 	}
 	return fmt.Errorf("openai: HTTP %d: %s", res.StatusCode, msg)
+}
+
+// errorBody reads an error answer's body (and closes it): the error object
+// when there is one, and its message, else the body's text.
+func errorBody(res *http.Response) (e apiError, msg string) {
+	defer res.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	var body struct {
+		Error json.RawMessage `json:"error"`
+	}
+	msg = strings.TrimSpace(string(b))
+	if json.Unmarshal(b, &body) == nil && len(body.Error) > 0 {
+		if json.Unmarshal(body.Error, &e) == nil && e.Message != "" {
+			msg = e.Message
+		} else if s, err := strconv.Unquote(string(body.Error)); err == nil {
+			msg = s // Ollama: {"error":"model not found"}
+		}
+	} else if json.Unmarshal(b, &e) == nil && e.Message != "" {
+		msg = e.Message // vLLM: {"object":"error","message":...}
+	}
+	return e, msg
+}
+
+// CheckKey implements core.KeyChecker: one GET {base}/models, not retried.
+// A server that needs no key (Ollama) answers it too.
+func (p *Provider) CheckKey(ctx context.Context) error {
+	url := p.base + "/models"
+	r, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("openai: %w", err)
+	}
+	if p.key != "" {
+		r.Header.Set("Authorization", "Bearer "+p.key)
+	}
+	res, err := p.http.Do(r)
+	if err != nil {
+		return fmt.Errorf("openai: list models: %w", err)
+	}
+	if res.StatusCode == http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(res.Body, 1<<20)) // so the connection is reused
+		res.Body.Close()
+		return nil
+	}
+	_, msg := errorBody(res)
+	msg = provider.Redact(msg, p.key)
+	if res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden {
+		return fmt.Errorf("openai: %w (%d %s): check OPENAI_API_KEY", core.ErrKeyRejected, res.StatusCode, msg)
+	}
+	return fmt.Errorf("openai: GET %s: HTTP %d: %s", url, res.StatusCode, msg)
 }
 
 // apiError is an error object as OpenAI, vLLM and llama.cpp send it;

@@ -402,3 +402,10 @@ func TestContextLengthIsAnOverflow(t *testing.T) {
 		t.Errorf("a bad schema is taken for an overflow: %v", err)
 	}
 }
+
+// A refused key is found with one GET {base}/models at startup.
+func TestCheckKey(t *testing.T) {
+	pt.WantKeyCheck(t, "/v1/models", "Authorization", "OPENAI_API_KEY", func(url, key string) core.KeyChecker {
+		return New(Options{APIKey: key, BaseURL: url + "/v1"})
+	})
+}
