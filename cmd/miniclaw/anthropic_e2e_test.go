@@ -269,7 +269,7 @@ func TestClaudeEndToEnd(t *testing.T) {
 // TestGatewayFindsARefusedKeyAtStartup: the gateway checks the key with one
 // GET /v1/models in the background, after its listening line: a refused
 // key is an error in the log naming ANTHROPIC_API_KEY (never the key), and
-// /readyz answers 503 with provider_check saying why, before any message.
+// /readyz answers 503 with providerCheck saying why, before any message.
 func TestGatewayFindsARefusedKeyAtStartup(t *testing.T) {
 	const key = "sk-ant-refused-at-startup"
 	var requests atomic.Int32
@@ -291,7 +291,7 @@ func TestGatewayFindsARefusedKeyAtStartup(t *testing.T) {
 	var ready struct {
 		Status        string
 		Reason        string
-		ProviderCheck string `json:"provider_check"`
+		ProviderCheck string `json:"providerCheck"`
 	}
 	code := 0
 	for deadline := time.Now().Add(startTimeout); ready.ProviderCheck == "" || ready.ProviderCheck == "checking"; {
@@ -312,7 +312,7 @@ func TestGatewayFindsARefusedKeyAtStartup(t *testing.T) {
 	}
 	const why = "anthropic: the API key was refused (401 invalid x-api-key): check ANTHROPIC_API_KEY"
 	if code != http.StatusServiceUnavailable || ready.Status != "not_ready" || ready.ProviderCheck != "rejected: "+why {
-		t.Errorf("readyz = %d %+v, want 503 not_ready, provider_check %q", code, ready, "rejected: "+why)
+		t.Errorf("readyz = %d %+v, want 503 not_ready, providerCheck %q", code, ready, "rejected: "+why)
 	}
 	if n := requests.Load(); n != 1 {
 		t.Errorf("the gateway sent %d requests to the API, want 1", n)

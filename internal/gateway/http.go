@@ -99,7 +99,7 @@ type health struct {
 	Uptime          float64 `json:"uptime"`      // seconds
 	Provider        string  `json:"provider,omitempty"`
 	ProviderWarning string  `json:"providerWarning,omitempty"`
-	ProviderCheck   string  `json:"provider_check,omitempty"` // the startup check of the provider's key
+	ProviderCheck   string  `json:"providerCheck,omitempty"` // the startup check of the provider's key
 	Sandbox         string  `json:"sandbox,omitempty"`
 	SandboxWarning  string  `json:"sandboxWarning,omitempty"`
 }

@@ -40,7 +40,7 @@ func readyzWhenChecked(t *testing.T, ts *testServer) (int, map[string]any) {
 		if err := json.Unmarshal(b, &h); err != nil {
 			t.Fatalf("readyz body %s: %v", b, err)
 		}
-		return h["provider_check"] != "checking"
+		return h["providerCheck"] != "checking"
 	})
 	return code, h
 }
@@ -61,7 +61,7 @@ func TestProviderKeyCheckedAtStartup(t *testing.T) {
 		name   string
 		api    *pt.FakeAPI
 		code   int
-		check  string // provider_check's start
+		check  string // providerCheck's start
 		status string
 		log    string // in the log
 	}{
@@ -81,9 +81,9 @@ func TestProviderKeyCheckedAtStartup(t *testing.T) {
 			}
 			ts := startServer(t, anthropic.New(anthropic.Options{APIKey: key, BaseURL: url}), func(o *gateway.Options) { o.CheckProviderKey = true })
 			code, h := readyzWhenChecked(t, ts)
-			check, _ := h["provider_check"].(string)
+			check, _ := h["providerCheck"].(string)
 			if code != tc.code || h["status"] != tc.status || !strings.HasPrefix(check, tc.check) {
-				t.Errorf("readyz = %d %v, want %d, status %s, provider_check %q…", code, h, tc.code, tc.status, tc.check)
+				t.Errorf("readyz = %d %v, want %d, status %s, providerCheck %q…", code, h, tc.code, tc.status, tc.check)
 			}
 			if tc.api != nil {
 				if req := tc.api.Only(t); req.Method != http.MethodGet || req.Path != "/v1/models" {
