@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -298,6 +299,20 @@ func TestSidebarFollowsChangesBesideIt(t *testing.T) {
 	tb.waitJS("the fork to show", `document.querySelector(`+jsString(item("the-fork", ".session"))+`)`)
 	g.api("POST", "/api/sessions/"+first+"/rename", map[string]string{"title": "renamed chat"}, nil)
 	tb.waitJS("the new title to show", `document.querySelector(`+jsString(item(first, ".s-title"))+`)?.textContent === "renamed chat"`)
+
+	// A title open for editing is not redrawn away by a poll that brings a
+	// change: the edit, its text and its focus stay until it ends.
+	tb.do(chromedp.Click(chromedp.CSS(item("the-fork", ".s-rename"))), chromedp.SendKeys(chromedp.CSS("#sessions input.s-edit"), "half-typed"))
+	g.api("POST", "/api/sessions/"+first+"/rename", map[string]string{"title": "renamed chat again"}, nil)
+	const listLoads = `performance.getEntriesByType("resource").filter(e => e.name.endsWith("/api/sessions")).length`
+	loads := eval[int](tb, listLoads)
+	tb.waitJS("two more list loads", listLoads+` >= `+fmt.Sprint(loads+2))
+	if got := eval[string](tb, `document.activeElement?.matches("#sessions input.s-edit") ? document.activeElement.value : "(no edit focused)"`); got != "half-typed" {
+		t.Errorf("after the list changed, the edit holds %q, want %q", got, "half-typed")
+	}
+	tb.do(chromedp.KeyEvent(kb.Escape))
+	tb.waitJS("the change to show once the edit ends", `document.querySelector(`+jsString(item(first, ".s-title"))+`)?.textContent === "renamed chat again"`)
+
 	g.api("POST", "/api/sessions/"+first+"/archive", nil, nil)
 	tb.waitJS("the archived chat to drop", `!document.querySelector(`+jsString(item(first, ".session"))+`) && document.querySelectorAll("#sessions .session").length === 2`)
 	if got := eval[string](tb, `document.querySelector("#search").value`); got != "chat" {
