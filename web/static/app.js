@@ -686,18 +686,18 @@ function sessionItem(m) {
     switchSession(m.sessionId);
     closeSidebar();
   };
-  b.ondblclick = () => startRename(li, m);
+  b.ondblclick = () => startRename(m);
   b.onkeydown = (e) => {
     if (e.key === "F2") {
       e.preventDefault();
-      startRename(li, m);
+      startRename(m);
     }
   };
   const armed = state.armed === m.sessionId;
   const acts = document.createElement("span");
   acts.className = "s-actions";
   acts.append(
-    action("s-rename", "✎", "Rename", `Rename “${titleOf(m)}”`, () => startRename(li, m)),
+    action("s-rename", "✎", "Rename", `Rename “${titleOf(m)}”`, () => startRename(m)),
     action(
       "s-archive" + (armed ? " armed" : ""),
       armed ? "Archive?" : "✕",
@@ -726,14 +726,17 @@ function action(cls, text, title, label, onclick) {
 function arm(id) {
   clearTimeout(state.armTimer);
   state.armed = id;
-  state.armTimer = setTimeout(() => arm(""), 4000);
+  if (id) state.armTimer = setTimeout(() => arm(""), 4000);
   renderSessions();
 }
 
 // startRename opens the title of session m for editing in its sidebar
 // entry: Enter (or leaving the box) saves it through the API, Esc cancels.
-function startRename(li, m) {
-  if (state.editing) return;
+function startRename(m) {
+  // The entry and meta as shown now: a click's switch may have redrawn the list.
+  m = state.sessions.find((s) => s.sessionId === m.sessionId) || m;
+  const li = $("sessions").querySelector(`li[data-id="${CSS.escape(m.sessionId)}"]`);
+  if (state.editing || !li) return;
   state.editing = m.sessionId;
   const edit = document.createElement("input");
   edit.className = "s-edit";
