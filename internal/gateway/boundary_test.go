@@ -136,7 +136,7 @@ func TestRebindingWithToken(t *testing.T) {
 }
 
 // TestCrossSiteWritesRefused: a cross-site form or no-cors fetch (text/plain,
-// no preflight) cannot create, fork or archive a session, nor can any write
+// no preflight) cannot create, fork, archive or rename a session, nor can any write
 // that carries a foreign Origin; nothing changes on disk.
 func TestCrossSiteWritesRefused(t *testing.T) {
 	t.Parallel()
@@ -148,6 +148,7 @@ func TestCrossSiteWritesRefused(t *testing.T) {
 		{"/api/sessions", `{"sessionId":"planted"}`},
 		{"/api/sessions/keep/fork", `{"sessionId":"planted-fork"}`},
 		{"/api/sessions/keep/archive", ``},
+		{"/api/sessions/keep/rename", `{"title":"planted"}`},
 	}
 	for _, w := range writes {
 		for _, ctype := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""} {

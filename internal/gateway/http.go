@@ -40,6 +40,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /api/sessions/{id}", s.auth(http.HandlerFunc(s.getSession)))
 	mux.Handle("POST /api/sessions/{id}/fork", s.auth(s.sameSite(http.HandlerFunc(s.forkSession))))
 	mux.Handle("POST /api/sessions/{id}/archive", s.auth(s.sameSite(http.HandlerFunc(s.archiveSession))))
+	mux.Handle("POST /api/sessions/{id}/rename", s.auth(s.sameSite(http.HandlerFunc(s.renameSession))))
 	mux.Handle("POST /api/sessions/{id}/compact", s.auth(s.sameSite(http.HandlerFunc(s.compactSession))))
 	return s.checkHost(mux)
 }
@@ -298,6 +299,29 @@ func (s *Server) archiveSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"sessionId": id, "archivedTo": path})
+}
+
+// renameSession sets a session's title: {"title": "..."} → 200. The title
+// is trimmed; empty, over the store's limit or with a control character it
+// is a 400 that says which.
+func (s *Server) renameSession(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Title string `json:"title"`
+	}
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	title := strings.TrimSpace(body.Title)
+	if err := session.ValidateTitle(title); err != nil {
+		writeError(w, http.StatusBadRequest, protocol.CodeBadRequest, err.Error())
+		return
+	}
+	m, err := s.store.Rename(r.PathValue("id"), title)
+	if err != nil {
+		writeError(w, statusOf(err), codeOf(err), err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, s.info(m))
 }
 
 // decodeBody reads an optional JSON object body into the struct v points

@@ -15,7 +15,7 @@ import (
 // withRename) rather than writing its older title back.
 func (s *Store) Rename(id, title string) (Meta, error) {
 	title = strings.TrimSpace(title)
-	if err := validTitle(title); err != nil {
+	if err := ValidateTitle(title); err != nil {
 		return Meta{}, fmt.Errorf("session %s: rename: %w", id, err)
 	}
 	e, err := s.lookup(id)
@@ -59,8 +59,9 @@ func (s *Store) withRename(id string, m Meta) Meta {
 	return m
 }
 
-// validTitle checks a title a user gives: shown on one line in lists.
-func validTitle(title string) error {
+// ValidateTitle checks a title a user gives (already trimmed): shown on one
+// line in lists. Its errors name the field and the limit.
+func ValidateTitle(title string) error {
 	if title == "" {
 		return fmt.Errorf("title is empty")
 	}

@@ -121,7 +121,8 @@ func TestToolCallsShowAsCards(t *testing.T) {
 }
 
 // Two tabs on one session both see the stream, and both end with the same
-// transcript, the sender's message included.
+// transcript, the sender's message included. A tab open on a new chat's
+// link follows when another tab stores it with its first message.
 func TestTwoTabsShareTheStream(t *testing.T) {
 	g := startGateway(t, gwConfig{script: script(scripted.Turn{Text: words(15), ChunkDelayMs: 60})})
 	browser := newBrowser(t)
@@ -135,9 +136,14 @@ func TestTwoTabsShareTheStream(t *testing.T) {
 	}
 
 	a.send("hello from tab a")
+	want := []shown{{"user", "hello from tab a"}, {"assistant", words(15)}}
+	a.waitMessages("tab a's transcript", want)
+	b.waitMessages("tab b's transcript, once tab a stored the chat", want)
+
+	a.send("more from tab a")
 	const partial = `(() => { const l = document.querySelector("#log .msg.live"); return l && l.textContent.includes("w3") && !l.textContent.includes("w15") })()`
 	b.waitJS("tab b to see the reply stream", partial)
-	want := []shown{{"user", "hello from tab a"}, {"assistant", words(15)}}
+	want = append(want, shown{"user", "more from tab a"}, shown{"assistant", words(15)})
 	a.waitMessages("tab a's transcript", want)
 	b.waitMessages("tab b's transcript", want)
 
@@ -342,11 +348,14 @@ func TestSessionsSidebar(t *testing.T) {
 	tb.waitJS("the fork to be archived", `document.querySelectorAll("#sessions .session").length === 2 && !document.querySelector('#sessions .session[data-id="`+fork+`"]') && new URLSearchParams(location.hash.slice(1)).get("s") !== "`+fork+`"`)
 	tb.waitConnected()
 
-	// Keyboard: Alt+N makes a session, Alt+Up goes back up the list.
+	// Keyboard: Alt+N shows a new chat (stored by its first message).
 	before := tb.sessionID()
 	tb.do(chromedp.KeyEvent("n", chromedp.KeyModifiers(chromedp.ModifierAlt)))
-	tb.waitJS("Alt+N to make a session", `document.querySelectorAll("#sessions .session").length === 3 && new URLSearchParams(location.hash.slice(1)).get("s") !== "`+before+`"`)
+	tb.waitJS("Alt+N to show a new chat", `document.querySelector("#log .empty") && new URLSearchParams(location.hash.slice(1)).get("s") !== "`+before+`"`)
 	tb.waitConnected()
+	if n := eval[int](tb, `document.querySelectorAll("#sessions .session").length`); n != 2 {
+		t.Errorf("the sidebar lists %d sessions after Alt+N, want 2", n)
+	}
 
 	// Phone width: the sidebar is a drawer behind the menu button.
 	tb.do(chromedp.EmulateViewport(390, 760))

@@ -23,7 +23,12 @@ const turnEnding = new Set(["provider_error", "aborted", "shutting_down", "inter
 
 const state = {
   token: localStorage.getItem(keys.token) || "",
-  session: sessionFromHash() || validID(localStorage.getItem(keys.session)),
+  session: sessionFromHash(), // "" until connect picks one (openStart)
+  // draft: the session is a new chat not stored yet. It has no socket (the
+  // gateway stores the session a connection names); its first message
+  // connects, and so stores it. connect ends it when the list has the ID.
+  draft: true,
+  first: "", // the first message of a new chat, sent once its socket is connected
   ws: null,
   gen: 0, // bumped by every connect and switch: events of older sockets are ignored
   retries: 0,
@@ -36,7 +41,15 @@ const state = {
   joinedMidTurn: false, // the next reply to stream began before this connection
   tail: [], // {kind:"user", node, content, after, answered} | {kind:"live", node, segs, tools, done, doneSeq}
   usage: "", // the usage line of the session's last reply, shown below it until the next turn starts
-  sessions: [],
+  sessions: [], // GET /api/sessions, as last shown
+  listed: new Set(), // their IDs
+  listKey: "", // their JSON: the sidebar is redrawn only when it changes
+  listSeq: 0, // the last list load issued
+  listShown: 0, // the load state.sessions comes from; older answers are dropped
+  polling: false,
+  editing: "", // the session whose title is open for editing in the sidebar
+  armed: "", // the session whose sidebar archive button asks for a second click
+  armTimer: 0,
 };
 
 // --- HTTP -----------------------------------------------------------------
@@ -109,6 +122,18 @@ async function connect() {
     return;
   }
   if (gen !== state.gen) return;
+  if (!state.session) openStart();
+  if (state.draft && state.listed.has(state.session)) state.draft = false;
+  updateBusy();
+  if (state.draft) {
+    // The gateway answered the list: it is there, and the first message
+    // will connect.
+    state.retries = 0;
+    setStatus("connected", "connected");
+    showTitle("");
+    renderLog();
+    return;
+  }
   const q = new URLSearchParams();
   if (state.session) q.set("sessionId", state.session);
   if (state.token) q.set("token", state.token);
@@ -148,6 +173,10 @@ function onEvent(ev) {
       state.joining = true;
       loadHistory();
       refreshSessions().catch(() => {});
+      if (state.first) {
+        state.ws.send(JSON.stringify({ type: "message", sessionId: state.session, content: state.first }));
+        state.first = "";
+      }
       break;
     case "chunk":
       appendText(liveTurn(), ev.content);
@@ -184,18 +213,28 @@ function onEvent(ev) {
 function send() {
   const text = input.value.trim();
   if (!text) return;
-  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
+  if (state.draft) {
+    if (text === "/compact") {
+      toast("Nothing to compact: this chat has no messages yet.");
+      return;
+    }
+    // The first message stores the chat: it goes out once the socket that
+    // names the new session (and so creates it) is connected.
+    state.draft = false;
+    state.first = text;
+    connect();
+  } else if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
     toast("Not connected: the message was not sent. It is still in the box.");
     return;
-  }
-  if (text === "/compact") {
+  } else if (text === "/compact") {
     // Summarise the older messages now; the compaction event (or an error) answers.
     state.ws.send(JSON.stringify({ type: "compact", sessionId: state.session }));
     input.value = "";
     autosize();
     return;
+  } else {
+    state.ws.send(JSON.stringify({ type: "message", sessionId: state.session, content: text }));
   }
-  state.ws.send(JSON.stringify({ type: "message", sessionId: state.session, content: text }));
   input.value = "";
   autosize();
   const node = messageNode({ role: "user", content: text });
@@ -367,8 +406,7 @@ async function loadHistory() {
     if (live) live.node.classList.toggle("joined", midTurn);
     else state.joinedMidTurn = midTurn;
   }
-  $("title").textContent = page.session.title || "New chat";
-  document.title = (page.session.title ? page.session.title + " · " : "") + "miniclaw";
+  showTitle(page.session.title);
   state.tail = state.tail.filter((i) => !(i.kind === "live" && i.done && i.doneSeq <= seq));
   // A message of ours that history shows now is dropped from the tail: the
   // first user message with its text at or after the place it was sent.
@@ -550,34 +588,203 @@ function keepScrolled(f) {
 
 // --- sessions -----------------------------------------------------------
 
+// The sidebar is GET /api/sessions, loaded on connect and at each turn's
+// start and end, and polled every 2 s while the page is visible, so chats
+// archived, forked or renamed beside the page (the CLI, another tab) show
+// up or drop by themselves. It is redrawn only when the list changed, and
+// never under a title being edited; the search box, scroll and focus stay.
+
+const pollEvery = 2000;
+
 async function refreshSessions() {
+  const seq = ++state.listSeq;
   const data = await api("/api/sessions");
+  if (seq < state.listShown) return; // a newer list is shown already
+  state.listShown = seq;
+  const was = state.listed;
   state.sessions = data.sessions || [];
+  state.listed = new Set(state.sessions.map((m) => m.sessionId));
+  const key = JSON.stringify(state.sessions);
+  if (key !== state.listKey) {
+    state.listKey = key;
+    renderSessions();
+  }
+  if (!state.draft && was.has(state.session) && !state.listed.has(state.session)) {
+    toast("This chat was archived elsewhere; its files are in sessions/archive/.");
+    leave(state.session);
+  }
+}
+
+// poll refreshes the list; a new chat whose ID another tab has stored
+// meanwhile becomes that session. Without a socket (a new chat) the status
+// says whether the gateway answered.
+async function poll() {
+  if (state.polling || document.visibilityState !== "visible") return;
+  state.polling = true;
+  try {
+    await refreshSessions();
+    if (state.draft) setStatus("connected", "connected");
+  } catch {
+    if (state.draft) setStatus("offline", "offline");
+  } finally {
+    state.polling = false;
+  }
+  if (state.draft && state.listed.has(state.session)) {
+    state.draft = false;
+    connect();
+  }
+}
+
+function titleOf(m) {
+  return m.title || "New chat";
+}
+
+// renderSessions draws the sidebar: the sessions whose title holds the
+// search text, ignoring case. Titles are text (textContent), never HTML.
+function renderSessions() {
+  if (state.editing) return; // the edit's end draws it
   const list = $("sessions");
-  list.replaceChildren(
-    ...state.sessions.map((m) => {
-      const li = document.createElement("li");
-      const b = document.createElement("button");
-      b.type = "button";
-      b.className = "session" + (m.sessionId === state.session ? " current" : "");
-      b.dataset.id = m.sessionId;
-      if (m.sessionId === state.session) b.setAttribute("aria-current", "true");
-      const t = document.createElement("span");
-      t.className = "s-title";
-      t.textContent = m.title || "New chat";
-      const meta = document.createElement("span");
-      meta.className = "s-meta";
-      meta.textContent = `${when(m.updatedAt)} · ${m.messageCount} msg${m.channel && m.channel !== "webchat" ? " · " + m.channel : ""}`;
-      b.append(t, meta);
-      if (m.busy) b.classList.add("busy");
-      b.onclick = () => {
-        switchSession(m.sessionId);
-        closeSidebar();
-      };
-      li.append(b);
-      return li;
-    }),
+  const q = $("search").value.trim().toLowerCase();
+  const shown = q ? state.sessions.filter((m) => titleOf(m).toLowerCase().includes(q)) : state.sessions;
+  const items = shown.map(sessionItem);
+  if (q && shown.length === 0) {
+    const none = document.createElement("li");
+    none.className = "s-none";
+    none.textContent = "No matching chats";
+    items.push(none);
+  }
+  const focused = list.contains(document.activeElement) ? document.activeElement : null;
+  const top = list.scrollTop;
+  list.replaceChildren(...items);
+  list.scrollTop = top;
+  if (focused) refocus(focused.closest("li")?.dataset.id, focused.classList[0]);
+}
+
+// refocus puts the keyboard focus back on the button of class cls in the
+// entry of session id, after a redraw replaced it.
+function refocus(id, cls) {
+  if (id) $("sessions").querySelector(`li[data-id="${CSS.escape(id)}"] .${cls}`)?.focus();
+}
+
+function sessionItem(m) {
+  const li = document.createElement("li");
+  li.dataset.id = m.sessionId;
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "session" + (m.sessionId === state.session ? " current" : "") + (m.busy ? " busy" : "");
+  b.dataset.id = m.sessionId;
+  if (m.sessionId === state.session) b.setAttribute("aria-current", "true");
+  const t = document.createElement("span");
+  t.className = "s-title";
+  t.textContent = titleOf(m);
+  const meta = document.createElement("span");
+  meta.className = "s-meta";
+  meta.textContent = `${when(m.updatedAt)} · ${m.messageCount} msg${m.channel && m.channel !== "webchat" ? " · " + m.channel : ""}`;
+  b.append(t, meta);
+  b.title = "Open (double-click or F2 to rename)";
+  b.onclick = () => {
+    switchSession(m.sessionId);
+    closeSidebar();
+  };
+  b.ondblclick = () => startRename(m);
+  b.onkeydown = (e) => {
+    if (e.key === "F2") {
+      e.preventDefault();
+      startRename(m);
+    }
+  };
+  const armed = state.armed === m.sessionId;
+  const acts = document.createElement("span");
+  acts.className = "s-actions";
+  acts.append(
+    action("s-rename", "✎", "Rename", `Rename “${titleOf(m)}”`, () => startRename(m)),
+    action(
+      "s-archive" + (armed ? " armed" : ""),
+      armed ? "Archive?" : "✕",
+      armed ? "Click again to archive" : "Archive (moves the files to sessions/archive/)",
+      armed ? `Archive “${titleOf(m)}”? Press again to confirm` : `Archive “${titleOf(m)}”`,
+      () => (armed ? archiveSession(m.sessionId) : arm(m.sessionId)),
+    ),
   );
+  li.append(b, acts);
+  return li;
+}
+
+function action(cls, text, title, label, onclick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = cls;
+  b.textContent = text;
+  b.title = title;
+  b.setAttribute("aria-label", label);
+  b.onclick = onclick;
+  return b;
+}
+
+// arm makes a sidebar archive button ask for a second click within 4 s
+// (rather than a blocking confirm()).
+function arm(id) {
+  clearTimeout(state.armTimer);
+  state.armed = id;
+  if (id) state.armTimer = setTimeout(() => arm(""), 4000);
+  renderSessions();
+}
+
+// startRename opens the title of session m for editing in its sidebar
+// entry: Enter (or leaving the box) saves it through the API, Esc cancels.
+function startRename(m) {
+  // The entry and meta as shown now: a click's switch may have redrawn the list.
+  m = state.sessions.find((s) => s.sessionId === m.sessionId) || m;
+  const li = $("sessions").querySelector(`li[data-id="${CSS.escape(m.sessionId)}"]`);
+  if (state.editing || !li) return;
+  state.editing = m.sessionId;
+  const edit = document.createElement("input");
+  edit.className = "s-edit";
+  edit.value = m.title || "";
+  edit.placeholder = "Title";
+  edit.setAttribute("aria-label", `New title for “${titleOf(m)}”`);
+  li.replaceChildren(edit);
+  edit.focus();
+  edit.select();
+  let saving = false;
+  const end = () => {
+    const hadFocus = document.activeElement === edit;
+    state.editing = "";
+    renderSessions();
+    if (hadFocus) refocus(m.sessionId, "session");
+  };
+  const save = async () => {
+    const title = edit.value.trim();
+    if (saving) return;
+    if (title === (m.title || "")) return end();
+    saving = true;
+    try {
+      const r = await api(`/api/sessions/${encodeURIComponent(m.sessionId)}/rename`, "POST", { title });
+      for (const s of state.sessions) if (s.sessionId === r.sessionId) s.title = r.title;
+      if (r.sessionId === state.session) showTitle(r.title);
+    } catch (e) {
+      saving = false;
+      toast("Could not rename: " + e.message);
+      if (document.activeElement === edit) edit.select();
+      else end();
+      return;
+    }
+    end();
+    refreshSessions().catch(() => {});
+  };
+  edit.onkeydown = (e) => {
+    if (e.key === "Enter" && !e.isComposing) {
+      e.preventDefault();
+      save();
+    } else if (e.key === "Escape") {
+      e.preventDefault();
+      e.stopPropagation(); // not the page's Esc (stop the reply, close the drawer)
+      end();
+    }
+  };
+  edit.onblur = () => {
+    if (state.editing === m.sessionId) save();
+  };
 }
 
 function when(ms) {
@@ -603,12 +810,14 @@ function setSession(id, push) {
 
 // switchSession shows another session: a fresh connection attached to it
 // (the protocol attaches a connection at connect time) and its history.
-function switchSession(id, push = true) {
+// A new chat (draft) has no socket until its first message.
+function switchSession(id, push = true, draft = false) {
   if (id === state.session && state.ws) return;
   state.ws?.close();
   state.ws = null;
-  if (id) setSession(id, push);
-  else state.session = "";
+  state.draft = draft;
+  state.first = "";
+  setSession(id, push);
   state.tail = [];
   state.history = { messages: [], offset: 0, total: 0 };
   state.limit = 100;
@@ -626,24 +835,46 @@ function sessionFromHash() {
   return validID(new URLSearchParams(location.hash.slice(1)).get("s"));
 }
 
+// openStart picks the session a bare URL opens: the one this browser had
+// open when it is still stored, else the latest webchat session, else a
+// new chat.
+function openStart() {
+  const stored = validID(localStorage.getItem(keys.session));
+  const id = state.listed.has(stored) ? stored : state.sessions.find((m) => m.channel === "webchat")?.sessionId;
+  state.draft = !id;
+  setSession(id || newID(), false);
+}
+
+// newID is a random (version 4) UUID, as the gateway makes them.
+// crypto.randomUUID needs a secure context, which a gateway on a LAN
+// address over http is not.
+function newID() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
 // validID returns id when the gateway would accept it as a session ID, else
 // "": a bad ID in a hand-edited URL must not make every reconnect fail.
 function validID(id) {
   return id && /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/.test(id) ? id : "";
 }
 
-async function newChat() {
-  try {
-    const m = await api("/api/sessions", "POST", {});
-    switchSession(m.sessionId);
-  } catch (e) {
-    toast("Could not create a session: " + e.message);
+// newChat shows an empty chat under a new ID, stored by its first message.
+function newChat() {
+  if (state.draft) {
+    input.focus();
+    return;
   }
+  switchSession(newID(), true, true);
 }
 
 async function fork() {
   try {
     const m = await api(`/api/sessions/${encodeURIComponent(state.session)}/fork`, "POST", {});
+    refreshSessions().catch(() => {});
     switchSession(m.sessionId);
     toast("Forked into a new session.");
   } catch (e) {
@@ -662,18 +893,30 @@ async function archive() {
     return;
   }
   disarm();
-  const id = state.session;
+  archiveSession(state.session);
+}
+
+// archiveSession moves session id to the archive; the page leaves it if
+// it is open.
+async function archiveSession(id) {
+  arm("");
   try {
     await api(`/api/sessions/${encodeURIComponent(id)}/archive`, "POST", {});
   } catch (e) {
     toast("Could not archive: " + e.message);
     return;
   }
-  await refreshSessions().catch(() => {});
+  if (id === state.session) leave(id);
+  toast("Archived. The files are in sessions/archive/.");
+  refreshSessions().catch(() => {});
+}
+
+// leave moves the page off session id, gone from the list: to the next
+// chat in the sidebar, else to a new chat.
+function leave(id) {
   const next = state.sessions.find((m) => m.sessionId !== id);
   if (next) switchSession(next.sessionId);
-  else newChat();
-  toast("Archived. The files are in sessions/archive/.");
+  else switchSession(newID(), true, true);
 }
 
 function disarm() {
@@ -690,8 +933,15 @@ function isBusy() {
 }
 
 function updateBusy() {
+  // A chat not stored yet has nothing to fork or archive.
+  $("fork").disabled = $("archive").disabled = state.draft;
   $("abort").disabled = !isBusy();
   document.body.classList.toggle("busy", isBusy());
+}
+
+function showTitle(title) {
+  $("title").textContent = title || "New chat";
+  document.title = (title ? title + " · " : "") + "miniclaw";
 }
 
 function setStatus(s, text) {
@@ -759,13 +1009,17 @@ $("fork").addEventListener("click", fork);
 $("archive").addEventListener("click", archive);
 $("menu").addEventListener("click", () => (document.body.classList.contains("side-open") ? closeSidebar() : openSidebar()));
 $("scrim").addEventListener("click", closeSidebar);
+$("search").addEventListener("input", renderSessions);
+setInterval(poll, pollEvery);
+document.addEventListener("visibilitychange", poll);
+window.addEventListener("focus", poll);
 // Back online: try now instead of at the end of the backoff.
 window.addEventListener("online", () => {
   if (!state.ws) connect();
 });
 window.addEventListener("hashchange", () => {
   const id = sessionFromHash();
-  if (id && id !== state.session) switchSession(id, false);
+  if (id && id !== state.session) switchSession(id, false, true); // stored or not: connect finds out
 });
 document.addEventListener("keydown", (e) => {
   if ($("auth").open) return;
@@ -787,5 +1041,6 @@ document.addEventListener("keydown", (e) => {
 });
 
 if (state.session) setSession(state.session, false);
+updateBusy();
 showProvider();
 connect();
