@@ -186,16 +186,20 @@ func (s *Server) chatSession(r *http.Request, user string) (string, *apiError) {
 	return id, nil
 }
 
-// userSession is the session of an OpenAI user: "openai-", the user with
-// every character a session ID cannot hold replaced by '_' (its first 48
-// bytes), '-' and 12 hex digits of the user's SHA-256, so that users whose
+// userSession is the session of an OpenAI user: "openai-", the user's
+// first 48 characters with each one a session ID cannot hold replaced by
+// '_', '-' and 12 hex digits of the user's SHA-256, so that users whose
 // names differ only in those characters get sessions of their own.
 func userSession(user string) string {
-	readable := []byte(user[:min(len(user), 48)])
-	for i, c := range readable {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			readable[i] = '_'
+	readable := make([]byte, 0, 48)
+	for _, c := range user {
+		if len(readable) == cap(readable) {
+			break
 		}
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			c = '_'
+		}
+		readable = append(readable, byte(c))
 	}
 	sum := sha256.Sum256([]byte(user))
 	return openAIChannel + "-" + string(readable) + "-" + hex.EncodeToString(sum[:6])

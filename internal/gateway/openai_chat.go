@@ -50,7 +50,7 @@ func (s *Server) parseChat(data []byte) (chatRequest, *apiError) {
 	var req chatRequest
 	fields, derr := protocol.DecodeObject(data, "request body")
 	if derr != nil {
-		return req, badParam("", "%s", derr.Message)
+		return req, &apiError{status: http.StatusBadRequest, code: string(derr.Code), msg: derr.Message}
 	}
 	var (
 		messages []json.RawMessage
