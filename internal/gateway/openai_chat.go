@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -227,7 +228,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 // awaitEnd waits for the end of the sink's turn, dropping its chunks.
 func awaitEnd(r *http.Request, sink *turnSink) ([]byte, error) {
 	for {
-		_, final, err := sink.take(r.Context())
+		_, final, err := sink.take(r.Context(), nil)
 		if err != nil || final != nil {
 			return final, err
 		}
@@ -274,10 +275,20 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, sink *turnSink, 
 	if !chunk(delta{Role: "assistant", Content: ptr("")}, nil) {
 		return
 	}
+	// A stream silent for long (a turn queued, a tool running) gets SSE
+	// comments, which clients skip, so that proxies do not cut it.
+	idle := time.NewTicker(cmp.Or(s.opt.Keepalive, defaultKeepalive))
+	defer idle.Stop()
 	for {
-		items, final, err := sink.take(r.Context())
+		items, final, err := sink.take(r.Context(), idle.C)
 		if err != nil {
 			return
+		}
+		if len(items) == 0 && final == nil {
+			if !sendLine(rc, w, ": keepalive\n\n") {
+				return
+			}
+			continue
 		}
 		for _, it := range items {
 			text := it.text
@@ -305,16 +316,21 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, sink *turnSink, 
 				return
 			}
 		}
-		sendEvent(rc, w, []byte("[DONE]"))
+		sendLine(rc, w, "data: [DONE]\n\n")
 		return
 	}
 }
 
-// sendEvent writes one SSE data line and flushes it; false when the client
-// cannot be written to (gone, or not reading for writeTimeout).
+// sendEvent writes one SSE data line; see sendLine.
 func sendEvent(rc *http.ResponseController, w io.Writer, data []byte) bool {
+	return sendLine(rc, w, "data: "+string(data)+"\n\n")
+}
+
+// sendLine writes SSE lines and flushes them; false when the client cannot
+// be written to (gone, or not reading for writeTimeout).
+func sendLine(rc *http.ResponseController, w io.Writer, lines string) bool {
 	rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := fmt.Fprintf(w, "data: %s\n\n", data); err != nil {
+	if _, err := io.WriteString(w, lines); err != nil {
 		return false
 	}
 	return rc.Flush() == nil

@@ -10,8 +10,10 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/gateway"
 	"github.com/miniclaw/miniclaw/internal/protocol"
 )
 
@@ -515,5 +517,42 @@ func TestOpenAIHost(t *testing.T) {
 	msg := checkOpenAIError(t, "GET http://evil.example/v1/models", status, []byte(b), 421, "invalid_request_error", "misdirected_request", "")
 	if !strings.Contains(msg, "MINI_OPENCLAW_ALLOWED_HOSTS") {
 		t.Fatalf("421 message %q does not say what to set", msg)
+	}
+}
+
+// TestOpenAIToolProgress: tools run server-side; a stream shows them as
+// text only when X-Miniclaw-Tool-Progress: 1 asks for it.
+func TestOpenAIToolProgress(t *testing.T) {
+	t.Parallel()
+	tool := `{"toolCalls":[{"name":"list_files","input":{}}]},{"text":"done"}`
+	ts := scriptServer(t, "["+tool+","+tool+"]", withFileTools(t))
+	stream := map[string]any{"stream": true}
+	plain := streamText(t, newSSE(t, ts.post(t, context.Background(), chatBody("x", stream), nil)))
+	shown := streamText(t, newSSE(t, ts.post(t, context.Background(), chatBody("x", stream), http.Header{"X-Miniclaw-Tool-Progress": {"1"}})))
+	if plain != "done" || shown != "\n\n> tool: list_files\n\ndone" {
+		t.Fatalf("stream texts %q and, with tool progress, %q", plain, shown)
+	}
+}
+
+// TestOpenAIStreamKeepalive: a stream that waits (its turn queued or a
+// tool running) carries SSE comments, which clients skip, so that proxies
+// do not cut it.
+func TestOpenAIStreamKeepalive(t *testing.T) {
+	t.Parallel()
+	p := newPaced(false)
+	ts := startServer(t, p, func(o *gateway.Options) { o.Keepalive = 20 * time.Millisecond })
+	resp := ts.post(t, context.Background(), chatBody("x", map[string]any{"stream": true}), nil)
+	s := newSSE(t, resp)
+	s.next() // the role
+	<-p.started
+	s.next() // "reply to x:"
+	if !s.sc.Scan() || s.sc.Text() != ": keepalive" || !s.sc.Scan() || s.sc.Text() != "" {
+		t.Fatalf("a waiting stream sent %q, want an SSE comment", s.sc.Text())
+	}
+	close(p.next)
+	for s.sc.Scan() && s.sc.Text() != "data: [DONE]" {
+	}
+	if s.sc.Text() != "data: [DONE]" {
+		t.Fatalf("stream ended without [DONE]: %v", s.sc.Err())
 	}
 }

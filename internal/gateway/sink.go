@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
+	"time"
 
 	"github.com/miniclaw/miniclaw/internal/protocol"
 )
@@ -92,10 +93,11 @@ func (s *turnSink) signal() {
 	}
 }
 
-// take waits until something arrived or ctx is done. It returns the items
-// that arrived since the previous take and, once the turn is over, the
-// event that ended it (final is nil until then).
-func (s *turnSink) take(ctx context.Context) (items []sinkItem, final []byte, err error) {
+// take waits until something arrived, ctx is done or idle fires (nil:
+// never). It returns the items that arrived since the previous take and,
+// once the turn is over, the event that ended it (final is nil until
+// then); both are empty when idle fired first.
+func (s *turnSink) take(ctx context.Context, idle <-chan time.Time) (items []sinkItem, final []byte, err error) {
 	for {
 		s.mu.Lock()
 		items, s.items = s.items, nil
@@ -109,6 +111,8 @@ func (s *turnSink) take(ctx context.Context) (items []sinkItem, final []byte, er
 		}
 		select {
 		case <-s.wake:
+		case <-idle:
+			return nil, nil, nil
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
 		}
