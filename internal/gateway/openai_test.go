@@ -556,3 +556,25 @@ func TestOpenAIStreamKeepalive(t *testing.T) {
 		t.Fatalf("stream ended without [DONE]: %v", s.sc.Err())
 	}
 }
+
+// TestOpenAIStreamShutdown: a shutdown whose deadline passes interrupts a
+// streamed turn: the stream ends with the shutting_down error, the partial
+// reply is stored as interrupted, and Shutdown returns.
+func TestOpenAIStreamShutdown(t *testing.T) {
+	t.Parallel()
+	p := newPaced(false)
+	ts := startServer(t, p)
+	s := newSSE(t, ts.post(t, context.Background(), chatBody("x", map[string]any{"stream": true, "user": "s"}), nil))
+	s.next() // the role
+	<-p.started
+	done := ts.shutdown(0)
+	rest := s.rest()
+	if n := len(rest); n == 0 || !strings.Contains(rest[n-1], `"type":"server_error","param":null,"code":"shutting_down"}}`) {
+		t.Fatalf("stream after the role: %q, want it to end with the shutting_down error", rest)
+	}
+	wantShutdownReturns(t, done)
+	tr := ts.readJSONL(t, userSessionOf("s"))
+	if len(tr) != 2 || tr[1].Content != "reply to x:" || tr[1].Status != "interrupted" {
+		t.Fatalf("transcript %+v, want the partial reply marked interrupted", tr)
+	}
+}
