@@ -114,11 +114,10 @@ func (s *Server) compactSession(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// httpStatus is the HTTP status of an error code a compaction or a turn
-// can end with.
+// httpStatus is the HTTP status of an error code a compaction can end with.
 func httpStatus(code protocol.Code) int {
 	switch code {
-	case protocol.CodeConflict, protocol.CodeAborted:
+	case protocol.CodeConflict:
 		return http.StatusConflict
 	case protocol.CodeNotFound:
 		return http.StatusNotFound

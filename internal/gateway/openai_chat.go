@@ -211,6 +211,10 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	done, aerr := turnEnd(final)
 	if aerr != nil {
+		// The turn ran: its user message is stored, and miniclaw has
+		// retried the provider already. An SDK's automatic retry (on 409
+		// and 5xx) would run the message again.
+		w.Header().Set("X-Should-Retry", "false")
 		aerr.write(w)
 		return
 	}
@@ -244,7 +248,11 @@ func turnEnd(final []byte) (protocol.MessageDone, *apiError) {
 		if json.Unmarshal(final, &e) != nil || e.Type != protocol.TypeError {
 			e = protocol.Error{Code: protocol.CodeInternal, Message: fmt.Sprintf("the turn ended with an unexpected event %.80q", final)}
 		}
-		return done, &apiError{status: httpStatus(e.Code), code: string(e.Code), msg: e.Message}
+		status := httpStatus(e.Code)
+		if e.Code == protocol.CodeAborted { // by a client of the session, e.g. the WebChat's stop button
+			status = http.StatusConflict
+		}
+		return done, &apiError{status: status, code: string(e.Code), msg: e.Message}
 	}
 	return done, nil
 }

@@ -578,3 +578,23 @@ func TestOpenAIStreamShutdown(t *testing.T) {
 		t.Fatalf("transcript %+v, want the partial reply marked interrupted", tr)
 	}
 }
+
+// TestOpenAIAborted: a turn aborted by a WebChat client of the session
+// answers 409 aborted, with X-Should-Retry: false so that no SDK runs the
+// stored message again.
+func TestOpenAIAborted(t *testing.T) {
+	t.Parallel()
+	p := newPaced(false)
+	ts := startServer(t, p)
+	answer := make(chan *http.Response, 1)
+	go func() { answer <- ts.post(t, context.Background(), chatBody("x", map[string]any{"user": "a"}), nil) }()
+	<-p.started
+	ts.dial(t, "/ws?sessionId="+userSessionOf("a")).send(map[string]string{"type": "abort"})
+	resp := <-answer
+	var b strings.Builder
+	bufio.NewReader(resp.Body).WriteTo(&b)
+	checkOpenAIError(t, "aborted turn", resp.StatusCode, []byte(b.String()), 409, "invalid_request_error", "aborted", "")
+	if got := resp.Header.Get("X-Should-Retry"); got != "false" {
+		t.Fatalf("X-Should-Retry = %q, want false", got)
+	}
+}
