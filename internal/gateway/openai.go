@@ -165,18 +165,21 @@ func modelNotFound(id, param string) *apiError {
 }
 
 // chatSession picks the session of a chat completion and makes sure it
-// exists: the one the X-Miniclaw-Session header names, else the one
-// derived from the request's user, else a new one. A failure is the error
-// to answer.
+// exists: the one the X-Miniclaw-Session header names, else the one of the
+// Open WebUI chat (its X-OpenWebUI-Chat-Id header), else the one of the
+// request's user, else a new one. A failure is the error to answer.
 func (s *Server) chatSession(r *http.Request, user string) (string, *apiError) {
 	id := r.Header.Get(sessionHeader)
+	chat := r.Header.Get(openWebUIChatHeader)
 	switch {
 	case id != "":
 		if err := protocol.ValidateSessionID(id); err != nil {
 			return "", &apiError{status: http.StatusBadRequest, code: string(protocol.CodeBadRequest), msg: sessionHeader + ": " + err.Error()}
 		}
+	case chat != "":
+		id = derivedSession("openwebui", chat)
 	case user != "":
-		id = userSession(user)
+		id = derivedSession(openAIChannel, user)
 	default:
 		id = openAIChannel + "-" + uuid.NewString()
 	}
@@ -186,13 +189,18 @@ func (s *Server) chatSession(r *http.Request, user string) (string, *apiError) {
 	return id, nil
 }
 
-// userSession is the session of an OpenAI user: "openai-", the user's
-// first 48 characters with each one a session ID cannot hold replaced by
-// '_', '-' and 12 hex digits of the user's SHA-256, so that users whose
-// names differ only in those characters get sessions of their own.
-func userSession(user string) string {
+// openWebUIChatHeader is how Open WebUI names its chat, when it forwards
+// user info (ENABLE_FORWARD_USER_INFO_HEADERS=true): one chat, one session.
+const openWebUIChatHeader = "X-OpenWebUI-Chat-Id"
+
+// derivedSession is the session of a key (an OpenAI user, an Open WebUI
+// chat): prefix, '-', the key's first 48 characters with each one a
+// session ID cannot hold replaced by '_', '-' and 12 hex digits of the
+// key's SHA-256, so that keys which differ only in those characters get
+// sessions of their own.
+func derivedSession(prefix, key string) string {
 	readable := make([]byte, 0, 48)
-	for _, c := range user {
+	for _, c := range key {
 		if len(readable) == cap(readable) {
 			break
 		}
@@ -201,6 +209,6 @@ func userSession(user string) string {
 		}
 		readable = append(readable, byte(c))
 	}
-	sum := sha256.Sum256([]byte(user))
-	return openAIChannel + "-" + string(readable) + "-" + hex.EncodeToString(sum[:6])
+	sum := sha256.Sum256([]byte(key))
+	return prefix + "-" + string(readable) + "-" + hex.EncodeToString(sum[:6])
 }

@@ -145,11 +145,15 @@ func stable(s string) string {
 }
 
 // userSessionOf is the documented session of an OpenAI user.
-func userSessionOf(user string) string {
-	sum := sha256.Sum256([]byte(user))
-	readable := regexp.MustCompile(`[^A-Za-z0-9._-]`).ReplaceAllString(user, "_")
+func userSessionOf(user string) string { return derived("openai", user) }
+
+// derived is the documented session of a key: prefix, '-', the key's first
+// 48 characters made safe, '-', 12 hex digits of its SHA-256.
+func derived(prefix, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	readable := regexp.MustCompile(`[^A-Za-z0-9._-]`).ReplaceAllString(key, "_")
 	readable = readable[:min(len(readable), 48)]
-	return "openai-" + readable + "-" + hex.EncodeToString(sum[:6])
+	return prefix + "-" + readable + "-" + hex.EncodeToString(sum[:6])
 }
 
 // TestOpenAIModels: GET /v1/models lists the agent as "miniclaw" with the
@@ -240,8 +244,9 @@ func TestOpenAIChat(t *testing.T) {
 
 // TestOpenAISessions: without user every request gets a new session; users
 // that differ only in characters a session ID cannot hold get sessions of
-// their own, a long user a valid ID; X-Miniclaw-Session names a session
-// directly and is validated like any session ID.
+// their own, a long user a valid ID; an Open WebUI chat has its own session
+// (over its user's); X-Miniclaw-Session names a session directly, over
+// both, and is validated like any session ID.
 func TestOpenAISessions(t *testing.T) {
 	t.Parallel()
 	ts := echoServer(t)
@@ -270,7 +275,11 @@ func TestOpenAISessions(t *testing.T) {
 	if userSessionOf("a@b") == userSessionOf("a_b") {
 		t.Fatal("users a@b and a_b share a session")
 	}
-	named := http.Header{"X-Miniclaw-Session": {"my-notes"}}
+	chat := http.Header{"X-Openwebui-Chat-Id": {"4f9c2e1a-0b7d-4c4e-9a55-1f2e3d4c5b6a"}}
+	if got, want := session(map[string]any{"user": "bob"}, chat), derived("openwebui", "4f9c2e1a-0b7d-4c4e-9a55-1f2e3d4c5b6a"); got != want {
+		t.Fatalf("X-OpenWebUI-Chat-Id: session %q, want %q (the chat's, over the user's)", got, want)
+	}
+	named := http.Header{"X-Miniclaw-Session": {"my-notes"}, "X-Openwebui-Chat-Id": chat["X-Openwebui-Chat-Id"]}
 	if got := session(map[string]any{"user": "bob"}, named); got != "my-notes" {
 		t.Fatalf("X-Miniclaw-Session my-notes: session %q", got)
 	}
