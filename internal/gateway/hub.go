@@ -22,10 +22,9 @@ type subscriber interface {
 type job struct {
 	content string
 	from    *conn // for errors that concern only the sender; may have gone away
-	// sink, when set, receives the events of this job's turn only, from
-	// its first chunk to the event that ends it (after which the hub
-	// calls its end): it is subscribed while the turn runs, not while it
-	// waits behind other turns of the session.
+	// sink, when set, receives the events of this job's turn only: it is
+	// subscribed while the turn runs, not while it waits behind other
+	// turns of the session, and gets the event that ends it through end.
 	sink    *turnSink
 	compact bool // summarise the older messages instead of running a turn
 	// result, for a compact asked over HTTP, receives its outcome; it is
@@ -180,11 +179,11 @@ func (h *hub) drain(l *lane) {
 		if idle {
 			l.running, l.cancel = false, nil
 		}
-		h.sendLocked(l, final)
 		if sink != nil {
 			delete(l.subs, sink)
-			sink.end()
+			sink.end(final)
 		}
+		h.sendLocked(l, final)
 		if idle {
 			h.dropIfIdleLocked(l)
 			h.mu.Unlock()

@@ -269,17 +269,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, sink *turnSink, 
 	rc := http.NewResponseController(w)
 	// A write deadline outlives the request on a kept-alive connection.
 	defer rc.SetWriteDeadline(time.Time{})
-	send := func(v any) bool {
-		b, err := core.MarshalJSON(v)
-		if err != nil {
-			panic(fmt.Sprintf("gateway: encode %T: %v", v, err)) // only strings and numbers
-		}
-		return sendEvent(rc, w, b)
-	}
+	send := func(v any) bool { return sendEvent(rc, w, protocol.Encode(v)) }
+	c.Object = "chat.completion.chunk"
 	chunk := func(d delta, finish *string) bool {
 		return send(completionChunk{completion: c, Choices: []chunkChoice{{Delta: d, FinishReason: finish}}})
 	}
-	c.Object = "chat.completion.chunk"
 	if !chunk(delta{Role: "assistant", Content: ptr("")}, nil) {
 		return
 	}

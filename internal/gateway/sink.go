@@ -7,22 +7,22 @@ import (
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/protocol"
+	"github.com/miniclaw/miniclaw/internal/turn"
 )
 
 // turnSink is the subscriber of one turn asked for over HTTP (POST
 // /v1/chat/completions): the hub pushes that turn's events without
 // blocking, the request's handler takes them at its own pace. Chunks that
 // arrive while the handler writes are merged, so what waits is at most the
-// reply's text; of the other events only the latest is kept (the event
-// that ends the turn is the last one before end) and, when tool progress
-// was asked for, the names of the tools that started.
+// reply's text; other events are dropped, except the names of the tools
+// that start when tool progress was asked for. The hub hands over the
+// event that ends the turn with end.
 type turnSink struct {
 	progress bool // keep tool starts, for tool progress as text
 
 	mu    sync.Mutex
 	items []sinkItem
-	last  []byte // the latest event other than a chunk
-	ended bool   // the turn is over: last is the event that ended it
+	final []byte // the event that ended the turn; nil while it runs
 	gone  bool   // the handler left (its client went away): keep nothing
 	wake  chan struct{}
 }
@@ -54,27 +54,32 @@ func (s *turnSink) enqueueChunk(_, text string) {
 
 // enqueue implements subscriber.
 func (s *turnSink) enqueue(payload []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.gone {
+	if !s.progress {
 		return
 	}
-	s.last = payload
-	if s.progress {
-		var ev protocol.ToolStart
-		if json.Unmarshal(payload, &ev) == nil && ev.Type == protocol.TypeToolStart {
-			s.items = append(s.items, sinkItem{tool: ev.ToolName})
-			s.signal()
-		}
+	var ev protocol.ToolStart
+	if json.Unmarshal(payload, &ev) != nil || ev.Type != protocol.TypeToolStart {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.gone {
+		s.items = append(s.items, sinkItem{tool: ev.ToolName})
+		s.signal()
 	}
 }
 
-// end is called by the hub once the turn's last event was enqueued.
-func (s *turnSink) end() {
+// end is called by the hub, once, with the event that ended the turn.
+func (s *turnSink) end(final []byte) {
+	if final == nil { // a turn always ends with an event; never leave take waiting
+		final = turn.ErrorEvent(protocol.CodeInternal, "the turn ended without a final event", "")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.ended = true
-	s.signal()
+	if !s.gone {
+		s.final = final
+		s.signal()
+	}
 }
 
 // leave tells the sink its handler is gone: what the turn still sends is
@@ -82,7 +87,7 @@ func (s *turnSink) end() {
 func (s *turnSink) leave() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.gone, s.items, s.last = true, nil, nil
+	s.gone, s.items, s.final = true, nil, nil
 }
 
 // signal wakes the handler. Caller holds s.mu.
@@ -100,13 +105,9 @@ func (s *turnSink) signal() {
 func (s *turnSink) take(ctx context.Context, idle <-chan time.Time) (items []sinkItem, final []byte, err error) {
 	for {
 		s.mu.Lock()
-		items, s.items = s.items, nil
-		ended := s.ended
-		if ended {
-			final = s.last
-		}
+		items, s.items, final = s.items, nil, s.final
 		s.mu.Unlock()
-		if len(items) > 0 || ended {
+		if len(items) > 0 || final != nil {
 			return items, final, nil
 		}
 		select {
