@@ -64,11 +64,16 @@ func (s *Server) checkHost(next http.Handler) http.Handler {
 			return
 		}
 		s.log.Warn("request refused: Host not allowed (DNS rebinding?)", "host", r.Host, "remote", r.RemoteAddr, "path", r.URL.Path)
+		msg := fmt.Sprintf("miniclaw: Host %q is not allowed. Without a token the gateway answers only to localhost, 127.0.0.1 and [::1]; "+
+			"to reach it under another name, list the name in MINI_OPENCLAW_ALLOWED_HOSTS (--allowed-hosts) or set MINI_OPENCLAW_TOKEN.", r.Host)
+		if isOpenAIPath(r.URL.Path) {
+			writeOpenAIError(w, http.StatusMisdirectedRequest, "misdirected_request", "", msg)
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(http.StatusMisdirectedRequest)
-		fmt.Fprintf(w, "miniclaw: Host %q is not allowed. Without a token the gateway answers only to localhost, 127.0.0.1 and [::1]; "+
-			"to reach it under another name, list the name in MINI_OPENCLAW_ALLOWED_HOSTS (--allowed-hosts) or set MINI_OPENCLAW_TOKEN.\n", r.Host)
+		fmt.Fprintln(w, msg)
 	})
 }
 
@@ -104,16 +109,24 @@ func (s *Server) checkOrigin(r *http.Request) error {
 // JSON, even when empty, and a browser's Origin must be allowed.
 func (s *Server) sameSite(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := s.checkOrigin(r); err != nil {
-			s.log.Warn("write refused: foreign Origin (cross-site request?)", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr, "path", r.URL.Path)
-			writeError(w, http.StatusForbidden, protocol.CodeForbidden, err.Error())
-			return
-		}
-		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-			writeError(w, http.StatusUnsupportedMediaType, protocol.CodeBadRequest,
-				fmt.Sprintf("Content-Type must be application/json on %s %s, even without a body (got %q)", r.Method, r.URL.Path, r.Header.Get("Content-Type")))
+		if e := s.crossSite(r); e != nil {
+			writeError(w, e.status, protocol.Code(e.code), e.msg)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// crossSite is why a write which a cross-site page could have sent is
+// refused (see sameSite), or nil when r may go on.
+func (s *Server) crossSite(r *http.Request) *apiError {
+	if err := s.checkOrigin(r); err != nil {
+		s.log.Warn("write refused: foreign Origin (cross-site request?)", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr, "path", r.URL.Path)
+		return &apiError{status: http.StatusForbidden, code: string(protocol.CodeForbidden), msg: err.Error()}
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return &apiError{status: http.StatusUnsupportedMediaType, code: string(protocol.CodeBadRequest),
+			msg: fmt.Sprintf("Content-Type must be application/json on %s %s, even without a body (got %q)", r.Method, r.URL.Path, r.Header.Get("Content-Type"))}
+	}
+	return nil
 }

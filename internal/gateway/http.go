@@ -42,6 +42,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /api/sessions/{id}/archive", s.auth(s.sameSite(http.HandlerFunc(s.archiveSession))))
 	mux.Handle("POST /api/sessions/{id}/rename", s.auth(s.sameSite(http.HandlerFunc(s.renameSession))))
 	mux.Handle("POST /api/sessions/{id}/compact", s.auth(s.sameSite(http.HandlerFunc(s.compactSession))))
+	s.openAIRoutes(mux)
 	return s.checkHost(mux)
 }
 
@@ -66,29 +67,43 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 
 // auth requires the gateway token, when one is set, as a Bearer header or a
 // ?token= query parameter (browsers cannot set headers on a WebSocket).
-// The comparison takes the same time whatever the guess.
 func (s *Server) auth(next http.Handler) http.Handler {
 	if s.opt.Token == "" {
 		return next
 	}
-	want := []byte(s.opt.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := r.URL.Query().Get("token")
-		if h := r.Header.Get("Authorization"); h != "" {
-			// Only the Bearer scheme (case-insensitive, RFC 7235) carries it.
-			scheme, cred, _ := strings.Cut(h, " ")
-			got = ""
-			if strings.EqualFold(scheme, "Bearer") {
-				got = cred
-			}
+		if cred, ok := bearer(r); ok {
+			got = cred
 		}
-		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+		if !s.tokenIs(got) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="miniclaw"`)
 			writeError(w, http.StatusUnauthorized, protocol.CodeUnauthorized, "a valid token is required: send Authorization: Bearer <token> or ?token=<token>")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bearer is the credential of r's Authorization header when the header is
+// there: only the Bearer scheme (case-insensitive, RFC 7235) carries one,
+// any other scheme gives "".
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", false
+	}
+	scheme, cred, _ := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", true
+	}
+	return cred, true
+}
+
+// tokenIs reports whether got is the gateway token. The comparison takes
+// the same time whatever the guess.
+func (s *Server) tokenIs(got string) bool {
+	return subtle.ConstantTimeCompare([]byte(got), []byte(s.opt.Token)) == 1
 }
 
 type health struct {

@@ -10,11 +10,25 @@ import (
 // maxQueued is how many messages may wait behind a session's running turn.
 const maxQueued = 64
 
+// subscriber receives the events of a session: a WebSocket connection, or
+// the sink of one turn asked for over HTTP. The hub calls it with its lock
+// held, so it must never block.
+type subscriber interface {
+	enqueue(payload []byte)
+	// enqueueChunk is a chunk of a reply of session id, kept apart from
+	// other events so a subscriber that is behind can merge chunks.
+	enqueueChunk(id, text string)
+}
+
 // job is a user message, or a /compact, waiting for its session's lane.
 type job struct {
 	content string
 	from    *conn // for errors that concern only the sender; may have gone away
-	compact bool  // summarise the older messages instead of running a turn
+	// sink, when set, receives the events of this job's turn only: it is
+	// subscribed while the turn runs, not while it waits behind other
+	// turns of the session, and gets the event that ends it through end.
+	sink    *turnSink
+	compact bool // summarise the older messages instead of running a turn
 	// result, for a compact asked over HTTP, receives its outcome; it is
 	// buffered, so the lane never waits for the handler.
 	result chan<- compactResult
@@ -24,7 +38,7 @@ type job struct {
 // attached connection. All fields are guarded by hub.mu.
 type lane struct {
 	id      string
-	subs    map[*conn]struct{}
+	subs    map[subscriber]struct{}
 	queue   []job
 	running bool
 	cancel  context.CancelCauseFunc // of the running turn, nil when idle
@@ -55,7 +69,7 @@ func newHub(base context.Context, runTurn func(context.Context, string, job) []b
 func (h *hub) laneLocked(id string) *lane {
 	l, ok := h.lanes[id]
 	if !ok {
-		l = &lane{id: id, subs: map[*conn]struct{}{}}
+		l = &lane{id: id, subs: map[subscriber]struct{}{}}
 		h.lanes[id] = l
 	}
 	return l
@@ -168,12 +182,20 @@ func (h *hub) enqueue(id string, j job) enqueueResult {
 // it finds the session idle: archive works, abort answers not_running.
 func (h *hub) drain(l *lane) {
 	defer h.turns.Done()
-	var final []byte // the end of the previous turn
+	var final []byte   // the end of the previous turn
+	var sink *turnSink // of the previous turn
 	for {
 		h.mu.Lock()
-		if len(l.queue) == 0 {
+		idle := len(l.queue) == 0
+		if idle {
 			l.running, l.cancel = false, nil
-			h.sendLocked(l, final)
+		}
+		if sink != nil {
+			delete(l.subs, sink)
+			sink.end(final)
+		}
+		h.sendLocked(l, final)
+		if idle {
 			h.dropIfIdleLocked(l)
 			h.mu.Unlock()
 			return
@@ -184,7 +206,10 @@ func (h *hub) drain(l *lane) {
 		h.queued -= len(j.content)
 		ctx, cancel := context.WithCancelCause(h.base)
 		l.cancel = cancel
-		h.sendLocked(l, final)
+		sink = j.sink
+		if sink != nil {
+			l.subs[sink] = struct{}{}
+		}
 		h.mu.Unlock()
 
 		final = h.runTurn(ctx, l.id, j)
@@ -273,17 +298,4 @@ func (h *hub) close() {
 	h.mu.Lock()
 	h.closed = true
 	h.mu.Unlock()
-}
-
-// conns returns every attached connection, for shutdown.
-func (h *hub) conns() []*conn {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []*conn
-	for _, l := range h.lanes {
-		for c := range l.subs {
-			out = append(out, c)
-		}
-	}
-	return out
 }

@@ -1,6 +1,7 @@
 // Package gateway is miniclaw's front door: one HTTP server that serves the
-// WebChat, the WebSocket protocol of SPEC §3, health probes and the sessions
-// API, and runs each session's turns in its own lane.
+// WebChat, the WebSocket protocol of SPEC §3, health probes, the sessions
+// API and the OpenAI-compatible endpoint (/v1), and runs each session's
+// turns in its own lane.
 //
 // Ownership: Server owns every goroutine it starts. Each WebSocket handler
 // goroutine owns its connection's flush and ping goroutines; the hub owns the lane goroutines.
@@ -106,7 +107,7 @@ type Server struct {
 	conns    map[*conn]struct{}
 	closing  bool // set by Shutdown: no new WebSocket handlers or connections
 	nconns   atomic.Int64
-	handlers sync.WaitGroup // WebSocket handler goroutines
+	handlers sync.WaitGroup // WebSocket handlers and /v1 chat completions, which wait for turns
 
 	// keyCheck is what the startup check of the provider's key found, for
 	// /readyz; nil when there is none. The check runs in the background,
@@ -246,7 +247,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.connsMu.Unlock()
 	if !waitOrGiveUp(hard, &s.handlers) {
-		stuck = append(stuck, fmt.Errorf("WebSocket handlers did not return within %s", grace))
+		stuck = append(stuck, fmt.Errorf("WebSocket and /v1 handlers did not return within %s", grace))
 	}
 	if !waitOrGiveUp(hard, &s.background) {
 		stuck = append(stuck, fmt.Errorf("the provider key's check did not return within %s", grace))
@@ -276,8 +277,8 @@ func waitOrGiveUp(ctx context.Context, wg *sync.WaitGroup) bool {
 // Connections is the number of open WebSocket connections.
 func (s *Server) Connections() int64 { return s.nconns.Load() }
 
-// enter counts a WebSocket handler in, for Shutdown to wait for; false once
-// Shutdown has begun.
+// enter counts a WebSocket handler or a chat completion in, for Shutdown to
+// wait for; false once Shutdown has begun.
 func (s *Server) enter() bool {
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
