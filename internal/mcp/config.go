@@ -156,7 +156,7 @@ func parseServer(name string, b json.RawMessage, workspace string, getenv func(s
 	x := expander{getenv: getenv}
 	switch s.Type {
 	case Stdio:
-		if err := only(map[string]bool{"url": r.URL != nil, "headers": r.Headers != nil}, "stdio"); err != nil {
+		if err := only(map[string]bool{"url": r.URL != nil, "headers": r.Headers != nil}, "a stdio"); err != nil {
 			return Server{}, err
 		}
 		if r.Command == nil || strings.TrimSpace(*r.Command) == "" {
@@ -179,7 +179,7 @@ func parseServer(name string, b json.RawMessage, workspace string, getenv func(s
 			}
 		}
 	case HTTP:
-		if err := only(map[string]bool{"command": r.Command != nil, "args": r.Args != nil, "env": r.Env != nil, "cwd": r.Cwd != nil}, "http"); err != nil {
+		if err := only(map[string]bool{"command": r.Command != nil, "args": r.Args != nil, "env": r.Env != nil, "cwd": r.Cwd != nil}, "an http"); err != nil {
 			return Server{}, err
 		}
 		if r.URL == nil || *r.URL == "" {
@@ -203,7 +203,7 @@ func parseServer(name string, b json.RawMessage, workspace string, getenv func(s
 func only(set map[string]bool, typ string) error {
 	for _, f := range slices.Sorted(mapKeys(set)) {
 		if set[f] {
-			return fmt.Errorf("%q is not a field of a %s server", f, typ)
+			return fmt.Errorf("%q is not a field of %s server", f, typ)
 		}
 	}
 	return nil
@@ -227,7 +227,11 @@ func strictDecode(b []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return fmt.Errorf("%s: must be %s, not a JSON %s", te.Field, jsonType(te.Type.String()), te.Value)
+			msg := fmt.Sprintf("must be %s, not a JSON %s", jsonType(te.Type.String()), te.Value)
+			if te.Field == "" {
+				return errors.New(msg)
+			}
+			return fmt.Errorf("%s: %s", te.Field, msg)
 		}
 		if field, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 			return fmt.Errorf("unknown field %s", field)

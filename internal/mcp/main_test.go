@@ -25,12 +25,13 @@ const serverEnv = "MINICLAW_MCP_TEST_SERVER"
 func TestMain(m *testing.M) {
 	sandbox.RunHelperIfAsked()
 	if os.Getenv(serverEnv) == "1" {
-		srv := testServer(func(*sdk.ServerSession) { os.Exit(3) })
+		// syscall.Exit: a -race build's os.Exit sleeps a second first.
+		srv := testServer(func(*sdk.ServerSession) { syscall.Exit(3) })
 		if err := srv.Run(context.Background(), &sdk.StdioTransport{}); err != nil {
 			fmt.Fprintln(os.Stderr, "test server:", err)
-			os.Exit(1)
+			syscall.Exit(1)
 		}
-		os.Exit(0)
+		syscall.Exit(0)
 	}
 	os.Exit(m.Run())
 }
@@ -52,7 +53,9 @@ func testServer(crash func(*sdk.ServerSession)) *sdk.Server {
 		if readOnly {
 			t.Annotations = &sdk.ToolAnnotations{ReadOnlyHint: true}
 		}
-		s.AddTool(t, func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) { return h(ctx, req), nil })
+		s.AddTool(t, func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
+			return h(ctx, req), nil
+		})
 	}
 	obj := `{"type":"object"}`
 	add("echo", `{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}`, true, func(_ context.Context, req *sdk.CallToolRequest) *sdk.CallToolResult {
@@ -134,6 +137,9 @@ func start(t *testing.T, log *slog.Logger, opts Options, servers ...Server) *Man
 	}
 	opts.Log = log
 	opts.MinBackoff, opts.MaxBackoff = 10*time.Millisecond, 100*time.Millisecond
+	if opts.Environ == nil {
+		opts.Environ = os.Environ()
+	}
 	if opts.Workspace == "" {
 		opts.Workspace = t.TempDir()
 	}
@@ -181,15 +187,15 @@ func names(m *Manager) []string {
 	return out
 }
 
-// waitState waits for a server's state.
-func waitState(t *testing.T, m *Manager, name, state string) {
+// waitState waits for a server's state after at least restarts restarts.
+func waitState(t *testing.T, m *Manager, name, state string, restarts int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	err := m.waitFor(ctx, func() bool {
 		for _, s := range m.servers {
 			if s.cfg.Name == name {
-				return s.state == state
+				return s.state == state && s.restarts >= restarts
 			}
 		}
 		return false

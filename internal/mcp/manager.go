@@ -96,6 +96,7 @@ type Status struct {
 	Transport string `json:"transport"`
 	State     string `json:"state"`
 	Tools     int    `json:"tools"`
+	Restarts  int    `json:"restarts"`
 	LastError string `json:"lastError,omitempty"`
 }
 
@@ -169,7 +170,7 @@ func (m *Manager) Status() []Status {
 	defer m.mu.Unlock()
 	out := make([]Status, 0, len(m.servers))
 	for _, s := range m.servers {
-		out = append(out, Status{Name: s.cfg.Name, Transport: s.cfg.Type, State: s.state, Tools: len(s.tools), LastError: s.lastErr})
+		out = append(out, Status{Name: s.cfg.Name, Transport: s.cfg.Type, State: s.state, Tools: len(s.tools), Restarts: s.restarts, LastError: s.lastErr})
 	}
 	return out
 }

@@ -29,10 +29,11 @@ type server struct {
 	m   *Manager
 	cfg Server
 
-	state   string
-	lastErr string
-	tools   []Tool
-	session *sdk.ClientSession
+	state    string
+	lastErr  string
+	restarts int // starts after the first
+	tools    []Tool
+	session  *sdk.ClientSession
 
 	tokens   atomic.Int64
 	progress sync.Map // progress token → the MCP tool name of the call
@@ -68,6 +69,7 @@ func (s *server) supervise(ctx context.Context) {
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, hi)
+		s.m.update(func() { s.restarts++ })
 	}
 }
 
