@@ -205,4 +205,7 @@ func waitState(t *testing.T, m *Manager, name, state string, restarts int) {
 	}
 }
 
-var _ = testutil.WaitGone
+// debugLog logs to lb at debug level (progress notifications).
+func debugLog(lb *testutil.Buffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}

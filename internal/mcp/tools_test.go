@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
@@ -100,7 +99,7 @@ func TestToolListChangedIsFollowed(t *testing.T) {
 // abort, the server keeps serving, and its progress was logged.
 func TestSlowCallStoppedByTheTurn(t *testing.T) {
 	lb := &testutil.Buffer{}
-	m := start(t, slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), Options{Transport: inMemory}, memServer("srv"))
+	m := start(t, debugLog(lb), Options{Transport: inMemory}, memServer("srv"))
 	ctx, abort := context.WithCancelCause(context.Background())
 	done := make(chan error, 1)
 	go func() {
