@@ -41,7 +41,7 @@ func TestInteropServerEverything(t *testing.T) {
 	if !strings.Contains(lb.String(), `msg="MCP tool progress" server=everything tool=trigger-long-running-operation progress=1 total=2`) {
 		t.Errorf("no progress logged:\n%s", lb.String())
 	}
-	if !tool(t, m, "mcp__everything__echo").ReadOnly() || tool(t, m, "mcp__everything__trigger-long-running-operation").ReadOnly() {
+	if !tool(t, m, "mcp__everything__echo").ReadOnly() || tool(t, m, "mcp__everything__toggle-simulated-logging").ReadOnly() {
 		t.Error("readOnlyHint not followed")
 	}
 }
