@@ -86,6 +86,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		SandboxWarning:  e.sandbox.Status().Warning(),
 		Page:            web.Handler(),
 		TurnLockTimeout: cfg.TurnLockTimeout,
+		MCP:             e.mcp.Status,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {

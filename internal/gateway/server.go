@@ -22,6 +22,7 @@ import (
 
 	"github.com/miniclaw/miniclaw/internal/agent"
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/mcp"
 	"github.com/miniclaw/miniclaw/internal/session"
 	"github.com/miniclaw/miniclaw/internal/turn"
 )
@@ -70,6 +71,8 @@ type Options struct {
 	// session run by another process on the data dir. 0 means
 	// DefaultTurnLockTimeout.
 	TurnLockTimeout time.Duration
+	// MCP, when set, reports the MCP servers' states for /readyz.
+	MCP func() []mcp.Status
 }
 
 // DefaultTurnLockTimeout is the default of Options.TurnLockTimeout: longer
