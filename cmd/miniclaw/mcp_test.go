@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,9 +31,13 @@ func writeMCPConfig(t *testing.T, data string, servers map[string]any) {
 
 // everythingServer is server-everything's entry in mcp.json, run with the
 // pinned Node.
-func everythingServer(t *testing.T) map[string]any {
+func everythingServer(t *testing.T, mark ...string) map[string]any {
 	in := testutil.NeedInterop(t)
-	return map[string]any{"command": in.Node, "args": []string{filepath.Join(in.Modules, "@modelcontextprotocol", "server-everything", "dist", "index.js")}}
+	s := map[string]any{"command": in.Node, "args": []string{filepath.Join(in.Modules, "@modelcontextprotocol", "server-everything", "dist", "index.js")}}
+	if len(mark) > 0 {
+		s["env"] = map[string]string{"MINICLAW_TEST_MARK": mark[0]}
+	}
+	return s
 }
 
 var brokenServer = map[string]any{"command": "/nonexistent/mcp-server"}
@@ -79,7 +84,7 @@ func TestGatewayReadyzShowsMCPServers(t *testing.T) {
 	ws := t.TempDir()
 	data := filepath.Join(ws, "data")
 	writeMCPConfig(t, data, map[string]any{
-		"everything": everythingServer(t),
+		"everything": everythingServer(t, ws),
 		"broken":     brokenServer,
 		"off":        map[string]any{"command": "x", "disabled": true},
 	})
@@ -112,6 +117,56 @@ func TestGatewayReadyzShowsMCPServers(t *testing.T) {
 	if s := h.MCP[byName["off"]]; s.State != "disabled" {
 		t.Errorf("off: %+v", s)
 	}
+	// SIGTERM stops the server and everything under it.
+	pids := markedProcesses(t, ws)
+	if len(pids) == 0 {
+		t.Fatal("no process of the MCP server found")
+	}
+	if code, _ := g.terminate(20 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	for _, pid := range pids {
+		testutil.WaitGone(t, pid)
+	}
+}
+
+// A gateway killed by SIGKILL leaves no MCP server running.
+func TestGatewayKilledLeavesNoMCPServer(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, "data")
+	writeMCPConfig(t, data, map[string]any{"everything": everythingServer(t, ws)})
+	g := startGateway(t, "gw", gatewayEnv(ws, data, nil))
+	pids := markedProcesses(t, ws)
+	if len(pids) < 2 {
+		t.Fatalf("processes of the MCP server: %v, want the helper and node", pids)
+	}
+	g.kill()
+	for _, pid := range pids {
+		testutil.WaitGone(t, pid)
+	}
+}
+
+// markedProcesses finds the processes whose environment holds
+// MINICLAW_TEST_MARK=mark (everythingServer's env): an MCP server and
+// the helper that runs it.
+func markedProcesses(t *testing.T, mark string) []int {
+	t.Helper()
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	var pids []int
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "environ"))
+		if err != nil {
+			continue
+		}
+		for _, kv := range strings.Split(string(b), "\x00") {
+			if kv == "MINICLAW_TEST_MARK="+mark {
+				pid, _ := strconv.Atoi(filepath.Base(d))
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
 }
 
 func TestMCPList(t *testing.T) {
