@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/miniclaw/miniclaw/internal/config"
@@ -34,6 +35,13 @@ func startMCP(cfg config.Config, log *slog.Logger, tmp string, restart bool) (*m
 	}
 	for _, w := range warnings {
 		log.Warn("MCP config: " + w)
+	}
+	project := filepath.Join(cfg.Workspace, mcp.WorkspaceFile)
+	for _, s := range servers {
+		if s.File == project && s.Status != mcp.StateDisabled {
+			// bash may write the workspace: say what runs from it.
+			log.Warn("MCP server configured in the workspace: it runs unconfined, and the agent's tools can edit that file", "server", s.Name, "file", project, "command", s.Command)
+		}
 	}
 	// Mode off: MCP servers are the operator's trusted code, not confined
 	// like bash, but they get its filtered environment and process-tree

@@ -56,6 +56,12 @@ func TestStdioServerCrashMidCall(t *testing.T) {
 	}
 }
 
+// A slow call of a real child process aborted by its turn.
+func TestStdioSlowCallStoppedByTheTurn(t *testing.T) {
+	lb := &testutil.Buffer{}
+	abortSlowCall(t, start(t, debugLog(lb), Options{Helper: helper(t)}, stdioServer(t, "t")), "t", lb)
+}
+
 // Close leaves nothing running: neither the server nor what it started,
 // even a process that left its session.
 func TestStdioNoOrphansAfterClose(t *testing.T) {
