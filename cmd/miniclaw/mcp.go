@@ -40,7 +40,7 @@ func startMCP(cfg config.Config, log *slog.Logger, tmp string, restart bool) (*m
 	for _, s := range servers {
 		if s.File == project && s.Status != mcp.StateDisabled {
 			// bash may write the workspace: say what runs from it.
-			log.Warn("MCP server configured in the workspace: it runs unconfined, and the agent's tools can edit that file", "server", s.Name, "file", project, "command", s.Command)
+			log.Warn("MCP server configured in the workspace: it runs unconfined, and the agent's tools can edit that file", "server", s.Name, "file", project, "command", cmp.Or(s.Command, s.URL))
 		}
 	}
 	// Mode off: MCP servers are the operator's trusted code, not confined
