@@ -101,16 +101,22 @@ func (s *server) serve(ctx context.Context) (time.Duration, error) {
 	})
 	startCtx, cancel := context.WithTimeout(ctx, s.m.opts.startTimeout())
 	defer cancel()
+	startFailed := func(what string, err error) error {
+		if errors.Is(startCtx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("no answer within %s (MINI_OPENCLAW_MCP_START_TIMEOUT)", s.m.opts.startTimeout())
+		}
+		return failure(what, err, stderr)
+	}
 	cs, err := client.Connect(startCtx, transport, nil)
 	if err != nil {
-		return 0, s.failure("start", startCtx, err, stderr)
+		return 0, startFailed("start", err)
 	}
 	dead := make(chan error, 1)
 	go func() { dead <- cs.Wait() }()
 	defer func() { cs.Close(); <-dead }()
 	list, err := s.listTools(startCtx, cs)
 	if err != nil {
-		return 0, s.failure("tools/list", startCtx, err, stderr)
+		return 0, startFailed("tools/list", err)
 	}
 	cancel()
 	s.m.update(func() { s.state, s.lastErr, s.session, s.tools = StateReady, "", cs, list })
@@ -120,7 +126,7 @@ func (s *server) serve(ctx context.Context) (time.Duration, error) {
 		select {
 		case err := <-dead:
 			dead <- err // for the deferred Close
-			return time.Since(ready), s.failure("exited", nil, errors.New("the connection ended"), stderr)
+			return time.Since(ready), failure("exited", errors.New("the connection ended"), stderr)
 		case <-ctx.Done():
 			return time.Since(ready), context.Cause(ctx)
 		case <-refresh:
@@ -139,10 +145,7 @@ func (s *server) serve(ctx context.Context) (time.Duration, error) {
 
 // failure words why a start or a run ended, with the last lines the
 // server wrote to stderr (a stdio server's own explanation).
-func (s *server) failure(what string, ctx context.Context, err error, stderr *tail) error {
-	if ctx != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		err = fmt.Errorf("no answer within %s (MINI_OPENCLAW_MCP_START_TIMEOUT)", s.m.opts.startTimeout())
-	}
+func failure(what string, err error, stderr *tail) error {
 	msg := fmt.Sprintf("%s: %v", what, err)
 	if t := stderr.String(); t != "" {
 		msg += "; stderr: " + t
