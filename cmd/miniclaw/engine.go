@@ -27,6 +27,7 @@ type engine struct {
 	sandbox *gatewaySandbox
 	skills  int // skills indexed at startup
 	ws      *tools.Workspace
+	mcp     *mcpServers
 }
 
 // openEngine builds the engine of cfg. Its close releases what it holds,
@@ -52,7 +53,14 @@ func openEngine(cfg config.Config, log *slog.Logger) (*engine, error) {
 	// Indexed now, so a malformed skill is reported at startup, not at the first turn.
 	skillIndex := skills.New(cfg.SkillsDir, cfg.Workspace, log)
 	e.skills = len(skillIndex.Skills())
+	if e.mcp, err = startMCP(cfg, log, e.sandbox.tmp.Path, true); err != nil {
+		e.sandbox.close()
+		e.ws.Close()
+		return nil, err
+	}
+	toolSet.AddSource(e.mcp)
 	if e.store, err = session.Open(cfg.SessionsDir, session.Options{Fsync: cfg.Fsync == config.FsyncAlways, Logger: log, Workspace: cfg.Workspace}); err != nil {
+		e.mcp.close()
 		e.sandbox.close()
 		e.ws.Close()
 		return nil, err
@@ -73,10 +81,12 @@ func openEngine(cfg config.Config, log *slog.Logger) (*engine, error) {
 	return e, nil
 }
 
-// close writes the store's pending metas and index snapshot, removes the
-// sandbox's cgroup and temp dir, and closes the workspace.
+// close writes the store's pending metas and index snapshot, stops the
+// MCP servers, removes the sandbox's cgroup and temp dir, and closes the
+// workspace.
 func (e *engine) close() {
 	e.store.Close()
+	e.mcp.close()
 	e.sandbox.close()
 	e.ws.Close()
 }

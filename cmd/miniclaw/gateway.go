@@ -95,6 +95,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		// A refused key is found now (one request, in the background),
 		// not on the first message.
 		CheckProviderKey: true,
+		MCP:              e.mcp.Status,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {

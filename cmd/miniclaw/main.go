@@ -29,6 +29,7 @@ Usage:
   miniclaw sessions <cmd>    list, show, export, fork or archive sessions in the data dir
   miniclaw skills list       list the workspace's skills and their problems
   miniclaw memory <cmd>      show the memory the model sees (show) or search it (search QUERY)
+  miniclaw mcp list          start the MCP servers of mcp.json and .mcp.json, show their state and tools
   miniclaw version           print the version
   miniclaw help              show this help
 
@@ -71,6 +72,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return exitCode(stderr, "skills", runSkills(args[1:], getenv, stdout, stderr))
 	case "memory":
 		return exitCode(stderr, "memory", runMemory(args[1:], getenv, stdout, stderr))
+	case "mcp":
+		return exitCode(stderr, "mcp", runMCP(args[1:], getenv, stdout, stderr))
 	case "version", "--version", "-v":
 		info, _ := debug.ReadBuildInfo() // nil without build info
 		fmt.Fprintf(stdout, "miniclaw %s\n", versionString(version, info))

@@ -77,6 +77,9 @@ type Config struct {
 	SandboxRead  []string // extra paths bash may read and execute
 	SandboxWrite []string // extra paths bash may write
 	ToolEnv      []string // more variables of the gateway's environment passed to tools
+	// MCPStartTimeout bounds one start of an MCP server (spawn or
+	// connect, initialize, the first tools/list).
+	MCPStartTimeout time.Duration
 }
 
 // Sandbox modes.
@@ -134,6 +137,7 @@ var settings = []setting{
 	{env: "MINI_OPENCLAW_SANDBOX_READ", flag: "sandbox-read", def: "", help: "extra paths bash may read and execute, comma- or colon-separated, absolute and existing"},
 	{env: "MINI_OPENCLAW_SANDBOX_WRITE", flag: "sandbox-write", def: "", help: "extra paths bash may read and write, comma- or colon-separated, absolute and existing"},
 	{env: "MINI_OPENCLAW_TOOL_ENV", flag: "tool-env", def: "", help: "more environment variables passed to bash by name, comma-separated (by default only PATH, HOME, LANG, LANGUAGE, LC_*, TERM, TZ, USER, LOGNAME, SHELL)"},
+	{env: "MINI_OPENCLAW_MCP_START_TIMEOUT", flag: "mcp-start-timeout", def: "10s", help: "how long an MCP server of mcp.json / .mcp.json may take to start and list its tools before it is marked failed (Go duration, 1s-10m)", kind: "duration"},
 	{env: "ANTHROPIC_API_KEY", def: "", secret: true},
 	{env: "ANTHROPIC_BASE_URL", def: ""},
 	{env: "OPENAI_API_KEY", def: "", secret: true},
@@ -313,6 +317,7 @@ func resolve(fs *flag.FlagSet, flagVals map[string]*string, getenv func(string) 
 	c.BashTimeout = durIn("MINI_OPENCLAW_BASH_TIMEOUT", time.Second, 24*time.Hour)
 	c.ShutdownTimeout = durIn("MINI_OPENCLAW_SHUTDOWN_TIMEOUT", 0, time.Hour)
 	c.TurnLockTimeout = durIn("MINI_OPENCLAW_TURN_LOCK_TIMEOUT", time.Second, 24*time.Hour)
+	c.MCPStartTimeout = durIn("MINI_OPENCLAW_MCP_START_TIMEOUT", time.Second, 10*time.Minute)
 	c.Fsync = oneOf("MINI_OPENCLAW_FSYNC", FsyncAlways, FsyncNever)
 	c.LogJSON = oneOf("MINI_OPENCLAW_LOG_FORMAT", "text", "json") == "json"
 	c.Model = str("MINI_OPENCLAW_MODEL")

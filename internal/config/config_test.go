@@ -78,6 +78,7 @@ func TestLoadDefaults(t *testing.T) {
 		ProviderDefaulted: true,
 		ShutdownTimeout:   10 * time.Second,
 		TurnLockTimeout:   10 * time.Minute,
+		MCPStartTimeout:   10 * time.Second,
 		Sandbox:           SandboxWorkspace,
 	}
 	want.ContextWindow, want.ContextWindowSource = 200000, "default for claude models"
@@ -159,6 +160,7 @@ func TestLoadFromEnv(t *testing.T) {
 		AllowedHosts:     []string{"gw.lan", "Box.Example"},
 		LogJSON:          true,
 		TurnLockTimeout:  10 * time.Minute,
+		MCPStartTimeout:  10 * time.Second,
 		Sandbox:          SandboxWorkspace,
 	}
 	want.ContextWindow, want.ContextWindowSource = 32768, "conservative default for non-Claude models; set MINI_OPENCLAW_CONTEXT_WINDOW"
@@ -167,6 +169,15 @@ func TestLoadFromEnv(t *testing.T) {
 	}
 	if c.IsLoopback() {
 		t.Error("0.0.0.0 reported as loopback")
+	}
+}
+
+func TestLoadMCPStartTimeout(t *testing.T) {
+	if c := mustLoad(t, nil); c.MCPStartTimeout != 10*time.Second {
+		t.Errorf("default MCPStartTimeout = %s, want 10s", c.MCPStartTimeout)
+	}
+	if c := mustLoad(t, nil, "--mcp-start-timeout", "1m"); c.MCPStartTimeout != time.Minute {
+		t.Errorf("MCPStartTimeout from the flag = %s, want 1m", c.MCPStartTimeout)
 	}
 }
 
@@ -288,6 +299,8 @@ func TestLoadBadValues(t *testing.T) {
 			`MINI_OPENCLAW_SHUTDOWN_TIMEOUT="-1s": must be a duration such as 30s, from 0s to 1h0m0s`},
 		{"turn lock timeout too short", map[string]string{"MINI_OPENCLAW_TURN_LOCK_TIMEOUT": "100ms"}, nil,
 			`MINI_OPENCLAW_TURN_LOCK_TIMEOUT="100ms": must be a duration such as 30s, from 1s to 24h0m0s`},
+		{"MCP start timeout too long", map[string]string{"MINI_OPENCLAW_MCP_START_TIMEOUT": "11m"}, nil,
+			`MINI_OPENCLAW_MCP_START_TIMEOUT="11m": must be a duration such as 30s, from 1s to 10m0s`},
 		{"fsync sometimes", map[string]string{"MINI_OPENCLAW_FSYNC": "sometimes"}, nil,
 			`MINI_OPENCLAW_FSYNC="sometimes": must be one of always, never`},
 		{"fsync case", nil, []string{"--fsync=Always"},

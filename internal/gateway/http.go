@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/mcp"
 	"github.com/miniclaw/miniclaw/internal/protocol"
 	"github.com/miniclaw/miniclaw/internal/session"
 )
@@ -118,6 +119,9 @@ type health struct {
 	ProviderCheck   string  `json:"providerCheck,omitempty"` // the startup check of the provider's key
 	Sandbox         string  `json:"sandbox,omitempty"`
 	SandboxWarning  string  `json:"sandboxWarning,omitempty"`
+	// MCP is each configured MCP server's state; a failed one does not
+	// make the gateway not ready.
+	MCP []mcp.Status `json:"mcp,omitempty"`
 }
 
 func (s *Server) health(status string) health {
@@ -139,6 +143,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	h := s.health("ready")
 	h.Sandbox, h.SandboxWarning = s.opt.Sandbox, s.opt.SandboxWarning
+	if s.opt.MCP != nil {
+		h.MCP = s.opt.MCP()
+	}
 	code := http.StatusOK
 	if s.opt.Runtime == nil || s.opt.Runtime.Provider == nil {
 		h.Status, h.Reason, code = "not_ready", "no model provider is configured", http.StatusServiceUnavailable

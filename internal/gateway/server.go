@@ -23,6 +23,7 @@ import (
 
 	"github.com/miniclaw/miniclaw/internal/agent"
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/mcp"
 	"github.com/miniclaw/miniclaw/internal/session"
 	"github.com/miniclaw/miniclaw/internal/turn"
 )
@@ -77,6 +78,8 @@ type Options struct {
 	// ready; a check that could not tell is a warning. The check is
 	// bounded by KeyCheckTimeout.
 	CheckProviderKey bool
+	// MCP, when set, reports the MCP servers' states for /readyz.
+	MCP func() []mcp.Status
 }
 
 // KeyCheckTimeout bounds the startup check of the provider's key.

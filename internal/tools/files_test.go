@@ -473,6 +473,32 @@ func TestSetAdd(t *testing.T) {
 	}
 }
 
+// listSource is a Source whose list the test changes.
+type listSource struct{ list []Tool }
+
+func (l *listSource) Tools() []Tool { return l.list }
+
+// A source's tools are read on every Specs and Get: a tool added or
+// removed while the set is in use is seen by the next turn; a source's
+// tool named like a fixed one does not replace it.
+func TestSetSourceChanges(t *testing.T) {
+	ws, _ := newWS(t)
+	src := &listSource{}
+	s := NewSet(ws.FileTools()...)
+	s.AddSource(src)
+	if _, ok := s.Get("bash"); ok || len(s.Specs()) != 4 {
+		t.Fatalf("empty source: %d specs", len(s.Specs()))
+	}
+	src.list = []Tool{Bash{Dir: ws.Dir()}, readFile{ws}}
+	if tl, ok := s.Get("bash"); !ok || tl.Spec().Name != "bash" || len(s.Specs()) != 5 {
+		t.Errorf("source grew: bash %v, %d specs (read_file once)", ok, len(s.Specs()))
+	}
+	src.list = nil
+	if _, ok := s.Get("bash"); ok || len(s.Specs()) != 4 {
+		t.Errorf("source emptied: bash %v, %d specs", ok, len(s.Specs()))
+	}
+}
+
 func TestPermissionDenied(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("root reads any file")

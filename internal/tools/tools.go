@@ -32,9 +32,19 @@ type Tool interface {
 	Run(ctx context.Context, input json.RawMessage) (string, error)
 }
 
-// Set is the tools of a runtime, by name.
+// Source is a list of tools that may change while the gateway runs (the
+// tools of MCP servers, which come and go with their servers). Tools must
+// be safe for concurrent use; each call returns the current list.
+type Source interface {
+	Tools() []Tool
+}
+
+// Set is the tools of a runtime, by name: fixed tools, and the current
+// tools of its sources, read again on every Specs and Get so a turn sees
+// the list as it is when the turn starts.
 type Set struct {
-	byName map[string]Tool
+	byName  map[string]Tool
+	sources []Source
 }
 
 // NewSet builds a set; a duplicate name is a programming error.
@@ -57,6 +67,12 @@ func (s *Set) Add(tools ...Tool) {
 	}
 }
 
+// AddSource adds tools that may change later. A source's tool named like a
+// fixed tool is shadowed by it. Call it before the set is used.
+func (s *Set) AddSource(src Source) {
+	s.sources = append(s.sources, src)
+}
+
 // Specs lists the tools for the model, sorted by name so the prompt is
 // stable from turn to turn (which keeps provider prompt caches warm).
 func (s *Set) Specs() []core.ToolSpec {
@@ -64,14 +80,30 @@ func (s *Set) Specs() []core.ToolSpec {
 	for _, t := range s.byName {
 		out = append(out, t.Spec())
 	}
+	for _, src := range s.sources {
+		for _, t := range src.Tools() {
+			if _, fixed := s.byName[t.Spec().Name]; !fixed {
+				out = append(out, t.Spec())
+			}
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
 // Get returns the named tool.
 func (s *Set) Get(name string) (Tool, bool) {
-	t, ok := s.byName[name]
-	return t, ok
+	if t, ok := s.byName[name]; ok {
+		return t, true
+	}
+	for _, src := range s.sources {
+		for _, t := range src.Tools() {
+			if t.Spec().Name == name {
+				return t, true
+			}
+		}
+	}
+	return nil, false
 }
 
 // DecodeInput parses a tool's arguments strictly into v: unknown fields and

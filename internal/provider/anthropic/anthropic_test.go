@@ -354,3 +354,22 @@ func TestCheckKey(t *testing.T) {
 		return New(Options{APIKey: key, BaseURL: url})
 	})
 }
+
+// A tool's input schema reaches the API whole: an MCP server's $defs,
+// additionalProperties and the rest, not only properties and required.
+func TestToolSchemaPassedWhole(t *testing.T) {
+	api := pt.NewFakeAPI(t, sse(t, "text.sse"))
+	schema := `{"type":"object","$defs":{"node":{"type":"object","properties":{"children":{"type":"array","items":{"$ref":"#/$defs/node"}}}}},"properties":{"tree":{"$ref":"#/$defs/node"}},"required":["tree"],"additionalProperties":false}`
+	req := simpleRequest()
+	req.Tools = []core.ToolSpec{{Name: "mcp__srv__odd", Description: "odd", InputSchema: json.RawMessage(schema)}}
+	pt.MustComplete(t, newProvider(api, 1), req)
+	var w struct {
+		Tools []struct {
+			InputSchema json.RawMessage `json:"input_schema"`
+		} `json:"tools"`
+	}
+	if err := json.Unmarshal(api.Only(t).Body, &w); err != nil || len(w.Tools) != 1 {
+		t.Fatalf("%v: %+v", err, w)
+	}
+	pt.JSONEqual(t, "input_schema", w.Tools[0].InputSchema, schema)
+}

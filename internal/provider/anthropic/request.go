@@ -2,6 +2,7 @@ package anthropic
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	sdk "github.com/anthropics/anthropic-sdk-go"
@@ -27,13 +28,19 @@ func (p *Provider) params(req core.Request) (sdk.MessageNewParams, error) {
 			Properties any      `json:"properties"`
 			Required   []string `json:"required"`
 		}
-		if err := json.Unmarshal(t.InputSchema, &schema); err != nil {
+		// The rest of the schema ($defs, additionalProperties...) goes
+		// as it is: MCP servers' schemas refer to their $defs.
+		var rest map[string]any
+		if err := errors.Join(json.Unmarshal(t.InputSchema, &schema), json.Unmarshal(t.InputSchema, &rest)); err != nil {
 			return params, fmt.Errorf("anthropic: tool %s: bad input schema: %w", t.Name, err)
+		}
+		for _, k := range []string{"type", "properties", "required"} {
+			delete(rest, k)
 		}
 		tool := sdk.ToolParam{
 			Name:        t.Name,
 			Description: sdk.String(t.Description),
-			InputSchema: sdk.ToolInputSchemaParam{Properties: schema.Properties, Required: schema.Required},
+			InputSchema: sdk.ToolInputSchemaParam{Properties: schema.Properties, Required: schema.Required, ExtraFields: rest},
 		}
 		params.Tools = append(params.Tools, sdk.ToolUnionParam{OfTool: &tool})
 	}
