@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/mcp"
 	"github.com/miniclaw/miniclaw/internal/protocol"
+	"github.com/miniclaw/miniclaw/internal/safeopen"
 	"github.com/miniclaw/miniclaw/internal/session"
 )
 
@@ -414,6 +416,11 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusInternalServerError {
 		s.log.Error("session store error", "method", r.Method, "path", r.URL.Path, "err", err)
 		msg = "the session store failed; the gateway's log says why"
+		// A special file in place of a session's file is the operator's
+		// to fix: say what it is, by its base name only.
+		if te := (*safeopen.TypeError)(nil); errors.As(err, &te) {
+			msg = fmt.Sprintf("the session store failed: %s", &safeopen.TypeError{Path: filepath.Base(te.Path), Mode: te.Mode, Want: te.Want})
+		}
 	}
 	writeError(w, status, codeOf(err), msg)
 }
