@@ -220,6 +220,7 @@ func TestTwoGatewaysOneKilled(t *testing.T) {
 		sent, acked []string
 		ackedAt     []time.Time
 		err         error
+		nacked      atomic.Int32 // len(acked), for the test's goroutine
 	}
 	var stopB atomic.Bool
 	// run chats until stop is set, or, with a nil stop, until the
@@ -254,6 +255,7 @@ func TestTwoGatewaysOneKilled(t *testing.T) {
 			}
 			res.acked = append(res.acked, content)
 			res.ackedAt = append(res.ackedAt, time.Now())
+			res.nacked.Add(1)
 		}
 	}
 	var resA, resB result
@@ -261,7 +263,16 @@ func TestTwoGatewaysOneKilled(t *testing.T) {
 	wg.Go(func() { run(a, "A", nil, &resA) })
 	wg.Go(func() { run(b, "B", &stopB, &resB) })
 
+	// Kill A once both have had replies: each turn polls for the
+	// session's turn lock, so on a loaded machine one gateway can hold the
+	// session for a while before the other gets a turn in.
 	time.Sleep(time.Second)
+	for resA.nacked.Load() == 0 || resB.nacked.Load() == 0 {
+		if ctx.Err() != nil {
+			t.Fatalf("no reply from both gateways before the kill: A %d, B %d", resA.nacked.Load(), resB.nacked.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	a.kill()
 	killedAt := time.Now()
 	time.Sleep(700 * time.Millisecond)
