@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,8 +25,8 @@ type mcpServers struct {
 	helper *sandbox.Sandbox
 }
 
-// startMCP loads the MCP config and starts its servers; it returns once
-// each is ready or failed. A config error is an error; a server that fails
+// startMCP loads the MCP config and starts its servers in the background
+// (WaitStarted waits for their first start). A config error is an error; a server that fails
 // is not (it is logged, and shown by /readyz and `miniclaw mcp list`).
 // With restart, servers that fail or die are restarted with backoff.
 func startMCP(cfg config.Config, log *slog.Logger, tmp string, restart bool) (*mcpServers, error) {
@@ -126,6 +127,7 @@ func runMCP(args []string, getenv func(string) string, stdout, stderr io.Writer)
 		return err
 	}
 	defer servers.close()
+	servers.WaitStarted(context.Background())
 	list := listMCP(servers.Manager)
 	if *asJSON {
 		enc := core.NewJSONEncoder(stdout)

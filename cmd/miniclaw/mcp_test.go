@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,6 +91,7 @@ func TestGatewayReadyzShowsMCPServers(t *testing.T) {
 		"off":        map[string]any{"command": "x", "disabled": true},
 	})
 	g := startGateway(t, "gw", gatewayEnv(ws, data, nil))
+	waitMCPState(t, g, map[string]string{"everything": "ready", "broken": "started"})
 	var h struct {
 		Status string
 		MCP    []struct {
@@ -137,6 +140,7 @@ func TestGatewayKilledLeavesNoMCPServer(t *testing.T) {
 	data := filepath.Join(ws, "data")
 	writeMCPConfig(t, data, map[string]any{"everything": everythingServer(t, ws)})
 	g := startGateway(t, "gw", gatewayEnv(ws, data, nil))
+	waitMCPState(t, g, map[string]string{"everything": "ready"})
 	pids := markedProcesses(t, ws)
 	if len(pids) < 2 {
 		t.Fatalf("processes of the MCP server: %v, want the helper and node", pids)
@@ -219,4 +223,84 @@ func TestMCPListConfigErrorAndHelp(t *testing.T) {
 	if r = runCLI(t, agentTimeout, nil, "mcp"); r.code != 2 {
 		t.Errorf("mcp without a command: exit %d", r.code)
 	}
+}
+
+// mcpStates is the mcp field of /readyz, by server name.
+func mcpStates(ctx context.Context, g *gatewayProc) (map[string]string, error) {
+	var h struct {
+		Status string
+		MCP    []struct{ Name, State string }
+	}
+	if err := g.getJSON(ctx, "/readyz", &h); err != nil {
+		return nil, err
+	}
+	if h.Status != "ready" {
+		return nil, fmt.Errorf("readyz status %q, want ready", h.Status)
+	}
+	out := map[string]string{}
+	for _, s := range h.MCP {
+		out[s.Name] = s.State
+	}
+	return out, nil
+}
+
+// waitMCPState polls /readyz until each named server has its state
+// ("started": any state but starting).
+func waitMCPState(t *testing.T, g *gatewayProc, want map[string]string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		got, err := mcpStates(ctx, g)
+		ok := err == nil
+		for name, state := range want {
+			ok = ok && (got[name] == state || state == "started" && got[name] != "starting" && got[name] != "")
+		}
+		if ok {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("MCP servers never %v: %v, last %v", want, err, got)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// The gateway listens and is ready while an MCP server is still starting:
+// the server is held before it execs until the test opens a FIFO, so the
+// listening line, /healthz and /readyz ("starting") come before it can
+// possibly be ready; then it becomes ready.
+func TestGatewayListensBeforeMCPServersAreReady(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, "data")
+	gate := filepath.Join(t.TempDir(), "gate")
+	if err := syscall.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ev := everythingServer(t)
+	script := filepath.Join(t.TempDir(), "slow-server")
+	body := fmt.Sprintf("#!/bin/sh\ncat %q >/dev/null\nexec %q %q\n", gate, ev["command"], ev["args"].([]string)[0])
+	if err := os.WriteFile(script, []byte(body), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeMCPConfig(t, data, map[string]any{"slow": map[string]any{"command": script}})
+	// A start timeout far beyond the test's wait for the listening line.
+	g := startGateway(t, "gw", gatewayEnv(ws, data, map[string]string{"MINI_OPENCLAW_MCP_START_TIMEOUT": "10m"}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var health struct{ Status string }
+	if err := g.getJSON(ctx, "/healthz", &health); err != nil || health.Status != "ok" {
+		t.Fatalf("/healthz while the MCP server starts: %v %+v", err, health)
+	}
+	if got, err := mcpStates(ctx, g); err != nil || got["slow"] != "starting" {
+		t.Fatalf("/readyz while the MCP server starts: %v %v", got, err)
+	}
+	f, err := os.OpenFile(gate, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	waitMCPState(t, g, map[string]string{"slow": "ready"})
 }

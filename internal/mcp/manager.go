@@ -115,9 +115,10 @@ type Manager struct {
 }
 
 // Start starts every server that is not disabled, each in its own
-// goroutine, and returns once each is ready or failed its first start
-// (so at most StartTimeout later). A server that fails is logged and
-// shown in Status; it never stops the others. Close stops them.
+// goroutine, and returns at once: a server is "starting" until its first
+// start ends, and its tools are offered from when it is ready (WaitStarted
+// waits for that). A server that fails is logged and shown in Status; it
+// never stops the others. Close stops them.
 func Start(servers []Server, opts Options) *Manager {
 	log := opts.Log
 	if log == nil {
@@ -137,7 +138,13 @@ func Start(servers []Server, opts Options) *Manager {
 			m.wg.Go(func() { s.supervise(ctx) })
 		}
 	}
-	m.waitFor(context.Background(), func() bool {
+	return m
+}
+
+// WaitStarted returns once every server is ready or failed its first
+// start (each start is bounded by StartTimeout), or ctx is done.
+func (m *Manager) WaitStarted(ctx context.Context) error {
+	return m.waitFor(ctx, func() bool {
 		for _, s := range m.servers {
 			if s.state == StateStarting {
 				return false
@@ -145,7 +152,6 @@ func Start(servers []Server, opts Options) *Manager {
 		}
 		return true
 	})
-	return m
 }
 
 // Close stops every server (stdio ones get their stdin closed, then
