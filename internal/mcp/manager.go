@@ -15,6 +15,7 @@
 package mcp
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,7 @@ const (
 	StateFailed     = "failed"     // a start failed (the gateway retries it with backoff)
 	StateRestarting = "restarting" // it was ready and died; it is being restarted
 	StateDisabled   = "disabled"   // "disabled": true in the config
+	StateUntrusted  = "untrusted"  // a workspace server the operator has not approved (Trust)
 )
 
 // Defaults of Options.
@@ -114,7 +116,8 @@ type Manager struct {
 	changed chan struct{} // closed and replaced when a state or tool list changes
 }
 
-// Start starts every server that is not disabled, each in its own
+// Start starts every server whose Status is "" (not disabled, not
+// untrusted), each in its own
 // goroutine, and returns at once: a server is "starting" until its first
 // start ends, and its tools are offered from when it is ready (WaitStarted
 // waits for that). A server that fails is logged and shown in Status; it
@@ -127,14 +130,11 @@ func Start(servers []Server, opts Options) *Manager {
 	ctx, stop := context.WithCancel(context.Background())
 	m := &Manager{opts: opts, log: log, stop: stop, changed: make(chan struct{})}
 	for _, cfg := range servers {
-		s := &server{m: m, cfg: cfg, state: StateStarting}
-		if cfg.Status == StateDisabled {
-			s.state = StateDisabled
-		}
+		s := &server{m: m, cfg: cfg, state: cmp.Or(cfg.Status, StateStarting)}
 		m.servers = append(m.servers, s)
 	}
 	for _, s := range m.servers {
-		if s.state != StateDisabled {
+		if s.cfg.Status == "" {
 			m.wg.Go(func() { s.supervise(ctx) })
 		}
 	}
