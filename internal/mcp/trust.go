@@ -48,10 +48,11 @@ var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // nothing. A file that does not decode, or holds an approval that is not
 // one, is an error naming the file.
 func LoadTrust(dataDir string) (*Trust, error) {
-	t := &Trust{path: filepath.Join(dataDir, TrustFile), Servers: map[string]Approval{}}
+	t := &Trust{path: filepath.Join(dataDir, TrustFile)}
 	b, cut, err := safeopen.ReadHead(t.path, maxConfigBytes)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		t.Servers = map[string]Approval{}
 		return t, nil
 	case err != nil:
 		return nil, fmt.Errorf("MCP approvals: %w", err)
