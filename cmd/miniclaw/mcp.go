@@ -67,9 +67,9 @@ func (s *mcpServers) close() {
 }
 
 const mcpUsage = `Usage:
-  miniclaw mcp list [--json] [flags]        start the MCP servers, show each one's state and tools, stop them
-  miniclaw mcp trust [flags] NAME... | --all  approve servers of <workspace>/.mcp.json to run
-  miniclaw mcp untrust [flags] NAME...      withdraw their approval
+  miniclaw mcp list [--json] [flags]           start the MCP servers, show each one's state and tools, stop them
+  miniclaw mcp trust [flags] NAME... | --all   approve servers of <workspace>/.mcp.json to run
+  miniclaw mcp untrust [flags] NAME...         withdraw their approval
 
 list starts the MCP servers of <data dir>/mcp.json and <workspace>/.mcp.json
 (as the gateway does), prints each server's name, transport and state and
@@ -87,8 +87,6 @@ approvals when it starts.
 Exit status: 0 when the config is valid (list: even if a server failed), 1
 for a config error or a NAME that cannot be (un)trusted, 2 for a bad
 command line.
-
-Flags:
 `
 
 // runMCP is `miniclaw mcp list|trust|untrust`.
@@ -99,7 +97,7 @@ func runMCP(args []string, getenv func(string) string, stdout, stderr io.Writer)
 	case len(args) > 0 && (args[0] == "trust" || args[0] == "untrust"):
 		return runMCPTrust(args[0] == "trust", args[1:], getenv, stdout, stderr)
 	case len(args) > 0 && isHelp(args[0]):
-		fmt.Fprint(stdout, mcpUsage)
+		fmt.Fprint(stdout, mcpUsage+"\nRun \"miniclaw mcp list --help\" or \"miniclaw mcp trust --help\" for their flags.\n")
 		return nil
 	}
 	fmt.Fprint(stderr, mcpUsage)
@@ -118,7 +116,7 @@ func runMCPList(args []string, getenv func(string) string, stdout, stderr io.Wri
 			out = stdout
 		}
 		fmt.Fprint(out, mcpUsage)
-		fmt.Fprint(out, "  --json\tprint the servers and their tools as JSON\n\nIt also takes the gateway's flags and environment variables (workspace, data dir,\nMINI_OPENCLAW_MCP_START_TIMEOUT, MINI_OPENCLAW_TOOL_ENV): see \"miniclaw gateway --help\".\n")
+		fmt.Fprint(out, "\nFlags of list:\n  --json\tprint the servers and their tools as JSON\n\nIt also takes the gateway's flags and environment variables (workspace, data dir,\nMINI_OPENCLAW_MCP_START_TIMEOUT, MINI_OPENCLAW_TOOL_ENV): see \"miniclaw gateway --help\".\n")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -175,7 +173,7 @@ func runMCPList(args []string, getenv func(string) string, stdout, stderr io.Wri
 // untrust`: it rewrites <data dir>/mcp-trust.json.
 func runMCPTrust(approve bool, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd := map[bool]string{true: "trust", false: "untrust"}[approve]
-	fs, paths := knowledgeFlags("mcp "+cmd, mcpUsage, stderr, getenv)
+	fs, paths := knowledgeFlags("mcp "+cmd, mcpUsage+"\nFlags of trust and untrust:\n", stderr, getenv)
 	all := fs.Bool("all", false, "trust: approve every server of <workspace>/.mcp.json")
 	if helpAsked(args) {
 		fs.SetOutput(stdout)
