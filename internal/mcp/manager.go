@@ -1,9 +1,11 @@
 // Package mcp makes the tools of MCP servers (Model Context Protocol) the
 // agent's tools. The servers are configured in the mcpServers JSON that
-// Claude Desktop, Claude Code and Cursor use (LoadConfig); a Manager starts
-// them in parallel, keeps their tool lists current (tools/list_changed),
-// restarts one that dies with backoff, and stops them all. Each server tool
-// reaches the model as mcp__<server>__<tool>.
+// Claude Desktop, Claude Code and Cursor use (LoadConfig); those of the
+// workspace run only once the operator approved them (Trust). A Manager
+// starts them in parallel, in the background, keeps their tool lists
+// current (tools/list_changed), restarts one that dies with backoff, and
+// stops them all. Each server tool reaches the model as
+// mcp__<server>__<tool>.
 //
 // The client side is the official Go SDK (github.com/modelcontextprotocol/go-sdk).
 //
