@@ -26,10 +26,12 @@ type mcpServers struct {
 	helper *sandbox.Sandbox
 }
 
-// startMCP loads the MCP config and starts its servers in the background
-// (WaitStarted waits for their first start). A config error is an error; a server that fails
-// is not (it is logged, and shown by /readyz and `miniclaw mcp list`).
-// With restart, servers that fail or die are restarted with backoff.
+// startMCP loads the MCP config and the approvals and starts the servers
+// in the background (WaitStarted waits for their first start); a server
+// of the workspace that is not approved is not started. A config error is
+// an error; a server that fails is not (it is logged, and shown by
+// /readyz and `miniclaw mcp list`). With restart, servers that fail or die
+// are restarted with backoff.
 func startMCP(cfg config.Config, log *slog.Logger, tmp string, restart bool) (*mcpServers, error) {
 	servers, warnings, err := mcp.LoadConfig(cfg.DataDir, cfg.Workspace, os.Getenv)
 	if err != nil {
