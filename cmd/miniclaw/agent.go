@@ -128,6 +128,10 @@ func runAgent(args []string, getenv func(string) string, stdin *os.File, stdout,
 
 	ctx, stop := abortOnSignal()
 	defer stop()
+	// The one turn needs the MCP servers' tools: wait for their first
+	// start (bounded by MINI_OPENCLAW_MCP_START_TIMEOUT). A signal ends
+	// the wait, and the turn then reports the abort.
+	e.mcp.WaitStarted(ctx)
 	// The turn's failure is the command's error message: its log line
 	// would say it twice.
 	player := &turn.Player{Store: e.store, Runtime: e.runtime, Log: agentLogger(cfg, stderr, *verbose, slog.LevelError), MaxContext: cfg.MaxContext, LockTimeout: cfg.TurnLockTimeout}

@@ -182,7 +182,7 @@ func newSandbox(cfg config.Config, log *slog.Logger) (*gatewaySandbox, error) {
 	if st.Confined() && strings.HasPrefix(cfg.DataDir+"/", cfg.Workspace+"/") {
 		// Landlock only grants access: it cannot take the data dir back
 		// out of the writable workspace.
-		log.Info("the data dir is inside the workspace: bash can read and write the transcripts and memory files; set MINI_OPENCLAW_DATA_DIR outside the workspace to keep them out of its reach", "data", cfg.DataDir)
+		log.Info("the data dir is inside the workspace: bash can read and write the transcripts and memory files, and mcp.json and mcp-trust.json (so the agent can add MCP servers, which run unconfined); set MINI_OPENCLAW_DATA_DIR outside the workspace to keep them out of its reach", "data", cfg.DataDir)
 	}
 	return &gatewaySandbox{Sandbox: sb, tmp: tmp, log: log}, nil
 }

@@ -29,7 +29,7 @@ Usage:
   miniclaw sessions <cmd>    list, show, export, fork, archive, unarchive or rename sessions in the data dir
   miniclaw skills list       list the workspace's skills and their problems
   miniclaw memory <cmd>      show the memory the model sees (show) or search it (search QUERY)
-  miniclaw mcp list          start the MCP servers of mcp.json and .mcp.json, show their state and tools
+  miniclaw mcp <cmd>         show the MCP servers' state and tools (list), approve the workspace's (trust, untrust)
   miniclaw version           print the version
   miniclaw help              show this help
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/miniclaw/miniclaw/internal/config"
 	"github.com/miniclaw/miniclaw/internal/core"
@@ -24,10 +26,12 @@ type mcpServers struct {
 	helper *sandbox.Sandbox
 }
 
-// startMCP loads the MCP config and starts its servers; it returns once
-// each is ready or failed. A config error is an error; a server that fails
-// is not (it is logged, and shown by /readyz and `miniclaw mcp list`).
-// With restart, servers that fail or die are restarted with backoff.
+// startMCP loads the MCP config and the approvals and starts the servers
+// in the background (WaitStarted waits for their first start); a server
+// of the workspace that is not approved is not started. A config error is
+// an error; a server that fails is not (it is logged, and shown by
+// /readyz and `miniclaw mcp list`). With restart, servers that fail or die
+// are restarted with backoff.
 func startMCP(cfg config.Config, log *slog.Logger, tmp string, restart bool) (*mcpServers, error) {
 	servers, warnings, err := mcp.LoadConfig(cfg.DataDir, cfg.Workspace, os.Getenv)
 	if err != nil {
@@ -36,12 +40,13 @@ func startMCP(cfg config.Config, log *slog.Logger, tmp string, restart bool) (*m
 	for _, w := range warnings {
 		log.Warn("MCP config: " + w)
 	}
-	project := filepath.Join(cfg.Workspace, mcp.WorkspaceFile)
-	for _, s := range servers {
-		if s.File == project && s.Status != mcp.StateDisabled {
-			// bash may write the workspace: say what runs from it.
-			log.Warn("MCP server configured in the workspace: it runs unconfined, and the agent's tools can edit that file", "server", s.Name, "file", project, "command", cmp.Or(s.Command, s.URL))
-		}
+	trust, err := mcp.LoadTrust(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range trust.Apply(servers) {
+		// bash may write the workspace: what it adds there waits for the operator.
+		log.Warn("MCP server of the workspace not started: the operator has not approved it (run: miniclaw mcp trust "+s.Name+")", "server", s.Name, "file", s.File, "command", s.CommandLine())
 	}
 	// Mode off: MCP servers are the operator's trusted code, not confined
 	// like bash, but they get its filtered environment and process-tree
@@ -63,22 +68,46 @@ func (s *mcpServers) close() {
 	s.helper.Close()
 }
 
-const mcpUsage = `Usage: miniclaw mcp list [--json] [flags]
+const mcpUsage = `Usage:
+  miniclaw mcp list [--json] [flags]           start the MCP servers, show each one's state and tools, stop them
+  miniclaw mcp trust [flags] NAME... | --all   approve servers of <workspace>/.mcp.json to run
+  miniclaw mcp untrust [flags] NAME...         withdraw their approval
 
-Starts the MCP servers of <data dir>/mcp.json and <workspace>/.mcp.json
+list starts the MCP servers of <data dir>/mcp.json and <workspace>/.mcp.json
 (as the gateway does), prints each server's name, transport and state and
 the tools it offers the agent (mcp__<server>__<tool> and the first line of
 its description), then stops them. A server that fails to start is shown
 with its error. See docs/mcp.md for the config format.
 
-Exit status: 0 when the config is valid (even if a server failed), 1 for a
-config error, 2 for a bad command line.
+The agent's bash can write the workspace, so a server of the workspace's
+.mcp.json runs only once approved: trust records the approval of each
+named server's entry as it is now (its SHA-256) in <data dir>/mcp-trust.json;
+an entry edited since is "untrusted" again. Servers of <data dir>/mcp.json
+are the operator's and need no approval. A running gateway reads the
+approvals when it starts.
 
-Flags:
+Exit status: 0 when the config is valid (list: even if a server failed), 1
+for a config error or a NAME that cannot be (un)trusted, 2 for a bad
+command line.
 `
 
-// runMCP is `miniclaw mcp list`.
+// runMCP is `miniclaw mcp list|trust|untrust`.
 func runMCP(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	switch {
+	case len(args) > 0 && args[0] == "list":
+		return runMCPList(args[1:], getenv, stdout, stderr)
+	case len(args) > 0 && (args[0] == "trust" || args[0] == "untrust"):
+		return runMCPTrust(args[0] == "trust", args[1:], getenv, stdout, stderr)
+	case len(args) > 0 && isHelp(args[0]):
+		fmt.Fprint(stdout, mcpUsage+"\nRun \"miniclaw mcp list --help\" or \"miniclaw mcp trust --help\" for their flags.\n")
+		return nil
+	}
+	fmt.Fprint(stderr, mcpUsage)
+	return usageError{errors.New(`the command is "mcp list", "mcp trust" or "mcp untrust"`)}
+}
+
+// runMCPList is `miniclaw mcp list`.
+func runMCPList(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("miniclaw mcp list", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the servers and their tools as JSON")
 	resolve := config.Flags(fs, getenv)
@@ -89,18 +118,8 @@ func runMCP(args []string, getenv func(string) string, stdout, stderr io.Writer)
 			out = stdout
 		}
 		fmt.Fprint(out, mcpUsage)
-		fmt.Fprint(out, "  --json\tprint the servers and their tools as JSON\n\nIt also takes the gateway's flags and environment variables (workspace, data dir,\nMINI_OPENCLAW_MCP_START_TIMEOUT, MINI_OPENCLAW_TOOL_ENV): see \"miniclaw gateway --help\".\n")
+		fmt.Fprint(out, "\nFlags of list:\n  --json\tprint the servers and their tools as JSON\n\nIt also takes the gateway's flags and environment variables (workspace, data dir,\nMINI_OPENCLAW_MCP_START_TIMEOUT, MINI_OPENCLAW_TOOL_ENV): see \"miniclaw gateway --help\".\n")
 	}
-	if len(args) == 0 || args[0] != "list" {
-		if len(args) > 0 && isHelp(args[0]) {
-			fs.SetOutput(stdout)
-			fmt.Fprint(stdout, mcpUsage)
-			return nil
-		}
-		fs.Usage()
-		return usageError{errors.New(`the command is "mcp list"`)}
-	}
-	args = args[1:]
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -126,6 +145,7 @@ func runMCP(args []string, getenv func(string) string, stdout, stderr io.Writer)
 		return err
 	}
 	defer servers.close()
+	servers.WaitStarted(context.Background())
 	list := listMCP(servers.Manager)
 	if *asJSON {
 		enc := core.NewJSONEncoder(stdout)
@@ -137,13 +157,98 @@ func runMCP(args []string, getenv func(string) string, stdout, stderr io.Writer)
 	}
 	for _, s := range list {
 		fmt.Fprintf(stdout, "%s (%s): %s", s.Name, s.Transport, s.State)
-		if s.LastError != "" {
+		switch {
+		case s.LastError != "":
 			fmt.Fprintf(stdout, ": %s", s.LastError)
+		case s.State == mcp.StateUntrusted:
+			fmt.Fprintf(stdout, ": not approved to run; run: miniclaw mcp trust %s", s.Name)
 		}
 		fmt.Fprintln(stdout)
 		for _, t := range s.ToolList {
 			fmt.Fprintf(stdout, "  %s  %s\n", t.Name, t.Description)
 		}
+	}
+	return nil
+}
+
+// runMCPTrust is `miniclaw mcp trust` (approve) and `miniclaw mcp
+// untrust`: it rewrites <data dir>/mcp-trust.json.
+func runMCPTrust(approve bool, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := map[bool]string{true: "trust", false: "untrust"}[approve]
+	fs, paths := knowledgeFlags("mcp "+cmd, mcpUsage+"\nFlags of trust and untrust:\n", stderr, getenv)
+	all := fs.Bool("all", false, "trust: approve every server of <workspace>/.mcp.json")
+	if helpAsked(args) {
+		fs.SetOutput(stdout)
+	}
+	names, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	switch {
+	case *all && !approve:
+		return usageError{errors.New("untrust takes server names, not --all")}
+	case *all && len(names) > 0:
+		return usageError{errors.New("give server names or --all, not both")}
+	case !*all && len(names) == 0:
+		return usageError{fmt.Errorf("%s needs a server NAME", cmd)}
+	}
+	p, err := paths()
+	if err != nil {
+		return err
+	}
+	trust, err := mcp.LoadTrust(p.DataDir)
+	if err != nil {
+		return err
+	}
+	if approve {
+		if err := approveServers(trust, p, getenv, names, stdout); err != nil {
+			return err
+		}
+	} else {
+		for _, name := range names {
+			if !trust.Revoke(name) {
+				return fmt.Errorf("server %q is not approved in %s", name, trust.Path())
+			}
+			fmt.Fprintf(stdout, "untrusted %s: it will not start\n", name)
+		}
+	}
+	if err := trust.Save(); err != nil {
+		return err
+	}
+	if strings.HasPrefix(p.DataDir+"/", p.Workspace+"/") {
+		fmt.Fprintf(stderr, "miniclaw mcp: warning: the data dir %s is inside the workspace, which the agent's bash can write: it can change %s and %s itself. Set MINI_OPENCLAW_DATA_DIR outside the workspace for approvals to protect anything.\n", p.DataDir, mcp.DataFile, mcp.TrustFile)
+	}
+	return nil
+}
+
+// approveServers approves the named servers of the workspace's .mcp.json,
+// or all of them, as configured now.
+func approveServers(trust *mcp.Trust, p config.Paths, getenv func(string) string, names []string, stdout io.Writer) error {
+	servers, _, err := mcp.LoadConfig(p.DataDir, p.Workspace, getenv)
+	if err != nil {
+		return err
+	}
+	project := filepath.Join(p.Workspace, mcp.WorkspaceFile)
+	byName := map[string]mcp.Server{}
+	for _, s := range servers {
+		byName[s.Name] = s
+		if len(names) == 0 && s.Project {
+			names = append(names, s.Name) // --all
+		}
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("no servers to trust in %s", project)
+	}
+	for _, name := range names {
+		s, ok := byName[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("no server %q in %s", name, project)
+		case !s.Project:
+			return fmt.Errorf("server %q is configured in %s, the operator's file: it needs no approval", name, s.File)
+		}
+		trust.Approve(s, time.Now())
+		fmt.Fprintf(stdout, "trusted %s (%s): %s\n", name, s.Type, s.CommandLine())
 	}
 	return nil
 }

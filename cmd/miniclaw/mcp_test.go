@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,6 +40,31 @@ func everythingServer(t *testing.T, mark ...string) map[string]any {
 		s["env"] = map[string]string{"MINICLAW_TEST_MARK": mark[0]}
 	}
 	return s
+}
+
+// scriptServer writes a shell script that runs pre, then execs
+// server-everything, and returns its path.
+func scriptServer(t *testing.T, pre string) string {
+	t.Helper()
+	ev := everythingServer(t)
+	script := filepath.Join(t.TempDir(), "server.sh")
+	body := fmt.Sprintf("#!/bin/sh\n%s\nexec %q %q\n", pre, ev["command"], ev["args"].([]string)[0])
+	if err := os.WriteFile(script, []byte(body), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return script
+}
+
+// writeProjectMCP writes the workspace's .mcp.json.
+func writeProjectMCP(t *testing.T, ws string, servers map[string]any) {
+	t.Helper()
+	b, err := json.Marshal(map[string]any{"mcpServers": servers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ws, ".mcp.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 var brokenServer = map[string]any{"command": "/nonexistent/mcp-server"}
@@ -88,7 +115,12 @@ func TestGatewayReadyzShowsMCPServers(t *testing.T) {
 		"broken":     brokenServer,
 		"off":        map[string]any{"command": "x", "disabled": true},
 	})
+	// The agent's bash could have written this one: it waits for approval.
+	ran := filepath.Join(t.TempDir(), "ran")
+	proj := scriptServer(t, fmt.Sprintf("touch %q", ran))
+	writeProjectMCP(t, ws, map[string]any{"proj": map[string]any{"command": proj}})
 	g := startGateway(t, "gw", gatewayEnv(ws, data, nil))
+	waitMCPState(t, g, map[string]string{"everything": "ready", "broken": "started", "proj": "untrusted"})
 	var h struct {
 		Status string
 		MCP    []struct {
@@ -101,7 +133,7 @@ func TestGatewayReadyzShowsMCPServers(t *testing.T) {
 	if err := g.getJSON(ctx, "/readyz", &h); err != nil {
 		t.Fatal(err)
 	}
-	if h.Status != "ready" || len(h.MCP) != 3 {
+	if h.Status != "ready" || len(h.MCP) != 4 {
 		t.Fatalf("readyz %+v", h)
 	}
 	byName := map[string]int{}
@@ -116,6 +148,12 @@ func TestGatewayReadyzShowsMCPServers(t *testing.T) {
 	}
 	if s := h.MCP[byName["off"]]; s.State != "disabled" {
 		t.Errorf("off: %+v", s)
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Error("the untrusted workspace server ran")
+	}
+	if want := fmt.Sprintf(`level=WARN msg="MCP server of the workspace not started: the operator has not approved it (run: miniclaw mcp trust proj)" server=proj file=%s command=%s`, filepath.Join(ws, ".mcp.json"), proj); !strings.Contains(g.stderr.String(), want) {
+		t.Errorf("the log lacks %q", want)
 	}
 	// SIGTERM stops the server and everything under it.
 	pids := markedProcesses(t, ws)
@@ -137,6 +175,7 @@ func TestGatewayKilledLeavesNoMCPServer(t *testing.T) {
 	data := filepath.Join(ws, "data")
 	writeMCPConfig(t, data, map[string]any{"everything": everythingServer(t, ws)})
 	g := startGateway(t, "gw", gatewayEnv(ws, data, nil))
+	waitMCPState(t, g, map[string]string{"everything": "ready"})
 	pids := markedProcesses(t, ws)
 	if len(pids) < 2 {
 		t.Fatalf("processes of the MCP server: %v, want the helper and node", pids)
@@ -210,13 +249,175 @@ func TestMCPListConfigErrorAndHelp(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, `server "a": type: "sse" is not supported`) {
 		t.Errorf("agent with a bad mcp.json: exit %d, stderr %q", r.code, r.stderr)
 	}
-	for _, args := range [][]string{{"mcp", "--help"}, {"mcp", "list", "--help"}} {
-		r = runCLI(t, agentTimeout, nil, args...)
-		if r.code != 0 || !strings.Contains(r.stdout, "Usage: miniclaw mcp list") || !strings.Contains(r.stdout, "--json") {
-			t.Errorf("%v: exit %d, stdout %q", args, r.code, r.stdout)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"mcp", "--help"}, `Run "miniclaw mcp list --help"`},
+		{[]string{"mcp", "list", "--help"}, "Flags of list:\n  --json"},
+		{[]string{"mcp", "trust", "--help"}, "-all"},
+		{[]string{"mcp", "untrust", "--help"}, "-data-dir"},
+	} {
+		r = runCLI(t, agentTimeout, nil, tc.args...)
+		for _, want := range []string{"miniclaw mcp list [--json]", "miniclaw mcp trust [flags] NAME... | --all", "miniclaw mcp untrust", tc.want} {
+			if r.code != 0 || !strings.Contains(r.stdout, want) {
+				t.Errorf("%v: exit %d, stdout lacks %q:\n%s", tc.args, r.code, want, r.stdout)
+			}
 		}
 	}
 	if r = runCLI(t, agentTimeout, nil, "mcp"); r.code != 2 {
 		t.Errorf("mcp without a command: exit %d", r.code)
+	}
+}
+
+// mcpStates is the mcp field of /readyz, by server name.
+func mcpStates(ctx context.Context, g *gatewayProc) (map[string]string, error) {
+	var h struct {
+		Status string
+		MCP    []struct{ Name, State string }
+	}
+	if err := g.getJSON(ctx, "/readyz", &h); err != nil {
+		return nil, err
+	}
+	if h.Status != "ready" {
+		return nil, fmt.Errorf("readyz status %q, want ready", h.Status)
+	}
+	out := map[string]string{}
+	for _, s := range h.MCP {
+		out[s.Name] = s.State
+	}
+	return out, nil
+}
+
+// waitMCPState polls /readyz until each named server has its state
+// ("started": any state but starting).
+func waitMCPState(t *testing.T, g *gatewayProc, want map[string]string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		got, err := mcpStates(ctx, g)
+		ok := err == nil
+		for name, state := range want {
+			ok = ok && (got[name] == state || state == "started" && got[name] != "starting" && got[name] != "")
+		}
+		if ok {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("MCP servers never %v: %v, last %v", want, err, got)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// The gateway listens and is ready while an MCP server is still starting:
+// the server is held before it execs until the test opens a FIFO, so the
+// listening line, /healthz and /readyz ("starting") come before it can
+// possibly be ready; then it becomes ready.
+func TestGatewayListensBeforeMCPServersAreReady(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := filepath.Join(ws, "data")
+	gate := filepath.Join(t.TempDir(), "gate")
+	if err := syscall.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := scriptServer(t, fmt.Sprintf("cat %q >/dev/null", gate))
+	writeMCPConfig(t, data, map[string]any{"slow": map[string]any{"command": script}})
+	// A start timeout far beyond the test's wait for the listening line.
+	g := startGateway(t, "gw", gatewayEnv(ws, data, map[string]string{"MINI_OPENCLAW_MCP_START_TIMEOUT": "10m"}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var health struct{ Status string }
+	if err := g.getJSON(ctx, "/healthz", &health); err != nil || health.Status != "ok" {
+		t.Fatalf("/healthz while the MCP server starts: %v %+v", err, health)
+	}
+	if got, err := mcpStates(ctx, g); err != nil || got["slow"] != "starting" {
+		t.Fatalf("/readyz while the MCP server starts: %v %v", got, err)
+	}
+	f, err := os.OpenFile(gate, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	waitMCPState(t, g, map[string]string{"slow": "ready"})
+}
+
+// A server of the workspace's .mcp.json runs once `mcp trust` approved
+// its entry, and no longer once the entry is edited or `mcp untrust`ed.
+func TestMCPTrust(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	data := t.TempDir() // outside the workspace: bash cannot approve for itself
+	vars := gatewayEnv(ws, data, nil)
+	ran := filepath.Join(t.TempDir(), "ran")
+	proj := scriptServer(t, fmt.Sprintf("touch %q", ran))
+	writeProjectMCP(t, ws, map[string]any{"proj": map[string]any{"command": proj}})
+	list := func(want string, runs bool) {
+		t.Helper()
+		os.Remove(ran)
+		r := runCLI(t, agentTimeout, vars, "mcp", "list")
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Errorf("mcp list: exit %d, stdout lacks %q:\n%s\nstderr:\n%s", r.code, want, r.stdout, r.stderr)
+		}
+		if _, err := os.Stat(ran); (err == nil) != runs {
+			t.Errorf("mcp list: the server ran: %v, want %v", err == nil, runs)
+		}
+	}
+	list("proj (stdio): untrusted: not approved to run; run: miniclaw mcp trust proj\n", false)
+
+	r := runCLI(t, agentTimeout, vars, "mcp", "trust", "proj")
+	if want := "trusted proj (stdio): " + proj + "\n"; r.code != 0 || r.stdout != want || r.stderr != "" {
+		t.Fatalf("mcp trust: exit %d, stdout %q, stderr %q; want 0, %q", r.code, r.stdout, r.stderr, want)
+	}
+	if entries, _ := os.ReadDir(data); len(entries) != 1 || entries[0].Name() != "mcp-trust.json" {
+		t.Errorf("data dir after mcp trust: %v", entries)
+	}
+	list("proj (stdio): ready\n", true)
+
+	writeProjectMCP(t, ws, map[string]any{"proj": map[string]any{"command": proj, "args": []string{"--more"}}})
+	list("proj (stdio): untrusted: not approved to run; run: miniclaw mcp trust proj\n", false)
+
+	if r = runCLI(t, agentTimeout, vars, "mcp", "trust", "--all"); r.code != 0 || !strings.HasPrefix(r.stdout, "trusted proj (stdio): "+proj+" --more\n") {
+		t.Errorf("mcp trust --all: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if r = runCLI(t, agentTimeout, vars, "mcp", "untrust", "proj"); r.code != 0 || r.stdout != "untrusted proj: it will not start\n" {
+		t.Errorf("mcp untrust: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	list("proj (stdio): untrusted", false)
+
+	trustFile := filepath.Join(data, "mcp-trust.json")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"untrust", "proj"}, `server "proj" is not approved in ` + trustFile},
+		{[]string{"trust", "nope"}, `no server "nope" in ` + filepath.Join(ws, ".mcp.json")},
+	} {
+		if r = runCLI(t, agentTimeout, vars, append([]string{"mcp"}, tc.args...)...); r.code != 1 || r.stderr != "miniclaw mcp: "+tc.want+"\n" {
+			t.Errorf("mcp %v: exit %d, stderr %q; want 1, %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+	// A damaged trust file stops what would read it, naming it.
+	if err := os.WriteFile(trustFile, []byte(`{"servers": {`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := "miniclaw mcp: " + trustFile + ": invalid JSON: unexpected EOF\n"
+	if r = runCLI(t, agentTimeout, vars, "mcp", "list"); r.code != 1 || r.stderr != want {
+		t.Errorf("mcp list with a bad trust file: exit %d, stderr %q; want 1, %q", r.code, r.stderr, want)
+	}
+}
+
+// Approvals kept in a data dir inside the workspace protect nothing: the
+// agent's bash can write them. mcp trust says so.
+func TestMCPTrustWarnsOfADataDirInTheWorkspace(t *testing.T) {
+	t.Parallel()
+	ws, data, vars := agentDirs(t, nil)
+	writeProjectMCP(t, ws, map[string]any{"proj": map[string]any{"command": "x"}})
+	r := runCLI(t, agentTimeout, vars, "mcp", "trust", "proj")
+	if want := "miniclaw mcp: warning: the data dir " + data + " is inside the workspace"; r.code != 0 || !strings.HasPrefix(r.stderr, want) {
+		t.Errorf("exit %d, stderr %q; want 0, %q...", r.code, r.stderr, want)
 	}
 }

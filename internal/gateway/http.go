@@ -121,8 +121,9 @@ type health struct {
 	ProviderCheck   string  `json:"providerCheck,omitempty"` // the startup check of the provider's key
 	Sandbox         string  `json:"sandbox,omitempty"`
 	SandboxWarning  string  `json:"sandboxWarning,omitempty"`
-	// MCP is each configured MCP server's state; a failed one does not
-	// make the gateway not ready.
+	// MCP is each configured MCP server's state; one that is starting,
+	// failed or untrusted does not make the gateway not ready (the agent
+	// works without its tools).
 	MCP []mcp.Status `json:"mcp,omitempty"`
 }
 

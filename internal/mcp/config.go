@@ -37,7 +37,14 @@ type Server struct {
 	Name   string // the key in mcpServers
 	File   string // the file that configured it
 	Type   string // Stdio or HTTP
-	Status string // "" or StateDisabled
+	Status string // "", StateDisabled or StateUntrusted (not started)
+
+	// Project: the server is the workspace's (.mcp.json), which the
+	// agent can write; it runs only once approved (Trust).
+	Project bool
+	// Digest is the SHA-256 of the entry as written (see digest): what
+	// an approval approves.
+	Digest string
 
 	// stdio
 	Command string
@@ -75,12 +82,13 @@ var serverName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 // Errors name the file, the server and the field.
 func LoadConfig(dataDir, workspace string, getenv func(string) string) (servers []Server, warnings []string, err error) {
 	byName := map[string]Server{}
-	for _, path := range []string{filepath.Join(dataDir, DataFile), filepath.Join(workspace, WorkspaceFile)} {
+	for i, path := range []string{filepath.Join(dataDir, DataFile), filepath.Join(workspace, WorkspaceFile)} {
 		list, err := loadFile(path, workspace, getenv)
 		if err != nil {
 			return nil, nil, err
 		}
 		for _, s := range list {
+			s.Project = i == 1
 			if prev, dup := byName[s.Name]; dup {
 				warnings = append(warnings, fmt.Sprintf("%s: server %q is left out: %s configures a server of that name, which wins", s.File, s.Name, prev.File))
 				continue
@@ -146,7 +154,7 @@ func parseServer(name string, b json.RawMessage, workspace string, getenv func(s
 	if err := strictDecode(b, &r); err != nil {
 		return Server{}, err
 	}
-	s := Server{Name: name, Type: Stdio}
+	s := Server{Name: name, Type: Stdio, Digest: digest(r)}
 	if r.Type != nil {
 		s.Type = *r.Type
 	}

@@ -60,7 +60,13 @@ func TestLoadConfig(t *testing.T) {
 	want := []Server{
 		{Name: "api", File: filepath.Join(data, DataFile), Type: HTTP, Status: StateDisabled, URL: "https://example.com/mcp", Headers: map[string]string{"Authorization": "Bearer t0k"}},
 		{Name: "fs", File: filepath.Join(data, DataFile), Type: Stdio, Command: "npx", Args: []string{"-y", "@modelcontextprotocol/server-filesystem", "/home/u/notes"}, Env: []string{"A=x/home/uy", "B=dflt"}, Cwd: filepath.Join(ws, "sub")},
-		{Name: "proj", File: filepath.Join(ws, WorkspaceFile), Type: Stdio, Command: "./server"},
+		{Name: "proj", File: filepath.Join(ws, WorkspaceFile), Type: Stdio, Command: "./server", Project: true},
+	}
+	for i := range servers {
+		if len(servers[i].Digest) != 64 {
+			t.Errorf("%s: digest %q", servers[i].Name, servers[i].Digest)
+		}
+		servers[i].Digest = "" // TestTrustFollowsTheEntry tests it
 	}
 	if !reflect.DeepEqual(servers, want) {
 		t.Errorf("servers\n%+v\nwant\n%+v", servers, want)

@@ -145,6 +145,9 @@ func start(t *testing.T, log *slog.Logger, opts Options, servers ...Server) *Man
 	}
 	m := Start(servers, opts)
 	t.Cleanup(m.Close)
+	if err := m.WaitStarted(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	return m
 }
 

@@ -1,9 +1,11 @@
 // Package mcp makes the tools of MCP servers (Model Context Protocol) the
 // agent's tools. The servers are configured in the mcpServers JSON that
-// Claude Desktop, Claude Code and Cursor use (LoadConfig); a Manager starts
-// them in parallel, keeps their tool lists current (tools/list_changed),
-// restarts one that dies with backoff, and stops them all. Each server tool
-// reaches the model as mcp__<server>__<tool>.
+// Claude Desktop, Claude Code and Cursor use (LoadConfig); those of the
+// workspace run only once the operator approved them (Trust). A Manager
+// starts them in parallel, in the background, keeps their tool lists
+// current (tools/list_changed), restarts one that dies with backoff, and
+// stops them all. Each server tool reaches the model as
+// mcp__<server>__<tool>.
 //
 // The client side is the official Go SDK (github.com/modelcontextprotocol/go-sdk).
 //
@@ -15,6 +17,7 @@
 package mcp
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -34,6 +37,7 @@ const (
 	StateFailed     = "failed"     // a start failed (the gateway retries it with backoff)
 	StateRestarting = "restarting" // it was ready and died; it is being restarted
 	StateDisabled   = "disabled"   // "disabled": true in the config
+	StateUntrusted  = "untrusted"  // a workspace server the operator has not approved (Trust)
 )
 
 // Defaults of Options.
@@ -114,10 +118,12 @@ type Manager struct {
 	changed chan struct{} // closed and replaced when a state or tool list changes
 }
 
-// Start starts every server that is not disabled, each in its own
-// goroutine, and returns once each is ready or failed its first start
-// (so at most StartTimeout later). A server that fails is logged and
-// shown in Status; it never stops the others. Close stops them.
+// Start starts every server whose Status is "" (not disabled, not
+// untrusted), each in its own
+// goroutine, and returns at once: a server is "starting" until its first
+// start ends, and its tools are offered from when it is ready (WaitStarted
+// waits for that). A server that fails is logged and shown in Status; it
+// never stops the others. Close stops them.
 func Start(servers []Server, opts Options) *Manager {
 	log := opts.Log
 	if log == nil {
@@ -126,18 +132,21 @@ func Start(servers []Server, opts Options) *Manager {
 	ctx, stop := context.WithCancel(context.Background())
 	m := &Manager{opts: opts, log: log, stop: stop, changed: make(chan struct{})}
 	for _, cfg := range servers {
-		s := &server{m: m, cfg: cfg, state: StateStarting}
-		if cfg.Status == StateDisabled {
-			s.state = StateDisabled
-		}
+		s := &server{m: m, cfg: cfg, state: cmp.Or(cfg.Status, StateStarting)}
 		m.servers = append(m.servers, s)
 	}
 	for _, s := range m.servers {
-		if s.state != StateDisabled {
+		if s.cfg.Status == "" {
 			m.wg.Go(func() { s.supervise(ctx) })
 		}
 	}
-	m.waitFor(context.Background(), func() bool {
+	return m
+}
+
+// WaitStarted returns once every server is ready or failed its first
+// start (each start is bounded by StartTimeout), or ctx is done.
+func (m *Manager) WaitStarted(ctx context.Context) error {
+	return m.waitFor(ctx, func() bool {
 		for _, s := range m.servers {
 			if s.state == StateStarting {
 				return false
@@ -145,7 +154,6 @@ func Start(servers []Server, opts Options) *Manager {
 		}
 		return true
 	})
-	return m
 }
 
 // Close stops every server (stdio ones get their stdin closed, then

@@ -67,6 +67,9 @@ func TestStdioSlowCallStoppedByTheTurn(t *testing.T) {
 func TestStdioNoOrphansAfterClose(t *testing.T) {
 	m := Start([]Server{stdioServer(t, "t")}, Options{Helper: helper(t), Workspace: t.TempDir(), Environ: os.Environ()})
 	defer m.Close()
+	if err := m.WaitStarted(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if st := m.Status(); st[0].State != StateReady {
 		t.Fatalf("status %+v", st)
 	}

@@ -1,0 +1,162 @@
+package mcp
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/safeopen"
+)
+
+// TrustFile, in the data dir, holds the operator's approvals of the
+// workspace's servers. <workspace>/.mcp.json is writable by the agent's
+// bash, and an MCP server runs unconfined: a server from it runs only once
+// the operator approved that exact entry (`miniclaw mcp trust`), as Claude
+// Code does for project servers. The data dir's own mcp.json is the
+// operator's and needs no approval.
+const TrustFile = "mcp-trust.json"
+
+// Approval is the operator's approval of one workspace server.
+type Approval struct {
+	// SHA256 is the entry's Digest when it was approved: an edited entry
+	// is no longer approved.
+	SHA256 string `json:"sha256"`
+	// Where the entry was, and when, for whoever reads the file. (Not
+	// the command: once expanded, it may hold a ${VAR}'s secret.)
+	File       string    `json:"file"`
+	ApprovedAt time.Time `json:"approvedAt"`
+}
+
+// Trust is the approvals of TrustFile, by server name.
+type Trust struct {
+	path    string
+	Servers map[string]Approval `json:"servers"`
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// LoadTrust reads <dataDir>/mcp-trust.json; a missing file approves
+// nothing. A file that does not decode, or holds an approval that is not
+// one, is an error naming the file.
+func LoadTrust(dataDir string) (*Trust, error) {
+	t := &Trust{path: filepath.Join(dataDir, TrustFile)}
+	b, cut, err := safeopen.ReadHead(t.path, maxConfigBytes)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		t.Servers = map[string]Approval{}
+		return t, nil
+	case err != nil:
+		return nil, fmt.Errorf("MCP approvals: %w", err)
+	case cut:
+		return nil, fmt.Errorf("%s: over the limit of %d bytes", t.path, maxConfigBytes)
+	}
+	if err := strictDecode(b, t); err != nil {
+		return nil, fmt.Errorf("%s: %w", t.path, err)
+	}
+	if t.Servers == nil {
+		return nil, fmt.Errorf(`%s: no "servers" object`, t.path)
+	}
+	for name, a := range t.Servers {
+		if !serverName.MatchString(name) {
+			return nil, fmt.Errorf("%s: %q is not a server name", t.path, name)
+		}
+		if !sha256Hex.MatchString(a.SHA256) {
+			return nil, fmt.Errorf("%s: server %q: sha256: %q is not a SHA-256 in hex", t.path, name, a.SHA256)
+		}
+	}
+	return t, nil
+}
+
+// Path is the trust file's path.
+func (t *Trust) Path() string { return t.path }
+
+// Trusted reports whether s may run: a server of the data dir's mcp.json
+// always may, one of the workspace's .mcp.json once this very entry was
+// approved.
+func (t *Trust) Trusted(s Server) bool {
+	return !s.Project || t.Servers[s.Name].SHA256 == s.Digest
+}
+
+// Apply marks the workspace's servers that are not approved (and not
+// disabled) StateUntrusted, so they are not started, and returns them.
+func (t *Trust) Apply(servers []Server) (untrusted []Server) {
+	for i, s := range servers {
+		if s.Status == "" && !t.Trusted(s) {
+			servers[i].Status = StateUntrusted
+			untrusted = append(untrusted, servers[i])
+		}
+	}
+	return untrusted
+}
+
+// Approve approves s as it is configured now.
+func (t *Trust) Approve(s Server, now time.Time) {
+	t.Servers[s.Name] = Approval{SHA256: s.Digest, File: s.File, ApprovedAt: now.UTC()}
+}
+
+// Revoke withdraws the approval of the server name; it reports whether
+// there was one.
+func (t *Trust) Revoke(name string) bool {
+	_, ok := t.Servers[name]
+	delete(t.Servers, name)
+	return ok
+}
+
+// Save writes the file through a temp file, fsynced, and a rename: a
+// reader, or a crash, sees the old approvals or the new, never a mix.
+func (t *Trust) Save() error {
+	b, err := core.MarshalJSONIndent(t, "  ")
+	if err != nil {
+		return fmt.Errorf("%s: %w", t.path, err)
+	}
+	dir := filepath.Dir(t.path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("MCP approvals: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "."+TrustFile+".tmp")
+	if err != nil {
+		return fmt.Errorf("MCP approvals: %w", err)
+	}
+	_, werr := f.Write(append(b, '\n'))
+	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("MCP approvals: %s: %w", f.Name(), err)
+	}
+	if err := os.Rename(f.Name(), t.path); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("MCP approvals: %w", err)
+	}
+	return nil
+}
+
+// digest is the SHA-256 of what an entry runs, as the file writes it
+// (before ${VAR} expansion): its type, command, args, env and cwd, or url
+// and headers. "disabled" is left out: turning a server off and on again
+// does not change what it runs.
+func digest(r rawServer) string {
+	r.Disabled = false
+	b, err := core.MarshalJSON(r) // maps in key order: the same entry, the same bytes
+	if err != nil {
+		panic(fmt.Sprintf("MCP: a decoded config entry does not encode: %v", err))
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// CommandLine is what the server runs, for logs and approvals: its
+// command and args, or its url.
+func (s Server) CommandLine() string {
+	if s.Type == HTTP {
+		return s.URL
+	}
+	return strings.Join(slices.Concat([]string{s.Command}, s.Args), " ")
+}
