@@ -23,7 +23,8 @@ type subscriber interface {
 // job is a user message, or a /compact, waiting for its session's lane.
 type job struct {
 	content string
-	from    *conn // for errors that concern only the sender; may have gone away
+	from    *conn  // for errors that concern only the sender; may have gone away
+	channel string // where the message came from, for user_message
 	// sink, when set, receives the events of this job's turn only: it is
 	// subscribed while the turn runs, not while it waits behind other
 	// turns of the session, and gets the event that ends it through end.
@@ -262,10 +263,20 @@ func (h *hub) busy(id string) bool {
 // connection whose queue is full is closed rather than allowed to slow the
 // others down.
 func (h *hub) broadcast(id string, payload []byte) {
+	h.broadcastExcept(id, nil, payload)
+}
+
+// broadcastExcept is broadcast to every connection attached to id but
+// skip (nil: none).
+func (h *hub) broadcastExcept(id string, skip *conn, payload []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if l, ok := h.lanes[id]; ok {
-		h.sendLocked(l, payload)
+		for c := range l.subs {
+			if c != subscriber(skip) {
+				c.enqueue(payload)
+			}
+		}
 	}
 }
 
