@@ -637,7 +637,7 @@ func (c *client) handleEvent(ctx context.Context, ev event) {
 		// be noise.
 		if c.out.width != nil && ev.ToolCallID != "" {
 			n := c.toolNumber(ev)
-			c.out.replace("progress "+ev.ToolCallID, toolProgressLine(n, ev.ToolName, ev.Progress, ev.Total, ev.Message))
+			c.out.replace("progress "+ev.ToolCallID, toolNumber(n)+ToolProgressLine(ev.ToolName, ev.Progress, ev.Total, ev.Message))
 		}
 	case protocol.TypeToolDone:
 		c.out.drop("progress " + ev.ToolCallID)

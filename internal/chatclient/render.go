@@ -87,10 +87,10 @@ func toolDoneLines(n int, name, output string, isError, full bool) string {
 	return head + "\n" + termsafe.Text(strings.TrimRight(output, "\n"))
 }
 
-// toolProgressLine is how far a running call got, below its start line:
-// "[1] … download 3/10 Downloading".
-func toolProgressLine(n int, name string, progress, total float64, message string) string {
-	s := toolNumber(n) + "… " + termsafe.Line(name) + " " + strconv.FormatFloat(progress, 'f', -1, 64)
+// ToolProgressLine is how far a running call got, the line below its start:
+// "… download 3/10 Downloading".
+func ToolProgressLine(name string, progress, total float64, message string) string {
+	s := "… " + termsafe.Line(name) + " " + strconv.FormatFloat(progress, 'f', -1, 64)
 	if total > 0 {
 		s += "/" + strconv.FormatFloat(total, 'f', -1, 64)
 	}
