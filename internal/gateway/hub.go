@@ -195,7 +195,7 @@ func (h *hub) drain(l *lane) {
 			delete(l.subs, sink)
 			sink.end(final)
 		}
-		h.sendLocked(l, final)
+		h.sendLocked(l, final, nil)
 		if idle {
 			h.dropIfIdleLocked(l)
 			h.mu.Unlock()
@@ -272,11 +272,7 @@ func (h *hub) broadcastExcept(id string, skip *conn, payload []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if l, ok := h.lanes[id]; ok {
-		for c := range l.subs {
-			if c != subscriber(skip) {
-				c.enqueue(payload)
-			}
-		}
+		h.sendLocked(l, payload, skip)
 	}
 }
 
@@ -294,13 +290,15 @@ func (h *hub) broadcastChunk(id, text string) {
 }
 
 // sendLocked queues payload, when not nil, on every connection attached to
-// l. Caller holds h.mu.
-func (h *hub) sendLocked(l *lane, payload []byte) {
+// l but skip (nil: none). Caller holds h.mu.
+func (h *hub) sendLocked(l *lane, payload []byte, skip *conn) {
 	if payload == nil {
 		return
 	}
 	for c := range l.subs {
-		c.enqueue(payload)
+		if c != subscriber(skip) {
+			c.enqueue(payload)
+		}
 	}
 }
 
