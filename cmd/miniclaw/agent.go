@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/google/uuid"
@@ -22,6 +23,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/protocol"
 	"github.com/miniclaw/miniclaw/internal/session"
 	"github.com/miniclaw/miniclaw/internal/termsafe"
+	"github.com/miniclaw/miniclaw/internal/tools"
 	"github.com/miniclaw/miniclaw/internal/turn"
 )
 
@@ -136,12 +138,21 @@ func runAgent(args []string, getenv func(string) string, stdin *os.File, stdout,
 	// would say it twice.
 	player := &turn.Player{Store: e.store, Runtime: e.runtime, Log: agentLogger(cfg, stderr, *verbose, slog.LevelError), MaxContext: cfg.MaxContext, LockTimeout: cfg.TurnLockTimeout}
 	out := &replyWriter{w: stdout, safe: isTerminal(stdout), quiet: *asJSON}
+	var progressMu sync.Mutex
 	final := player.Play(ctx, id, content, turn.Events{
 		Text: out.text,
 		ToolStart: func(c core.ToolCall) {
 			out.endLine() // the next round's text starts on a line of its own
 			if *verbose {
 				fmt.Fprintln(stderr, chatclient.ToolStartLine(c.Name, c.Input))
+			}
+		},
+		ToolProgress: func(c core.ToolCall, p tools.Progress) {
+			if *verbose {
+				// Calls run in parallel report from their own goroutines.
+				progressMu.Lock()
+				defer progressMu.Unlock()
+				fmt.Fprintln(stderr, chatclient.ToolProgressLine(c.Name, p.Progress, p.Total, p.Message))
 			}
 		},
 		ToolDone: func(r core.ToolCallRecord) {

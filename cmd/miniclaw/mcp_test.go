@@ -421,3 +421,23 @@ func TestMCPTrustWarnsOfADataDirInTheWorkspace(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 0, %q...", r.code, r.stderr, want)
 	}
 }
+
+// An MCP server's progress notifications show on stderr with -v, between
+// the call's start and its result, and never on stdout.
+func TestAgentShowsMCPProgress(t *testing.T) {
+	t.Parallel()
+	script := writeScript(t, []map[string]any{
+		{"toolCalls": []map[string]any{{"name": "mcp__everything__trigger-long-running-operation", "input": map[string]any{"duration": 0.4, "steps": 2}}}},
+		{"text": "done"},
+	})
+	_, data, vars := agentDirs(t, map[string]string{"MINI_OPENCLAW_SCRIPT": script})
+	writeMCPConfig(t, data, map[string]any{"everything": everythingServer(t)})
+	r := agentRun(t, vars, nil, "-v", "-m", "run it")
+	wantReply(t, r, "done\n")
+	start := strings.Index(r.stderr, "⚙ mcp__everything__trigger-long-running-operation")
+	progress := strings.Index(r.stderr, "… mcp__everything__trigger-long-running-operation 1/2")
+	done := strings.Index(r.stderr, "✓ mcp__everything__trigger-long-running-operation:")
+	if start < 0 || progress < start || done < progress {
+		t.Errorf("stderr lacks start, progress 1/2 and result in that order:\n%s", r.stderr)
+	}
+}

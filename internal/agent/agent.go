@@ -25,6 +25,11 @@ type Events struct {
 	OnText      func(text string)
 	OnToolStart func(call core.ToolCall)
 	OnToolDone  func(rec core.ToolCallRecord)
+	// OnToolProgress is how far a running call got (see
+	// tools.WithProgress), between its OnToolStart and its OnToolDone, at
+	// most one per progressEvery per call. Unlike the others it runs on
+	// whatever goroutine the tool reports from, so it must not block.
+	OnToolProgress func(call core.ToolCall, p tools.Progress)
 	// OnCompaction is called when the turn summarised the older part of
 	// the history to fit the context window, before the model call that
 	// needed it. Whoever persists the transcript appends the summary

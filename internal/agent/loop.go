@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/tools"
 )
 
 // Notes the loop adds to the conversation (not persisted) when it stops the
@@ -196,12 +198,51 @@ func (t *turn) execute(ctx context.Context, c core.ToolCall, rec *core.ToolCallR
 		rec.Output, rec.IsError = fmt.Sprintf("unknown tool %q", c.Name), true
 		return
 	}
+	if t.ev.OnToolProgress != nil {
+		p := &callProgress{t: t, call: c}
+		defer p.end()
+		ctx = tools.WithProgress(ctx, p.report)
+	}
 	out, err := tool.Run(ctx, rec.Input)
 	if err != nil {
 		rec.Output, rec.IsError = err.Error(), true
 		return
 	}
 	rec.Output = out
+}
+
+// progressEvery is the least time between two progress events of one call:
+// clients get at most five a second, however often a server reports.
+const progressEvery = 200 * time.Millisecond
+
+// callProgress forwards the progress of one call to OnToolProgress: a
+// report within progressEvery of the last one sent is dropped, and so is
+// every report once the call returned (its OnToolDone follows).
+type callProgress struct {
+	t    *turn
+	call core.ToolCall
+
+	mu   sync.Mutex
+	last time.Time // of the last report sent; zero before the first
+	over bool
+}
+
+func (p *callProgress) report(pr tools.Progress) {
+	now := p.t.r.now()
+	p.mu.Lock()
+	defer p.mu.Unlock() // held while the event goes out, so none follows end
+	if p.over || (!p.last.IsZero() && now.Sub(p.last) < progressEvery) {
+		return
+	}
+	p.last = now
+	p.t.ev.OnToolProgress(p.call, pr)
+}
+
+// end drops every later report.
+func (p *callProgress) end() {
+	p.mu.Lock()
+	p.over = true
+	p.mu.Unlock()
 }
 
 func (t *turn) readOnly(c core.ToolCall) bool {

@@ -632,7 +632,15 @@ func (c *client) handleEvent(ctx context.Context, ev event) {
 	case protocol.TypeToolStart:
 		c.tools = append(c.tools, core.ToolCallRecord{ID: ev.ToolCallID, Name: ev.ToolName, Input: ev.Input})
 		c.out.printf("%s", toolStartLines(len(c.tools), ev.ToolName, ev.Input, c.opt.Full))
+	case protocol.TypeToolProgress:
+		// Only a terminal can rewrite a line; elsewhere progress would
+		// be noise.
+		if c.out.width != nil && ev.ToolCallID != "" {
+			n := c.toolNumber(ev)
+			c.out.replace("progress "+ev.ToolCallID, toolNumber(n)+ToolProgressLine(ev.ToolName, ev.Progress, ev.Total, ev.Message))
+		}
 	case protocol.TypeToolDone:
+		c.out.drop("progress " + ev.ToolCallID)
 		n := c.toolDone(ev)
 		c.out.printf("%s", toolDoneLines(n, ev.ToolName, ev.Output, ev.IsError, c.opt.Full))
 	case protocol.TypeMessageDone:
@@ -643,6 +651,8 @@ func (c *client) handleEvent(ctx context.Context, ev event) {
 			c.out.printf("(%s)", line)
 		}
 		c.answered()
+	case protocol.TypeUserMessage: // another client's (never our own)
+		c.out.printf("› %s", strings.ReplaceAll(ev.Content, "\n", "\n  "))
 	case protocol.TypeCompaction:
 		c.out.printf("%s", CompactionLine(ev.CoveredMessages, ev.TokensBefore, ev.TokensAfter))
 	case protocol.TypeStatus: // another process runs a turn of this session
@@ -657,9 +667,16 @@ func (c *client) handleEvent(ctx context.Context, ev event) {
 }
 
 // toolDone records a tool call's result with its start and returns its
-// number; a call whose start was not seen (it began before the client
-// attached) gets a number of its own.
+// number.
 func (c *client) toolDone(ev event) int {
+	n := c.toolNumber(ev)
+	c.tools[n-1].Output, c.tools[n-1].IsError = ev.Output, ev.IsError
+	return n
+}
+
+// toolNumber is the number of the call ev names; a call whose start was
+// not seen (it began before the client attached) gets a number of its own.
+func (c *client) toolNumber(ev event) int {
 	i := len(c.tools) - 1
 	for ; i >= 0 && ev.ToolCallID != ""; i-- {
 		if c.tools[i].ID == ev.ToolCallID {
@@ -670,7 +687,6 @@ func (c *client) toolDone(ev event) int {
 		c.tools = append(c.tools, core.ToolCallRecord{ID: ev.ToolCallID, Name: ev.ToolName})
 		i = len(c.tools) - 1
 	}
-	c.tools[i].Output, c.tools[i].IsError = ev.Output, ev.IsError
 	return i + 1
 }
 

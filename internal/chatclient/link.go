@@ -87,6 +87,9 @@ type event struct {
 	CoveredMessages int   `json:"coveredMessages"`
 	TokensBefore    int64 `json:"tokensBefore"`
 	TokensAfter     int64 `json:"tokensAfter"`
+	// A tool_progress event's figures.
+	Progress float64 `json:"progress"`
+	Total    float64 `json:"total"`
 }
 
 // link is one WebSocket connection to a session. Its read loop is the only

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -84,6 +85,19 @@ func toolDoneLines(n int, name, output string, isError, full bool) string {
 		return head + " (no output)"
 	}
 	return head + "\n" + termsafe.Text(strings.TrimRight(output, "\n"))
+}
+
+// ToolProgressLine is how far a running call got, the line below its start:
+// "… download 3/10 Downloading".
+func ToolProgressLine(name string, progress, total float64, message string) string {
+	s := "… " + termsafe.Line(name) + " " + strconv.FormatFloat(progress, 'f', -1, 64)
+	if total > 0 {
+		s += "/" + strconv.FormatFloat(total, 'f', -1, 64)
+	}
+	if message != "" {
+		s += " " + termsafe.Line(message)
+	}
+	return s
 }
 
 func toolNumber(n int) string {
@@ -180,16 +194,19 @@ func tokenCount(n int64) string {
 // being typed before each write and draws it again after. The line being
 // typed stays below the reply: a reply's unfinished last line is followed
 // by a newline at once, and the next text first moves the cursor back to
-// where that line ended (the column col, counted here). A status line is
-// rewritten in place by the next one as long as nothing came in between.
+// where that line ended (the column col, counted here). A status line, or
+// a tool call's progress line, is rewritten in place by the next one of
+// its kind as long as nothing came in between.
 type output struct {
 	w       io.Writer
 	notes   io.Writer
 	midLine bool
 
-	width      func() int // the terminal's width; nil in line mode
-	col        int        // the column after the reply's last line (0 to width)
-	statusLine bool       // the last line written is a status line
+	width func() int // the terminal's width; nil in line mode
+	col   int        // the column after the reply's last line (0 to width)
+	// last is the key of the last line written when it may be rewritten
+	// in place (see replace), "" otherwise.
+	last string
 }
 
 // text writes streamed reply text as it comes.
@@ -198,7 +215,7 @@ func (o *output) text(s string) {
 		return
 	}
 	s = termsafe.Text(s)
-	o.statusLine = false
+	o.last = ""
 	if o.width == nil {
 		io.WriteString(o.w, s)
 		o.midLine = !strings.HasSuffix(s, "\n")
@@ -248,7 +265,7 @@ func (o *output) endLine() {
 // writer is w for a command's output, which starts on a line of its own.
 func (o *output) writer() io.Writer {
 	o.endLine()
-	o.statusLine = false
+	o.last = ""
 	return o.w
 }
 
@@ -261,14 +278,30 @@ func (o *output) erase(n int) {
 // status writes a one-line status on a terminal, in place of the previous
 // status line if nothing was written since.
 func (o *output) status(s string) {
-	s = clipRunes(termsafe.Line(s), max(o.width()-1, 20)) // one line: the next status goes up one
-	if o.statusLine {
+	o.replace("status", s)
+}
+
+// replace writes s as one line on a terminal, in place of the last line
+// written if that was written by replace with the same key and nothing
+// came since.
+func (o *output) replace(key, s string) {
+	s = clipRunes(termsafe.Line(s), max(o.width()-1, 20)) // one line: the next one goes up one
+	if o.last == key {
 		s = "\x1b[A\r\x1b[K" + s
 	} else {
 		o.endLine()
 	}
 	io.WriteString(o.w, s+"\n")
-	o.statusLine = true
+	o.last = key
+}
+
+// drop erases the last line written if replace wrote it with key and
+// nothing came since.
+func (o *output) drop(key string) {
+	if o.last == key {
+		o.erase(1)
+		o.last = ""
+	}
 }
 
 // printf writes one whole notice line (a newline is added), on a line of
@@ -289,7 +322,7 @@ func (o *output) line(format string, args ...any) {
 
 func (o *output) writeLine(w io.Writer, format string, args ...any) {
 	o.endLine() // a reply cut by a notice still ends its line on o.w
-	o.statusLine = false
+	o.last = ""
 	io.WriteString(w, termsafe.Text(fmt.Sprintf(format, args...))+"\n")
 }
 

@@ -313,19 +313,23 @@ func (c *client) message(content string) {
 
 // turn is what a client saw of one turn.
 type turn struct {
+	users  []string // the user_message events before the reply (other clients' messages)
 	chunks []string
 	done   event // message_done, or the error that ended the turn
 }
 
 func (tn turn) text() string { return strings.Join(tn.chunks, "") }
 
-// readTurn reads chunks until message_done or error; any other event fails.
+// readTurn reads user_message events and chunks until message_done or
+// error; any other event fails.
 func (c *client) readTurn() turn {
 	c.t.Helper()
 	var tn turn
 	for {
 		ev := c.next()
 		switch ev.Type {
+		case "user_message":
+			tn.users = append(tn.users, ev.Content)
 		case "chunk":
 			tn.chunks = append(tn.chunks, ev.Content)
 		case "message_done", "error":

@@ -23,7 +23,8 @@ type subscriber interface {
 // job is a user message, or a /compact, waiting for its session's lane.
 type job struct {
 	content string
-	from    *conn // for errors that concern only the sender; may have gone away
+	from    *conn  // for errors that concern only the sender; may have gone away
+	channel string // where the message came from, for user_message
 	// sink, when set, receives the events of this job's turn only: it is
 	// subscribed while the turn runs, not while it waits behind other
 	// turns of the session, and gets the event that ends it through end.
@@ -194,7 +195,7 @@ func (h *hub) drain(l *lane) {
 			delete(l.subs, sink)
 			sink.end(final)
 		}
-		h.sendLocked(l, final)
+		h.sendLocked(l, final, nil)
 		if idle {
 			h.dropIfIdleLocked(l)
 			h.mu.Unlock()
@@ -262,10 +263,16 @@ func (h *hub) busy(id string) bool {
 // connection whose queue is full is closed rather than allowed to slow the
 // others down.
 func (h *hub) broadcast(id string, payload []byte) {
+	h.broadcastExcept(id, nil, payload)
+}
+
+// broadcastExcept is broadcast to every connection attached to id but
+// skip (nil: none).
+func (h *hub) broadcastExcept(id string, skip *conn, payload []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if l, ok := h.lanes[id]; ok {
-		h.sendLocked(l, payload)
+		h.sendLocked(l, payload, skip)
 	}
 }
 
@@ -283,13 +290,15 @@ func (h *hub) broadcastChunk(id, text string) {
 }
 
 // sendLocked queues payload, when not nil, on every connection attached to
-// l. Caller holds h.mu.
-func (h *hub) sendLocked(l *lane, payload []byte) {
+// l but skip (nil: none). Caller holds h.mu.
+func (h *hub) sendLocked(l *lane, payload []byte, skip *conn) {
 	if payload == nil {
 		return
 	}
 	for c := range l.subs {
-		c.enqueue(payload)
+		if c != subscriber(skip) {
+			c.enqueue(payload)
+		}
 	}
 }
 

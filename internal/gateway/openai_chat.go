@@ -195,7 +195,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(sessionHeader, id)
 	sink := newTurnSink(req.stream && r.Header.Get(progressHeader) == "1")
 	defer sink.leave()
-	if q := s.hub.enqueue(id, job{content: req.content, sink: sink}); q != enqueued {
+	if q := s.hub.enqueue(id, job{content: req.content, sink: sink, channel: openAIChannel}); q != enqueued {
 		code, msg := refusal(q, s.hub.maxBytes)
 		writeOpenAIError(w, httpStatus(code), string(code), "", msg)
 		return

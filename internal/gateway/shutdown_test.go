@@ -106,6 +106,7 @@ func TestShutdownDeadlineInterrupts(t *testing.T) {
 	other := ts.dial(t, "/ws?sessionId=cut")
 	c.message("long job")
 	first := c.expect("chunk")
+	other.expect("user_message")
 	other.expect("chunk")
 
 	start := time.Now()

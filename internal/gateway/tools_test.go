@@ -60,6 +60,8 @@ func TestToolEventsFanOut(t *testing.T) {
 			case "tool_done":
 				done = ev
 				continue
+			case "user_message": // b's: a's message
+				continue
 			case "message_done":
 			default:
 				t.Fatalf("unexpected event %s", ev.Raw)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/protocol"
+	"github.com/miniclaw/miniclaw/internal/tools"
 	"github.com/miniclaw/miniclaw/internal/turn"
 )
 
@@ -19,6 +20,10 @@ func (s *Server) runTurn(ctx context.Context, id string, j job) []byte {
 		return s.runCompact(ctx, id, j)
 	}
 	return s.turns.Play(ctx, id, j.content, turn.Events{
+		User: func(m core.Message) {
+			// The sender shows its own copy since it sent it.
+			s.hub.broadcastExcept(id, j.from, protocol.Encode(protocol.UserMessage{Type: protocol.TypeUserMessage, SessionID: id, Content: m.Content, Timestamp: m.Timestamp, Channel: j.channel}))
+		},
 		Text: func(text string) {
 			s.hub.broadcastChunk(id, text)
 		},
@@ -27,6 +32,9 @@ func (s *Server) runTurn(ctx context.Context, id string, j job) []byte {
 		},
 		ToolDone: func(r core.ToolCallRecord) {
 			s.hub.broadcast(id, protocol.Encode(protocol.ToolDone{Type: protocol.TypeToolDone, SessionID: id, ToolName: r.Name, Output: r.Output, ToolCallID: r.ID, IsError: r.IsError}))
+		},
+		ToolProgress: func(c core.ToolCall, p tools.Progress) {
+			s.hub.broadcast(id, protocol.Encode(protocol.ToolProgress{Type: protocol.TypeToolProgress, SessionID: id, ToolName: c.Name, ToolCallID: c.ID, Progress: p.Progress, Total: p.Total, Message: p.Message}))
 		},
 		Compacted: func(ev protocol.Compaction) {
 			s.hub.broadcast(id, protocol.Encode(ev))

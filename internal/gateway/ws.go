@@ -156,7 +156,7 @@ func (s *Server) handleMessage(c *conn, ev protocol.ClientEvent) {
 	if ev.SessionID != "" {
 		s.hub.attach(c, m)
 	}
-	if r := s.hub.enqueue(id, job{content: ev.Content, from: c}); r != enqueued {
+	if r := s.hub.enqueue(id, job{content: ev.Content, from: c, channel: s.hub.channelOf(c)}); r != enqueued {
 		code, msg := refusal(r, s.hub.maxBytes)
 		c.reply(errorEvent(code, msg, id))
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/sandbox"
+	"github.com/miniclaw/miniclaw/internal/tools"
 )
 
 // terminateAfter is how long a stdio server has to exit once its stdin is
@@ -36,7 +37,7 @@ type server struct {
 	session  *sdk.ClientSession
 
 	tokens   atomic.Int64
-	progress sync.Map // progress token → the MCP tool name of the call
+	progress sync.Map // progress token → the call's progressTarget
 }
 
 // supervise runs the server until ctx is done, restarting it when it
@@ -242,12 +243,26 @@ func ToolName(server, tool string) string {
 	return "mcp__" + unsafeChars.ReplaceAllString(server, "_") + "__" + unsafeChars.ReplaceAllString(tool, "_")
 }
 
-// onProgress logs a call's progress notifications. The agent loop has no
-// tool progress event to show them with yet.
+// progressTarget is where the progress notifications of one call go.
+type progressTarget struct {
+	tool   string               // the server's name of the tool
+	report func(tools.Progress) // the call's reporter; nil when nobody listens
+}
+
+// onProgress logs a call's progress notifications and hands them to the
+// call's reporter (see tools.WithProgress). A notification for a call that
+// has returned is dropped.
 func (s *server) onProgress(_ context.Context, req *sdk.ProgressNotificationClientRequest) {
 	p := req.Params
-	tool, _ := s.progress.Load(fmt.Sprint(p.ProgressToken))
-	s.m.log.Debug("MCP tool progress", "server", s.cfg.Name, "tool", tool, "progress", p.Progress, "total", p.Total, "message", p.Message)
+	v, ok := s.progress.Load(fmt.Sprint(p.ProgressToken))
+	if !ok {
+		return
+	}
+	to := v.(progressTarget)
+	s.m.log.Debug("MCP tool progress", "server", s.cfg.Name, "tool", to.tool, "progress", p.Progress, "total", p.Total, "message", p.Message)
+	if to.report != nil {
+		to.report(tools.Progress{Progress: p.Progress, Total: p.Total, Message: p.Message})
+	}
 }
 
 // call calls a tool of the server's current session.
@@ -261,7 +276,7 @@ func (s *server) call(ctx context.Context, name string, input json.RawMessage) (
 	params := &sdk.CallToolParams{Name: name, Arguments: input}
 	token := fmt.Sprintf("%s-%d", s.cfg.Name, s.tokens.Add(1))
 	params.SetProgressToken(token)
-	s.progress.Store(token, name)
+	s.progress.Store(token, progressTarget{tool: name, report: tools.ProgressReporter(ctx)})
 	defer s.progress.Delete(token)
 	res, err := cs.CallTool(ctx, params)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/testutil"
+	"github.com/miniclaw/miniclaw/internal/tools"
 )
 
 func memServer(name string) Server { return Server{Name: name, Type: Stdio, Command: "unused"} }
@@ -148,4 +149,29 @@ func TestToolNames(t *testing.T) {
 			t.Errorf("ToolName(%q, %q) = %q, want %q", tc.server, tc.tool, got, tc.want)
 		}
 	}
+}
+
+// A server's progress notifications during a call reach the reporter the
+// call's context carries (the agent turns them into tool_progress events).
+func TestProgressReachesTheCallsReporter(t *testing.T) {
+	m := start(t, nil, Options{Transport: inMemory}, memServer("srv"))
+	got := make(chan tools.Progress, 1)
+	ctx, abort := context.WithCancelCause(tools.WithProgress(context.Background(), func(p tools.Progress) {
+		select {
+		case got <- p:
+		default:
+		}
+	}))
+	done := make(chan error, 1)
+	go func() {
+		_, err := tool(t, m, "mcp__srv__slow").Run(ctx, json.RawMessage(`{}`))
+		done <- err
+	}()
+	var p tools.Progress
+	testutil.Within(t, 10*time.Second, "the slow tool's progress", func() { p = <-got })
+	if want := (tools.Progress{Progress: 1, Total: 2, Message: "halfway"}); p != want {
+		t.Errorf("progress %+v, want %+v", p, want)
+	}
+	abort(core.ErrAborted)
+	testutil.Within(t, 5*time.Second, "the aborted call's return", func() { <-done })
 }

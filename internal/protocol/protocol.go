@@ -55,6 +55,13 @@ const (
 	TypePong        = "pong"
 	TypeStatus      = "status"
 	TypeCompaction  = "compaction"
+	// TypeToolProgress: a running tool said how far it got (an MCP
+	// server's progress notification), at most a few per second per call.
+	TypeToolProgress = "tool_progress"
+	// TypeUserMessage: a user message's turn starts; sent to the session's
+	// other clients (not to the connection that sent it, which shows its
+	// own copy already).
+	TypeUserMessage = "user_message"
 )
 
 // States of a status event.
@@ -283,6 +290,29 @@ type ToolDone struct {
 	Output     string `json:"output"`
 	ToolCallID string `json:"toolCallId,omitempty"`
 	IsError    bool   `json:"isError,omitempty"`
+}
+
+// ToolProgress is how far the running tool call ToolCallID got: Progress
+// out of Total (0: unknown), with an optional Message. Not persisted.
+type ToolProgress struct {
+	Type       string  `json:"type"`
+	SessionID  string  `json:"sessionId"`
+	ToolName   string  `json:"toolName"`
+	ToolCallID string  `json:"toolCallId,omitempty"`
+	Progress   float64 `json:"progress"`
+	Total      float64 `json:"total,omitempty"`
+	Message    string  `json:"message,omitempty"`
+}
+
+// UserMessage is the user message whose turn starts now, as persisted
+// (Timestamp in Unix milliseconds, like the transcript's), and the channel
+// it came from: webchat, cli (miniclaw chat) or openai (/v1/chat/completions).
+type UserMessage struct {
+	Type      string `json:"type"`
+	SessionID string `json:"sessionId"`
+	Content   string `json:"content"`
+	Timestamp int64  `json:"timestamp"`
+	Channel   string `json:"channel,omitempty"`
 }
 
 type Error struct {

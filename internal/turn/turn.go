@@ -17,6 +17,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/protocol"
 	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/internal/tools"
 )
 
 // Player plays turns. It holds no per-turn state: one Player serves every
@@ -39,6 +40,12 @@ type Events struct {
 	Text      func(text string)
 	ToolStart func(call core.ToolCall)
 	ToolDone  func(rec core.ToolCallRecord)
+	// ToolProgress is a running call's progress (agent.Events.OnToolProgress:
+	// it runs on the tool's goroutine).
+	ToolProgress func(call core.ToolCall, p tools.Progress)
+	// User is called with the user message once it is saved, before the
+	// model is called: the turn starts.
+	User func(m core.Message)
 	// Compacted is called once the turn's compaction record is saved.
 	Compacted func(ev protocol.Compaction)
 	// Status is called with protocol.StatusWaiting when another process
@@ -66,15 +73,19 @@ func (p *Player) Play(ctx context.Context, id, content string, ev Events) []byte
 		log.Error("user message not persisted", "err", err)
 		return ErrorEvent(protocol.CodeInternal, "the message could not be saved: "+err.Error(), id)
 	}
+	if ev.User != nil {
+		ev.User(user)
+	}
 	recent, failed := p.Recent(id, log)
 	if failed != nil {
 		return failed
 	}
 
 	res, runErr := p.Runtime.Run(ctx, id, recent.Messages, agent.Events{
-		OnText:      ev.Text,
-		OnToolStart: ev.ToolStart,
-		OnToolDone:  ev.ToolDone,
+		OnText:         ev.Text,
+		OnToolStart:    ev.ToolStart,
+		OnToolDone:     ev.ToolDone,
+		OnToolProgress: ev.ToolProgress,
 		OnCompaction: func(c agent.Compaction) {
 			done := p.SaveCompaction(id, recent, c, log)
 			if ev.Compacted != nil {

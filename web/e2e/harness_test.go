@@ -59,6 +59,24 @@ type gwConfig struct {
 	warning string            // ProviderWarning, shown as the banner
 	files   map[string]string // workspace files, by relative path
 	usage   core.Usage        // what every model call reports it used (none when zero)
+	// gate, when set, holds every model call until the test sends on it.
+	gate  chan struct{}
+	extra []tools.Tool // more tools for the runtime
+}
+
+// gatedProvider waits for a value on gate before each model call.
+type gatedProvider struct {
+	core.Provider
+	gate <-chan struct{}
+}
+
+func (p gatedProvider) Complete(ctx context.Context, req core.Request, onText func(string)) (core.Response, error) {
+	select {
+	case <-p.gate:
+	case <-ctx.Done():
+		return core.Response{}, context.Cause(ctx)
+	}
+	return p.Provider.Complete(ctx, req, onText)
 }
 
 // usageProvider reports the same usage for every model call.
@@ -137,6 +155,9 @@ func (g *testGateway) start() {
 	if g.cfg.usage != (core.Usage{}) {
 		provider = usageProvider{provider, g.cfg.usage}
 	}
+	if g.cfg.gate != nil {
+		provider = gatedProvider{provider, g.cfg.gate}
+	}
 	ws, err := tools.OpenWorkspace(g.workspace)
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +173,7 @@ func (g *testGateway) start() {
 		Store: store,
 		Runtime: &agent.Runtime{
 			Provider: provider, Model: "test-model", Workspace: g.workspace,
-			Tools: tools.NewSet(append(ws.FileTools(), tools.Bash{Dir: ws.Dir(), Timeout: 10 * time.Second})...),
+			Tools: tools.NewSet(append(append(ws.FileTools(), tools.Bash{Dir: ws.Dir(), Timeout: 10 * time.Second}), g.cfg.extra...)...),
 		},
 		Logger:          logger,
 		Token:           g.cfg.token,

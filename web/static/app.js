@@ -39,7 +39,7 @@ const state = {
   apiBusy: false, // the session had a turn running or queued at the last load
   joining: false, // connected, and no history has been shown since
   joinedMidTurn: false, // the next reply to stream began before this connection
-  tail: [], // {kind:"user", node, content, after, answered} | {kind:"live", node, segs, tools, done, doneSeq}
+  tail: [], // {kind:"user", node, content, after, answered} | {kind:"user", node, content, timestamp, answered} (another client's) | {kind:"live", node, segs, tools, done, doneSeq}
   usage: "", // the usage line of the session's last reply, shown below it until the next turn starts
   sessions: [], // GET /api/sessions, as last shown
   listed: new Set(), // their IDs
@@ -184,8 +184,14 @@ function onEvent(ev) {
     case "tool_start":
       toolStart(liveTurn(), ev);
       break;
+    case "tool_progress":
+      toolProgress(liveTurn(), ev);
+      break;
     case "tool_done":
       toolDone(liveTurn(), ev);
+      break;
+    case "user_message":
+      othersMessage(ev);
       break;
     case "message_done":
       state.usage = usageLine(ev.usage, ev.context);
@@ -307,17 +313,51 @@ function toolStart(live, ev) {
   keepScrolled(() => live.node.append(card));
 }
 
-function toolDone(live, ev) {
+// cardOf is the card of the call an event names, made when the call started
+// before this connection joined.
+function cardOf(live, ev) {
   const key = ev.toolCallId || ev.toolName;
   let card = live.tools.get(key);
   if (!card) {
-    // Joined mid-turn: the tool started before this connection.
     card = toolCard({ id: ev.toolCallId, name: ev.toolName });
     live.tools.set(key, card);
     live.segs.push({ tool: true });
     live.node.append(card);
   }
-  fillTool(card, ev.output, ev.isError);
+  return card;
+}
+
+// toolProgress shows how far a running call got on its line ("3/10
+// Downloading"); the result replaces it.
+function toolProgress(live, ev) {
+  const card = cardOf(live, ev);
+  if (!card.classList.contains("running")) return;
+  let p = card.querySelector(".tool-progress");
+  if (!p) {
+    p = document.createElement("span");
+    p.className = "tool-progress";
+    card.querySelector("summary").append(p);
+  }
+  const count = ev.total ? `${ev.progress}/${ev.total}` : String(ev.progress);
+  p.textContent = ev.message ? `${count} ${ev.message}` : count;
+}
+
+function toolDone(live, ev) {
+  fillTool(cardOf(live, ev), ev.output, ev.isError);
+}
+
+// othersMessage shows a message another client (another tab, miniclaw
+// chat, /v1/chat/completions) sent, when its turn starts: the gateway sends
+// user_message to every connection but the sender's, which shows its own
+// copy from the moment it sent it. It goes before this tab's own messages
+// still waiting (they run after it), and stays until history has it (the
+// same text and timestamp).
+function othersMessage(ev) {
+  const node = messageNode({ role: "user", content: ev.content, timestamp: ev.timestamp });
+  const waiting = state.tail.findIndex((i) => i.kind === "user" && !i.answered);
+  const item = { kind: "user", node, content: ev.content, timestamp: ev.timestamp, answered: false };
+  insertTail(item, waiting < 0 ? state.tail.length : waiting);
+  updateBusy();
 }
 
 function finishLive(live) {
@@ -373,7 +413,7 @@ function tokenCount(n) {
 }
 
 function dropNewestPending() {
-  const item = state.tail.findLast((i) => i.kind === "user");
+  const item = state.tail.findLast((i) => i.kind === "user" && !i.timestamp);
   if (!item) return;
   state.tail.splice(state.tail.indexOf(item), 1);
   item.node.remove();
@@ -417,6 +457,10 @@ async function loadHistory() {
   let floor = 0;
   state.tail = state.tail.filter((item) => {
     if (item.kind !== "user") return true;
+    if (item.timestamp) {
+      // Another client's: history has its exact copy.
+      return !state.history.messages.some((m) => m.role === "user" && m.timestamp === item.timestamp && m.content === item.content);
+    }
     item.after = Math.max(item.after, floor);
     const { messages, offset } = state.history;
     const i = messages.findIndex((m, j) => offset + j >= item.after && m.role === "user" && m.content === item.content);
