@@ -161,7 +161,7 @@ func newSandbox(cfg config.Config, log *slog.Logger) (*gatewaySandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	sb, err := sandbox.New(sandbox.Config{
+	sbCfg := sandbox.Config{
 		Mode:      sandbox.Mode(cfg.Sandbox),
 		Workspace: cfg.Workspace,
 		TempDir:   tmp.Path,
@@ -169,7 +169,8 @@ func newSandbox(cfg config.Config, log *slog.Logger) (*gatewaySandbox, error) {
 		Write:     cfg.SandboxWrite,
 		Environ:   os.Environ(),
 		PassEnv:   cfg.ToolEnv,
-	})
+	}
+	sb, err := sandbox.New(sbCfg)
 	if err != nil {
 		tmp.Remove()
 		return nil, fmt.Errorf("MINI_OPENCLAW_SANDBOX: %w", err)
@@ -179,10 +180,10 @@ func newSandbox(cfg config.Config, log *slog.Logger) (*gatewaySandbox, error) {
 		log.Warn("!!! " + w)
 	}
 	log.Info("bash sandbox", "sandbox", st.String(), "tmpdir", tmp.Path, "toolEnv", strings.Join(cfg.ToolEnv, ","))
-	if st.Confined() && strings.HasPrefix(cfg.DataDir+"/", cfg.Workspace+"/") {
+	if st.Confined() && sbCfg.Writable(cfg.DataDir) {
 		// Landlock only grants access: it cannot take the data dir back
 		// out of the writable workspace.
-		log.Info("the data dir is inside the workspace: bash can read and write the transcripts and memory files, and mcp.json and mcp-trust.json (so the agent can add MCP servers, which run unconfined); set MINI_OPENCLAW_DATA_DIR outside the workspace to keep them out of its reach", "data", cfg.DataDir)
+		log.Info("the data dir is where bash can write: it can read and write the transcripts and memory files, and mcp.json (whose servers therefore run only once approved: miniclaw mcp trust); set MINI_OPENCLAW_DATA_DIR outside the workspace to keep them out of its reach", "data", cfg.DataDir)
 	}
 	return &gatewaySandbox{Sandbox: sb, tmp: tmp, log: log}, nil
 }

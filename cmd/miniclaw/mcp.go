@@ -28,10 +28,10 @@ type mcpServers struct {
 
 // startMCP loads the MCP config and the approvals and starts the servers
 // in the background (WaitStarted waits for their first start); a server
-// of the workspace that is not approved is not started. A config error is
-// an error; a server that fails is not (it is logged, and shown by
-// /readyz and `miniclaw mcp list`). With restart, servers that fail or die
-// are restarted with backoff.
+// that needs approval (see loadMCPTrust) and lacks it is not started. A
+// config error is an error; a server that fails is not (it is logged, and
+// shown by /readyz and `miniclaw mcp list`). With restart, servers that
+// fail or die are restarted with backoff.
 func startMCP(cfg config.Config, log *slog.Logger, tmp string, restart bool) (*mcpServers, error) {
 	servers, warnings, err := mcp.LoadConfig(cfg.DataDir, cfg.Workspace, os.Getenv)
 	if err != nil {
@@ -40,13 +40,18 @@ func startMCP(cfg config.Config, log *slog.Logger, tmp string, restart bool) (*m
 	for _, w := range warnings {
 		log.Warn("MCP config: " + w)
 	}
-	trust, err := mcp.LoadTrust(cfg.DataDir)
+	trust, trustWarnings, err := loadMCPTrust(cfg, tmp)
 	if err != nil {
 		return nil, err
 	}
+	if len(servers) > 0 {
+		for _, w := range trustWarnings {
+			log.Warn(w)
+		}
+	}
 	for _, s := range trust.Apply(servers) {
-		// bash may write the workspace: what it adds there waits for the operator.
-		log.Warn("MCP server of the workspace not started: the operator has not approved it (run: miniclaw mcp trust "+s.Name+")", "server", s.Name, "file", s.File, "command", s.CommandLine())
+		// bash may have written its entry: it waits for the operator.
+		log.Warn("MCP server not started: its file is one the agent's bash can write, and the operator has not approved it (run: miniclaw mcp trust "+s.Name+")", "server", s.Name, "file", s.File, "command", s.CommandLine())
 	}
 	// Mode off: MCP servers are the operator's trusted code, not confined
 	// like bash, but they get its filtered environment and process-tree
@@ -62,6 +67,38 @@ func startMCP(cfg config.Config, log *slog.Logger, tmp string, restart bool) (*m
 	return &mcpServers{Manager: m, helper: helper}, nil
 }
 
+// loadMCPTrust loads the operator's approvals for cfg's workspace. The
+// agent's bash may write the workspace, so the servers of its .mcp.json
+// need approval; those of the data dir's mcp.json need it too when bash
+// may write the data dir (the default, <workspace>/.mini-openclaw).
+// With the sandbox off bash may write anything, the approvals included:
+// they protect nothing, and the data dir's servers run as the operator
+// configured them. tmp is the tools' temp dir ("" when none runs). The
+// warnings say what weakens the approvals.
+func loadMCPTrust(cfg config.Config, tmp string) (*mcp.Trust, []string, error) {
+	bash := sandbox.Config{Mode: sandbox.Mode(cfg.Sandbox), Workspace: cfg.Workspace, TempDir: tmp, Write: cfg.SandboxWrite}
+	trust, err := mcp.LoadTrust(cfg.MCPTrustFile, cfg.Workspace, bash.Mode != sandbox.Off && bash.Writable(cfg.DataDir))
+	if err != nil {
+		return nil, nil, err
+	}
+	var warnings []string
+	if old := filepath.Join(cfg.DataDir, mcp.TrustFile); fileExists(old) {
+		warnings = append(warnings, fmt.Sprintf("%s is no longer read: approvals of MCP servers are kept in %s, out of the agent's reach; give them again with miniclaw mcp trust (and delete the old file)", old, trust.Path()))
+	}
+	switch {
+	case bash.Mode == sandbox.Off:
+		warnings = append(warnings, "the sandbox is off (MINI_OPENCLAW_SANDBOX=off): the agent's bash can write any file, the MCP approvals in "+trust.Path()+" too: they protect nothing")
+	case bash.Writable(trust.Path()):
+		warnings = append(warnings, "the MCP trust file "+trust.Path()+" is where the agent's bash can write (the workspace or MINI_OPENCLAW_SANDBOX_WRITE): approvals protect nothing there; set MINI_OPENCLAW_MCP_TRUST_FILE to a path out of its reach")
+	}
+	return trust, warnings, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
 // close stops the servers and removes what the helper set up.
 func (s *mcpServers) close() {
 	s.Close()
@@ -70,7 +107,7 @@ func (s *mcpServers) close() {
 
 const mcpUsage = `Usage:
   miniclaw mcp list [--json] [flags]           start the MCP servers, show each one's state and tools, stop them
-  miniclaw mcp trust [flags] NAME... | --all   approve servers of <workspace>/.mcp.json to run
+  miniclaw mcp trust [flags] NAME... | --all   approve servers the agent could have configured to run
   miniclaw mcp untrust [flags] NAME...         withdraw their approval
 
 list starts the MCP servers of <data dir>/mcp.json and <workspace>/.mcp.json
@@ -79,12 +116,17 @@ the tools it offers the agent (mcp__<server>__<tool> and the first line of
 its description), then stops them. A server that fails to start is shown
 with its error. See docs/mcp.md for the config format.
 
-The agent's bash can write the workspace, so a server of the workspace's
-.mcp.json runs only once approved: trust records the approval of each
-named server's entry as it is now (its SHA-256) in <data dir>/mcp-trust.json;
-an entry edited since is "untrusted" again. Servers of <data dir>/mcp.json
-are the operator's and need no approval. A running gateway reads the
-approvals when it starts.
+An MCP server runs unconfined, and the agent's bash can write the
+workspace: a server of <workspace>/.mcp.json runs only once approved, and
+so does one of <data dir>/mcp.json when bash can write the data dir (the
+default data dir, <workspace>/.mini-openclaw, or one in
+MINI_OPENCLAW_SANDBOX_WRITE; not with MINI_OPENCLAW_SANDBOX=off, where
+approvals protect nothing). trust records the approval of each named
+server's entry as it is now (its SHA-256), for this workspace, in the
+trust file (MINI_OPENCLAW_MCP_TRUST_FILE, default
+~/.config/miniclaw/mcp-trust.json, out of the agent's reach); an entry
+edited since is "untrusted" again. A running gateway reads the approvals
+when it starts.
 
 Exit status: 0 when the config is valid (list: even if a server failed), 1
 for a config error or a NAME that cannot be (un)trusted, 2 for a bad
@@ -118,7 +160,7 @@ func runMCPList(args []string, getenv func(string) string, stdout, stderr io.Wri
 			out = stdout
 		}
 		fmt.Fprint(out, mcpUsage)
-		fmt.Fprint(out, "\nFlags of list:\n  --json\tprint the servers and their tools as JSON\n\nIt also takes the gateway's flags and environment variables (workspace, data dir,\nMINI_OPENCLAW_MCP_START_TIMEOUT, MINI_OPENCLAW_TOOL_ENV): see \"miniclaw gateway --help\".\n")
+		fmt.Fprint(out, "\nFlags of list:\n  --json\tprint the servers and their tools as JSON\n\nIt also takes the gateway's flags and environment variables (workspace, data dir,\nsandbox, MINI_OPENCLAW_MCP_START_TIMEOUT, MINI_OPENCLAW_MCP_TRUST_FILE, MINI_OPENCLAW_TOOL_ENV): see \"miniclaw gateway --help\".\n")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -172,11 +214,18 @@ func runMCPList(args []string, getenv func(string) string, stdout, stderr io.Wri
 }
 
 // runMCPTrust is `miniclaw mcp trust` (approve) and `miniclaw mcp
-// untrust`: it rewrites <data dir>/mcp-trust.json.
+// untrust`: it rewrites the trust file. It takes the gateway's settings:
+// the sandbox's decide which servers need approval.
 func runMCPTrust(approve bool, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd := map[bool]string{true: "trust", false: "untrust"}[approve]
-	fs, paths := knowledgeFlags("mcp "+cmd, mcpUsage+"\nFlags of trust and untrust:\n", stderr, getenv)
-	all := fs.Bool("all", false, "trust: approve every server of <workspace>/.mcp.json")
+	fs := flag.NewFlagSet("miniclaw mcp "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	resolve := config.Flags(fs, getenv)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), mcpUsage+"\nFlags of trust and untrust (the gateway's, and --all):\n")
+		fs.PrintDefaults()
+	}
+	all := fs.Bool("all", false, "trust: approve every server that needs approval")
 	if helpAsked(args) {
 		fs.SetOutput(stdout)
 	}
@@ -192,16 +241,16 @@ func runMCPTrust(approve bool, args []string, getenv func(string) string, stdout
 	case !*all && len(names) == 0:
 		return usageError{fmt.Errorf("%s needs a server NAME", cmd)}
 	}
-	p, err := paths()
+	cfg, err := resolve()
 	if err != nil {
 		return err
 	}
-	trust, err := mcp.LoadTrust(p.DataDir)
+	trust, warnings, err := loadMCPTrust(cfg, "")
 	if err != nil {
 		return err
 	}
 	if approve {
-		if err := approveServers(trust, p, getenv, names, stdout); err != nil {
+		if err := approveServers(trust, cfg, getenv, names, stdout); err != nil {
 			return err
 		}
 	} else {
@@ -215,24 +264,24 @@ func runMCPTrust(approve bool, args []string, getenv func(string) string, stdout
 	if err := trust.Save(); err != nil {
 		return err
 	}
-	if strings.HasPrefix(p.DataDir+"/", p.Workspace+"/") {
-		fmt.Fprintf(stderr, "miniclaw mcp: warning: the data dir %s is inside the workspace, which the agent's bash can write: it can change %s and %s itself. Set MINI_OPENCLAW_DATA_DIR outside the workspace for approvals to protect anything.\n", p.DataDir, mcp.DataFile, mcp.TrustFile)
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "miniclaw mcp: warning: %s\n", w)
 	}
 	return nil
 }
 
-// approveServers approves the named servers of the workspace's .mcp.json,
-// or all of them, as configured now.
-func approveServers(trust *mcp.Trust, p config.Paths, getenv func(string) string, names []string, stdout io.Writer) error {
-	servers, _, err := mcp.LoadConfig(p.DataDir, p.Workspace, getenv)
+// approveServers approves the named servers that need approval, or all of
+// them, as configured now.
+func approveServers(trust *mcp.Trust, cfg config.Config, getenv func(string) string, names []string, stdout io.Writer) error {
+	servers, _, err := mcp.LoadConfig(cfg.DataDir, cfg.Workspace, getenv)
 	if err != nil {
 		return err
 	}
-	project := filepath.Join(p.Workspace, mcp.WorkspaceFile)
+	project := filepath.Join(cfg.Workspace, mcp.WorkspaceFile)
 	byName := map[string]mcp.Server{}
 	for _, s := range servers {
 		byName[s.Name] = s
-		if len(names) == 0 && s.Project {
+		if len(names) == 0 && trust.NeedsApproval(s) {
 			names = append(names, s.Name) // --all
 		}
 	}
@@ -244,8 +293,8 @@ func approveServers(trust *mcp.Trust, p config.Paths, getenv func(string) string
 		switch {
 		case !ok:
 			return fmt.Errorf("no server %q in %s", name, project)
-		case !s.Project:
-			return fmt.Errorf("server %q is configured in %s, the operator's file: it needs no approval", name, s.File)
+		case !trust.NeedsApproval(s):
+			return fmt.Errorf("server %q is configured in %s, the operator's file, out of the agent's reach: it needs no approval", name, s.File)
 		}
 		trust.Approve(s, time.Now())
 		fmt.Fprintf(stdout, "trusted %s (%s): %s\n", name, s.Type, s.CommandLine())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -69,6 +70,16 @@ func writeProjectMCP(t *testing.T, ws string, servers map[string]any) {
 
 var brokenServer = map[string]any{"command": "/nonexistent/mcp-server"}
 
+// mcpDirs is a workspace and a data dir outside it, so bash cannot write
+// the data dir's mcp.json and its servers need no approval, and the
+// gateway's environment with a trust file of the test's own.
+func mcpDirs(t *testing.T, extra map[string]string) (ws, data string, vars map[string]string) {
+	ws, data = t.TempDir(), t.TempDir()
+	vars = gatewayEnv(ws, data, extra)
+	vars["MINI_OPENCLAW_MCP_TRUST_FILE"] = filepath.Join(t.TempDir(), "config", "mcp-trust.json")
+	return ws, data, vars
+}
+
 // The model calls an MCP tool in a one-shot turn: the transcript on disk
 // holds the call and the server's result.
 func TestAgentCallsAnMCPTool(t *testing.T) {
@@ -77,7 +88,7 @@ func TestAgentCallsAnMCPTool(t *testing.T) {
 		{"toolCalls": []map[string]any{{"name": "mcp__everything__echo", "input": map[string]string{"message": "from the model"}}}},
 		{"text": "echoed"},
 	})
-	_, data, vars := agentDirs(t, map[string]string{"MINI_OPENCLAW_SCRIPT": script})
+	_, data, vars := mcpDirs(t, map[string]string{"MINI_OPENCLAW_SCRIPT": script})
 	writeMCPConfig(t, data, map[string]any{"everything": everythingServer(t)})
 	r := agentRun(t, vars, nil, "-v", "-m", "echo something")
 	wantReply(t, r, "echoed\n")
@@ -108,8 +119,7 @@ func TestAgentCallsAnMCPTool(t *testing.T) {
 // ready.
 func TestGatewayReadyzShowsMCPServers(t *testing.T) {
 	t.Parallel()
-	ws := t.TempDir()
-	data := filepath.Join(ws, "data")
+	ws, data, vars := mcpDirs(t, nil)
 	writeMCPConfig(t, data, map[string]any{
 		"everything": everythingServer(t, ws),
 		"broken":     brokenServer,
@@ -119,7 +129,7 @@ func TestGatewayReadyzShowsMCPServers(t *testing.T) {
 	ran := filepath.Join(t.TempDir(), "ran")
 	proj := scriptServer(t, fmt.Sprintf("touch %q", ran))
 	writeProjectMCP(t, ws, map[string]any{"proj": map[string]any{"command": proj}})
-	g := startGateway(t, "gw", gatewayEnv(ws, data, nil))
+	g := startGateway(t, "gw", vars)
 	waitMCPState(t, g, map[string]string{"everything": "ready", "broken": "started", "proj": "untrusted"})
 	var h struct {
 		Status string
@@ -152,7 +162,7 @@ func TestGatewayReadyzShowsMCPServers(t *testing.T) {
 	if _, err := os.Stat(ran); err == nil {
 		t.Error("the untrusted workspace server ran")
 	}
-	if want := fmt.Sprintf(`level=WARN msg="MCP server of the workspace not started: the operator has not approved it (run: miniclaw mcp trust proj)" server=proj file=%s command=%s`, filepath.Join(ws, ".mcp.json"), proj); !strings.Contains(g.stderr.String(), want) {
+	if want := fmt.Sprintf(`level=WARN msg="MCP server not started: its file is one the agent's bash can write, and the operator has not approved it (run: miniclaw mcp trust proj)" server=proj file=%s command=%s`, filepath.Join(ws, ".mcp.json"), proj); !strings.Contains(g.stderr.String(), want) {
 		t.Errorf("the log lacks %q", want)
 	}
 	// SIGTERM stops the server and everything under it.
@@ -171,10 +181,9 @@ func TestGatewayReadyzShowsMCPServers(t *testing.T) {
 // A gateway killed by SIGKILL leaves no MCP server running.
 func TestGatewayKilledLeavesNoMCPServer(t *testing.T) {
 	t.Parallel()
-	ws := t.TempDir()
-	data := filepath.Join(ws, "data")
+	ws, data, vars := mcpDirs(t, nil)
 	writeMCPConfig(t, data, map[string]any{"everything": everythingServer(t, ws)})
-	g := startGateway(t, "gw", gatewayEnv(ws, data, nil))
+	g := startGateway(t, "gw", vars)
 	waitMCPState(t, g, map[string]string{"everything": "ready"})
 	pids := markedProcesses(t, ws)
 	if len(pids) < 2 {
@@ -210,7 +219,7 @@ func markedProcesses(t *testing.T, mark string) []int {
 
 func TestMCPList(t *testing.T) {
 	t.Parallel()
-	_, data, vars := agentDirs(t, nil)
+	_, data, vars := mcpDirs(t, nil)
 	writeMCPConfig(t, data, map[string]any{"everything": everythingServer(t), "broken": brokenServer, "off": map[string]any{"command": "x", "disabled": true}})
 	r := runCLI(t, agentTimeout, vars, "mcp", "list")
 	for _, want := range []string{
@@ -318,16 +327,16 @@ func waitMCPState(t *testing.T, g *gatewayProc, want map[string]string) {
 // possibly be ready; then it becomes ready.
 func TestGatewayListensBeforeMCPServersAreReady(t *testing.T) {
 	t.Parallel()
-	ws := t.TempDir()
-	data := filepath.Join(ws, "data")
+	_, data, vars := mcpDirs(t, map[string]string{"MINI_OPENCLAW_MCP_START_TIMEOUT": "10m"})
 	gate := filepath.Join(t.TempDir(), "gate")
 	if err := syscall.Mkfifo(gate, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	script := scriptServer(t, fmt.Sprintf("cat %q >/dev/null", gate))
 	writeMCPConfig(t, data, map[string]any{"slow": map[string]any{"command": script}})
-	// A start timeout far beyond the test's wait for the listening line.
-	g := startGateway(t, "gw", gatewayEnv(ws, data, map[string]string{"MINI_OPENCLAW_MCP_START_TIMEOUT": "10m"}))
+	// A start timeout (in vars) far beyond the test's wait for the
+	// listening line.
+	g := startGateway(t, "gw", vars)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var health struct{ Status string }
@@ -349,9 +358,8 @@ func TestGatewayListensBeforeMCPServersAreReady(t *testing.T) {
 // its entry, and no longer once the entry is edited or `mcp untrust`ed.
 func TestMCPTrust(t *testing.T) {
 	t.Parallel()
-	ws := t.TempDir()
-	data := t.TempDir() // outside the workspace: bash cannot approve for itself
-	vars := gatewayEnv(ws, data, nil)
+	ws, data, vars := mcpDirs(t, nil)
+	trustFile := vars["MINI_OPENCLAW_MCP_TRUST_FILE"]
 	ran := filepath.Join(t.TempDir(), "ran")
 	proj := scriptServer(t, fmt.Sprintf("touch %q", ran))
 	writeProjectMCP(t, ws, map[string]any{"proj": map[string]any{"command": proj}})
@@ -372,7 +380,15 @@ func TestMCPTrust(t *testing.T) {
 	if want := "trusted proj (stdio): " + proj + "\n"; r.code != 0 || r.stdout != want || r.stderr != "" {
 		t.Fatalf("mcp trust: exit %d, stdout %q, stderr %q; want 0, %q", r.code, r.stdout, r.stderr, want)
 	}
-	if entries, _ := os.ReadDir(data); len(entries) != 1 || entries[0].Name() != "mcp-trust.json" {
+	// The approval is in the trust file, for this workspace; nothing in
+	// the data dir.
+	var approvals struct {
+		Workspaces map[string]map[string]struct{ SHA256, File string }
+	}
+	if b, err := os.ReadFile(trustFile); err != nil || json.Unmarshal(b, &approvals) != nil || len(approvals.Workspaces[ws]["proj"].SHA256) != 64 || approvals.Workspaces[ws]["proj"].File != filepath.Join(ws, ".mcp.json") {
+		t.Errorf("trust file after mcp trust: %v %+v", err, approvals)
+	}
+	if entries, _ := os.ReadDir(data); len(entries) != 0 {
 		t.Errorf("data dir after mcp trust: %v", entries)
 	}
 	list("proj (stdio): ready\n", true)
@@ -388,7 +404,6 @@ func TestMCPTrust(t *testing.T) {
 	}
 	list("proj (stdio): untrusted", false)
 
-	trustFile := filepath.Join(data, "mcp-trust.json")
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -401,7 +416,7 @@ func TestMCPTrust(t *testing.T) {
 		}
 	}
 	// A damaged trust file stops what would read it, naming it.
-	if err := os.WriteFile(trustFile, []byte(`{"servers": {`), 0o600); err != nil {
+	if err := os.WriteFile(trustFile, []byte(`{"workspaces": {`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	want := "miniclaw mcp: " + trustFile + ": invalid JSON: unexpected EOF\n"
@@ -410,15 +425,85 @@ func TestMCPTrust(t *testing.T) {
 	}
 }
 
-// Approvals kept in a data dir inside the workspace protect nothing: the
-// agent's bash can write them. mcp trust says so.
-func TestMCPTrustWarnsOfADataDirInTheWorkspace(t *testing.T) {
+// With the data dir where bash can write (the default, in the workspace,
+// or a MINI_OPENCLAW_SANDBOX_WRITE path), a server of its mcp.json waits
+// for approval like the workspace's; out of bash's reach, or with the
+// sandbox off, it runs without. A trust file left in the data dir by an
+// older miniclaw is not read, and the log says so.
+func TestMCPDataDirServersNeedApprovalWhereBashCanWrite(t *testing.T) {
 	t.Parallel()
-	ws, data, vars := agentDirs(t, nil)
+	ws, data, vars := agentDirs(t, nil) // data inside the workspace
+	vars["MINI_OPENCLAW_MCP_TRUST_FILE"] = filepath.Join(t.TempDir(), "mcp-trust.json")
+	writeMCPConfig(t, data, map[string]any{"broken": brokenServer})
+	list := func(vars map[string]string, want string) cliResult {
+		t.Helper()
+		r := runCLI(t, agentTimeout, vars, "mcp", "list")
+		if r.code != 0 || !strings.HasPrefix(r.stdout, want) {
+			t.Errorf("mcp list: exit %d, stdout %q, want %q...\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
+		}
+		return r
+	}
+	untrusted := "broken (stdio): untrusted: not approved to run; run: miniclaw mcp trust broken\n"
+	list(vars, untrusted)
+
+	old := filepath.Join(data, "mcp-trust.json")
+	os.WriteFile(old, []byte(`{"servers": {}}`), 0o600)
+	r := list(vars, untrusted)
+	if want := old + " is no longer read"; !strings.Contains(r.stderr, want) {
+		t.Errorf("mcp list stderr lacks %q:\n%s", want, r.stderr)
+	}
+
+	if r := runCLI(t, agentTimeout, vars, "mcp", "trust", "broken"); r.code != 0 || r.stdout != "trusted broken (stdio): /nonexistent/mcp-server\n" {
+		t.Errorf("mcp trust: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	list(vars, "broken (stdio): failed: ")
+
+	// Out of bash's reach: no approval needed.
+	outside := t.TempDir()
+	writeMCPConfig(t, outside, map[string]any{"broken": brokenServer})
+	list(gatewayEnv(ws, outside, map[string]string{"MINI_OPENCLAW_MCP_TRUST_FILE": filepath.Join(t.TempDir(), "t.json")}), "broken (stdio): failed: ")
+	// ...unless bash may write it after all.
+	list(gatewayEnv(ws, outside, map[string]string{"MINI_OPENCLAW_MCP_TRUST_FILE": filepath.Join(t.TempDir(), "t.json"), "MINI_OPENCLAW_SANDBOX_WRITE": outside}), untrusted)
+	// The sandbox off: the operator's file runs as configured.
+	list(gatewayEnv(ws, data, map[string]string{"MINI_OPENCLAW_MCP_TRUST_FILE": filepath.Join(t.TempDir(), "t.json"), "MINI_OPENCLAW_SANDBOX": "off"}), "broken (stdio): failed: ")
+}
+
+// An approval is for one workspace: the same entry in another waits for
+// its own.
+func TestMCPTrustIsPerWorkspace(t *testing.T) {
+	t.Parallel()
+	wsA, _, vars := mcpDirs(t, nil)
+	wsB := t.TempDir()
+	for _, ws := range []string{wsA, wsB} {
+		writeProjectMCP(t, ws, map[string]any{"proj": brokenServer})
+	}
+	if r := runCLI(t, agentTimeout, vars, "mcp", "trust", "proj"); r.code != 0 {
+		t.Fatalf("mcp trust: exit %d, stderr %q", r.code, r.stderr)
+	}
+	for ws, want := range map[string]string{wsA: "proj (stdio): failed: ", wsB: "proj (stdio): untrusted: "} {
+		varsWS := maps.Clone(vars)
+		varsWS["MINI_OPENCLAW_WORKSPACE"] = ws
+		if r := runCLI(t, agentTimeout, varsWS, "mcp", "list"); r.code != 0 || !strings.HasPrefix(r.stdout, want) {
+			t.Errorf("mcp list in %s: exit %d, stdout %q, want %q...", ws, r.code, r.stdout, want)
+		}
+	}
+}
+
+// Approvals kept where the agent's bash can write protect nothing: mcp
+// trust and the gateway say so.
+func TestMCPTrustWarnsOfATrustFileBashCanWrite(t *testing.T) {
+	t.Parallel()
+	ws, _, vars := mcpDirs(t, nil)
+	trustFile := filepath.Join(ws, "home", ".config", "miniclaw", "mcp-trust.json")
+	vars["MINI_OPENCLAW_MCP_TRUST_FILE"] = trustFile
 	writeProjectMCP(t, ws, map[string]any{"proj": map[string]any{"command": "x"}})
+	want := "the MCP trust file " + trustFile + " is where the agent's bash can write"
 	r := runCLI(t, agentTimeout, vars, "mcp", "trust", "proj")
-	if want := "miniclaw mcp: warning: the data dir " + data + " is inside the workspace"; r.code != 0 || !strings.HasPrefix(r.stderr, want) {
-		t.Errorf("exit %d, stderr %q; want 0, %q...", r.code, r.stderr, want)
+	if r.code != 0 || !strings.HasPrefix(r.stderr, "miniclaw mcp: warning: "+want) {
+		t.Errorf("mcp trust: exit %d, stderr %q; want 0, %q...", r.code, r.stderr, want)
+	}
+	if r = runCLI(t, agentTimeout, vars, "mcp", "list"); r.code != 0 || !strings.Contains(r.stderr, want) {
+		t.Errorf("mcp list: exit %d, stderr %q; want 0, %q...", r.code, r.stderr, want)
 	}
 }
 

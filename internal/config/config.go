@@ -80,6 +80,10 @@ type Config struct {
 	// MCPStartTimeout bounds one start of an MCP server (spawn or
 	// connect, initialize, the first tools/list).
 	MCPStartTimeout time.Duration
+	// MCPTrustFile holds the operator's approvals of MCP servers the
+	// agent could have configured; "" when there is no user config dir
+	// to default to.
+	MCPTrustFile string
 }
 
 // Sandbox modes.
@@ -138,6 +142,7 @@ var settings = []setting{
 	{env: "MINI_OPENCLAW_SANDBOX_WRITE", flag: "sandbox-write", def: "", help: "extra paths bash may read and write, comma- or colon-separated, absolute and existing"},
 	{env: "MINI_OPENCLAW_TOOL_ENV", flag: "tool-env", def: "", help: "more environment variables passed to bash by name, comma-separated (by default only PATH, HOME, LANG, LANGUAGE, LC_*, TERM, TZ, USER, LOGNAME, SHELL)"},
 	{env: "MINI_OPENCLAW_MCP_START_TIMEOUT", flag: "mcp-start-timeout", def: "10s", help: "how long an MCP server of mcp.json / .mcp.json may take to start and list its tools before it is marked failed (Go duration, 1s-10m)", kind: "duration"},
+	{env: "MINI_OPENCLAW_MCP_TRUST_FILE", flag: "mcp-trust-file", def: "", help: "the operator's approvals of MCP servers (miniclaw mcp trust), for every workspace; keep it where bash cannot write (absolute path; default: ~/.config/miniclaw/mcp-trust.json)"},
 	{env: "ANTHROPIC_API_KEY", def: "", secret: true},
 	{env: "ANTHROPIC_BASE_URL", def: ""},
 	{env: "OPENAI_API_KEY", def: "", secret: true},
@@ -349,6 +354,17 @@ func resolve(fs *flag.FlagSet, flagVals map[string]*string, getenv func(string) 
 	}
 	c.SandboxRead = paths("MINI_OPENCLAW_SANDBOX_READ")
 	c.SandboxWrite = paths("MINI_OPENCLAW_SANDBOX_WRITE")
+	c.MCPTrustFile = str("MINI_OPENCLAW_MCP_TRUST_FILE")
+	if c.MCPTrustFile == "" {
+		// Out of the workspace and the data dir, which bash may write.
+		if dir, err := os.UserConfigDir(); err == nil {
+			c.MCPTrustFile = filepath.Join(dir, "miniclaw", "mcp-trust.json")
+		}
+	} else if !filepath.IsAbs(c.MCPTrustFile) {
+		errs = append(errs, fmt.Errorf("%s=%q: not an absolute path", blame("MINI_OPENCLAW_MCP_TRUST_FILE"), c.MCPTrustFile))
+	} else {
+		c.MCPTrustFile = filepath.Clean(c.MCPTrustFile)
+	}
 	for _, n := range list("MINI_OPENCLAW_TOOL_ENV") {
 		if !envName.MatchString(n) {
 			errs = append(errs, fmt.Errorf("%s: %q is not an environment variable name", blame("MINI_OPENCLAW_TOOL_ENV"), n))

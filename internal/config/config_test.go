@@ -81,6 +81,9 @@ func TestLoadDefaults(t *testing.T) {
 		MCPStartTimeout:   10 * time.Second,
 		Sandbox:           SandboxWorkspace,
 	}
+	if dir, err := os.UserConfigDir(); err == nil {
+		want.MCPTrustFile = filepath.Join(dir, "miniclaw", "mcp-trust.json")
+	}
 	want.ContextWindow, want.ContextWindowSource = 200000, "default for claude models"
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", c, want)
@@ -132,6 +135,7 @@ func TestLoadFromEnv(t *testing.T) {
 		"MINI_OPENCLAW_ALLOWED_HOSTS":    "gw.lan, ,Box.Example,",
 		"MINI_OPENCLAW_SHUTDOWN_TIMEOUT": "0s",
 		"MINI_OPENCLAW_LOG_FORMAT":       "json",
+		"MINI_OPENCLAW_MCP_TRUST_FILE":   "/srv/miniclaw/mcp-trust.json",
 		"ANTHROPIC_API_KEY":              "ak",
 		"ANTHROPIC_BASE_URL":             "http://127.0.0.1:1/a",
 		"OPENAI_API_KEY":                 "ok",
@@ -162,6 +166,7 @@ func TestLoadFromEnv(t *testing.T) {
 		TurnLockTimeout:  10 * time.Minute,
 		MCPStartTimeout:  10 * time.Second,
 		Sandbox:          SandboxWorkspace,
+		MCPTrustFile:     "/srv/miniclaw/mcp-trust.json",
 	}
 	want.ContextWindow, want.ContextWindowSource = 32768, "conservative default for non-Claude models; set MINI_OPENCLAW_CONTEXT_WINDOW"
 	if !reflect.DeepEqual(c, want) {
@@ -624,4 +629,18 @@ func withWS(env map[string]string, ws string) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+func TestLoadMCPTrustFile(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", "")
+	t.Setenv("HOME", home)
+	if c := mustLoad(t, nil); c.MCPTrustFile != filepath.Join(home, ".config", "miniclaw", "mcp-trust.json") {
+		t.Errorf("default MCPTrustFile = %q, want it in %s/.config/miniclaw", c.MCPTrustFile, home)
+	}
+	if c := mustLoad(t, map[string]string{"MINI_OPENCLAW_MCP_TRUST_FILE": "/etc/miniclaw//trust.json"}); c.MCPTrustFile != "/etc/miniclaw/trust.json" {
+		t.Errorf("MCPTrustFile from env = %q", c.MCPTrustFile)
+	}
+	_, _, err := load(t, nil, "--mcp-trust-file", "trust.json")
+	wantErr(t, err, `--mcp-trust-file="trust.json": not an absolute path`)
 }

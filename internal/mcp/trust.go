@@ -17,15 +17,18 @@ import (
 	"github.com/miniclaw/miniclaw/internal/safeopen"
 )
 
-// TrustFile, in the data dir, holds the operator's approvals of the
-// workspace's servers. <workspace>/.mcp.json is writable by the agent's
-// bash, and an MCP server runs unconfined: a server from it runs only once
-// the operator approved that exact entry (`miniclaw mcp trust`), as Claude
-// Code does for project servers. The data dir's own mcp.json is the
-// operator's and needs no approval.
+// TrustFile is the name of the operator's approvals file: in the user's
+// config dir by default (MINI_OPENCLAW_MCP_TRUST_FILE), out of the
+// workspace and the data dir. An MCP server runs unconfined, and the
+// agent's bash may write <workspace>/.mcp.json (and the data dir's
+// mcp.json when the data dir lies in what bash may write): a server from
+// a file the agent could have written runs only once the operator
+// approved that exact entry (`miniclaw mcp trust`), as Claude Code does
+// for project servers. Approvals are kept per workspace, so one file
+// serves several.
 const TrustFile = "mcp-trust.json"
 
-// Approval is the operator's approval of one workspace server.
+// Approval is the operator's approval of one server.
 type Approval struct {
 	// SHA256 is the entry's Digest when it was approved: an edited entry
 	// is no longer approved.
@@ -36,23 +39,31 @@ type Approval struct {
 	ApprovedAt time.Time `json:"approvedAt"`
 }
 
-// Trust is the approvals of TrustFile, by server name.
+// Trust is the approvals of a trust file, by absolute workspace path and
+// server name, applied to one workspace.
 type Trust struct {
-	path    string
-	Servers map[string]Approval `json:"servers"`
+	path         string
+	workspace    string
+	dataWritable bool
+	Workspaces   map[string]map[string]Approval `json:"workspaces"`
 }
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// LoadTrust reads <dataDir>/mcp-trust.json; a missing file approves
-// nothing. A file that does not decode, or holds an approval that is not
-// one, is an error naming the file.
-func LoadTrust(dataDir string) (*Trust, error) {
-	t := &Trust{path: filepath.Join(dataDir, TrustFile)}
+// LoadTrust reads the trust file at path, for the servers of workspace;
+// a missing file approves nothing. dataWritable says the agent's bash may
+// write the data dir, so the servers of its mcp.json need approval too. A
+// file that does not decode, or holds an approval that is not one, is an
+// error naming the file.
+func LoadTrust(path, workspace string, dataWritable bool) (*Trust, error) {
+	if path == "" {
+		return nil, errors.New("MCP approvals: there is no user config dir ($XDG_CONFIG_HOME or $HOME) to keep them in: set MINI_OPENCLAW_MCP_TRUST_FILE")
+	}
+	t := &Trust{path: path, workspace: workspace, dataWritable: dataWritable}
 	b, cut, err := safeopen.ReadHead(t.path, maxConfigBytes)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		t.Servers = map[string]Approval{}
+		t.Workspaces = map[string]map[string]Approval{}
 		return t, nil
 	case err != nil:
 		return nil, fmt.Errorf("MCP approvals: %w", err)
@@ -62,15 +73,20 @@ func LoadTrust(dataDir string) (*Trust, error) {
 	if err := strictDecode(b, t); err != nil {
 		return nil, fmt.Errorf("%s: %w", t.path, err)
 	}
-	if t.Servers == nil {
-		return nil, fmt.Errorf(`%s: no "servers" object`, t.path)
+	if t.Workspaces == nil {
+		return nil, fmt.Errorf(`%s: no "workspaces" object`, t.path)
 	}
-	for name, a := range t.Servers {
-		if !serverName.MatchString(name) {
-			return nil, fmt.Errorf("%s: %q is not a server name", t.path, name)
+	for ws, servers := range t.Workspaces {
+		if !filepath.IsAbs(ws) {
+			return nil, fmt.Errorf("%s: workspace %q is not an absolute path", t.path, ws)
 		}
-		if !sha256Hex.MatchString(a.SHA256) {
-			return nil, fmt.Errorf("%s: server %q: sha256: %q is not a SHA-256 in hex", t.path, name, a.SHA256)
+		for name, a := range servers {
+			if !serverName.MatchString(name) {
+				return nil, fmt.Errorf("%s: workspace %s: %q is not a server name", t.path, ws, name)
+			}
+			if !sha256Hex.MatchString(a.SHA256) {
+				return nil, fmt.Errorf("%s: workspace %s: server %q: sha256: %q is not a SHA-256 in hex", t.path, ws, name, a.SHA256)
+			}
 		}
 	}
 	return t, nil
@@ -79,15 +95,19 @@ func LoadTrust(dataDir string) (*Trust, error) {
 // Path is the trust file's path.
 func (t *Trust) Path() string { return t.path }
 
-// Trusted reports whether s may run: a server of the data dir's mcp.json
-// always may, one of the workspace's .mcp.json once this very entry was
-// approved.
+// NeedsApproval reports whether s comes from a file the agent's bash may
+// have written: the workspace's .mcp.json, or the data dir's mcp.json
+// when bash may write the data dir.
+func (t *Trust) NeedsApproval(s Server) bool { return s.Project || t.dataWritable }
+
+// Trusted reports whether s may run: it needs no approval, or this very
+// entry was approved for this workspace.
 func (t *Trust) Trusted(s Server) bool {
-	return !s.Project || t.Servers[s.Name].SHA256 == s.Digest
+	return !t.NeedsApproval(s) || t.Workspaces[t.workspace][s.Name].SHA256 == s.Digest
 }
 
-// Apply marks the workspace's servers that are not approved (and not
-// disabled) StateUntrusted, so they are not started, and returns them.
+// Apply marks the servers that are not approved (and not disabled)
+// StateUntrusted, so they are not started, and returns them.
 func (t *Trust) Apply(servers []Server) (untrusted []Server) {
 	for i, s := range servers {
 		if s.Status == "" && !t.Trusted(s) {
@@ -98,16 +118,22 @@ func (t *Trust) Apply(servers []Server) (untrusted []Server) {
 	return untrusted
 }
 
-// Approve approves s as it is configured now.
+// Approve approves s, for this workspace, as it is configured now.
 func (t *Trust) Approve(s Server, now time.Time) {
-	t.Servers[s.Name] = Approval{SHA256: s.Digest, File: s.File, ApprovedAt: now.UTC()}
+	if t.Workspaces[t.workspace] == nil {
+		t.Workspaces[t.workspace] = map[string]Approval{}
+	}
+	t.Workspaces[t.workspace][s.Name] = Approval{SHA256: s.Digest, File: s.File, ApprovedAt: now.UTC()}
 }
 
-// Revoke withdraws the approval of the server name; it reports whether
-// there was one.
+// Revoke withdraws the approval of the server name in this workspace; it
+// reports whether there was one.
 func (t *Trust) Revoke(name string) bool {
-	_, ok := t.Servers[name]
-	delete(t.Servers, name)
+	_, ok := t.Workspaces[t.workspace][name]
+	delete(t.Workspaces[t.workspace], name)
+	if len(t.Workspaces[t.workspace]) == 0 {
+		delete(t.Workspaces, t.workspace)
+	}
 	return ok
 }
 

@@ -10,16 +10,17 @@ import (
 	"time"
 )
 
-// trustDirs is a data dir with an operator's server "ops" and a workspace
-// whose .mcp.json configures "proj" as entry.
-func trustDirs(t *testing.T, entry string) (data, ws string) {
+// trustDirs is a data dir with an operator's server "ops", a workspace
+// whose .mcp.json configures "proj" as entry, and a trust file's path
+// outside both.
+func trustDirs(t *testing.T, entry string) (data, ws, trustFile string) {
 	t.Helper()
-	data, ws = t.TempDir(), t.TempDir()
+	data, ws, trustFile = t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "config", TrustFile)
 	if err := os.WriteFile(filepath.Join(data, DataFile), []byte(`{"mcpServers": {"ops": {"command": "ops-server"}}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	setEntry(t, ws, entry)
-	return data, ws
+	return data, ws, trustFile
 }
 
 func setEntry(t *testing.T, ws, entry string) {
@@ -31,13 +32,13 @@ func setEntry(t *testing.T, ws, entry string) {
 
 // untrustedNames loads the config and the approvals afresh, as a start
 // does, and returns the servers Apply holds back.
-func untrustedNames(t *testing.T, data, ws string, vars map[string]string) []string {
+func untrustedNames(t *testing.T, data, ws, trustFile string, dataWritable bool, vars map[string]string) []string {
 	t.Helper()
 	servers, _, err := LoadConfig(data, ws, env(vars))
 	if err != nil {
 		t.Fatal(err)
 	}
-	trust, err := LoadTrust(data)
+	trust, err := LoadTrust(trustFile, ws, dataWritable)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,13 +52,13 @@ func untrustedNames(t *testing.T, data, ws string, vars map[string]string) []str
 // A workspace server runs once its entry is approved, and an edit of
 // what it runs takes the approval back; the operator's servers need none.
 func TestTrustFollowsTheEntry(t *testing.T) {
-	data, ws := trustDirs(t, `{"command": "./server", "args": ["${DIR}"]}`)
+	data, ws, trustFile := trustDirs(t, `{"command": "./server", "args": ["${DIR}"]}`)
 	vars := map[string]string{"DIR": "/a"}
-	if got := untrustedNames(t, data, ws, vars); !reflect.DeepEqual(got, []string{"proj=untrusted"}) {
+	if got := untrustedNames(t, data, ws, trustFile, false, vars); !reflect.DeepEqual(got, []string{"proj=untrusted"}) {
 		t.Fatalf("before any approval: %v", got)
 	}
 	servers, _, _ := LoadConfig(data, ws, env(vars))
-	trust, _ := LoadTrust(data)
+	trust, _ := LoadTrust(trustFile, ws, false)
 	for _, s := range servers {
 		if s.Name == "proj" {
 			trust.Approve(s, time.Now())
@@ -83,20 +84,46 @@ func TestTrustFollowsTheEntry(t *testing.T) {
 		{"a cwd", `{"command": "./server", "args": ["${DIR}"], "cwd": "/"}`, vars, []string{"proj=untrusted"}},
 	} {
 		setEntry(t, ws, tc.entry)
-		if got := untrustedNames(t, data, ws, tc.vars); !reflect.DeepEqual(got, tc.want) {
+		if got := untrustedNames(t, data, ws, trustFile, false, tc.vars); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: untrusted %v, want %v", tc.what, got, tc.want)
 		}
 	}
 	setEntry(t, ws, `{"command": "./server", "args": ["${DIR}"]}`)
-	trust, _ = LoadTrust(data)
+	trust, _ = LoadTrust(trustFile, ws, false)
 	if !trust.Revoke("proj") || trust.Revoke("proj") {
 		t.Error("Revoke: want true, then false")
 	}
 	if err := trust.Save(); err != nil {
 		t.Fatal(err)
 	}
-	if got := untrustedNames(t, data, ws, vars); !reflect.DeepEqual(got, []string{"proj=untrusted"}) {
+	if got := untrustedNames(t, data, ws, trustFile, false, vars); !reflect.DeepEqual(got, []string{"proj=untrusted"}) {
 		t.Errorf("after Revoke: %v", got)
+	}
+}
+
+// When bash may write the data dir, its mcp.json's servers wait for
+// approval too; an approval is for one workspace only.
+func TestTrustOfAWritableDataDirAndPerWorkspace(t *testing.T) {
+	data, ws, trustFile := trustDirs(t, `{"command": "./server"}`)
+	if got := untrustedNames(t, data, ws, trustFile, true, nil); !reflect.DeepEqual(got, []string{"ops=untrusted", "proj=untrusted"}) {
+		t.Fatalf("data dir writable, nothing approved: %v", got)
+	}
+	servers, _, _ := LoadConfig(data, ws, env(nil))
+	trust, _ := LoadTrust(trustFile, ws, true)
+	for _, s := range servers {
+		trust.Approve(s, time.Now())
+	}
+	if err := trust.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if got := untrustedNames(t, data, ws, trustFile, true, nil); !reflect.DeepEqual(got, []string{}) {
+		t.Errorf("all approved: %v", got)
+	}
+	// The same entries in another workspace are not approved.
+	other := t.TempDir()
+	setEntry(t, other, `{"command": "./server"}`)
+	if got := untrustedNames(t, data, other, trustFile, true, nil); !reflect.DeepEqual(got, []string{"ops=untrusted", "proj=untrusted"}) {
+		t.Errorf("another workspace: %v", got)
 	}
 }
 
@@ -104,7 +131,7 @@ func TestTrustFollowsTheEntry(t *testing.T) {
 // and no temp file is left.
 func TestTrustSaveIsAtomic(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "new")
-	trust, err := LoadTrust(data)
+	trust, err := LoadTrust(filepath.Join(data, TrustFile), "/ws", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,12 +152,12 @@ func TestTrustSaveIsAtomic(t *testing.T) {
 	}
 	fi, _ := os.Stat(filepath.Join(data, TrustFile))
 	b, _ := os.ReadFile(filepath.Join(data, TrustFile))
-	var got map[string]map[string]map[string]string
+	var got map[string]map[string]map[string]map[string]string
 	if err := json.Unmarshal(b, &got); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("%s: mode %v, %v:\n%s", TrustFile, fi.Mode(), err, b)
 	}
 	want := map[string]string{"sha256": strings.Repeat("ab", 32), "file": "/ws/.mcp.json", "approvedAt": "2026-01-02T03:04:05Z"}
-	if !reflect.DeepEqual(got["servers"]["proj"], want) {
+	if !reflect.DeepEqual(got["workspaces"]["/ws"]["proj"], want) {
 		t.Errorf("%s:\n%s", TrustFile, b)
 	}
 	if v, _ := os.ReadFile(victim); string(v) != "keep" {
@@ -141,17 +168,18 @@ func TestTrustSaveIsAtomic(t *testing.T) {
 // A trust file that is not one is an error naming the file.
 func TestLoadTrustErrors(t *testing.T) {
 	for _, tc := range []struct{ name, json, want string }{
-		{"bad JSON", `{"servers": {`, `invalid JSON: unexpected EOF`},
-		{"no servers", `{}`, `no "servers" object`},
-		{"unknown field", `{"servers": {}, "trusted": []}`, `unknown field "trusted"`},
-		{"bad digest", `{"servers": {"a": {"sha256": "abc"}}}`, `server "a": sha256: "abc" is not a SHA-256 in hex`},
-		{"bad name", `{"servers": {"a b": {"sha256": "` + strings.Repeat("0", 64) + `"}}}`, `"a b" is not a server name`},
+		{"bad JSON", `{"workspaces": {`, `invalid JSON: unexpected EOF`},
+		{"no workspaces", `{}`, `no "workspaces" object`},
+		{"unknown field", `{"workspaces": {}, "servers": {}}`, `unknown field "servers"`},
+		{"relative workspace", `{"workspaces": {"ws": {}}}`, `workspace "ws" is not an absolute path`},
+		{"bad digest", `{"workspaces": {"/ws": {"a": {"sha256": "abc"}}}}`, `workspace /ws: server "a": sha256: "abc" is not a SHA-256 in hex`},
+		{"bad name", `{"workspaces": {"/ws": {"a b": {"sha256": "` + strings.Repeat("0", 64) + `"}}}}`, `workspace /ws: "a b" is not a server name`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := t.TempDir()
 			path := filepath.Join(data, TrustFile)
 			os.WriteFile(path, []byte(tc.json), 0o600)
-			_, err := LoadTrust(data)
+			_, err := LoadTrust(path, "/ws", false)
 			if want := path + ": " + tc.want; err == nil || err.Error() != want {
 				t.Errorf("error %v\nwant     %s", err, want)
 			}

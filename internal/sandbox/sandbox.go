@@ -326,3 +326,36 @@ func getenv(environ []string, name string) string {
 	}
 	return ""
 }
+
+// Writable reports whether a tool run under cfg may write path: with the
+// sandbox off, any path; confined, one in the workspace, the temp dir or
+// a Write path. Symlinks are resolved as far as path exists, as Landlock
+// sees them, so a link out of the workspace does not hide a path inside.
+func (cfg Config) Writable(path string) bool {
+	if cfg.Mode == Off {
+		return true
+	}
+	path = realPath(path)
+	for _, root := range slices.Concat([]string{cfg.Workspace, cfg.TempDir}, cfg.Write) {
+		if root != "" && within(path, realPath(root)) {
+			return true
+		}
+	}
+	return false
+}
+
+// realPath is the absolute path with the symlinks of its longest existing
+// prefix resolved.
+func realPath(path string) string {
+	path = filepath.Clean(path)
+	var rest []string
+	for dir := path; ; dir = filepath.Dir(dir) {
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(append([]string{real}, rest...)...)
+		}
+		if dir == filepath.Dir(dir) {
+			return path
+		}
+		rest = append([]string{filepath.Base(dir)}, rest...)
+	}
+}

@@ -291,3 +291,38 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// Writable says which paths bash may write: the workspace, the temp dir
+// and the Write paths, through symlinks, down to files not yet created;
+// with the sandbox off, every path.
+func TestWritable(t *testing.T) {
+	ws, tmp, extra, outside := t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()
+	link := filepath.Join(outside, "link")
+	if err := os.Symlink(ws, link); err != nil {
+		t.Fatal(err)
+	}
+	cfg := sandbox.Config{Mode: sandbox.Workspace, Workspace: ws, TempDir: tmp, Write: []string{extra}}
+	for path, want := range map[string]bool{
+		ws:                                       true,
+		filepath.Join(ws, ".mini-openclaw", "x"): true,
+		filepath.Join(tmp, "a"):                  true,
+		filepath.Join(extra, "b", "c"):           true,
+		filepath.Join(link, "data", "mcp.json"):  true,
+		outside:                                  false,
+		filepath.Join(outside, "d"):              false,
+		ws + "x":                                 false,
+		"/":                                      false,
+	} {
+		if got := cfg.Writable(path); got != want {
+			t.Errorf("Writable(%s) = %v, want %v", path, got, want)
+		}
+	}
+	noTmp := sandbox.Config{Mode: sandbox.Workspace, Workspace: ws}
+	if noTmp.Writable(outside) {
+		t.Errorf("with no temp dir, Writable(%s) = true", outside)
+	}
+	off := sandbox.Config{Mode: sandbox.Off, Workspace: ws}
+	if !off.Writable(outside) {
+		t.Errorf("sandbox off: Writable(%s) = false", outside)
+	}
+}
