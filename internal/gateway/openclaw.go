@@ -379,11 +379,14 @@ func (s *Server) ocSend(c *ocConn, req openclaw.Request) *openclaw.ErrorShape {
 	if fail := req.Decode(&p); fail != nil {
 		return fail
 	}
-	switch {
-	case strings.TrimSpace(p.Message) == "":
+	if strings.TrimSpace(p.Message) == "" {
 		return openclaw.Errorf(openclaw.CodeInvalidRequest, "%s: message is empty", req.Method)
-	case p.IdempotencyKey == "":
-		return openclaw.Errorf(openclaw.CodeInvalidRequest, "%s: idempotencyKey is required", req.Method)
+	}
+	if p.IdempotencyKey == "" {
+		// OpenClaw's schema requires it, but openclaw-node's
+		// sessions.send leaves it out: such a request is simply not
+		// deduplicated.
+		p.IdempotencyKey = uuid.NewString()
 	}
 	id, fail := ocSessionID(p.SessionKey)
 	if fail != nil {

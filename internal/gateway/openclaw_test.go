@@ -447,9 +447,13 @@ func TestOpenClawMethods(t *testing.T) {
 	if res["ok"] != false || e["code"] != "INVALID_REQUEST" || !strings.Contains(fmt.Sprint(e["message"]), "no.such.method") {
 		t.Fatalf("unknown method: %v", res)
 	}
-	res = c.response(c.call("chat.send", map[string]any{"sessionKey": "main", "message": "x"}))
-	if res["ok"] != false {
-		t.Fatalf("chat.send without idempotencyKey: %v", res)
+	res = c.response(c.call("chat.send", map[string]any{"sessionKey": "main", "message": " ", "idempotencyKey": "e"}))
+	if e, _ := res["error"].(map[string]any); res["ok"] != false || e["code"] != "INVALID_REQUEST" {
+		t.Fatalf("chat.send of an empty message: %v", res)
+	}
+	res = c.response(c.call("chat.send", map[string]any{"sessionKey": "agent:x:" + strings.Repeat("y", 100), "message": "x", "idempotencyKey": "f"}))
+	if e, _ := res["error"].(map[string]any); res["ok"] != false || !strings.Contains(fmt.Sprint(e["message"]), "too long") {
+		t.Fatalf("chat.send to a key too long to map: %v", res)
 	}
 	if a := c.ok("agents.list", map[string]any{}); a["defaultId"] != "main" {
 		t.Errorf("agents.list: %v", a)
