@@ -70,7 +70,7 @@ func (s *Server) serveOpenClaw(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c := &ocConn{id: uuid.NewString()}
-	hello, ok := s.ocHandshake(ctx, ws, r, c.id)
+	hello, ok := s.ocHandshake(ws, r, c.id)
 	if !ok {
 		return
 	}
@@ -104,8 +104,10 @@ func (s *Server) serveOpenClaw(w http.ResponseWriter, r *http.Request) {
 // ocHandshake sends connect.challenge and checks the connect request. On
 // success it returns the encoded hello-ok; on failure it has answered the
 // request with the error and closed the connection with 1008.
-func (s *Server) ocHandshake(ctx context.Context, ws *websocket.Conn, r *http.Request, connID string) ([]byte, bool) {
-	hctx, cancel := context.WithTimeout(ctx, ocHandshakeTimeout)
+func (s *Server) ocHandshake(ws *websocket.Conn, r *http.Request, connID string) ([]byte, bool) {
+	// The wait ends with the turns' context too, which Shutdown cancels
+	// before it waits for handlers: a silent client does not hold it up.
+	hctx, cancel := context.WithTimeout(s.hub.base, ocHandshakeTimeout)
 	defer cancel()
 	ws.SetReadLimit(ocPreauthFrame)
 	nonce := uuid.NewString()

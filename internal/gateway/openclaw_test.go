@@ -468,3 +468,19 @@ func TestOpenClawMethods(t *testing.T) {
 		t.Errorf("sessions.subscribe: %v", s)
 	}
 }
+
+// A client that opened /openclaw and never sends connect does not hold up
+// shutdown: its handshake ends with the gateway's turns, not after its own
+// timeout.
+func TestOpenClawShutdownDuringHandshake(t *testing.T) {
+	ts := echoServer(t, func(o *gateway.Options) { o.ShutdownGrace = 100 * time.Millisecond })
+	c := dialOC(t, ts) // challenge read, no connect sent
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with a client in its handshake: %v", err)
+	}
+	if _, err := c.tryRead(); err == nil {
+		t.Fatal("the connection is still open after shutdown")
+	}
+}
