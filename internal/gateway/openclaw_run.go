@@ -29,6 +29,13 @@ const firstEventDelay = 50 * time.Millisecond
 // is forgotten first.
 const maxIdempotencyKeys = 1024
 
+// ocDeltaEvery spaces the reports of a streaming reply. Each chat delta
+// carries the whole message so far, as OpenClaw's protocol has it, so one
+// per model chunk would send a long reply's text over and over (thousands of
+// chunks fill a client's send queue); chunks arriving within this interval
+// go out together instead, and the rest before a tool call or the end.
+const ocDeltaEvery = 100 * time.Millisecond
+
 // ocRun is one turn as OpenClaw's clients see it: a run ID, the session
 // key, a per-run event sequence and the reply so far. It lives on the
 // turn's goroutine (no locking); the hub hands it over in the job.
@@ -43,9 +50,10 @@ type ocRun struct {
 	replyTo *ocConn
 	reqID   string
 
-	seq     int
-	started bool
-	text    strings.Builder
+	chatSeq, agentSeq int // per-run sequences of chat and agent events
+	text              strings.Builder
+	sent              int       // bytes of text already reported
+	lastDelta         time.Time // when text was last reported
 }
 
 // ocHub is the OpenClaw side of the gateway: its connections, which all
@@ -176,17 +184,39 @@ func (s *Server) ocStart(ctx context.Context, r *ocRun) {
 			t.Stop()
 		}
 	}
-	r.started = true
 	s.ocAgentEvent(r, "lifecycle", map[string]any{"phase": "start", "startedAt": time.Now().UnixMilli()})
 }
 
-// ocText reports a chunk of the reply: a chat delta with the cumulative
-// message, and the agent assistant stream.
+// ocText takes a chunk of the reply, reported at most every ocDeltaEvery.
 func (s *Server) ocText(r *ocRun, text string) {
 	r.text.WriteString(text)
+	if time.Since(r.lastDelta) >= ocDeltaEvery {
+		s.ocFlush(r)
+	}
+}
+
+// ocFlush reports the reply's text not reported yet: a chat delta with the
+// cumulative message, and the agent assistant stream.
+func (s *Server) ocFlush(r *ocRun) {
 	all := r.text.String()
-	s.ocChatEvent(r, map[string]any{"state": "delta", "deltaText": text, "message": assistantMessage(all)})
-	s.ocAgentEvent(r, "assistant", map[string]any{"text": all, "delta": text})
+	if len(all) == r.sent {
+		return
+	}
+	delta := all[r.sent:]
+	r.sent, r.lastDelta = len(all), time.Now()
+	s.ocChatEvent(r, map[string]any{"state": "delta", "deltaText": delta, "message": assistantMessage(all)})
+	s.ocAgentEvent(r, "assistant", map[string]any{"text": all, "delta": delta})
+}
+
+// ocTool reports a tool call starting (done == nil) or done, on the agent
+// tool stream.
+func (s *Server) ocTool(r *ocRun, call core.ToolCall, done *core.ToolCallRecord) {
+	s.ocFlush(r)
+	data := map[string]any{"phase": "start", "name": call.Name, "toolCallId": call.ID, "args": call.Input}
+	if done != nil {
+		data = map[string]any{"phase": "result", "name": done.Name, "toolCallId": done.ID, "result": done.Output, "isError": done.IsError}
+	}
+	s.ocAgentEvent(r, "tool", data)
 }
 
 // ocEnd reports the end of the turn from the event that ended it
@@ -201,6 +231,13 @@ func (s *Server) ocEnd(r *ocRun, final []byte) {
 		Message    string        `json:"message"`
 	}
 	json.Unmarshal(final, &end) // our own encoding; a zero end reads as an error
+	// Not running any more for chat.abort and sessions.list once a client
+	// can have seen the end.
+	s.oc.setActive(r.session, "")
+	if r.idemKey != "" {
+		s.oc.finish(r.idemKey)
+	}
+	s.ocFlush(r)
 	chat := map[string]any{}
 	var agentResult []byte
 	switch {
@@ -231,31 +268,23 @@ func (s *Server) ocEnd(r *ocRun, final []byte) {
 		s.ocAgentEvent(r, "lifecycle", map[string]any{"phase": "error", "error": msg, "endedAt": time.Now().UnixMilli()})
 		agentResult = openclaw.Fail(r.reqID, &openclaw.ErrorShape{Code: openclaw.CodeUnavailable, Message: msg})
 	}
-	s.oc.setActive(r.session, "")
-	if r.idemKey != "" {
-		s.oc.finish(r.idemKey)
-	}
 	if r.replyTo != nil {
 		r.replyTo.enqueue(agentResult)
 	}
 }
 
 func (s *Server) ocChatEvent(r *ocRun, payload map[string]any) {
-	payload["runId"], payload["sessionKey"], payload["seq"] = r.id, r.key, r.next()
+	r.chatSeq++
+	payload["runId"], payload["sessionKey"], payload["seq"] = r.id, r.key, r.chatSeq
 	s.oc.broadcast(openclaw.Event("chat", payload))
 }
 
 func (s *Server) ocAgentEvent(r *ocRun, stream string, data map[string]any) {
+	r.agentSeq++
 	s.oc.broadcast(openclaw.Event("agent", map[string]any{
-		"runId": r.id, "seq": r.next(), "stream": stream, "ts": time.Now().UnixMilli(), "data": data,
+		"runId": r.id, "seq": r.agentSeq, "stream": stream, "ts": time.Now().UnixMilli(), "data": data,
 		"sessionKey": r.key,
 	}))
-}
-
-// next is the run's next event sequence number, from 1.
-func (r *ocRun) next() int {
-	r.seq++
-	return r.seq
 }
 
 // assistantMessage is a reply in OpenClaw's message shape.

@@ -361,7 +361,7 @@ func messageText(p map[string]any) string {
 }
 
 // A message from /ws reaches OpenClaw's clients as chat and agent events of
-// its session's key, with a per-run sequence from 1.
+// its session's key, each with a per-run sequence from 1.
 func TestOpenClawSeesWebChat(t *testing.T) {
 	ts := echoServer(t)
 	c := helloOC(t, ts, "")
@@ -376,12 +376,9 @@ func TestOpenClawSeesWebChat(t *testing.T) {
 	if final := chat[len(chat)-1]; final["state"] != "final" || final["sessionKey"] != "agent:main:work-1" || messageText(final) != "echo: from the web" {
 		t.Fatalf("final %v", final)
 	}
-	last := 1.0
-	for _, p := range chat {
-		if s := p["seq"].(float64); s <= last {
-			t.Fatalf("chat seq %v after %v", s, last)
-		} else {
-			last = s
+	for i, p := range chat {
+		if p["seq"] != float64(i+1) {
+			t.Fatalf("chat event %d of the run has seq %v, want %d", i+1, p["seq"], i+1)
 		}
 	}
 	list := c.ok("sessions.list", map[string]any{})
@@ -482,5 +479,22 @@ func TestOpenClawShutdownDuringHandshake(t *testing.T) {
 	}
 	if _, err := c.tryRead(); err == nil {
 		t.Fatal("the connection is still open after shutdown")
+	}
+}
+
+// A long reply streamed in thousands of chunks to an OpenClaw client that
+// reads only once the turn is over does not overflow its send queue (which
+// would close it): deltas are coalesced, and the final event carries all.
+func TestOpenClawLongReplyToSlowReader(t *testing.T) {
+	ts := echoServer(t)
+	web := ts.dial(t, "/ws?sessionId=long")
+	c := helloOC(t, ts, "")
+	words := strings.TrimSpace(strings.Repeat("word ", 3000))
+	c.call("chat.send", map[string]any{"sessionKey": "long", "message": words, "idempotencyKey": "L"})
+	web.readTurn() // the turn is over; the OpenClaw client has read nothing yet
+	chat := c.chatUntil("L")
+	final := chat[len(chat)-1]
+	if final["state"] != "final" || messageText(final) != "echo: "+words {
+		t.Fatalf("final event %v…", fmt.Sprint(final)[:200])
 	}
 }

@@ -28,9 +28,11 @@ func (s *Server) runTurn(ctx context.Context, id string, j job) []byte {
 		},
 		ToolStart: func(c core.ToolCall) {
 			s.hub.broadcast(id, protocol.Encode(protocol.ToolStart{Type: protocol.TypeToolStart, SessionID: id, ToolName: c.Name, ToolCallID: c.ID, Input: c.Input}))
+			s.ocTool(run, c, nil)
 		},
 		ToolDone: func(r core.ToolCallRecord) {
 			s.hub.broadcast(id, protocol.Encode(protocol.ToolDone{Type: protocol.TypeToolDone, SessionID: id, ToolName: r.Name, Output: r.Output, ToolCallID: r.ID, IsError: r.IsError}))
+			s.ocTool(run, core.ToolCall{}, &r)
 		},
 		Compacted: func(ev protocol.Compaction) {
 			s.hub.broadcast(id, protocol.Encode(ev))
