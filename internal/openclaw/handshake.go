@@ -120,8 +120,9 @@ func (h Handshake) checkSecret(a *Auth) *ErrorShape {
 // VerifyDevice checks p.Device: the nonce is this connection's challenge,
 // the id is the hex SHA-256 of the raw public key, signedAt is within
 // MaxSkew of now, and the signature verifies over the v3 payload
-// (v3|deviceId|clientId|clientMode|role|scopes|signedAt|token|nonce|platform|deviceFamily)
-// or the legacy v2 one (the same without the last two fields).
+// (v3|deviceId|clientId|clientMode|role|scopes|signedAt|token|nonce|platform|deviceFamily,
+// the last two trimmed and in ASCII lower case) or the legacy v2 one (the
+// same without the last two fields).
 func (h Handshake) VerifyDevice(p ConnectParams, token string) *ErrorShape {
 	d := p.Device
 	devErr := func(detail, reason, msg string) *ErrorShape {
@@ -160,8 +161,19 @@ func SignaturePayloads(p ConnectParams, token string) []string {
 	d := p.Device
 	v2 := []string{d.ID, p.Client.ID, p.Client.Mode, p.Role, strings.Join(p.Scopes, ","),
 		strconv.FormatInt(d.SignedAt, 10), token, d.Nonce}
-	v3 := append(append([]string{"v3"}, v2...), p.Client.Platform, p.Client.DeviceFamily)
+	v3 := append(append([]string{"v3"}, v2...), signedMetadata(p.Client.Platform), signedMetadata(p.Client.DeviceFamily))
 	return []string{strings.Join(v3, "|"), "v2|" + strings.Join(v2, "|")}
+}
+
+// signedMetadata is platform or deviceFamily as clients sign it: trimmed,
+// ASCII letters in lower case (OpenClaw's TUI sends deviceFamily "Linux").
+func signedMetadata(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, strings.TrimSpace(s))
 }
 
 // decodeB64URL decodes base64url with or without padding.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +123,27 @@ func TestHandshakeChecks(t *testing.T) {
 	}
 	if err := loop.Check(bare(func(p *ConnectParams) { p.Role = "node" })); err == nil || !strings.Contains(err.Message, "node") {
 		t.Errorf("role node: got %v, want a refusal naming the role", err)
+	}
+}
+
+// OpenClaw's clients sign platform and deviceFamily trimmed and in ASCII
+// lower case (its TUI sends deviceFamily "Linux" and signs "linux").
+func TestDeviceSignatureNormalisesMetadata(t *testing.T) {
+	now := time.Now()
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	sum := sha256.Sum256(pub)
+	id := hex.EncodeToString(sum[:])
+	signedAt := now.UnixMilli()
+	payload := strings.Join([]string{"v3", id, "openclaw-tui", "ui", "operator", "operator.admin,operator.read",
+		strconv.FormatInt(signedAt, 10), "tok", "n-1", "linux", "linux"}, "|")
+	p := ConnectParams{
+		MinProtocol: 4, MaxProtocol: 4, Role: "operator", Scopes: []string{"operator.admin", "operator.read"},
+		Client: ClientInfo{ID: "openclaw-tui", Platform: " Linux", Mode: "ui", DeviceFamily: "Linux"},
+		Auth:   &Auth{Token: "tok"},
+		Device: &Device{ID: id, PublicKey: base64.RawURLEncoding.EncodeToString(pub), SignedAt: signedAt, Nonce: "n-1",
+			Signature: base64.RawURLEncoding.EncodeToString(ed25519.Sign(priv, []byte(payload)))},
+	}
+	if err := (Handshake{Token: "tok", Nonce: "n-1", Now: now}).Check(p); err != nil {
+		t.Fatalf("signature over normalised metadata refused: %v", err)
 	}
 }
