@@ -90,19 +90,9 @@ func TestOpenClawNodeClient(t *testing.T) {
 		t.Errorf("chat end states seen by the client: %v", states)
 	}
 
-	tr, err := readTranscript(filepath.Join(data, "sessions", "main.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, m := range tr.msgs {
-		got = append(got, m.Role, m.Content)
-	}
-	wantMain := []string{"user", "hello from node", "assistant", "Hello from miniclaw.", "user", "and again", "assistant", "Once more.",
-		"user", "sent via chat.send", "assistant", "Sent and answered."}
-	if !reflect.DeepEqual(got, wantMain) {
-		t.Errorf("main.jsonl holds %q, want %q", got, wantMain)
-	}
+	wantTranscriptFile(t, filepath.Join(data, "sessions", "main.jsonl"),
+		"user", "hello from node", "assistant", "Hello from miniclaw.", "user", "and again", "assistant", "Once more.",
+		"user", "sent via chat.send", "assistant", "Sent and answered.")
 	slow, err := readTranscript(filepath.Join(data, "sessions", "slow.jsonl"))
 	if err != nil || len(slow.msgs) == 0 || slow.msgs[0].Content != "go slowly" {
 		t.Errorf("slow.jsonl: %+v, %v", slow.msgs, err)

@@ -394,7 +394,14 @@ func (s *Server) ocSend(c *ocConn, req openclaw.Request) *openclaw.ErrorShape {
 	if fail != nil {
 		return fail
 	}
-	runID := p.IdempotencyKey // OpenClaw's clients match events by it
+	// The agent method's run is the client's key: openclaw-node matches
+	// its events by it. chat.send's is the gateway's own: OpenClaw's TUI
+	// copes with a chat.send ack it reads after the run's end only when
+	// the ack names another run than its key (see firstEventDelay).
+	runID := p.IdempotencyKey
+	if req.Method == "chat.send" {
+		runID = uuid.NewString()
+	}
 	if prev, fresh := s.oc.claim(p.IdempotencyKey, runID, id); !fresh {
 		c.reply(openclaw.OK(req.ID, map[string]any{"runId": prev.runID, "status": prev.status(s.oc)}))
 		return nil

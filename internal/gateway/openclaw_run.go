@@ -22,7 +22,9 @@ import (
 // then stays on "agent is busy" forever. OpenClaw's own gateway is slow
 // enough never to hit this; miniclaw answers in a few milliseconds, so it
 // waits. Later events are not delayed, and a run started from /ws is not
-// delayed at all.
+// delayed at all. On a loaded machine the TUI can take longer than that;
+// then the chat.send ack, which names a run ID of the gateway's and not the
+// TUI's own key, lets it see that the run already ended.
 const firstEventDelay = 50 * time.Millisecond
 
 // maxIdempotencyKeys bounds the remembered chat.send/agent keys; the oldest

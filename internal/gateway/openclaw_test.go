@@ -289,7 +289,7 @@ func signedParams(t *testing.T, token, nonce string, signedAt time.Time) map[str
 }
 
 // A chat.send from OpenClaw's client runs on the session's lane like a /ws
-// message: acknowledged with the idempotency key as run ID, streamed as chat
+// message: acknowledged with a run ID, streamed as chat
 // deltas (deltaText plus the cumulative message) and agent events with one
 // sequence per run, stored in the session's JSONL, seen by a /ws client of
 // the same session and listed by GET /api/sessions.
@@ -298,13 +298,14 @@ func TestOpenClawChatSend(t *testing.T) {
 	web := ts.dial(t, "/ws?sessionId=main")
 	c := helloOC(t, ts, "")
 	ack := c.ok("chat.send", map[string]any{"sessionKey": "main", "message": "hello there", "idempotencyKey": "k1"})
-	if ack["runId"] != "k1" || ack["status"] != "started" {
-		t.Fatalf("chat.send ack %v: want runId k1, status started", ack)
+	runID, _ := ack["runId"].(string)
+	if runID == "" || runID == "k1" || ack["status"] != "started" {
+		t.Fatalf("chat.send ack %v: want a run ID of the gateway's, status started", ack)
 	}
 	if len(c.events) > 0 {
 		t.Fatalf("events before the ack: %v", c.events)
 	}
-	chat := c.chatUntil("k1")
+	chat := c.chatUntil(runID)
 	final := chat[len(chat)-1]
 	if final["state"] != "final" || final["sessionKey"] != "agent:main:main" || messageText(final) != "echo: hello there" {
 		t.Fatalf("final chat event %v: want the reply in message", final)
@@ -334,7 +335,7 @@ func TestOpenClawChatSend(t *testing.T) {
 
 	// The same key again is answered, not run again.
 	again := c.ok("chat.send", map[string]any{"sessionKey": "main", "message": "hello there", "idempotencyKey": "k1"})
-	if again["runId"] != "k1" || again["status"] != "ok" {
+	if again["runId"] != runID || again["status"] != "ok" {
 		t.Fatalf("repeated key: %v", again)
 	}
 	hist := c.ok("chat.history", map[string]any{"sessionKey": "agent:main:main"})
@@ -420,14 +421,17 @@ func TestOpenClawAgentMethod(t *testing.T) {
 func TestOpenClawAbort(t *testing.T) {
 	ts := scriptServer(t, `[{"text": "one two three four five six seven eight nine ten", "chunkDelayMs": 200}]`)
 	c := helloOC(t, ts, "")
-	c.ok("chat.send", map[string]any{"sessionKey": "slow", "message": "go", "idempotencyKey": "s1"})
+	runID := c.ok("chat.send", map[string]any{"sessionKey": "slow", "message": "go", "idempotencyKey": "s1"})["runId"].(string)
 	for c.nextEvent("chat")["state"] != "delta" {
 	}
-	res := c.ok("chat.abort", map[string]any{"sessionKey": "slow", "runId": "s1"})
+	if res := c.ok("chat.abort", map[string]any{"sessionKey": "slow", "runId": "another"}); res["aborted"] != false {
+		t.Fatalf("chat.abort of another run: %v", res)
+	}
+	res := c.ok("chat.abort", map[string]any{"sessionKey": "slow", "runId": runID})
 	if res["aborted"] != true {
 		t.Fatalf("chat.abort: %v", res)
 	}
-	chat := c.chatUntil("s1")
+	chat := c.chatUntil(runID)
 	if end := chat[len(chat)-1]; end["state"] != "aborted" {
 		t.Fatalf("end of an aborted run: %v", end)
 	}
@@ -490,9 +494,10 @@ func TestOpenClawLongReplyToSlowReader(t *testing.T) {
 	web := ts.dial(t, "/ws?sessionId=long")
 	c := helloOC(t, ts, "")
 	words := strings.TrimSpace(strings.Repeat("word ", 3000))
-	c.call("chat.send", map[string]any{"sessionKey": "long", "message": words, "idempotencyKey": "L"})
+	id := c.call("chat.send", map[string]any{"sessionKey": "long", "message": words, "idempotencyKey": "L"})
 	web.readTurn() // the turn is over; the OpenClaw client has read nothing yet
-	chat := c.chatUntil("L")
+	runID := c.response(id)["payload"].(map[string]any)["runId"].(string)
+	chat := c.chatUntil(runID)
 	final := chat[len(chat)-1]
 	if final["state"] != "final" || messageText(final) != "echo: "+words {
 		t.Fatalf("final event %v…", fmt.Sprint(final)[:200])
