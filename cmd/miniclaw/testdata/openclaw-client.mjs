@@ -68,6 +68,6 @@ for await (const chunk of client.chat("go slowly", { sessionKey: "slow" })) {
 for (let i = 0; i < 100 && !finals.some((f) => f.sessionKey === "agent:main:slow"); i++) {
   await new Promise((r) => setTimeout(r, 50));
 }
-print("abort", { first, aborted: abortRes?.aborted, states: finals.map((f) => `${f.sessionKey}:${f.state}`) });
+print("abort", { first, aborted: abortRes?.aborted, states: finals.map((f) => `${f.sessionKey}:${f.state}`).sort() });
 
 await client.disconnect();
