@@ -38,9 +38,11 @@ const (
 )
 
 // ocMethods are the methods served, as hello-ok advertises them.
-var ocMethods = []string{"health", "sessions.list", "sessions.subscribe", "sessions.unsubscribe",
-	"sessions.messages.subscribe", "sessions.messages.unsubscribe", "sessions.describe",
-	"chat.history", "chat.send", "chat.abort", "agent", "agents.list", "commands.list"}
+func ocMethods() []string {
+	return []string{"health", "sessions.list", "sessions.subscribe", "sessions.unsubscribe",
+		"sessions.messages.subscribe", "sessions.messages.unsubscribe", "sessions.describe",
+		"chat.history", "chat.send", "chat.abort", "agent", "agents.list", "commands.list"}
+}
 
 // ocConn is an OpenClaw client's connection, once it passed the handshake.
 type ocConn struct {
@@ -179,7 +181,7 @@ func (s *Server) ocHello(connID string, p openclaw.ConnectParams) map[string]any
 		"type":     "hello-ok",
 		"protocol": openclaw.Protocol,
 		"server":   map[string]any{"version": "miniclaw", "connId": connID},
-		"features": map[string]any{"methods": ocMethods, "events": []string{"connect.challenge", "tick", "chat", "agent"}},
+		"features": map[string]any{"methods": ocMethods(), "events": []string{"connect.challenge", "tick", "chat", "agent"}},
 		"snapshot": map[string]any{
 			"presence":        []any{},
 			"health":          map[string]any{"ok": true, "ts": time.Now().UnixMilli()},
@@ -289,7 +291,7 @@ func (s *Server) ocCall(c *ocConn, req openclaw.Request) (any, *openclaw.ErrorSh
 	case "commands.list":
 		return map[string]any{"commands": []any{}}, nil
 	}
-	return nil, openclaw.Errorf(openclaw.CodeInvalidRequest, "unknown method: %s (miniclaw serves %s)", req.Method, strings.Join(ocMethods, ", "))
+	return nil, openclaw.Errorf(openclaw.CodeInvalidRequest, "unknown method: %s (miniclaw serves %s)", req.Method, strings.Join(ocMethods(), ", "))
 }
 
 // ocRow is a session as sessions.list shows it.
