@@ -94,13 +94,26 @@ func (h *ocHub) remove(c *ocConn) {
 	delete(h.conns, c)
 }
 
-// broadcast queues an event on every OpenClaw connection.
-func (h *ocHub) broadcast(frame []byte) {
+// broadcast queues an event on every OpenClaw connection. Without any, the
+// event is not even encoded: a turn of a gateway nobody reaches through
+// /openclaw does no work for it (a chat event carries the whole reply).
+func (h *ocHub) broadcast(name string, payload any) {
+	if !h.listening() {
+		return
+	}
+	frame := openclaw.Event(name, payload)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for c := range h.conns {
 		c.enqueue(frame)
 	}
+}
+
+// listening reports whether any OpenClaw client is connected.
+func (h *ocHub) listening() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns) > 0
 }
 
 // claim records a new run under an idempotency key. It returns the
@@ -232,16 +245,19 @@ func (s *Server) ocEnd(r *ocRun, final []byte) {
 		Code       protocol.Code `json:"code"`
 		Message    string        `json:"message"`
 	}
-	json.Unmarshal(final, &end) // our own encoding; a zero end reads as an error
 	// Not running any more for chat.abort and sessions.list once a client
 	// can have seen the end.
 	s.oc.setActive(r.session, "")
 	if r.idemKey != "" {
 		s.oc.finish(r.idemKey)
 	}
+	if r.replyTo == nil && !s.oc.listening() {
+		return // nobody to tell: the final event, a whole reply, is not even read
+	}
+	json.Unmarshal(final, &end) // our own encoding; a zero end reads as an error
 	s.ocFlush(r)
 	chat := map[string]any{}
-	var agentResult []byte
+	var agentResult func() []byte // the agent method's final response
 	switch {
 	case end.Type == protocol.TypeMessageDone:
 		chat["state"], chat["message"], chat["stopReason"] = "final", assistantMessage(end.Content), end.StopReason
@@ -250,8 +266,10 @@ func (s *Server) ocEnd(r *ocRun, final []byte) {
 		}
 		s.ocChatEvent(r, chat)
 		s.ocAgentEvent(r, "lifecycle", map[string]any{"phase": "end", "endedAt": time.Now().UnixMilli()})
-		agentResult = openclaw.OK(r.reqID, map[string]any{"runId": r.id, "status": "ok", "summary": "completed",
-			"result": map[string]any{"payloads": []any{map[string]any{"text": end.Content}}, "meta": map[string]any{"stopReason": end.StopReason}}})
+		agentResult = func() []byte {
+			return openclaw.OK(r.reqID, map[string]any{"runId": r.id, "status": "ok", "summary": "completed",
+				"result": map[string]any{"payloads": []any{map[string]any{"text": end.Content}}, "meta": map[string]any{"stopReason": end.StopReason}}})
+		}
 	case end.Code == protocol.CodeAborted:
 		chat["state"], chat["stopReason"] = "aborted", "aborted"
 		if r.text.Len() > 0 {
@@ -259,7 +277,9 @@ func (s *Server) ocEnd(r *ocRun, final []byte) {
 		}
 		s.ocChatEvent(r, chat)
 		s.ocAgentEvent(r, "lifecycle", map[string]any{"phase": "end", "aborted": true, "endedAt": time.Now().UnixMilli()})
-		agentResult = openclaw.OK(r.reqID, map[string]any{"runId": r.id, "status": "aborted", "summary": "aborted"})
+		agentResult = func() []byte {
+			return openclaw.OK(r.reqID, map[string]any{"runId": r.id, "status": "aborted", "summary": "aborted"})
+		}
 	default:
 		msg := end.Message
 		if msg == "" {
@@ -268,25 +288,27 @@ func (s *Server) ocEnd(r *ocRun, final []byte) {
 		chat["state"], chat["errorMessage"] = "error", msg
 		s.ocChatEvent(r, chat)
 		s.ocAgentEvent(r, "lifecycle", map[string]any{"phase": "error", "error": msg, "endedAt": time.Now().UnixMilli()})
-		agentResult = openclaw.Fail(r.reqID, &openclaw.ErrorShape{Code: openclaw.CodeUnavailable, Message: msg})
+		agentResult = func() []byte {
+			return openclaw.Fail(r.reqID, &openclaw.ErrorShape{Code: openclaw.CodeUnavailable, Message: msg})
+		}
 	}
 	if r.replyTo != nil {
-		r.replyTo.enqueue(agentResult)
+		r.replyTo.enqueue(agentResult())
 	}
 }
 
 func (s *Server) ocChatEvent(r *ocRun, payload map[string]any) {
 	r.chatSeq++
 	payload["runId"], payload["sessionKey"], payload["seq"] = r.id, r.key, r.chatSeq
-	s.oc.broadcast(openclaw.Event("chat", payload))
+	s.oc.broadcast("chat", payload)
 }
 
 func (s *Server) ocAgentEvent(r *ocRun, stream string, data map[string]any) {
 	r.agentSeq++
-	s.oc.broadcast(openclaw.Event("agent", map[string]any{
+	s.oc.broadcast("agent", map[string]any{
 		"runId": r.id, "seq": r.agentSeq, "stream": stream, "ts": time.Now().UnixMilli(), "data": data,
 		"sessionKey": r.key,
-	}))
+	})
 }
 
 // assistantMessage is a reply in OpenClaw's message shape.
