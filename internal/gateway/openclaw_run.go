@@ -203,7 +203,12 @@ func (s *Server) ocStart(ctx context.Context, r *ocRun) {
 }
 
 // ocText takes a chunk of the reply, reported at most every ocDeltaEvery.
+// Without OpenClaw clients it is dropped (a client connecting mid-reply
+// gets the rest of it in deltas, and all of it in the final event).
 func (s *Server) ocText(r *ocRun, text string) {
+	if !s.oc.listening() {
+		return
+	}
 	r.text.WriteString(text)
 	if time.Since(r.lastDelta) >= ocDeltaEvery {
 		s.ocFlush(r)
