@@ -51,6 +51,9 @@ func TestOpenClawCLI(t *testing.T) {
 		"PATH":                   filepath.Dir(in.Node) + ":" + os.Getenv("PATH"),
 		"OPENCLAW_GATEWAY_URL":   url,
 		"OPENCLAW_GATEWAY_TOKEN": "cli-key",
+		// OpenClaw turns on Node's compile cache in TMPDIR, which a process
+		// of the killed TUI may still be writing when the test removes it.
+		"NODE_DISABLE_COMPILE_CACHE": "1",
 	}
 	openclaw := func(args ...string) string {
 		t.Helper()
