@@ -36,6 +36,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /ws", s.auth(http.HandlerFunc(s.serveWS)))
+	// OpenClaw's clients send the token in their connect request, not on
+	// the upgrade: serveOpenClaw checks it there.
+	mux.HandleFunc("GET /openclaw", s.serveOpenClaw)
 	mux.HandleFunc("GET /{$}", s.root)
 	mux.HandleFunc("GET /static/", s.page) // the WebChat's scripts and styles
 	mux.Handle("GET /api/sessions", s.auth(http.HandlerFunc(s.listSessions)))

@@ -33,6 +33,9 @@ type job struct {
 	// result, for a compact asked over HTTP, receives its outcome; it is
 	// buffered, so the lane never waits for the handler.
 	result chan<- compactResult
+	// ocRun, for a message an OpenClaw client sent (chat.send, agent), is
+	// the run its events report under; nil for a message from /ws.
+	ocRun *ocRun
 }
 
 // lane serialises the turns of one session and fans its events out to every

@@ -68,6 +68,10 @@ type Options struct {
 	// Keepalive is how often an idle peer is pinged; one that does not
 	// answer within half of it is dropped. 0 means 30 s.
 	Keepalive time.Duration
+	// OpenClawTick is the interval of the tick events sent to OpenClaw's
+	// clients at /openclaw (hello-ok's policy.tickIntervalMs). 0 means
+	// DefaultOpenClawTick.
+	OpenClawTick time.Duration
 	// TurnLockTimeout bounds how long a turn waits for a turn of the same
 	// session run by another process on the data dir. 0 means
 	// DefaultTurnLockTimeout.
@@ -100,6 +104,7 @@ type Server struct {
 	log   *slog.Logger
 	store *session.Store
 	hub   *hub
+	oc    *ocHub // OpenClaw's clients at /openclaw
 	turns *turn.Player
 	start time.Time
 	http  *http.Server
@@ -146,6 +151,7 @@ func New(opt Options) *Server {
 		start:     time.Now(),
 		interrupt: interrupt,
 		conns:     map[*conn]struct{}{},
+		oc:        newOCHub(),
 		turns:     &turn.Player{Store: opt.Store, Runtime: opt.Runtime, Log: opt.Logger, MaxContext: opt.MaxContext, LockTimeout: opt.TurnLockTimeout},
 	}
 	s.hub = newHub(base, s.runTurn, cmp.Or(opt.MaxQueuedBytes, DefaultMaxQueuedBytes))

@@ -12,26 +12,32 @@ import (
 // runTurn plays one user message on its session's lane (see turn.Player:
 // the turn lock, the user message persisted, the agent run, what it
 // produced persisted in one append before message_done), its events fanned
-// out to the session. A client that saw message_done can rely on both lines
+// out to the session and, as chat and agent events, to OpenClaw's clients
+// (see openclaw_run.go). A client that saw message_done can rely on both lines
 // being on disk. It returns the event that ends the turn, message_done or
 // error, for the lane to broadcast.
 func (s *Server) runTurn(ctx context.Context, id string, j job) []byte {
 	if j.compact {
 		return s.runCompact(ctx, id, j)
 	}
-	return s.turns.Play(ctx, id, j.content, turn.Events{
+	run := ocRunOf(id, j)
+	s.ocStart(ctx, run)
+	final := s.turns.Play(ctx, id, j.content, turn.Events{
 		User: func(m core.Message) {
 			// The sender shows its own copy since it sent it.
 			s.hub.broadcastExcept(id, j.from, protocol.Encode(protocol.UserMessage{Type: protocol.TypeUserMessage, SessionID: id, Content: m.Content, Timestamp: m.Timestamp, Channel: j.channel}))
 		},
 		Text: func(text string) {
 			s.hub.broadcastChunk(id, text)
+			s.ocText(run, text)
 		},
 		ToolStart: func(c core.ToolCall) {
 			s.hub.broadcast(id, protocol.Encode(protocol.ToolStart{Type: protocol.TypeToolStart, SessionID: id, ToolName: c.Name, ToolCallID: c.ID, Input: c.Input}))
+			s.ocTool(run, c, nil)
 		},
 		ToolDone: func(r core.ToolCallRecord) {
 			s.hub.broadcast(id, protocol.Encode(protocol.ToolDone{Type: protocol.TypeToolDone, SessionID: id, ToolName: r.Name, Output: r.Output, ToolCallID: r.ID, IsError: r.IsError}))
+			s.ocTool(run, core.ToolCall{}, &r)
 		},
 		ToolProgress: func(c core.ToolCall, p tools.Progress) {
 			s.hub.broadcast(id, protocol.Encode(protocol.ToolProgress{Type: protocol.TypeToolProgress, SessionID: id, ToolName: c.Name, ToolCallID: c.ID, Progress: p.Progress, Total: p.Total, Message: p.Message}))
@@ -41,6 +47,8 @@ func (s *Server) runTurn(ctx context.Context, id string, j job) []byte {
 		},
 		Status: s.statusTo(id),
 	})
+	s.ocEnd(run, final)
+	return final
 }
 
 // statusTo tells the clients of session id what its turn waits for.
