@@ -5,6 +5,7 @@ package gateway_test
 // and readers that fail a test (never hang it) when an event does not come.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -141,9 +142,15 @@ func (ts *testServer) httpURL(path string) string       { return "http://" + ts.
 // reading anything. The response is the server's HTTP answer.
 func (ts *testServer) dialRaw(t *testing.T, pathAndQuery string, header http.Header) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
+	return ts.dialOptions(t, pathAndQuery, &websocket.DialOptions{HTTPHeader: header})
+}
+
+// dialOptions is dialRaw with the client's DialOptions.
+func (ts *testServer) dialOptions(t *testing.T, pathAndQuery string, opts *websocket.DialOptions) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	ws, resp, err := websocket.Dial(ctx, ts.wsURL(pathAndQuery), &websocket.DialOptions{HTTPHeader: header})
+	ws, resp, err := websocket.Dial(ctx, ts.wsURL(pathAndQuery), opts)
 	if err == nil {
 		ws.SetReadLimit(8 << 20)
 		t.Cleanup(func() { ws.CloseNow() })
@@ -172,6 +179,7 @@ type client struct {
 	ws        *websocket.Conn
 	sessionID string // from its connected event
 	resumed   bool
+	wait      time.Duration // bound of each read; 0: waitFor
 }
 
 // dial connects on pathAndQuery and reads the connected event.
@@ -182,7 +190,13 @@ func (ts *testServer) dial(t *testing.T, pathAndQuery string) *client {
 
 func (ts *testServer) dialHeader(t *testing.T, pathAndQuery string, header http.Header) *client {
 	t.Helper()
-	ws, _, err := ts.dialRaw(t, pathAndQuery, header)
+	return ts.dialWith(t, pathAndQuery, &websocket.DialOptions{HTTPHeader: header})
+}
+
+// dialWith is dial with the client's DialOptions.
+func (ts *testServer) dialWith(t *testing.T, pathAndQuery string, opts *websocket.DialOptions) *client {
+	t.Helper()
+	ws, _, err := ts.dialOptions(t, pathAndQuery, opts)
 	if err != nil {
 		t.Fatalf("dial %s: %v", pathAndQuery, err)
 	}
@@ -221,7 +235,7 @@ func (e event) fields(t *testing.T) map[string]any {
 
 // read reads the next event, with a deadline.
 func (c *client) read() (event, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	ctx, cancel := context.WithTimeout(context.Background(), cmp.Or(c.wait, waitFor))
 	defer cancel()
 	typ, data, err := c.ws.Read(ctx)
 	if err != nil {

@@ -2,7 +2,10 @@ package gateway_test
 
 import (
 	"context"
+	"net"
+	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -42,6 +45,10 @@ func TestLargeReplyKeepsAReadingClient(t *testing.T) {
 	t.Parallel()
 	ts := echoServer(t)
 	c := ts.dial(t, "/ws?sessionId=large")
+	// Every step of a turn of 1 MiB (decoding the message, saving it,
+	// encoding the reply) takes seconds under -race on a busy machine: a
+	// longer bound for each event, which only tells a hang from a slow run.
+	c.wait = 3 * waitFor
 	word := strings.Repeat("x", 100<<10)
 	content := strings.TrimSuffix(strings.Repeat(word+" ", 10), " ") // a frame just under 1 MiB
 	c.message(content)
@@ -59,16 +66,17 @@ func TestSlowReaderIsClosed(t *testing.T) {
 	t.Parallel()
 	ts := echoServer(t, func(o *gateway.Options) { o.MaxContext = 2 })
 	normal := ts.dial(t, "/ws?sessionId=normal")
-	slow := ts.dial(t, "/ws?sessionId=slow")
+	slow := ts.dialWith(t, "/ws?sessionId=slow", smallReceiveBuffer())
 
 	// Each message is echoed back as about 1.9 MB (its chunks, then
 	// message_done): a few fill the socket buffers, the next ones the send
 	// queue (4 MiB).
 	word := strings.Repeat("w", 190<<10)
 	big := `{"type":"message","content":"` + strings.TrimSuffix(strings.Repeat(word+" ", 5), " ") + `"}`
+	const maxSent = 12 // 23 MB of replies: far more than the buffers and the queue hold
 	sent, refused, lastSent := 0, false, time.Time{}
 	sendBig := func() {
-		if refused || sent >= 12 {
+		if refused || sent >= maxSent {
 			return
 		}
 		lastSent = time.Now()
@@ -80,34 +88,59 @@ func TestSlowReaderIsClosed(t *testing.T) {
 		}
 		sent++
 	}
-	for range 5 {
-		sendBig()
+	busy := func() bool {
+		var v sessionView
+		ts.doJSON(t, "GET", "/api/sessions/slow?limit=1", nil, 200, &v)
+		return v.Session.Busy
 	}
-
-	// The normal client keeps getting quick replies until the slow one is
-	// gone (the server then counts a single connection). Meanwhile the slow
-	// client sends one more a second, in case the socket buffers hold more
-	// than usual.
-	const prompt = 3 * time.Second // generous for -race: the point is "not stuck behind the slow reader"
-	deadline := time.Now().Add(30 * time.Second)
-	rounds := 0
-	for ts.srv.Connections() > 1 || rounds < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the slow reader was not closed within 30s (%d connections open, %d messages sent)", ts.srv.Connections(), sent)
-		}
-		if time.Since(lastSent) > time.Second {
-			sendBig()
-		}
+	chat := func() time.Duration {
 		start := time.Now()
 		if tn := normal.chat("ping me"); tn.done.Content != "echo: ping me" {
 			t.Fatalf("normal client got %s", tn.done.Raw)
 		}
-		if d := time.Since(start); d > prompt {
-			t.Fatalf("a normal reply took %v while another session's reader was stuck", d)
+		return time.Since(start)
+	}
+
+	// The yardstick of "promptly", measured on this machine in this run:
+	// the slowest of three replies to the normal client while the server
+	// echoes the first big message, which the slow client's buffers still
+	// hold, so that nothing can wait for it yet.
+	sendBig()
+	var base time.Duration
+	for range 3 {
+		base = max(base, chat())
+	}
+	// A reply stuck behind the slow reader would wait for its write
+	// timeout (10 s) or its close; a fixed bound alone would also fail a
+	// machine busy with other work.
+	prompt := max(3*time.Second, 10*base)
+	for range 4 {
+		sendBig()
+	}
+
+	// The normal client keeps getting prompt replies until the slow one is
+	// gone (the server then counts a single connection). Meanwhile the slow
+	// client sends one more a second, in case the socket buffers hold more
+	// than usual. Once all it sent is echoed, the slow reader must be
+	// closed, within waitFor.
+	rounds := 0
+	var idleSince time.Time
+	for ts.srv.Connections() > 1 || rounds < 3 {
+		if time.Since(lastSent) > time.Second {
+			sendBig()
+		}
+		if (refused || sent >= maxSent) && ts.srv.Connections() > 1 && idleSince.IsZero() && !busy() {
+			idleSince = time.Now()
+		}
+		if !idleSince.IsZero() && time.Since(idleSince) > waitFor {
+			t.Fatalf("the slow reader was not closed after all %d replies sent to it (%d connections open)", sent, ts.srv.Connections())
+		}
+		if d := chat(); d > prompt {
+			t.Fatalf("a normal reply took %v (at first %v) while another session's reader was stuck", d, base)
 		}
 		rounds++
 	}
-	t.Logf("sent %d messages; the slow reader was closed; the normal client chatted %d times meanwhile", sent, rounds)
+	t.Logf("sent %d messages; the slow reader was closed; the normal client chatted %d times meanwhile, each within %v", sent, rounds, prompt)
 
 	// The slow client reads what its socket still buffers, then the end.
 	for n := 0; ; n++ {
@@ -122,13 +155,9 @@ func TestSlowReaderIsClosed(t *testing.T) {
 	}
 
 	// What the server accepted ran to completion and was persisted whole.
-	var v sessionView
-	// Each accepted turn echoes about 1 MB; under -race on a busy machine
+	// Each accepted turn echoes about 1.9 MB; under -race on a busy machine
 	// one takes seconds, so the wait grows with the number sent.
-	eventuallyWithin(t, time.Duration(sent)*5*time.Second, "the dropped client's turns to finish", func() bool {
-		ts.doJSON(t, "GET", "/api/sessions/slow?limit=1", nil, 200, &v)
-		return !v.Session.Busy
-	})
+	eventuallyWithin(t, time.Duration(sent)*waitFor, "the dropped client's turns to finish", func() bool { return !busy() })
 	lines := ts.readJSONL(t, "slow")
 	if len(lines) < 2 || len(lines)%2 != 0 {
 		t.Fatalf("slow session has %d lines, want whole turns", len(lines))
@@ -186,4 +215,21 @@ func TestOwnRepliesDoNotCloseAReader(t *testing.T) {
 		t.Fatalf("sending the burst: %v", err)
 	}
 	c.chat("still here")
+}
+
+// smallReceiveBuffer dials with a fixed receive buffer of 64 KiB instead of
+// one the kernel grows up to net.ipv4.tcp_rmem's maximum (32 MiB on some
+// machines, 6 MiB on others): how much a client that stops reading leaves
+// to the server's send queue then does not depend on the machine, and a
+// few big replies overflow it instead of a dozen.
+func smallReceiveBuffer() *websocket.DialOptions {
+	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		if cerr := rc.Control(func(fd uintptr) {
+		}); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	return &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}}
 }

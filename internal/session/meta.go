@@ -35,14 +35,24 @@ type Meta struct {
 	TitledAt int64 `json:"titledAt,omitempty"`
 }
 
-const maxTitleLen = 80
+const (
+	maxTitleLen = 80
+	// maxTitleScan bounds the bytes of a line that titleFrom reads: the
+	// title keeps maxTitleLen runes of it, and the Markdown regexps over a
+	// whole line of a message of megabytes took the first append of a
+	// session hundreds of milliseconds (seconds under -race).
+	maxTitleScan = 4 << 10
+)
 
 // titleFrom derives a session title from the first user message: its first
 // line with text, as plain text (lists and sidebars show titles verbatim,
 // so "**miniclaw**" would show its asterisks), cut to maxTitleLen runes.
+// Only the first maxTitleScan bytes of a line are read: markup that
+// starts in them and ends past them (a link with a URL of kilobytes) is
+// kept as text.
 func titleFrom(content string) string {
 	for line := range strings.Lines(content) {
-		if title := plainText(line); title != "" {
+		if title := plainText(headOf(line, maxTitleScan)); title != "" {
 			return cutTitle(title)
 		}
 	}
@@ -69,6 +79,17 @@ func plainText(line string) string {
 	line = mdHeading.ReplaceAllString(line, "$1")
 	line = mdLink.ReplaceAllString(line, "$1")
 	return strings.TrimSpace(mdMarks.Replace(line))
+}
+
+// headOf is the first n bytes of s, or fewer so as not to split a rune.
+func headOf(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // forkTitle says what a fork is a fork of: the source's title, or its ID

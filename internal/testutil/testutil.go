@@ -49,16 +49,18 @@ func (b *Buffer) Take() string {
 func WaitGone(t testing.TB, pid int) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
-	for {
-		err := syscall.Kill(pid, 0)
-		if errors.Is(err, syscall.ESRCH) || zombie(pid) {
-			return
-		}
+	for !Gone(pid) {
 		if time.Now().After(deadline) {
-			t.Fatalf("process %d still runs after the kill (kill 0: %v)", pid, err)
+			t.Fatalf("process %d still runs after the kill", pid)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Gone reports whether process pid has stopped running: it does not exist,
+// or it is a zombie.
+func Gone(pid int) bool {
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) || zombie(pid)
 }
 
 func zombie(pid int) bool {

@@ -384,6 +384,23 @@ func (tb *tab) waitJS(what, cond string) {
 	}
 }
 
+// watchJS starts checking cond in the page after every change of its DOM,
+// and returns an expression for waitJS that is true once cond has held: for
+// a state the page only passes through (a reply half streamed), which a
+// poll every 25 ms, from a process a busy machine may not run for longer,
+// can miss. name is the window property that records it.
+func (tb *tab) watchJS(name, cond string) string {
+	tb.t.Helper()
+	flag := "window." + name
+	eval[bool](tb, `(() => {
+		`+flag+` = false;
+		const check = () => { if (!`+flag+` && (`+cond+`)) `+flag+` = true };
+		new MutationObserver(check).observe(document, {subtree: true, childList: true, characterData: true, attributes: true});
+		check();
+		return true })()`)
+	return flag
+}
+
 // dump describes the page for a failure message.
 func (tb *tab) dump() string {
 	ctx, cancel := context.WithTimeout(tb.ctx, 2*time.Second)

@@ -140,20 +140,21 @@ func TestTwoTabsShareTheStream(t *testing.T) {
 	a.waitMessages("tab a's transcript", want)
 	b.waitMessages("tab b's transcript, once tab a stored the chat", want)
 
+	streamed := b.watchJS("sawPartial", `(() => { const l = document.querySelector("#log .msg.live"); return l && l.textContent.includes("w3") && !l.textContent.includes("w15") })()`)
 	a.send("more from tab a")
-	const partial = `(() => { const l = document.querySelector("#log .msg.live"); return l && l.textContent.includes("w3") && !l.textContent.includes("w15") })()`
-	b.waitJS("tab b to see the reply stream", partial)
+	b.waitJS("tab b to see the reply stream", streamed)
 	want = append(want, shown{"user", "more from tab a"}, shown{"assistant", words(15)})
 	a.waitMessages("tab a's transcript", want)
 	b.waitMessages("tab b's transcript", want)
 
 	// Tab b sends the same text twice: the second waits in the session's
 	// queue, shown below the reply that streams for the first.
-	b.send("again")
-	b.send("again")
-	b.waitJS("the queued message below the streaming reply", `(() => {
+	queued := b.watchJS("sawQueued", `(() => {
 		const m = [...document.querySelectorAll("#log > .msg")].slice(-3).map(e => e.className);
 		return m.length === 3 && m[0].startsWith("msg user") && m[1] === "msg assistant live" && m[2] === "msg user pending" })()`)
+	b.send("again")
+	b.send("again")
+	b.waitJS("the queued message below the streaming reply", queued)
 	want = append(want, shown{"user", "again"}, shown{"assistant", words(15)}, shown{"user", "again"}, shown{"assistant", words(15)})
 	b.waitMessages("tab b's transcript after the queue", want)
 	a.waitMessages("tab a's transcript after the queue", want)
