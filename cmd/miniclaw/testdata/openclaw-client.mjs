@@ -54,6 +54,11 @@ client.on("event", (ev) => {
 });
 const sent = await client.sessions.send("main", "sent via chat.send");
 print("send", { status: sent.status, hasRunId: typeof sent.runId === "string" });
+// Its reply ends before the slow one starts: the scripted model plays its
+// turns in order, whichever session asks.
+for (let i = 0; i < 200 && !finals.some((f) => f.sessionKey === "agent:main:main"); i++) {
+  await new Promise((r) => setTimeout(r, 50));
+}
 
 // Abort a slow reply once its first words arrived.
 let first = "";
