@@ -515,7 +515,7 @@ func TestAgentShowsMCPProgress(t *testing.T) {
 		{"toolCalls": []map[string]any{{"name": "mcp__everything__trigger-long-running-operation", "input": map[string]any{"duration": 0.4, "steps": 2}}}},
 		{"text": "done"},
 	})
-	_, data, vars := agentDirs(t, map[string]string{"MINI_OPENCLAW_SCRIPT": script})
+	_, data, vars := mcpDirs(t, map[string]string{"MINI_OPENCLAW_SCRIPT": script})
 	writeMCPConfig(t, data, map[string]any{"everything": everythingServer(t)})
 	r := agentRun(t, vars, nil, "-v", "-m", "run it")
 	wantReply(t, r, "done\n")
