@@ -35,10 +35,10 @@ func NeedInterop(t testing.TB) Interop {
 		}
 	}
 	if os.Getenv("MINICLAW_REQUIRE_INTEROP") == "1" {
-		t.Fatalf("MINICLAW_REQUIRE_INTEROP=1 but the interop clients are not installed (cd interop && npm ci): %v", err)
+		t.Fatalf("MINICLAW_REQUIRE_INTEROP=1 but the interop clients are not installed (cd interop && npm ci --ignore-scripts): %v", err)
 	}
 	interopSkipOnce.Do(func() {
-		fmt.Fprintf(os.Stderr, "%s: tests against real npm clients and servers were skipped: %v. Run `cd interop && npm ci` to install them; MINICLAW_REQUIRE_INTEROP=1 makes this a failure.\n", filepath.Base(os.Args[0]), err)
+		fmt.Fprintf(os.Stderr, "%s: tests against real npm clients and servers were skipped: %v. Run `cd interop && npm ci --ignore-scripts` to install them; MINICLAW_REQUIRE_INTEROP=1 makes this a failure.\n", filepath.Base(os.Args[0]), err)
 	})
 	t.Skipf("interop clients not installed: %v", err)
 	return Interop{}
