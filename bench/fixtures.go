@@ -13,7 +13,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/session"
 )
 
-// Fixtures are written straight to disk in the store's format (SPEC §5 and
+// Fixtures are written straight to disk in the store's format (README: Storage, and
 // internal/session/meta.go): <id>.jsonl with one core.Message per line and
 // <id>.meta.json whose "size" is the JSONL's byte length, so the gateway
 // indexes them without rebuilding any meta.

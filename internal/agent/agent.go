@@ -15,7 +15,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/tools"
 )
 
-// MaxToolCalls caps the tool calls of one turn (SPEC §6).
+// MaxToolCalls caps the tool calls of one turn.
 const MaxToolCalls = 20
 
 // Events receive a turn's progress. Callbacks run on the turn's goroutine

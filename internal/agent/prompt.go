@@ -28,7 +28,7 @@ const ContextTag = "miniclaw-context"
 // stable is the system prompt proper, byte-identical on every request of a
 // session as long as the workspace's files do not change: identity,
 // SOUL.md, TOOLS.md, the skills index, runtime information (working
-// directory, platform), tools; SPEC §6's order, with the time and memory
+// directory, platform), tools, in that order, with the time and memory
 // moved out. A section whose source is missing or empty is left out.
 //
 // volatile is what changes from turn to turn: the time, then memory

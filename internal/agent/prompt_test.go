@@ -114,7 +114,7 @@ func TestSystemPromptFull(t *testing.T) {
 	got := promptOf(t, rt)
 	golden(t, "system_full.golden", got, rt.Workspace)
 
-	// The sections come in SPEC §6's order, but for the time and memory,
+	// The sections come in the prompt's fixed order, but for the time and memory,
 	// which change from turn to turn and come after the conversation.
 	order := []string{
 		Identity,
@@ -196,7 +196,7 @@ type realKnowledge struct {
 
 // The whole system prompt built from real files by the real memory and
 // skills layers, with every source present and with each one alone: one
-// golden file per case, and the sections in SPEC §6's order.
+// golden file per case, and the sections in the prompt's fixed order.
 func TestSystemPromptKnowledgeGolden(t *testing.T) {
 	soul := "You are Claw: terse, kind, and exact.\n"
 	toolsMD := "Prefer read_file over cat.\n"

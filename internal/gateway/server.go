@@ -1,5 +1,5 @@
 // Package gateway is miniclaw's front door: one HTTP server that serves the
-// WebChat, the WebSocket protocol of SPEC §3, health probes, the sessions
+// WebChat, the WebSocket protocol (README: Protocol), health probes, the sessions
 // API and the OpenAI-compatible endpoint (/v1), and runs each session's
 // turns in its own lane.
 //

@@ -1,4 +1,4 @@
-// Package memory is the agent's long-term memory (SPEC §8), kept as plain
+// Package memory is the agent's long-term memory, kept as plain
 // Markdown the user can read and edit:
 //
 //   - <workspace>/MEMORY.md: the user's own notes, read first;

@@ -1,6 +1,6 @@
 // Package protocol defines the WebSocket wire format between clients and the
-// gateway: the seed's events field for field, plus the additive extensions of
-// SPEC §3. Client events are decoded strictly; every rejection carries a
+// gateway: the seed's events field for field, plus the additive extensions the
+// README lists. Client events are decoded strictly; every rejection carries a
 // stable Code so clients can react without parsing messages.
 package protocol
 

@@ -1,4 +1,4 @@
-// Package session is the transcript store of SPEC §5: one JSONL file per
+// Package session is the transcript store: one JSONL file per
 // session (<id>.jsonl, one Message per line) and a meta file beside it
 // (<id>.meta.json), with an in-memory index rebuilt at startup.
 //

@@ -1,4 +1,4 @@
-// Package skills indexes the workspace's skills (SPEC §8): every
+// Package skills indexes the workspace's skills: every
 // <skills>/<name>/SKILL.md with a YAML frontmatter naming the skill and
 // describing when to use it. The index goes into the system prompt as
 // <available_skills>; the model loads a skill's instructions itself, with

@@ -18,7 +18,7 @@ import (
 // MaxBashOutput is how many characters of a command's output the model sees.
 const MaxBashOutput = 10_000
 
-// DefaultBashTimeout applies when Bash.Timeout is zero (SPEC §7).
+// DefaultBashTimeout applies when Bash.Timeout is zero.
 const DefaultBashTimeout = 30 * time.Second
 
 // Bash runs shell commands in the workspace, through Sandbox: confined by

@@ -1,4 +1,4 @@
-// Package tools holds the tools the model may call (SPEC §7): bash and the
+// Package tools holds the tools the model may call: bash and the
 // file tools. File tools are confined to the workspace by an os.Root, which
 // the kernel enforces on every path step (.. and symlinks that lead out are
 // refused even if they change between a check and the open). bash is a

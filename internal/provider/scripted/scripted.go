@@ -1,4 +1,4 @@
-// Package scripted is the offline provider of SPEC §6: without a script it
+// Package scripted is the offline provider: without a script it
 // echoes the user ("echo: X", word by word); with a script it plays a JSON
 // array of model turns in order, one per model call, cycling at the end. It
 // lets anyone try the whole gateway, and tests run it, without an API key.
