@@ -118,7 +118,7 @@ func (s *Server) compactSession(w http.ResponseWriter, r *http.Request) {
 // httpStatus is the HTTP status of an error code a compaction can end with.
 func httpStatus(code protocol.Code) int {
 	switch code {
-	case protocol.CodeConflict:
+	case protocol.CodeConflict, protocol.CodeAborted:
 		return http.StatusConflict
 	case protocol.CodeNotFound:
 		return http.StatusNotFound

@@ -264,3 +264,26 @@ func TestCompactOnDemand(t *testing.T) {
 		t.Errorf("the turn after /compact does not start from the latest summary:\n%.300s", body)
 	}
 }
+
+// TestCompactAbortedIsAConflict: a compaction a client aborts answers
+// POST /api/sessions/{id}/compact with 409 aborted (the request was fine;
+// a client stopped it), not a 500.
+func TestCompactAbortedIsAConflict(t *testing.T) {
+	t.Parallel()
+	p := newPaced(false)
+	ts := startServer(t, p)
+	c := ts.dial(t, "/ws?sessionId=ca")
+	for _, m := range []string{"a", "b"} {
+		c.message(m)
+		<-p.started
+		p.next <- struct{}{}
+		if tn := c.readTurn(); tn.done.Type != "message_done" {
+			t.Fatalf("turn %q ended with %s", m, tn.done.Raw)
+		}
+	}
+	go func() {
+		<-p.started // the summary's model call
+		c.send(map[string]string{"type": "abort"})
+	}()
+	ts.wantAPIError(t, "POST", "/api/sessions/ca/compact", nil, 409, "aborted")
+}
