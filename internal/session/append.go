@@ -32,32 +32,22 @@ func (s *Store) Append(id string, msgs ...core.Message) (Meta, error) {
 		buf.Write(b)
 		buf.WriteByte('\n')
 	}
-	e, err := s.lookup(id)
+	h, err := s.hold(id)
 	if err != nil {
 		return Meta{}, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-
-	f, size, err := s.openLocked(id, e)
+	defer h.release()
+	meta, err := s.caughtUp(id, h)
 	if err != nil {
 		return Meta{}, err
 	}
-	defer f.Close() // closing also drops the flock
-
-	s.mu.Lock()
-	meta := e.meta
-	s.mu.Unlock()
-	if meta, err = s.catchUp(id, f, size, meta); err != nil {
-		return Meta{}, err
-	}
-	if _, err := f.Write(buf.Bytes()); err != nil {
+	if _, err := h.f.Write(buf.Bytes()); err != nil {
 		// Cut off whatever part was written so the file ends on a line.
-		f.Truncate(meta.Size)
+		h.f.Truncate(meta.Size)
 		return Meta{}, fmt.Errorf("session %s: append: %w", id, err)
 	}
 	if s.fsync {
-		if err := f.Sync(); err != nil {
+		if err := h.f.Sync(); err != nil {
 			return Meta{}, fmt.Errorf("session %s: append: fsync: %w", id, err)
 		}
 	}
@@ -68,11 +58,51 @@ func (s *Store) Append(id string, msgs ...core.Message) (Meta, error) {
 	// describes a shorter file, and whoever reads it folds in the lines
 	// past its size (see extend).
 	s.mu.Lock()
-	e.meta = meta
-	s.dirty[id] = e
+	h.e.meta = meta
+	s.dirty[id] = h.e
 	s.mu.Unlock()
 	s.changes.Add(1)
 	return meta, nil
+}
+
+// held is a session held for a write: its entry's mutex (against this
+// process's writers) and its transcript's flock (against every process's),
+// with the transcript open for appending.
+type held struct {
+	e    *entry
+	f    *os.File
+	size int64 // the transcript's size under the lock
+}
+
+// hold looks session id up and holds it for a write (see held).
+func (s *Store) hold(id string) (held, error) {
+	e, err := s.lookup(id)
+	if err != nil {
+		return held{}, err
+	}
+	e.mu.Lock()
+	f, size, err := s.openLocked(id, e)
+	if err != nil {
+		e.mu.Unlock()
+		return held{}, err
+	}
+	return held{e: e, f: f, size: size}, nil
+}
+
+// release closes the transcript, which drops the flock, then frees the
+// entry for this process's other writers.
+func (h held) release() {
+	h.f.Close()
+	h.e.mu.Unlock()
+}
+
+// caughtUp is the held session's meta brought in line with its transcript
+// under the lock (see catchUp).
+func (s *Store) caughtUp(id string, h held) (Meta, error) {
+	s.mu.Lock()
+	meta := h.e.meta
+	s.mu.Unlock()
+	return s.catchUp(id, h.f, h.size, meta)
 }
 
 // openLocked opens the JSONL of session id, indexed as e, for appending

@@ -25,17 +25,12 @@ import (
 // returns the archived transcript's path. The caller makes sure no turn is
 // running on the session; appends that race with it fail with ErrNotFound.
 func (s *Store) Archive(id string) (string, error) {
-	e, err := s.lookup(id)
+	h, err := s.hold(id)
 	if err != nil {
 		return "", err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	f, _, err := s.openLocked(id, e)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
+	defer h.release()
+	e := h.e
 
 	// The archived meta must describe the whole transcript.
 	s.mu.Lock()

@@ -18,28 +18,20 @@ func (s *Store) Rename(id, title string) (Meta, error) {
 	if err := ValidateTitle(title); err != nil {
 		return Meta{}, fmt.Errorf("session %s: rename: %w", id, err)
 	}
-	e, err := s.lookup(id)
-	if err != nil {
-		return Meta{}, err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	// The transcript's lock orders the meta write with appends and
 	// archives in other processes, as writeEntryMeta's.
-	f, size, err := s.openLocked(id, e)
+	h, err := s.hold(id)
 	if err != nil {
 		return Meta{}, err
 	}
-	defer f.Close()
-	s.mu.Lock()
-	meta := e.meta
-	s.mu.Unlock()
-	if meta, err = s.catchUp(id, f, size, meta); err != nil {
+	defer h.release()
+	meta, err := s.caughtUp(id, h)
+	if err != nil {
 		return Meta{}, err
 	}
 	meta.Title, meta.TitledAt = title, max(s.now().UnixMilli(), meta.TitledAt+1)
 	s.mu.Lock()
-	e.meta = meta
+	h.e.meta = meta
 	delete(s.dirty, id)
 	s.mu.Unlock()
 	if err := s.saveMeta(id, meta); err != nil {
