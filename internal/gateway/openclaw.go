@@ -16,7 +16,6 @@ import (
 
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/openclaw"
-	"github.com/miniclaw/miniclaw/internal/protocol"
 	"github.com/miniclaw/miniclaw/internal/session"
 )
 
@@ -51,24 +50,11 @@ type ocConn struct {
 }
 
 func (s *Server) serveOpenClaw(w http.ResponseWriter, r *http.Request) {
-	if err := s.checkOrigin(r); err != nil {
-		s.log.Warn("openclaw upgrade refused: foreign Origin", "remote", r.RemoteAddr, "err", err)
-		writeError(w, http.StatusForbidden, protocol.CodeForbidden, err.Error())
-		return
-	}
-	if !s.enter() {
-		writeError(w, http.StatusServiceUnavailable, protocol.CodeShuttingDown, "the gateway is shutting down")
+	ws, ok := s.upgrade(w, r, "openclaw")
+	if !ok {
 		return
 	}
 	defer s.handlers.Done()
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		OriginPatterns:  s.opt.OriginPatterns,
-		CompressionMode: websocket.CompressionDisabled,
-	})
-	if err != nil {
-		s.log.Info("openclaw upgrade refused", "remote", r.RemoteAddr, "err", err)
-		return
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c := &ocConn{id: uuid.NewString()}

@@ -21,6 +21,33 @@ import (
 // connection with 1009 (message too big).
 const maxFrame = 1 << 20
 
+// upgrade checks the request's Origin, counts its handler in (Shutdown
+// waits for it) and accepts the WebSocket; what it refuses gets its HTTP
+// error, logged under name. When it succeeds the caller must call
+// s.handlers.Done once it returns.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, name string) (*websocket.Conn, bool) {
+	if err := s.checkOrigin(r); err != nil {
+		s.log.Warn(name+" upgrade refused: foreign Origin", "remote", r.RemoteAddr, "err", err)
+		writeError(w, http.StatusForbidden, protocol.CodeForbidden, err.Error())
+		return nil, false
+	}
+	if !s.enter() {
+		writeError(w, http.StatusServiceUnavailable, protocol.CodeShuttingDown, "the gateway is shutting down")
+		return nil, false
+	}
+	// Accept checks Origin again, more loosely (it trusts any Host).
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		OriginPatterns:  s.opt.OriginPatterns,
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		s.handlers.Done()
+		s.log.Info(name+" upgrade refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
+		return nil, false // Accept has written the HTTP error
+	}
+	return ws, true
+}
+
 // serveWS upgrades the request and runs the connection until it closes. A
 // bad ?sessionId= is refused with a plain 400 before the upgrade; the
 // session is opened only once the upgrade (and its Origin check) succeeded,
@@ -33,25 +60,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := s.checkOrigin(r); err != nil {
-		s.log.Warn("websocket upgrade refused: foreign Origin", "remote", r.RemoteAddr, "err", err)
-		writeError(w, http.StatusForbidden, protocol.CodeForbidden, err.Error())
-		return
-	}
-	if !s.enter() {
-		writeError(w, http.StatusServiceUnavailable, protocol.CodeShuttingDown, "the gateway is shutting down")
+	ws, ok := s.upgrade(w, r, "websocket")
+	if !ok {
 		return
 	}
 	defer s.handlers.Done()
-	// Accept checks Origin again, more loosely (it trusts any Host).
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		OriginPatterns:  s.opt.OriginPatterns,
-		CompressionMode: websocket.CompressionDisabled,
-	})
-	if err != nil {
-		s.log.Info("websocket upgrade refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
-		return // Accept has written the HTTP error
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c := newConn(ctx, ws, cmp.Or(s.opt.Keepalive, defaultKeepalive))
