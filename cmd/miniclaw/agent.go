@@ -94,11 +94,8 @@ func runAgent(args []string, getenv func(string) string, stdin *os.File, stdout,
 		own.PrintDefaults()
 		fmt.Fprint(out, "\nIt also takes every flag and environment variable of the gateway (workspace, data\ndir, provider, model, context window, sandbox...): see \"miniclaw gateway --help\".\n")
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q: give the message with -m or on standard input", fs.Arg(0))}

@@ -162,11 +162,8 @@ func runMCPList(args []string, getenv func(string) string, stdout, stderr io.Wri
 		fmt.Fprint(out, mcpUsage)
 		fmt.Fprint(out, "\nFlags of list:\n  --json\tprint the servers and their tools as JSON\n\nIt also takes the gateway's flags and environment variables (workspace, data dir,\nsandbox, MINI_OPENCLAW_MCP_START_TIMEOUT, MINI_OPENCLAW_MCP_TRUST_FILE, MINI_OPENCLAW_TOOL_ENV): see \"miniclaw gateway --help\".\n")
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
