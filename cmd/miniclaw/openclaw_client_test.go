@@ -90,7 +90,7 @@ func TestOpenClawNodeClient(t *testing.T) {
 		t.Errorf("chat end states seen by the client: %v", states)
 	}
 
-	wantTranscriptFile(t, filepath.Join(data, "sessions", "main.jsonl"),
+	wantLines(t, filepath.Join(data, "sessions", "main.jsonl"),
 		"user", "hello from node", "assistant", "Hello from miniclaw.", "user", "and again", "assistant", "Once more.",
 		"user", "sent via chat.send", "assistant", "Sent and answered.")
 	slow, err := readTranscript(filepath.Join(data, "sessions", "slow.jsonl"))
