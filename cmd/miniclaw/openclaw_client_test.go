@@ -1,17 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/miniclaw/miniclaw/internal/testutil"
 )
@@ -26,59 +21,27 @@ import (
 func TestOpenClawNodeClient(t *testing.T) {
 	t.Parallel()
 	in := testutil.NeedInterop(t)
-	ws, data := t.TempDir(), t.TempDir()
-	script := filepath.Join(t.TempDir(), "script.json")
-	turns := `[{"text":"Hello from miniclaw."},{"text":"Once more."},{"text":"Sent and answered."},` +
-		`{"text":"one two three four five six seven eight nine ten","chunkDelayMs":150}]`
-	if err := os.WriteFile(script, []byte(turns), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g := startGateway(t, "gateway", gatewayEnv(ws, data, map[string]string{"MINI_OPENCLAW_SCRIPT": script, "MINI_OPENCLAW_TOKEN": "interop-key"}))
+	g, data := interopGateway(t, `[{"text":"Hello from miniclaw."},{"text":"Once more."},{"text":"Sent and answered."},`+
+		`{"text":"one two three four five six seven eight nine ten","chunkDelayMs":150}]`)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, in.Node, filepath.Join("testdata", "openclaw-client.mjs"))
-	cmd.Env = childEnv(t, map[string]string{
+	steps := runClient(t, in, "openclaw-client.mjs", map[string]string{
 		"OPENCLAW_NODE": filepath.Join(in.Modules, "openclaw-node", "dist", "index.mjs"),
 		"URL":           "ws://" + g.addr + "/openclaw",
 		"TOKEN":         "interop-key",
 		"ID_PATH":       filepath.Join(t.TempDir(), "device-identity.json"),
 	})
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node openclaw-client.mjs: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.String())
-	}
-	steps := map[string]map[string]any{}
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
-	for sc.Scan() {
-		var v map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-			t.Fatalf("client printed %q: %v", sc.Text(), err)
-		}
-		steps[v["step"].(string)] = v
-	}
-	want := func(step string, fields map[string]any) {
-		t.Helper()
-		for k, w := range fields {
-			if got := steps[step][k]; !reflect.DeepEqual(got, w) {
-				t.Errorf("%s: %s = %#v, want %#v (printed: %v)", step, k, got, w, steps[step])
-			}
-		}
-	}
-	want("wrongtoken", map[string]any{"connected": false})
-	want("hello", map[string]any{"protocol": 4.0, "chat": true, "agent": true})
-	want("health", map[string]any{"ok": true})
-	want("chat", map[string]any{"text": "Hello from miniclaw."})
-	want("chatsync", map[string]any{"text": "Once more."})
-	want("sessions", map[string]any{"keys": []any{"agent:main:main"}})
-	want("history", map[string]any{
+	steps.want(t, "wrongtoken", map[string]any{"connected": false})
+	steps.want(t, "hello", map[string]any{"protocol": 4.0, "chat": true, "agent": true})
+	steps.want(t, "health", map[string]any{"ok": true})
+	steps.want(t, "chat", map[string]any{"text": "Hello from miniclaw."})
+	steps.want(t, "chatsync", map[string]any{"text": "Once more."})
+	steps.want(t, "sessions", map[string]any{"keys": []any{"agent:main:main"}})
+	steps.want(t, "history", map[string]any{
 		"roles": []any{"user", "assistant", "user", "assistant"},
 		"texts": []any{"hello from node", "Hello from miniclaw.", "and again", "Once more."},
 	})
-	want("send", map[string]any{"status": "started", "hasRunId": true})
-	want("abort", map[string]any{"aborted": true})
+	steps.want(t, "send", map[string]any{"status": "started", "hasRunId": true})
+	steps.want(t, "abort", map[string]any{"aborted": true})
 	if chunks, _ := steps["chat"]["chunks"].([]any); len(chunks) < 2 || chunks[0] != "[agent_start]" {
 		t.Errorf("chat: chunks %v, want agent_start then streamed text", chunks)
 	}
