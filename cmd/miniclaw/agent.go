@@ -245,7 +245,7 @@ func nonEmpty(s string) []string {
 
 // agentSession is the session the turn runs in: a new one of channel cli,
 // or the one id names exactly or as the unique prefix of one ID.
-func agentSession(st *session.Store, id string) (string, error) {
+func agentSession(st session.Backend, id string) (string, error) {
 	if id == "" {
 		m, _, err := st.Create(uuid.NewString(), cliChannel)
 		return m.SessionID, err

@@ -22,7 +22,7 @@ type engine struct {
 	// warning is the notice that the provider is the offline scripted
 	// one (see providerNotice); "" for a model provider.
 	warning string
-	store   *session.Store
+	store   session.Backend
 	runtime *agent.Runtime
 	sandbox *gatewaySandbox
 	skills  int // skills indexed at startup

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -60,7 +59,7 @@ type sessionsCmd struct {
 	archived bool
 	// check validates the flags, before any file is touched; nil: nothing to check.
 	check func() error
-	run   func(st *session.Store, args []string, stdout, stderr io.Writer) error
+	run   func(st session.Backend, args []string, stdout, stderr io.Writer) error
 }
 
 func runSessions(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -166,7 +165,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 // --data-dir must not leave an empty data directory behind. The store's
 // warnings (a session left out of the listing, a meta file repaired) go to
 // stderr.
-func openStore(workspace, dir string, stderr io.Writer) (*session.Store, error) {
+func openStore(workspace, dir string, stderr io.Writer) (session.Backend, error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("no sessions directory at %s (check --data-dir or MINI_OPENCLAW_DATA_DIR)", dir)
 	}
@@ -187,14 +186,14 @@ func dropTime(groups []string, a slog.Attr) slog.Attr {
 // resolveSession is the session ID that id names exactly or as the unique
 // prefix of one (the first characters of a UUID are enough to type); the
 // error names where it looked, or the IDs an ambiguous prefix starts.
-func resolveSession(st *session.Store, id string) (string, error) { return resolveID(st, id, false) }
+func resolveSession(st session.Backend, id string) (string, error) { return resolveID(st, id, false) }
 
 // resolveID is resolveSession among the live sessions or, when archived,
 // among the archived ones.
-func resolveID(st *session.Store, id string, archived bool) (string, error) {
-	resolve, where, list := st.Resolve, st.Dir(), "list"
+func resolveID(st session.Backend, id string, archived bool) (string, error) {
+	resolve, where, list := st.Resolve, st.Where(), "list"
 	if archived {
-		resolve, where, list = st.ResolveArchived, filepath.Join(st.Dir(), "archive"), "list --archived"
+		resolve, where, list = st.ResolveArchived, st.ArchiveWhere(), "list --archived"
 	}
 	full, err := resolve(id)
 	if errors.Is(err, session.ErrNotFound) {
@@ -204,9 +203,9 @@ func resolveID(st *session.Store, id string, archived bool) (string, error) {
 }
 
 // notFound names the session and where it was looked for.
-func notFound(st *session.Store, id string, err error) error {
+func notFound(st session.Backend, id string, err error) error {
 	if errors.Is(err, session.ErrNotFound) {
-		return fmt.Errorf("session %s not found in %s", id, st.Dir())
+		return fmt.Errorf("session %s not found in %s", id, st.Where())
 	}
 	return err
 }
@@ -222,7 +221,7 @@ With --archived, lists the sessions archived to sessions/archive/ instead, most
 recently archived first: ID, when archived, messages, title. An ID archived more
 than once is listed once per copy; "miniclaw sessions unarchive ID" moves the
 newest copy back.`,
-		run: func(st *session.Store, _ []string, stdout, _ io.Writer) error {
+		run: func(st session.Backend, _ []string, stdout, _ io.Writer) error {
 			if *archived {
 				all, err := st.ListArchived()
 				if err != nil {
@@ -233,7 +232,10 @@ newest copy back.`,
 				}
 				return writeArchivedTable(stdout, all, time.Now())
 			}
-			metas := st.List()
+			metas, err := st.List()
+			if err != nil {
+				return err
+			}
 			if *asJSON {
 				return writeJSON(stdout, metas)
 			}
@@ -276,7 +278,7 @@ func showCmd(fs *flag.FlagSet) sessionsCmd {
 			}
 			return nil
 		},
-		run: func(st *session.Store, args []string, stdout, stderr io.Writer) error {
+		run: func(st session.Backend, args []string, stdout, stderr io.Writer) error {
 			id := args[0]
 			meta, err := st.Get(id)
 			if err != nil {
@@ -312,7 +314,7 @@ func exportCmd(fs *flag.FlagSet) sessionsCmd {
 			}
 			return nil
 		},
-		run: func(st *session.Store, args []string, stdout, stderr io.Writer) error {
+		run: func(st session.Backend, args []string, stdout, stderr io.Writer) error {
 			id := args[0]
 			meta, err := st.Get(id)
 			if err != nil {
@@ -320,7 +322,7 @@ func exportCmd(fs *flag.FlagSet) sessionsCmd {
 			}
 			var buf bytes.Buffer
 			if *format == "jsonl" {
-				err = exportJSONL(&buf, st, id)
+				err = st.Export(&buf, id)
 			} else {
 				var msgs []core.Message
 				var corrupt []session.LineError
@@ -345,31 +347,6 @@ func exportCmd(fs *flag.FlagSet) sessionsCmd {
 	}
 }
 
-// exportJSONL copies the transcript's complete lines. The transcript's file
-// name is part of the documented storage layout (<sessions>/<id>.jsonl). An
-// append is one write of whole lines, so stopping at the last newline leaves
-// out only an append still being written, never part of a line. The file
-// is opened by the store (a pipe swapped in is refused, not waited on, and
-// a link out of the sessions directory is not followed)
-// and read up to the size fstat gave, so a file that keeps growing ends
-// the copy too.
-func exportJSONL(w io.Writer, st *session.Store, id string) error {
-	f, fi, err := st.OpenTranscript(id)
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("session %s: %w", id, session.ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("session %s: %w", id, err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, fi.Size()))
-	if err != nil {
-		return fmt.Errorf("session %s: export: %w", id, err)
-	}
-	_, err = w.Write(b[:bytes.LastIndexByte(b, '\n')+1])
-	return err
-}
-
 func forkCmd(fs *flag.FlagSet) sessionsCmd {
 	n := fs.Int("messages", 0, "copy the first N messages (0: all)")
 	to := fs.String("to", "", "ID of the new session (default: a new UUID)")
@@ -388,7 +365,7 @@ func forkCmd(fs *flag.FlagSet) sessionsCmd {
 			}
 			return nil
 		},
-		run: func(st *session.Store, args []string, stdout, stderr io.Writer) error {
+		run: func(st session.Backend, args []string, stdout, stderr io.Writer) error {
 			id := args[0]
 			m, skipped, err := st.Fork(id, *n, *to)
 			if err != nil {
@@ -420,7 +397,7 @@ attached to it that sends a message starts a new, empty session with that ID.
 While one runs, prefer archiving through it. "miniclaw sessions unarchive ID"
 moves it back.`,
 		args: 1,
-		run: func(st *session.Store, args []string, stdout, stderr io.Writer) error {
+		run: func(st session.Backend, args []string, stdout, stderr io.Writer) error {
 			id := args[0]
 			if !*force {
 				last, _, err := st.Tail(id, 1)
@@ -452,7 +429,7 @@ The title is kept in the session's meta file (sessions/<id>.meta.json).
 A running gateway shows the new title within a moment, and never writes the
 old one back.`,
 		args: 2,
-		run: func(st *session.Store, args []string, stdout, _ io.Writer) error {
+		run: func(st session.Backend, args []string, stdout, _ io.Writer) error {
 			m, err := st.Rename(args[0], args[1])
 			if err != nil {
 				return notFound(st, args[0], err)
@@ -473,18 +450,18 @@ others stay archived. Refused when a live session has the ID: nothing is
 replaced. A running gateway lists the session again within a moment.`,
 		args:     1,
 		archived: true,
-		run: func(st *session.Store, args []string, stdout, _ io.Writer) error {
+		run: func(st session.Backend, args []string, stdout, _ io.Writer) error {
 			id := args[0]
 			a, copies, err := st.Unarchive(id)
 			if errors.Is(err, session.ErrLive) {
-				return fmt.Errorf("session %s is live in %s: unarchive never replaces a session (miniclaw sessions show %s)", id, st.Dir(), id)
+				return fmt.Errorf("session %s is live in %s: unarchive never replaces a session (miniclaw sessions show %s)", id, st.Where(), id)
 			}
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "unarchived session %s from %s (%s, \"%s\")\n", id, a.File, chatclient.Count(a.MessageCount, "message"), termsafe.Line(a.Title))
 			if copies > 1 {
-				fmt.Fprintf(stdout, "it was the newest of %d archived copies of %s; the others stay in %s\n", copies, id, filepath.Join(st.Dir(), "archive"))
+				fmt.Fprintf(stdout, "it was the newest of %d archived copies of %s; the others stay in %s\n", copies, id, st.ArchiveWhere())
 			}
 			return nil
 		},

@@ -30,7 +30,10 @@ func TestSessionsStartedAreCLI(t *testing.T) {
 		t.Errorf("%d new sessions, want 3:\n%s", n, out)
 	}
 	run(Options{SessionID: "named-1"}, "four\n")
-	list := g.store.List()
+	list, err := g.store.List()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(list) != 4 {
 		t.Fatalf("%d sessions, want 4: %+v", len(list), list)
 	}

@@ -35,7 +35,7 @@ func TestTokenAuth(t *testing.T) {
 			t.Errorf("%s: status %d, want 401", tc.name, got)
 		}
 	}
-	if n := len(ts.store.List()); n != 0 {
+	if n := len(mustList(t, ts.store)); n != 0 {
 		t.Errorf("refused connections created %d session(s)", n)
 	}
 

@@ -52,7 +52,7 @@ func TestBadInputKeepsTheConnection(t *testing.T) {
 	}
 	// Nothing above reached a transcript except the chats.
 	t.Cleanup(func() {
-		for _, m := range ts.store.List() {
+		for _, m := range mustList(t, ts.store) {
 			if m.MessageCount != 2 {
 				t.Errorf("%s holds %d messages, want only its chat's 2", m.SessionID, m.MessageCount)
 			}

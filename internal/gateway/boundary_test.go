@@ -132,7 +132,7 @@ func TestRebindingWithToken(t *testing.T) {
 		}
 	}
 	// The session is made once the upgrade is answered: wait for it.
-	eventually(t, "the 1 session of the allowed WebSockets", func() bool { return len(ts.store.List()) == 1 })
+	eventually(t, "the 1 session of the allowed WebSockets", func() bool { return len(mustList(t, ts.store)) == 1 })
 }
 
 // TestCrossSiteWritesRefused: a cross-site form or no-cors fetch (text/plain,

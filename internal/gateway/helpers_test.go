@@ -376,3 +376,13 @@ func (c *client) ping() {
 	c.send(map[string]string{"type": "ping"})
 	c.expect("pong")
 }
+
+// mustList is the store's List, its error reported to t.
+func mustList(t testing.TB, b session.Backend) []session.Meta {
+	t.Helper()
+	metas, err := b.List()
+	if err != nil {
+		t.Errorf("List: %v", err)
+	}
+	return metas
+}

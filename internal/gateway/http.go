@@ -175,10 +175,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 // checkDiskFree reports an error when the session store's disk has less
 // free space (for this user) than the floor: a full disk fails every
-// append, so the gateway is not ready although a tiny probe file fits.
+// append, so the gateway is not ready although a tiny probe file fits. A
+// store in a database has no directory here: the database checks its own.
 func (s *Server) checkDiskFree() error {
+	files, ok := s.store.(interface{ Dir() string })
+	if !ok {
+		return nil
+	}
 	var st unix.Statfs_t
-	dir := s.store.Dir()
+	dir := files.Dir()
 	if err := unix.Statfs(dir, &st); err != nil {
 		return fmt.Errorf("cannot read the free space of %s: %w", dir, err)
 	}
@@ -209,7 +214,11 @@ func (s *Server) info(m session.Meta) sessionInfo {
 }
 
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
-	metas := s.store.List()
+	metas, err := s.store.List()
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
 	out := make([]sessionInfo, len(metas))
 	for i, m := range metas {
 		out[i] = s.info(m)

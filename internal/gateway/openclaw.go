@@ -240,12 +240,16 @@ func (s *Server) ocCall(c *ocConn, req openclaw.Request) (any, *openclaw.ErrorSh
 		if fail := req.Decode(&p); fail != nil {
 			return nil, fail
 		}
-		return s.ocSessions(p.Limit), nil
+		return s.ocSessions(p.Limit)
 	case "sessions.subscribe":
 		// Chat and agent events go to every connection; sessions.changed
 		// is not sent. A non-empty params object asks for the list too.
 		if len(req.Params) > 2 {
-			return map[string]any{"subscribed": true, "list": s.ocSessions(0)}, nil
+			list, fail := s.ocSessions(0)
+			if fail != nil {
+				return nil, fail
+			}
+			return map[string]any{"subscribed": true, "list": list}, nil
 		}
 		return map[string]any{"subscribed": true}, nil
 	case "sessions.unsubscribe":
@@ -295,8 +299,12 @@ func (s *Server) ocRow(m session.Meta) map[string]any {
 	return row
 }
 
-func (s *Server) ocSessions(limit int) map[string]any {
-	metas := s.store.List()
+func (s *Server) ocSessions(limit int) (map[string]any, *openclaw.ErrorShape) {
+	metas, err := s.store.List()
+	if err != nil {
+		s.log.Error("session store error", "method", "sessions.list", "err", err)
+		return nil, openclaw.Errorf(openclaw.CodeUnavailable, "the session store failed; the gateway's log says why")
+	}
 	if limit > 0 && limit < len(metas) {
 		metas = metas[:limit]
 	}
@@ -304,7 +312,7 @@ func (s *Server) ocSessions(limit int) map[string]any {
 	for i, m := range metas {
 		rows[i] = s.ocRow(m)
 	}
-	return map[string]any{"ts": time.Now().UnixMilli(), "count": len(rows), "sessions": rows}
+	return map[string]any{"ts": time.Now().UnixMilli(), "count": len(rows), "sessions": rows}, nil
 }
 
 func (s *Server) ocDescribe(key string) map[string]any {

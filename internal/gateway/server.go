@@ -30,7 +30,7 @@ import (
 
 // Options configure a Server.
 type Options struct {
-	Store   *session.Store
+	Store   session.Backend
 	Runtime *agent.Runtime
 	Logger  *slog.Logger
 	// Token, when set, is required on the WebSocket and /api.
@@ -102,7 +102,7 @@ const DefaultMaxQueuedBytes = 64 << 20
 type Server struct {
 	opt   Options
 	log   *slog.Logger
-	store *session.Store
+	store session.Backend
 	hub   *hub
 	oc    *ocHub // OpenClaw's clients at /openclaw
 	turns *turn.Player

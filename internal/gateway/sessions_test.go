@@ -92,7 +92,7 @@ func TestSessionSelection(t *testing.T) {
 				t.Errorf("sessionId %q: status %d, want 400", id, got)
 			}
 		}
-		if n := len(ts.store.List()); n != 0 {
+		if n := len(mustList(t, ts.store)); n != 0 {
 			t.Errorf("refused connections created %d session(s)", n)
 		}
 	})

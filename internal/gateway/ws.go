@@ -101,8 +101,8 @@ func (s *Server) connectSession(id string) (session.Meta, bool, error) {
 		m, created, err := s.store.Create(id, session.DefaultChannel)
 		return m, !created, err
 	}
-	if m, ok := s.store.Latest(session.DefaultChannel); ok {
-		return m, true, nil
+	if m, ok, err := s.store.Latest(session.DefaultChannel); ok || err != nil {
+		return m, true, err
 	}
 	m, created, err := s.store.Create(uuid.NewString(), session.DefaultChannel)
 	return m, !created, err

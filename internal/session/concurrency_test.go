@@ -70,7 +70,7 @@ func TestConcurrentAppendsOneSession(t *testing.T) {
 					readErr.Store(err)
 					return
 				}
-				s.List()
+				mustList(t, s)
 			}
 		})
 	}

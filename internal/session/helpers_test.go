@@ -255,3 +255,13 @@ func writeMetaAt(t testing.TB, path string, m Meta) error {
 	defer root.Close()
 	return writeMeta(root, filepath.Base(path), m)
 }
+
+// mustList is b.List, its error reported to t.
+func mustList(t testing.TB, b Backend) []Meta {
+	t.Helper()
+	metas, err := b.List()
+	if err != nil {
+		t.Errorf("List: %v", err)
+	}
+	return metas
+}

@@ -37,7 +37,7 @@ func TestTranscriptLinkOutOfStore(t *testing.T) {
 	}
 	var log testutil.Buffer
 	s := openWithin(t, dir, &log)
-	if got := s.List(); len(got) != 1 || got[0].SessionID != "good-1" {
+	if got := mustList(t, s); len(got) != 1 || got[0].SessionID != "good-1" {
 		t.Fatalf("List = %+v, want good-1 alone", got)
 	}
 	for _, id := range []string{"victim-1", "out-2"} {

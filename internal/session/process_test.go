@@ -304,7 +304,7 @@ func TestTurnLockAcrossProcesses(t *testing.T) {
 	}
 	s.Close()
 	for _, st := range []*Store{s, openStore(t, dir, Options{})} {
-		if got := st.List(); len(got) != 1 || got[0].SessionID != "turns" {
+		if got := mustList(t, st); len(got) != 1 || got[0].SessionID != "turns" {
 			t.Fatalf("sessions listed beside a lock file: %+v", got)
 		}
 	}

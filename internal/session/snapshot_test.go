@@ -217,7 +217,7 @@ func TestSnapshotWrittenOnlyWhenDue(t *testing.T) {
 	before := stat()
 
 	reader := openStore(t, dir, Options{})
-	reader.List()
+	mustList(t, reader)
 	if _, _, err := reader.Tail("r", 5); err != nil {
 		t.Fatal(err)
 	}

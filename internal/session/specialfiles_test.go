@@ -113,7 +113,7 @@ func TestSpecialTranscriptAtOpen(t *testing.T) {
 
 	var log testutil.Buffer
 	s := openWithin(t, dir, &log)
-	if got := s.List(); len(got) != 1 || got[0].SessionID != "good-1" || got[0].MessageCount != 2 {
+	if got := mustList(t, s); len(got) != 1 || got[0].SessionID != "good-1" || got[0].MessageCount != 2 {
 		t.Fatalf("List = %+v, want good-1 alone", got)
 	}
 	for id, typ := range map[string]string{"victim-1": "named pipe", "fifo-2": "named pipe", "zero-3": "symbolic link leading out of"} {
@@ -152,7 +152,7 @@ func TestSpecialTranscriptAfterOpen(t *testing.T) {
 			wantTypeError(t, op.name+" "+id, within(t, op.name+" "+id, op.f), path, "named pipe")
 		}
 	}
-	if got := len(s.List()); got > 2 {
+	if got := len(mustList(t, s)); got > 2 {
 		t.Errorf("List has %d sessions, want at most good-1 and victim-1", got)
 	}
 	within(t, "Flush", func() error { s.Flush(); return nil })

@@ -10,9 +10,11 @@
 package session
 
 import (
+	"bytes"
 	"container/list"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -258,6 +260,12 @@ func (s *Store) Close() {
 // Dir is the sessions directory.
 func (s *Store) Dir() string { return s.dir }
 
+// Where is the sessions directory.
+func (s *Store) Where() string { return s.dir }
+
+// ArchiveWhere is the directory of archived transcripts.
+func (s *Store) ArchiveWhere() string { return filepath.Join(s.dir, archiveDir) }
+
 // The paths of a session's files, for messages; the store opens them by
 // name in its root.
 func (s *Store) jsonlPath(id string) string { return filepath.Join(s.dir, id+jsonlExt) }
@@ -270,11 +278,30 @@ func (s *Store) openFile(name string, flag int, perm os.FileMode) (*os.File, err
 	return f, err
 }
 
-// OpenTranscript opens the transcript of id for reading, in the store's
-// root: a special file or a link out of the sessions directory is refused.
-// Its FileInfo is the open file's.
-func (s *Store) OpenTranscript(id string) (*os.File, os.FileInfo, error) {
-	return safeopen.OpenFileIn(s.root, id+jsonlExt, os.O_RDONLY, 0, safeopen.Regular)
+// Export copies the transcript's complete lines. An append is one write
+// of whole lines, so stopping at the last newline leaves out only an append
+// still being written, never part of a line. The file is opened in the
+// store's root (a pipe swapped in is refused, not waited on, and a link out
+// of the sessions directory is not followed) and read up to the size fstat
+// gave, so a file that keeps growing ends the copy too.
+func (s *Store) Export(w io.Writer, id string) error {
+	if err := protocol.ValidateSessionID(id); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidID, err)
+	}
+	f, fi, err := safeopen.OpenFileIn(s.root, id+jsonlExt, os.O_RDONLY, 0, safeopen.Regular)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("session %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("session %s: %w", id, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, fi.Size()))
+	if err != nil {
+		return fmt.Errorf("session %s: export: %w", id, err)
+	}
+	_, err = w.Write(b[:bytes.LastIndexByte(b, '\n')+1])
+	return err
 }
 
 // stat stats name in the store's root, following links that stay inside
@@ -710,8 +737,9 @@ func (s *Store) syncDir(dir string) {
 	}
 }
 
-// List returns the metas of all sessions, most recently updated first.
-func (s *Store) List() []Meta {
+// List returns the metas of all sessions, most recently updated first. It
+// reads the index in memory and cannot fail.
+func (s *Store) List() ([]Meta, error) {
 	s.mu.Lock()
 	out := make([]Meta, 0, len(s.sessions))
 	for _, e := range s.sessions {
@@ -724,7 +752,7 @@ func (s *Store) List() []Meta {
 		}
 		return out[i].SessionID < out[j].SessionID
 	})
-	return out
+	return out, nil
 }
 
 // Len is the number of sessions in the index.
@@ -735,7 +763,7 @@ func (s *Store) Len() int {
 }
 
 // Latest returns the most recently updated session of a channel.
-func (s *Store) Latest(channel string) (Meta, bool) {
+func (s *Store) Latest(channel string) (Meta, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var best Meta
@@ -749,7 +777,7 @@ func (s *Store) Latest(channel string) (Meta, bool) {
 			best, found = m, true
 		}
 	}
-	return best, found
+	return best, found, nil
 }
 
 // CheckWritable reports whether new files can be created in the store, for

@@ -15,8 +15,8 @@ import (
 
 func TestCreateGetListLatestLen(t *testing.T) {
 	s, dir := newStore(t)
-	if s.Len() != 0 || len(s.List()) != 0 {
-		t.Fatalf("new store: Len %d, List %v", s.Len(), s.List())
+	if s.Len() != 0 || len(mustList(t, s)) != 0 {
+		t.Fatalf("new store: Len %d, List %v", s.Len(), mustList(t, s))
 	}
 	a := mustCreate(t, s, "a", "webchat")  // t0
 	b := mustCreate(t, s, "b", "telegram") // t0+1s
@@ -58,19 +58,19 @@ func TestCreateGetListLatestLen(t *testing.T) {
 		}
 		return strings.Join(out, ",")
 	}
-	if got := ids(s.List()); got != "c,b,a" {
+	if got := ids(mustList(t, s)); got != "c,b,a" {
 		t.Fatalf("List = %s, want c,b,a (most recently updated first)", got)
 	}
 	mustAppend(t, s, "a", userMsg("late", t0.Add(time.Hour).UnixMilli()))
-	if got := ids(s.List()); got != "a,c,b" {
+	if got := ids(mustList(t, s)); got != "a,c,b" {
 		t.Fatalf("List after append = %s, want a,c,b", got)
 	}
 	for ch, wantID := range map[string]string{"webchat": "a", "telegram": "b"} {
-		if m, ok := s.Latest(ch); !ok || m.SessionID != wantID {
+		if m, ok, _ := s.Latest(ch); !ok || m.SessionID != wantID {
 			t.Errorf("Latest(%s) = %q, %v; want %q", ch, m.SessionID, ok, wantID)
 		}
 	}
-	if m, ok := s.Latest("cli"); ok {
+	if m, ok, _ := s.Latest("cli"); ok {
 		t.Errorf("Latest(cli) = %+v, want none", m)
 	}
 }
@@ -81,13 +81,13 @@ func TestListAndLatestTies(t *testing.T) {
 		mustCreate(t, s, id, "webchat")
 	}
 	var got []string
-	for _, m := range s.List() {
+	for _, m := range mustList(t, s) {
 		got = append(got, m.SessionID)
 	}
 	if strings.Join(got, ",") != "x,y,z" {
 		t.Fatalf("List with equal times = %v, want x,y,z", got)
 	}
-	if m, _ := s.Latest("webchat"); m.SessionID != "z" {
+	if m, _, _ := s.Latest("webchat"); m.SessionID != "z" {
 		t.Fatalf("Latest with equal times = %q, want z", m.SessionID)
 	}
 }
@@ -261,8 +261,8 @@ func TestOpenSkipsForeignFiles(t *testing.T) {
 	}
 	mustCreate(t, s, "ok2", "webchat")
 	s2 := openStore(t, dir, Options{})
-	if s2.Len() != 1 || s2.List()[0].SessionID != "ok2" {
-		t.Fatalf("index = %+v, want only ok2", s2.List())
+	if s2.Len() != 1 || mustList(t, s2)[0].SessionID != "ok2" {
+		t.Fatalf("index = %+v, want only ok2", mustList(t, s2))
 	}
 }
 

@@ -40,7 +40,7 @@ type TurnLock struct{ f *os.File }
 // when timeout > 0, timeout passes (an error matching ErrTurnLockTimeout).
 // Within one process, turns of a session are ordered by the caller: a
 // second LockTurn on the same session would wait like another process.
-func (s *Store) LockTurn(ctx context.Context, id string, timeout time.Duration, waiting func()) (*TurnLock, error) {
+func (s *Store) LockTurn(ctx context.Context, id string, timeout time.Duration, waiting func()) (Lease, error) {
 	if err := protocol.ValidateSessionID(id); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidID, err)
 	}
@@ -67,3 +67,6 @@ func (s *Store) LockTurn(ctx context.Context, id string, timeout time.Duration, 
 
 // Unlock releases the lock. It must be called exactly once.
 func (l *TurnLock) Unlock() { l.f.Close() }
+
+// Lost is nil: the kernel keeps an flock for as long as its holder lives.
+func (l *TurnLock) Lost() <-chan struct{} { return nil }

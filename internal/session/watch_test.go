@@ -13,7 +13,8 @@ import (
 // listed is s.List as ID → "channel title (messages)".
 func listed(s *Store) map[string]string {
 	out := map[string]string{}
-	for _, m := range s.List() {
+	metas, _ := s.List() // the files store's List cannot fail
+	for _, m := range metas {
 		out[m.SessionID] = fmt.Sprintf("%s %s (%d)", m.Channel, m.Title, m.MessageCount)
 	}
 	return out

@@ -23,7 +23,7 @@ import (
 // Player plays turns. It holds no per-turn state: one Player serves every
 // session of a process. Its fields must be set.
 type Player struct {
-	Store   *session.Store
+	Store   session.Backend
 	Runtime *agent.Runtime
 	Log     *slog.Logger
 	// MaxContext bounds how many transcript lines a turn reads back (see
@@ -122,7 +122,7 @@ func (p *Player) Play(ctx context.Context, id, content string, ev Events) []byte
 // another process on the data dir never interleaves with this one. While
 // it waits, status (when set) is told. On failure it returns the error
 // event that ends the turn; nothing was saved.
-func (p *Player) Lock(ctx context.Context, id string, log *slog.Logger, status func(state, message string)) (*session.TurnLock, []byte) {
+func (p *Player) Lock(ctx context.Context, id string, log *slog.Logger, status func(state, message string)) (session.Lease, []byte) {
 	if status == nil {
 		status = func(string, string) {}
 	}

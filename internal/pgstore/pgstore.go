@@ -1,0 +1,111 @@
+// Package pgstore is the session store on PostgreSQL (session.Backend), for
+// several gateways sharing sessions: chosen by MINI_OPENCLAW_DATABASE_URL.
+// The files store (package session) stays the default.
+//
+// Transcripts are append-only rows with a per-session sequence (see
+// migrations/0001_sessions.sql); a session's meta is read from them, not
+// kept beside them; archive and fork are transactions. One turn of a
+// session runs at a time across every gateway on the database: the turn
+// holds the session's lease (lease.go). Events reach the clients of every
+// gateway through LISTEN/NOTIFY (relay.go).
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Options configure a Store.
+type Options struct {
+	// MaxConns bounds the pool the store's reads and writes use.
+	MaxConns int32
+	// Logger receives warnings; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultMaxConns is the pool's bound when Options.MaxConns is 0.
+const DefaultMaxConns = 8
+
+// Store is the session store in one PostgreSQL database.
+type Store struct {
+	pool  *pgxpool.Pool
+	log   *slog.Logger
+	now   func() time.Time
+	where string // the database, for people: no password
+}
+
+// Open connects to the database url names (a postgres:// URL or a libpq
+// key=value string), creates or migrates its schema, and returns the store.
+// It fails when the database cannot be reached within ctx, or holds a
+// schema newer than this binary knows.
+func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(rawURL)
+	if err != nil {
+		// pgx's message may quote the URL, password and all.
+		return nil, errors.New("MINI_OPENCLAW_DATABASE_URL: not a PostgreSQL URL (postgres://user:password@host:port/database)")
+	}
+	cfg.MaxConns = opt.MaxConns
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "miniclaw"
+	s := &Store{log: opt.Logger, now: opt.Now, where: describe(cfg)}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.where, err)
+	}
+	from, to, err := migrate(ctx, s.pool)
+	if err != nil {
+		s.pool.Close()
+		return nil, fmt.Errorf("%s: %w", s.where, err)
+	}
+	if from != to {
+		s.log.Info("database schema migrated", "from", from, "to", to)
+	}
+	return s, nil
+}
+
+// describe names the database of cfg for messages: never its password.
+func describe(cfg *pgxpool.Config) string {
+	u := url.URL{Scheme: "postgres", Host: fmt.Sprintf("%s:%d", cfg.ConnConfig.Host, cfg.ConnConfig.Port), Path: "/" + cfg.ConnConfig.Database}
+	if cfg.ConnConfig.User != "" {
+		u.User = url.User(cfg.ConnConfig.User)
+	}
+	return "PostgreSQL database " + u.String()
+}
+
+// Where names the database, without its password.
+func (s *Store) Where() string { return s.where }
+
+// ArchiveWhere names where archived sessions are: the same database.
+func (s *Store) ArchiveWhere() string { return "the archived sessions of " + s.where }
+
+// CheckWritable reports whether the database answers, for readiness probes.
+func (s *Store) CheckWritable() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("%s: %w", s.where, err)
+	}
+	return nil
+}
+
+// Watch does nothing: every gateway reads the database, so a change made
+// by another one is seen by the next read.
+func (s *Store) Watch() error { return nil }
+
+// Close closes the pool.
+func (s *Store) Close() { s.pool.Close() }
