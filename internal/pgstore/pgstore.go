@@ -16,8 +16,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -40,6 +43,30 @@ type Store struct {
 	log   *slog.Logger
 	now   func() time.Time
 	where string // the database, for people: no password
+
+	leaseMu sync.Mutex
+	leases  map[string]*lease // sessions whose turn this process holds
+}
+
+// db is what a write runs on: the pool, or one connection of it.
+type db interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// withWriter runs fn on what writes of session id go through: while this
+// process holds the session's lease, the connection holding it, so that a
+// gateway whose lease was lost (its connection broke, and another gateway
+// may now run a turn) can no longer write to the session; else the pool.
+func (s *Store) withWriter(id string, fn func(db) error) error {
+	if l := s.heldLease(id); l != nil {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return fn(l.conn)
+	}
+	return fn(s.pool)
 }
 
 // Open connects to the database url names (a postgres:// URL or a libpq
@@ -57,7 +84,7 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 		cfg.MaxConns = DefaultMaxConns
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "miniclaw"
-	s := &Store{log: opt.Logger, now: opt.Now, where: describe(cfg)}
+	s := &Store{log: opt.Logger, now: opt.Now, where: describe(cfg), leases: map[string]*lease{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
