@@ -439,7 +439,7 @@ func decodeDiskLine(b []byte) (diskMsg, error) {
 		return diskMsg{}, err
 	}
 	switch m.Role {
-	case "user", "assistant", "system":
+	case "user", "assistant", "system", "summary":
 	default:
 		return diskMsg{}, fmt.Errorf("unknown role %q", m.Role)
 	}
@@ -475,7 +475,11 @@ func readTranscript(path string) (transcript, error) {
 		if err != nil {
 			return tr, fmt.Errorf("%s: line %d: %v: %q", filepath.Base(path), i+1, err, clip(body, 200))
 		}
-		tr.msgs = append(tr.msgs, m)
+		// A compaction's summary record is no message of the conversation
+		// (a long test session is compacted).
+		if m.Role != "summary" {
+			tr.msgs = append(tr.msgs, m)
+		}
 	}
 	return tr, nil
 }
