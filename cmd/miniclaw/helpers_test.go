@@ -292,6 +292,9 @@ type serverEvent struct {
 	Code      string `json:"code"`
 	Message   string `json:"message"`
 	Resumed   bool   `json:"resumed"`
+	// StopReason is a message_done's, State a status event's.
+	StopReason string `json:"stopReason"`
+	State      string `json:"state"`
 }
 
 // wsClient is one WebSocket connection to a gateway.
