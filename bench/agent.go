@@ -446,7 +446,7 @@ func runAgent(ctx context.Context, c *child, fake *fakeAnthropic, sp agentSpec) 
 	for i := range ids {
 		ids[i] = fmt.Sprintf("agent-%s-%d", shape, i)
 	}
-	conns, err := dialMany(ctx, c, ids, 64)
+	conns, err := dialMany(ctx, []*child{c}, ids, 64)
 	if err != nil {
 		return nil, err
 	}

@@ -107,10 +107,7 @@ func startChild(bin string, o childOpts) (*child, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	c.pid = cmd.Process.Pid
-	childrenMu.Lock()
-	children[c] = struct{}{}
-	childrenMu.Unlock()
+	c.track()
 
 	portCh := make(chan int, 1)
 	go func() {
@@ -159,6 +156,14 @@ func startChild(bin string, o childOpts) (*child, error) {
 		c.kill()
 		return nil, fmt.Errorf("gateway did not log its address within 30s: %s", c.stderrTail())
 	}
+}
+
+// track records the started child for killAllChildren.
+func (c *child) track() {
+	c.pid = c.cmd.Process.Pid
+	childrenMu.Lock()
+	children[c] = struct{}{}
+	childrenMu.Unlock()
 }
 
 // kill ends the child's process group with SIGKILL and waits (bounded) for

@@ -51,7 +51,7 @@ func measureConnMemory(ctx context.Context, b *bench) error {
 			ids[i] = fmt.Sprintf("c-%d", (len(conns)+i)%b.cfg.connSessions)
 		}
 		t0 := time.Now()
-		more, err := dialMany(ctx, c, ids, 64)
+		more, err := dialMany(ctx, []*child{c}, ids, 64)
 		if err != nil {
 			return fmt.Errorf("opening connections %d..%d: %w", len(conns), target, err)
 		}

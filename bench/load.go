@@ -64,16 +64,17 @@ type loadResult struct {
 
 func (r *loadResult) turnsPerSec() float64 { return float64(r.completed) / r.window.Seconds() }
 
-// runLoad opens one connection per session, then every client sends a
-// message, waits for message_done and repeats (after a think time, if any)
-// until the warm-up plus the duration have passed. Latencies are recorded
-// for turns sent after the warm-up.
-func runLoad(ctx context.Context, c *child, sp loadSpec) (*loadResult, error) {
+// runLoad opens one connection per session, spread over the gateways cs
+// (see dialMany), then every client sends a message, waits for
+// message_done and repeats (after a think time, if any) until the warm-up
+// plus the duration have passed. Latencies are recorded for turns sent
+// after the warm-up; the gateway CPU is that of all of cs.
+func runLoad(ctx context.Context, cs []*child, sp loadSpec) (*loadResult, error) {
 	ids := make([]string, sp.sessions)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("%s-%d", sp.prefix, i)
 	}
-	conns, err := dialMany(ctx, c, ids, 64)
+	conns, err := dialMany(ctx, cs, ids, 64)
 	if err != nil {
 		return nil, err
 	}
@@ -102,14 +103,14 @@ func runLoad(ctx context.Context, c *child, sp loadSpec) (*loadResult, error) {
 	case <-time.After(time.Until(warmEnd)):
 	case <-runCtx.Done():
 	}
-	cpu0, self0, sys0 := cpuTime(c.pid), cpuTime(os.Getpid()), readSysCPU()
+	cpu0, self0, sys0 := gatewaysCPU(cs), cpuTime(os.Getpid()), readSysCPU()
 	measureStart := time.Now()
 	if sp.measuring != nil {
 		close(sp.measuring)
 	}
 	<-runCtx.Done()
 	window := time.Since(measureStart)
-	cpu1, self1, sys1 := cpuTime(c.pid), cpuTime(os.Getpid()), readSysCPU()
+	cpu1, self1, sys1 := gatewaysCPU(cs), cpuTime(os.Getpid()), readSysCPU()
 
 	// Clients finish the turn they are in, each bounded by turnTimeout.
 	if err := waitClients(&wg, conns, sp.turnTimeout+5*time.Second); err != nil {
@@ -141,6 +142,15 @@ func runLoad(ctx context.Context, c *child, sp loadSpec) (*loadResult, error) {
 		r.chunksPerTurn = float64(chunks) / float64(turns)
 	}
 	return r, nil
+}
+
+// gatewaysCPU is the CPU time the gateways cs have used, summed.
+func gatewaysCPU(cs []*child) time.Duration {
+	var d time.Duration
+	for _, c := range cs {
+		d += cpuTime(c.pid)
+	}
+	return d
 }
 
 func runClient(ctx context.Context, ws *websocket.Conn, i int, sp loadSpec, warmEnd time.Time, st *clientStats) {
@@ -304,7 +314,7 @@ func (b *bench) loadRun(ctx context.Context, mode string, sp loadSpec) (*loadRes
 	}
 	defer c.kill()
 	logf("  %s, %d sessions, fsync=%s: %s warm-up + %s", kind, sp.sessions, mode, sp.warmup, sp.duration)
-	r, err := runLoad(ctx, c, sp)
+	r, err := runLoad(ctx, []*child{c}, sp)
 	if err != nil {
 		return nil, err
 	}

@@ -76,6 +76,10 @@ type config struct {
 	appendDuration time.Duration
 	appendMax      int
 
+	databaseURL string
+	gwSessions  int
+	fanoutTurns int
+
 	timeout time.Duration
 }
 
@@ -92,6 +96,7 @@ var measurements = []struct {
 	{"agent", measureAgent},
 	{"longsession", measureLongSession},
 	{"appends", measureAppends},
+	{"gateways", measureGateways},
 }
 
 // row is one line of the results table.
@@ -231,7 +236,7 @@ func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&c.bin, "bin", "", "miniclaw binary to test (default: go build ./cmd/miniclaw into the scratch dir)")
 	fs.BoolVar(&c.quick, "quick", false, "smaller sizes and shorter runs (about a minute); explicit flags still win")
-	only := fs.String("only", "", "comma-separated measurements to run: startup,idle,conns,load,tail,agent,longsession,appends (default all)")
+	only := fs.String("only", "", "comma-separated measurements to run: startup,idle,conns,load,tail,agent,longsession,appends,gateways (default all)")
 	fs.StringVar(&c.dir, "dir", "", "parent of the scratch directory (default $TMPDIR); its file system decides what fsync costs")
 	fs.BoolVar(&c.keep, "keep", false, "keep the scratch directory (data dirs, child logs)")
 
@@ -273,6 +278,10 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.appendDuration, "append-duration", 4*time.Second, "duration of each append run")
 	fs.IntVar(&c.appendMax, "append-max", 2_000_000, "cap on appends per run")
 
+	fs.StringVar(&c.databaseURL, "database-url", os.Getenv("MINICLAW_TEST_DATABASE_URL"), "gateways: PostgreSQL server (URL of a role that may CREATE DATABASE) to make the runs' databases on; default $MINICLAW_TEST_DATABASE_URL, else a throwaway cluster the bench starts (initdb, postgres)")
+	fs.IntVar(&c.gwSessions, "gateway-sessions", 30, "gateways: closed-loop sessions of each store and gateway count (its duration and warm-up are -load-duration and -load-warmup)")
+	fs.IntVar(&c.fanoutTurns, "fanout-turns", 500, "gateways: turns of the fan-out run")
+
 	fs.DurationVar(&c.timeout, "timeout", 20*time.Minute, "hard limit on the whole bench; children are killed when it fires")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -298,6 +307,7 @@ func parseFlags(args []string) (config, error) {
 		def("agent-warmup", func() { c.agentWarmup = time.Second })
 		def("append-duration", func() { c.appendDuration = time.Second })
 		def("long-turns", func() { c.longTurns = 60 })
+		def("fanout-turns", func() { c.fanoutTurns = 100 })
 		def("timeout", func() { c.timeout = 5 * time.Minute })
 	}
 
@@ -364,6 +374,8 @@ func parseFlags(args []string) (config, error) {
 		countIn("long-window", c.longWindow, 1000, 10_000_000, " tokens"),
 		countIn("long-files", c.longFiles, 1, 100, ""),
 		countIn("long-file-kb", c.longFileKB, 1, 10_000, " (read_file refuses files over 10 MiB)"),
+		countIn("gateway-sessions", c.gwSessions, 1, 10_000, ""),
+		countIn("fanout-turns", c.fanoutTurns, fanoutWarm+1, 100_000, ""),
 	} {
 		if err != nil {
 			return c, err

@@ -100,7 +100,7 @@ func measureTail(ctx context.Context, b *bench) error {
 		}
 		res := make(chan out, 1)
 		go func() {
-			r, err := runLoad(ctx, c, sp)
+			r, err := runLoad(ctx, []*child{c}, sp)
 			res <- out{r, err}
 		}()
 		select {

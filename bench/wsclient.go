@@ -100,9 +100,10 @@ func readEvent(ctx context.Context, ws *websocket.Conn, ev any) (at time.Time, e
 	return at, nil
 }
 
-// dialMany opens one connection per session ID, at most par handshakes at
-// a time. On error it closes what it opened.
-func dialMany(ctx context.Context, c *child, ids []string, par int) ([]*websocket.Conn, error) {
+// dialMany opens one connection per session ID, the i-th on gateway
+// cs[i mod len(cs)], at most par handshakes at a time. On error it closes
+// what it opened.
+func dialMany(ctx context.Context, cs []*child, ids []string, par int) ([]*websocket.Conn, error) {
 	conns := make([]*websocket.Conn, len(ids))
 	var (
 		next  atomic.Int64
@@ -119,7 +120,7 @@ func dialMany(ctx context.Context, c *child, ids []string, par int) ([]*websocke
 				if i >= len(ids) || ctx.Err() != nil {
 					return
 				}
-				ws, err := dialSession(ctx, c.wsURL(ids[i]), ids[i])
+				ws, err := dialSession(ctx, cs[i%len(cs)].wsURL(ids[i]), ids[i])
 				if err != nil {
 					once.Do(func() { first = fmt.Errorf("connection %d (%s): %w", i, ids[i], err); cancel() })
 					return
