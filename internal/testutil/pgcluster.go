@@ -34,8 +34,9 @@ type pgCluster struct {
 
 // pgOptions are the server settings of every throwaway cluster. fsync=off:
 // a test cluster that an OS crash loses is simply made again; with fsync on,
-// every commit of a test waits for the disk. No Unix socket (-k ”): tests
-// connect over TCP, and a long TMPDIR would overflow the socket path.
+// every commit of a test waits for the disk. No Unix socket (an empty -k):
+// tests connect over TCP, and a long TMPDIR would overflow the socket path.
+// max_connections: a test binary's parallel tests each hold a pool or more.
 const pgOptions = "-c listen_addresses=127.0.0.1 -k '' -c fsync=off -c shared_buffers=16MB -c max_connections=200"
 
 // errNoPostgres is why no throwaway cluster can run here: tests skip for

@@ -103,7 +103,7 @@ func postgresAdmin() (string, error) {
 			return
 		}
 		s.c = c
-		fmt.Fprintf(os.Stderr, "%s: %s is not set: started a PostgreSQL server for this test binary on 127.0.0.1:%d (log: %s); it stops when the tests end.\n",
+		fmt.Fprintf(os.Stderr, "%s: %s is not set: started a PostgreSQL server for this test binary on 127.0.0.1:%d (log: %s); it stops, and its folder is deleted, when the tests end.\n",
 			filepath.Base(os.Args[0]), postgresEnv, c.port, c.log())
 	})
 	if s.err != nil {

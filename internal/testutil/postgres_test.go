@@ -131,11 +131,9 @@ func TestKilledTestLeavesNoPostgres(t *testing.T) {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledTestLeavesNoPostgres$", "-test.count=1")
 	cmd.Env = append(os.Environ(), pgChildEnv+"=1", postgresEnv+"=")
-	stdin, err := cmd.StdinPipe() // never written: the child blocks reading it
-	if err != nil {
+	if _, err := cmd.StdinPipe(); err != nil { // never written: the child blocks reading it
 		t.Fatal(err)
 	}
-	defer stdin.Close()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -144,6 +142,7 @@ func TestKilledTestLeavesNoPostgres(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	var dirs []string
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
@@ -153,8 +152,6 @@ func TestKilledTestLeavesNoPostgres(t *testing.T) {
 		}
 	}
 	if dirs == nil {
-		cmd.Process.Kill()
-		cmd.Wait()
 		t.Fatalf("the child test printed no pgdirs line (scan: %v)", sc.Err())
 	}
 	for _, d := range dirs {
