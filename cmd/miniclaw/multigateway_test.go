@@ -120,27 +120,39 @@ func (g *gatewayProc) waitReady(ctx context.Context, want int) error {
 	}
 }
 
-// watcher records every event a connection receives, in order.
+// watcher records every event a connection receives, in order, however
+// many: a watcher that stopped reading would be cut off by its gateway.
 type watcher struct {
-	events chan serverEvent // closed when the connection fails
-	err    error            // why, once events is closed
+	mu     sync.Mutex
+	events []serverEvent
+	err    error         // why the connection ended; nil while it runs
+	more   chan struct{} // a token after each change
+	next   int           // the first event until has not returned
 }
 
 // watch reads w's events in a goroutine owned by the test until the
 // connection ends.
 func watch(t *testing.T, w *wsClient) *watcher {
-	wt := &watcher{events: make(chan serverEvent, 16384)}
+	wt := &watcher{more: make(chan struct{}, 1)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		defer close(wt.events)
 		for {
 			ev, err := w.read(context.Background())
+			wt.mu.Lock()
 			if err != nil {
 				wt.err = err
+			} else {
+				wt.events = append(wt.events, ev)
+			}
+			wt.mu.Unlock()
+			select {
+			case wt.more <- struct{}{}:
+			default:
+			}
+			if err != nil {
 				return
 			}
-			wt.events <- ev
 		}
 	}()
 	t.Cleanup(func() {
@@ -150,20 +162,28 @@ func watch(t *testing.T, w *wsClient) *watcher {
 	return wt
 }
 
-// until returns the events received up to and including the first one
-// stop accepts.
+// until returns the events received since its last return, up to and
+// including the first one stop accepts.
 func (wt *watcher) until(ctx context.Context, stop func(serverEvent) bool) ([]serverEvent, error) {
 	var seen []serverEvent
 	for {
-		select {
-		case ev, ok := <-wt.events:
-			if !ok {
-				return seen, fmt.Errorf("connection ended after %d events: %w", len(seen), wt.err)
-			}
+		wt.mu.Lock()
+		for wt.next < len(wt.events) {
+			ev := wt.events[wt.next]
+			wt.next++
 			seen = append(seen, ev)
 			if stop(ev) {
+				wt.mu.Unlock()
 				return seen, nil
 			}
+		}
+		err := wt.err
+		wt.mu.Unlock()
+		if err != nil {
+			return seen, fmt.Errorf("connection ended after %d events: %w", len(seen), err)
+		}
+		select {
+		case <-wt.more:
 		case <-ctx.Done():
 			return seen, fmt.Errorf("after %d events (last %+v): %w", len(seen), lastEvent(seen), ctx.Err())
 		}
