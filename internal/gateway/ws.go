@@ -140,7 +140,9 @@ func (s *Server) readLoop(ctx context.Context, c *conn) {
 			if id == "" {
 				id = s.hub.sessionOf(c)
 			}
-			if !s.hub.abort(id, core.ErrAborted) {
+			// A turn another gateway runs is stopped there; its end
+			// comes back through the relay.
+			if !s.hub.abort(id, core.ErrAborted) && !s.hub.abortElsewhere(id) {
 				c.reply(errorEvent(protocol.CodeNotRunning, "no turn is running on this session", id))
 			}
 		case protocol.TypeMessage:
