@@ -52,10 +52,10 @@ const (
 )
 
 // Application names of the relay's connections, as pg_stat_activity shows
-// them.
+// them, followed by the gateway's id.
 const (
-	relayListenApp  = "miniclaw relay listen"
-	relayPublishApp = "miniclaw relay publish"
+	relayListenApp  = "miniclaw relay listen "
+	relayPublishApp = "miniclaw relay publish "
 )
 
 // RelayOptions configure a Relay.
@@ -119,14 +119,9 @@ func NewRelay(ctx context.Context, rawURL string, opt RelayOptions) (*Relay, err
 		return nil, errors.New("MINI_OPENCLAW_DATABASE_URL: not a PostgreSQL URL (postgres://user:password@host:port/database)")
 	}
 	where := describe(cfg)
-	cfg.MaxConns = 1
-	cfg.ConnConfig.RuntimeParams["application_name"] = relayPublishApp
-	listen := cfg.ConnConfig.Copy()
-	listen.RuntimeParams["application_name"] = relayListenApp
 	r := &Relay{
 		gateway:   opt.Gateway,
 		log:       opt.Logger,
-		listen:    listen,
 		max:       opt.MaxQueue,
 		lost:      map[string]struct{}{},
 		wake:      make(chan struct{}, 1),
@@ -136,6 +131,10 @@ func NewRelay(ctx context.Context, rawURL string, opt RelayOptions) (*Relay, err
 	if r.gateway == "" {
 		r.gateway = fmt.Sprintf("%016x", rand.Uint64())
 	}
+	cfg.MaxConns = 1
+	cfg.ConnConfig.RuntimeParams["application_name"] = relayPublishApp + r.gateway
+	r.listen = cfg.ConnConfig.Copy()
+	r.listen.RuntimeParams["application_name"] = relayListenApp + r.gateway
 	if r.max <= 0 {
 		r.max = DefaultRelayQueue
 	}
