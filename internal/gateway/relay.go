@@ -79,7 +79,7 @@ func (h *hub) deliver(id, kind string, data []byte) {
 func resyncLocked(l *lane) {
 	l.remote = false // its end may be what was lost
 	payload := protocol.Encode(protocol.Resync{Type: protocol.TypeResync, SessionID: l.id,
-		Message: "events of this session from another gateway may have been lost; reload its history"})
+		Message: "events of this session relayed from another gateway may have been lost"})
 	for c := range l.subs {
 		c.enqueue(payload)
 	}
