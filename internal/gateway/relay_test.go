@@ -6,14 +6,21 @@ package gateway_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/gateway"
 	"github.com/miniclaw/miniclaw/internal/pgstore"
+	"github.com/miniclaw/miniclaw/internal/provider/scripted"
 	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
@@ -49,7 +56,7 @@ func waitListening(t testing.TB, relays ...*pgstore.Relay) {
 // relayed starts n echoing gateways with relays on one new database, the
 // first running script instead when it is not "", and waits until they
 // listen.
-func relayed(t *testing.T, n int, script string, opts ...func(*gateway.Options)) (string, []*testServer, []*pgstore.Relay) {
+func relayed(t testing.TB, n int, script string, opts ...func(*gateway.Options)) (string, []*testServer, []*pgstore.Relay) {
 	t.Helper()
 	url := testutil.NeedPostgres(t)
 	var servers []*testServer
@@ -206,4 +213,142 @@ func TestRelayAbortFromOtherGateway(t *testing.T) {
 			t.Errorf("%s: the whole reply streamed (%q): the abort did not stop it", name, tn.text())
 		}
 	}
+}
+
+// stampedProvider notes when each piece of reply text goes to the gateway,
+// which broadcasts it at once, by the reply's length so far.
+type stampedProvider struct {
+	core.Provider
+	mu   sync.Mutex
+	sent []stamp
+}
+
+// stamp is when a reply reached end bytes: sent, or received by a client.
+type stamp struct {
+	end int
+	at  time.Time
+}
+
+func (p *stampedProvider) Complete(ctx context.Context, req core.Request, onText func(string)) (core.Response, error) {
+	n := 0
+	return p.Provider.Complete(ctx, req, func(s string) {
+		n += len(s)
+		p.mu.Lock()
+		p.sent = append(p.sent, stamp{n, time.Now()})
+		p.mu.Unlock()
+		onText(s)
+	})
+}
+
+// take returns the stamps of the turn that ran, and forgets them.
+func (p *stampedProvider) take() []stamp {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.sent
+	p.sent = nil
+	return s
+}
+
+// receive reads a turn's events and stamps each chunk's arrival by the
+// reply's length so far, until message_done.
+func (c *client) receive() ([]stamp, error) {
+	var got []stamp
+	n := 0
+	for {
+		ev, err := c.read()
+		if err != nil {
+			return got, err
+		}
+		switch ev.Type {
+		case "chunk":
+			n += len(ev.Content)
+			got = append(got, stamp{n, time.Now()})
+		case "message_done":
+			return got, nil
+		case "error":
+			return got, fmt.Errorf("the turn failed: %s", ev.Raw)
+		}
+	}
+}
+
+// latencies adds, for each piece sent, how long it took to reach got (the
+// first arrival that covers it: merged chunks count for each piece).
+func latencies(into []time.Duration, sent, got []stamp) []time.Duration {
+	i := 0
+	for _, s := range sent {
+		for i < len(got) && got[i].end < s.end {
+			i++
+		}
+		if i < len(got) {
+			into = append(into, got[i].at.Sub(s.at))
+		}
+	}
+	return into
+}
+
+// percentile is the p-th percentile of sorted ds.
+func percentile(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	return ds[min(len(ds)-1, len(ds)*p/100)]
+}
+
+// BenchmarkRelayFanOut: the time from a chunk's broadcast on gateway A to
+// its arrival at a WebSocket client of the session on gateway C (relay),
+// beside its arrival at a second client on A (local fan-out). Each turn
+// streams 40 words 5 ms apart, as a fast model does.
+func BenchmarkRelayFanOut(b *testing.B) {
+	words := strings.TrimSpace(strings.Repeat("word ", 40))
+	path := filepath.Join(b.TempDir(), "script.json")
+	if err := os.WriteFile(path, []byte(`[{"text": "`+words+`", "chunkDelayMs": 5}]`), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	inner, err := scripted.Load(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	url := testutil.NeedPostgres(b)
+	var relays [2]*pgstore.Relay
+	stamped := &stampedProvider{Provider: inner}
+	a := startServer(b, stamped, withRelay(b, url, &relays[0]))
+	c := echoServer(b, withRelay(b, url, &relays[1]))
+	waitListening(b, relays[:]...)
+	sender := a.dial(b, "/ws?sessionId=bench")
+	local, remote := a.dial(b, "/ws?sessionId=bench"), c.dial(b, "/ws?sessionId=bench")
+
+	var localLat, relayLat []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		var wg sync.WaitGroup
+		var gotLocal, gotRemote []stamp
+		var errLocal, errRemote error
+		wg.Go(func() { gotLocal, errLocal = local.receive() })
+		wg.Go(func() { gotRemote, errRemote = remote.receive() })
+		sender.message("go")
+		if tn := sender.readTurn(); tn.done.Type != "message_done" {
+			b.Fatalf("turn ended with %s", tn.done.Raw)
+		}
+		wg.Wait()
+		if errLocal != nil || errRemote != nil {
+			b.Fatalf("local client: %v; client on C: %v", errLocal, errRemote)
+		}
+		sent := stamped.take()
+		localLat = latencies(localLat, sent, gotLocal)
+		relayLat = latencies(relayLat, sent, gotRemote)
+	}
+	b.StopTimer()
+	slices.Sort(localLat)
+	slices.Sort(relayLat)
+	for _, m := range []struct {
+		unit string
+		d    time.Duration
+	}{
+		{"local-p50-µs", percentile(localLat, 50)}, {"local-p99-µs", percentile(localLat, 99)},
+		{"relay-p50-µs", percentile(relayLat, 50)}, {"relay-p99-µs", percentile(relayLat, 99)},
+	} {
+		b.ReportMetric(float64(m.d.Microseconds()), m.unit)
+	}
+	b.Logf("fan-out of %d chunks: local p50 %s p99 %s; relay (A → PostgreSQL → C) p50 %s p99 %s",
+		len(relayLat), percentile(localLat, 50), percentile(localLat, 99), percentile(relayLat, 50), percentile(relayLat, 99))
 }
