@@ -296,7 +296,9 @@ func (h *hub) broadcastChunk(id, text string) {
 	if l, ok := h.lanes[id]; ok {
 		sendChunkLocked(l, text)
 	}
-	h.publish(id, relayChunk, []byte(text))
+	if h.relay != nil {
+		h.relay.Publish(id, relayChunk, []byte(text))
+	}
 }
 
 // sendChunkLocked queues a chunk of a reply on every connection attached to

@@ -133,6 +133,10 @@ func NewRelay(ctx context.Context, rawURL string, opt RelayOptions) (*Relay, err
 	}
 	cfg.MaxConns = 1
 	cfg.ConnConfig.RuntimeParams["application_name"] = relayPublishApp + r.gateway
+	// A NOTIFY takes a transaction id, so its commit would wait for the
+	// WAL to reach the disk: notices need no durability (a listener cut
+	// off by a crash resyncs), and their latency is the relay's.
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	r.listen = cfg.ConnConfig.Copy()
 	r.listen.RuntimeParams["application_name"] = relayListenApp + r.gateway
 	if r.max <= 0 {
