@@ -20,7 +20,10 @@ import (
 // publishes what its hub broadcasts and delivers what the others publish to
 // its own clients. A notice is a JSON object on channel relayChannel:
 //
-//	{"g": gateway id, "s": session id, "k": kind, "d": data}
+//	{"g": gateway id, "n": number, "s": session id, "k": kind, "d": data}
+//
+// where n counts the gateway's notices: PostgreSQL delivers equal payloads
+// sent in one transaction once, and a batch is one transaction.
 //
 // where kind is RelayEvent (d: the encoded event), RelayChunk (d: a JSON
 // string, reply text), RelayAbort (stop the session's turn, no d) or
@@ -47,8 +50,8 @@ const (
 	// closeFlush bounds how long Close waits for queued notices to go out.
 	closeFlush = 5 * time.Second
 	// Reconnect backoff of the listener and the publisher.
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 5 * time.Second
+	relayMinBackoff = 100 * time.Millisecond
+	relayMaxBackoff = 5 * time.Second
 )
 
 // Application names of the relay's connections, as pg_stat_activity shows
@@ -87,6 +90,7 @@ type Relay struct {
 	closed bool
 	wake   chan struct{}
 
+	sent        uint64 // notices numbered so far; only the publisher uses it
 	dropped     atomic.Int64
 	dropLogged  atomic.Bool
 	ready       chan struct{} // closed once the listener first listens
@@ -104,6 +108,7 @@ type outNotice struct {
 // notice is a notice on the wire.
 type notice struct {
 	Gateway string          `json:"g"`
+	N       uint64          `json:"n,omitempty"`
 	Session string          `json:"s"`
 	Kind    string          `json:"k"`
 	Data    json.RawMessage `json:"d,omitempty"`
@@ -187,7 +192,7 @@ func (r *Relay) Publish(session, kind string, data []byte) {
 		len(r.queue[n-1].data)+len(data) <= mergeMax:
 		r.queue[n-1].data = append(r.queue[n-1].data, data...)
 	case n >= r.max:
-		r.dropLocked(session, 1)
+		r.dropLocked(session)
 		return
 	default:
 		r.queue = append(r.queue, outNotice{session: session, kind: kind, data: append([]byte(nil), data...)})
@@ -198,10 +203,10 @@ func (r *Relay) Publish(session, kind string, data []byte) {
 	}
 }
 
-// dropLocked counts n notices of session as dropped and marks it for a
+// dropLocked counts a notice of session as dropped and marks it for a
 // resync. Caller holds r.mu.
-func (r *Relay) dropLocked(session string, n int) {
-	r.dropped.Add(int64(n))
+func (r *Relay) dropLocked(session string) {
+	r.dropped.Add(1)
 	r.lost[session] = struct{}{}
 	if !r.dropLogged.Swap(true) {
 		r.log.Warn("relay: notices dropped (the publish queue is full or the database is away); the other gateways' clients reload history", "queue", r.max)
@@ -214,7 +219,7 @@ func (r *Relay) dropLocked(session string, n int) {
 // loop waits with a backoff before the next.
 func (r *Relay) publishLoop(ctx context.Context) {
 	defer close(r.published)
-	backoff := minBackoff
+	backoff := relayMinBackoff
 	for {
 		r.mu.Lock()
 		batch, lost, closed := r.queue, r.lost, r.closed
@@ -236,7 +241,7 @@ func (r *Relay) publishLoop(ctx context.Context) {
 		}
 		err := r.send(ctx, batch)
 		if err == nil {
-			backoff = minBackoff
+			backoff = relayMinBackoff
 			continue
 		}
 		if ctx.Err() != nil {
@@ -245,13 +250,13 @@ func (r *Relay) publishLoop(ctx context.Context) {
 		r.log.Warn("relay: publishing failed; retrying", "notices", len(batch), "err", err)
 		r.mu.Lock()
 		for _, n := range batch {
-			r.dropLocked(n.session, 1)
+			r.dropLocked(n.session)
 		}
 		r.mu.Unlock()
-		if closed || !sleep(ctx, backoff) {
+		if closed || !sleepJitter(ctx, backoff) {
 			return
 		}
-		backoff = min(2*backoff, maxBackoff)
+		backoff = min(2*backoff, relayMaxBackoff)
 	}
 }
 
@@ -271,7 +276,8 @@ func (r *Relay) send(ctx context.Context, batch []outNotice) error {
 		if n.kind == RelayChunk {
 			data, _ = json.Marshal(string(n.data)) // a string always encodes
 		}
-		payload, err := json.Marshal(notice{Gateway: r.gateway, Session: n.session, Kind: n.kind, Data: data})
+		r.sent++
+		payload, err := json.Marshal(notice{Gateway: r.gateway, N: r.sent, Session: n.session, Kind: n.kind, Data: data})
 		if err != nil {
 			return fmt.Errorf("relay: encode a %s of session %s: %w", n.kind, n.session, err)
 		}
@@ -292,20 +298,20 @@ func (r *Relay) send(ctx context.Context, batch []outNotice) error {
 // may have missed events. deliver must not block.
 func (r *Relay) Listen(ctx context.Context, deliver func(session, kind string, data []byte)) {
 	connected := false // ever: the first connection misses nothing a client saw
-	backoff := minBackoff
+	backoff := relayMinBackoff
 	for ctx.Err() == nil {
 		conn, err := r.connectListener(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				r.log.Warn("relay: the listener cannot connect; retrying", "in", backoff, "err", err)
 			}
-			if !sleep(ctx, backoff) {
+			if !sleepJitter(ctx, backoff) {
 				return
 			}
-			backoff = min(2*backoff, maxBackoff)
+			backoff = min(2*backoff, relayMaxBackoff)
 			continue
 		}
-		backoff = minBackoff
+		backoff = relayMinBackoff
 		if connected {
 			r.log.Info("relay: the listener reconnected; clients reload history")
 			deliver("", RelayResync, nil)
@@ -395,9 +401,9 @@ func (r *Relay) Close() {
 	r.pool.Close()
 }
 
-// sleep waits d, with up to half of it again as jitter so that gateways
+// sleepJitter waits d, with up to half of it again as jitter so that gateways
 // cut off together do not reconnect together; false when ctx ended first.
-func sleep(ctx context.Context, d time.Duration) bool {
+func sleepJitter(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d + rand.N(d/2+1))
 	defer t.Stop()
 	select {
