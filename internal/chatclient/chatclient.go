@@ -657,6 +657,8 @@ func (c *client) handleEvent(ctx context.Context, ev event) {
 		c.out.printf("%s", CompactionLine(ev.CoveredMessages, ev.TokensBefore, ev.TokensAfter))
 	case protocol.TypeStatus: // another process runs a turn of this session
 		c.out.printf("(%s)", ev.Message)
+	case protocol.TypeResync: // events from another gateway may be missing
+		c.resync(ctx, ev)
 	case protocol.TypeError:
 		c.out.printf("error [%s]: %s", ev.Code, ev.Message)
 		if ev.Code != string(protocol.CodeNotRunning) {
@@ -724,6 +726,18 @@ func (c *client) resumeHistory(ctx context.Context, state string) {
 	if c.term != nil && state == "resumed" {
 		c.showHistory(ctx, resumeTurns, false)
 	}
+}
+
+// resync answers the gateway's word that events of the session, relayed
+// from another gateway, may have been lost: what streamed may be partial, so
+// a terminal shows the last turns from history again, as on resume.
+func (c *client) resync(ctx context.Context, ev event) {
+	if c.term == nil {
+		c.out.printf("(%s)", ev.Message)
+		return
+	}
+	c.out.printf("(%s; its last turns again:)", ev.Message)
+	c.showHistory(ctx, resumeTurns, false)
 }
 
 // catchUp runs after a reconnect while replies were awaited: a turn that

@@ -44,14 +44,14 @@ type testServer struct {
 // startServer starts a gateway running provider; opts adjust its Options.
 // Cleanup shuts it down (a no-op when the test already did) and checks that
 // Serve returned cleanly.
-func startServer(t *testing.T, provider core.Provider, opts ...func(*gateway.Options)) *testServer {
+func startServer(t testing.TB, provider core.Provider, opts ...func(*gateway.Options)) *testServer {
 	t.Helper()
 	return startServerIn(t, filepath.Join(t.TempDir(), "sessions"), provider, opts...)
 }
 
 // startServerIn is startServer on the sessions directory dir (a restart
 // when another server used it before).
-func startServerIn(t *testing.T, dir string, provider core.Provider, opts ...func(*gateway.Options)) *testServer {
+func startServerIn(t testing.TB, dir string, provider core.Provider, opts ...func(*gateway.Options)) *testServer {
 	t.Helper()
 	store, err := session.Open(dir, session.Options{})
 	if err != nil {
@@ -98,14 +98,14 @@ func startServerIn(t *testing.T, dir string, provider core.Provider, opts ...fun
 
 // echoServer is a gateway on the scripted provider without a script: the
 // reply to X is "echo: X", word by word.
-func echoServer(t *testing.T, opts ...func(*gateway.Options)) *testServer {
+func echoServer(t testing.TB, opts ...func(*gateway.Options)) *testServer {
 	t.Helper()
 	return startServer(t, scripted.Echo(), opts...)
 }
 
 // scriptServer is a gateway playing an inline scripted.Parse script (a JSON
 // array of turns, handed out in order across all sessions, cycling).
-func scriptServer(t *testing.T, script string, opts ...func(*gateway.Options)) *testServer {
+func scriptServer(t testing.TB, script string, opts ...func(*gateway.Options)) *testServer {
 	t.Helper()
 	if _, err := scripted.Parse([]byte(script)); err != nil {
 		t.Fatalf("bad test script: %v", err)
@@ -140,13 +140,13 @@ func (ts *testServer) httpURL(path string) string       { return "http://" + ts.
 
 // dialRaw opens a WebSocket on pathAndQuery ("/ws?sessionId=x") without
 // reading anything. The response is the server's HTTP answer.
-func (ts *testServer) dialRaw(t *testing.T, pathAndQuery string, header http.Header) (*websocket.Conn, *http.Response, error) {
+func (ts *testServer) dialRaw(t testing.TB, pathAndQuery string, header http.Header) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
 	return ts.dialOptions(t, pathAndQuery, &websocket.DialOptions{HTTPHeader: header})
 }
 
 // dialOptions is dialRaw with the client's DialOptions.
-func (ts *testServer) dialOptions(t *testing.T, pathAndQuery string, opts *websocket.DialOptions) (*websocket.Conn, *http.Response, error) {
+func (ts *testServer) dialOptions(t testing.TB, pathAndQuery string, opts *websocket.DialOptions) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
@@ -175,7 +175,7 @@ func (ts *testServer) dialStatus(t *testing.T, pathAndQuery string, header http.
 
 // client is a WebSocket client of the gateway.
 type client struct {
-	t         *testing.T
+	t         testing.TB
 	ws        *websocket.Conn
 	sessionID string // from its connected event
 	resumed   bool
@@ -183,18 +183,18 @@ type client struct {
 }
 
 // dial connects on pathAndQuery and reads the connected event.
-func (ts *testServer) dial(t *testing.T, pathAndQuery string) *client {
+func (ts *testServer) dial(t testing.TB, pathAndQuery string) *client {
 	t.Helper()
 	return ts.dialHeader(t, pathAndQuery, nil)
 }
 
-func (ts *testServer) dialHeader(t *testing.T, pathAndQuery string, header http.Header) *client {
+func (ts *testServer) dialHeader(t testing.TB, pathAndQuery string, header http.Header) *client {
 	t.Helper()
 	return ts.dialWith(t, pathAndQuery, &websocket.DialOptions{HTTPHeader: header})
 }
 
 // dialWith is dial with the client's DialOptions.
-func (ts *testServer) dialWith(t *testing.T, pathAndQuery string, opts *websocket.DialOptions) *client {
+func (ts *testServer) dialWith(t testing.TB, pathAndQuery string, opts *websocket.DialOptions) *client {
 	t.Helper()
 	ws, _, err := ts.dialOptions(t, pathAndQuery, opts)
 	if err != nil {
@@ -224,7 +224,7 @@ type event struct {
 }
 
 // fields decodes the raw frame as a generic object.
-func (e event) fields(t *testing.T) map[string]any {
+func (e event) fields(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(e.Raw, &m); err != nil {

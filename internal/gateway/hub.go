@@ -46,6 +46,9 @@ type lane struct {
 	queue   []job
 	running bool
 	cancel  context.CancelCauseFunc // of the running turn, nil when idle
+	// remote: the relay brought events of a turn of this session that
+	// another gateway runs, and not yet the event that ends it.
+	remote bool
 }
 
 // hub owns the lanes. A lane exists while it has subscribers or work, and is
@@ -63,10 +66,13 @@ type hub struct {
 	runTurn func(ctx context.Context, sessionID string, j job) []byte
 	base    context.Context // parent of every turn; cancelled when shutdown's deadline passes
 	turns   sync.WaitGroup  // one count per running lane goroutine
+	// relay, when set, gets every broadcast for the other gateways (see
+	// Options.Relay).
+	relay Relay
 }
 
-func newHub(base context.Context, runTurn func(context.Context, string, job) []byte, maxBytes int) *hub {
-	return &hub{lanes: map[string]*lane{}, runTurn: runTurn, base: base, maxBytes: maxBytes}
+func newHub(base context.Context, runTurn func(context.Context, string, job) []byte, maxBytes int, relay Relay) *hub {
+	return &hub{lanes: map[string]*lane{}, runTurn: runTurn, base: base, maxBytes: maxBytes, relay: relay}
 }
 
 // laneLocked returns the lane of id, creating it. Caller holds h.mu.
@@ -199,6 +205,7 @@ func (h *hub) drain(l *lane) {
 			sink.end(final)
 		}
 		h.sendLocked(l, final, nil)
+		h.publish(l.id, relayEvent, final)
 		if idle {
 			h.dropIfIdleLocked(l)
 			h.mu.Unlock()
@@ -277,6 +284,7 @@ func (h *hub) broadcastExcept(id string, skip *conn, payload []byte) {
 	if l, ok := h.lanes[id]; ok {
 		h.sendLocked(l, payload, skip)
 	}
+	h.publish(id, relayEvent, payload)
 }
 
 // broadcastChunk sends a chunk of a reply to every connection attached to
@@ -286,9 +294,18 @@ func (h *hub) broadcastChunk(id, text string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if l, ok := h.lanes[id]; ok {
-		for c := range l.subs {
-			c.enqueueChunk(id, text)
-		}
+		sendChunkLocked(l, text)
+	}
+	if h.relay != nil {
+		h.relay.Publish(id, relayChunk, []byte(text))
+	}
+}
+
+// sendChunkLocked queues a chunk of a reply on every connection attached to
+// l. Caller holds h.mu.
+func sendChunkLocked(l *lane, text string) {
+	for c := range l.subs {
+		c.enqueueChunk(l.id, text)
 	}
 }
 

@@ -84,6 +84,10 @@ type Options struct {
 	CheckProviderKey bool
 	// MCP, when set, reports the MCP servers' states for /readyz.
 	MCP func() []mcp.Status
+	// Relay, when set, carries every session's events to and from the
+	// other gateways on the same session store (pgstore.Relay); nil: the
+	// gateway is alone.
+	Relay Relay
 }
 
 // KeyCheckTimeout bounds the startup check of the provider's key.
@@ -118,8 +122,8 @@ type Server struct {
 	handlers sync.WaitGroup // WebSocket handlers and /v1 chat completions, which wait for turns
 
 	// keyCheck is what the startup check of the provider's key found, for
-	// /readyz; nil when there is none. The check runs in the background,
-	// cancelled by stopBackground at Shutdown.
+	// /readyz; nil when there is none. The check and the relay's listener
+	// run in the background, cancelled by stopBackground at Shutdown.
 	keyCheck       atomic.Pointer[keyCheck]
 	background     sync.WaitGroup
 	stopBackground context.CancelFunc
@@ -154,7 +158,7 @@ func New(opt Options) *Server {
 		oc:        newOCHub(),
 		turns:     &turn.Player{Store: opt.Store, Runtime: opt.Runtime, Log: opt.Logger, MaxContext: opt.MaxContext, LockTimeout: opt.TurnLockTimeout},
 	}
-	s.hub = newHub(base, s.runTurn, cmp.Or(opt.MaxQueuedBytes, DefaultMaxQueuedBytes))
+	s.hub = newHub(base, s.runTurn, cmp.Or(opt.MaxQueuedBytes, DefaultMaxQueuedBytes), opt.Relay)
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -166,6 +170,9 @@ func New(opt Options) *Server {
 	if kc, ok := s.keyChecker(); ok {
 		s.keyCheck.Store(&keyCheck{state: "checking"})
 		s.background.Go(func() { s.checkKey(bg, kc) })
+	}
+	if opt.Relay != nil {
+		s.background.Go(func() { opt.Relay.Listen(bg, s.hub.deliver) })
 	}
 	return s
 }
@@ -259,7 +266,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		stuck = append(stuck, fmt.Errorf("WebSocket and /v1 handlers did not return within %s", grace))
 	}
 	if !waitOrGiveUp(hard, &s.background) {
-		stuck = append(stuck, fmt.Errorf("the provider key's check did not return within %s", grace))
+		stuck = append(stuck, fmt.Errorf("the provider key's check or the relay's listener did not return within %s", grace))
 	}
 	if len(stuck) > 0 {
 		return fmt.Errorf("shutdown incomplete: %w", errors.Join(append(stuck, err)...))

@@ -140,7 +140,11 @@ func (s *Server) readLoop(ctx context.Context, c *conn) {
 			if id == "" {
 				id = s.hub.sessionOf(c)
 			}
-			if !s.hub.abort(id, core.ErrAborted) {
+			// The turn to stop is the one whose reply streams: when
+			// another gateway runs it (this gateway's turn of the session,
+			// if any, waits for it), it is stopped there and its end comes
+			// back through the relay.
+			if !s.hub.abortElsewhere(id) && !s.hub.abort(id, core.ErrAborted) {
 				c.reply(errorEvent(protocol.CodeNotRunning, "no turn is running on this session", id))
 			}
 		case protocol.TypeMessage:

@@ -62,6 +62,10 @@ const (
 	// other clients (not to the connection that sent it, which shows its
 	// own copy already).
 	TypeUserMessage = "user_message"
+	// TypeResync: events of the session may have been lost on their way
+	// from another gateway (the relay between gateways broke or fell
+	// behind); clients reload the session's history.
+	TypeResync = "resync"
 )
 
 // States of a status event.
@@ -320,6 +324,14 @@ type Error struct {
 	Message   string `json:"message"`
 	Code      Code   `json:"code,omitempty"`
 	SessionID string `json:"sessionId,omitempty"`
+}
+
+// Resync tells a session's clients to reload its history: events of it may
+// have been lost. Message is a sentence for people.
+type Resync struct {
+	Type      string `json:"type"`
+	SessionID string `json:"sessionId"`
+	Message   string `json:"message"`
 }
 
 type Pong struct {

@@ -62,6 +62,7 @@ type gwConfig struct {
 	// gate, when set, holds every model call until the test sends on it.
 	gate  chan struct{}
 	extra []tools.Tool // more tools for the runtime
+	relay gateway.Relay
 }
 
 // gatedProvider waits for a value on gate before each model call.
@@ -179,6 +180,7 @@ func (g *testGateway) start() {
 		Token:           g.cfg.token,
 		ProviderWarning: g.cfg.warning,
 		Page:            web.Handler(),
+		Relay:           g.cfg.relay,
 	})
 	ln, err := net.Listen("tcp", g.addr)
 	if err != nil {

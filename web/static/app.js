@@ -201,6 +201,12 @@ function onEvent(ev) {
       // A line until history holds the summary record it announces.
       addTail({ kind: "compaction", covers: ev.coveredMessages, node: compactionNode(ev) });
       break;
+    case "resync":
+      // Events relayed from another gateway may have been lost: what
+      // streamed is superseded by history, as after a reconnect.
+      for (const item of state.tail) if (item.kind === "live" && !item.done) finishLive(item);
+      loadHistory();
+      break;
     case "status": // another process on the data dir runs a turn of this session
       if (ev.state === "waiting") toast(ev.message);
       break;
