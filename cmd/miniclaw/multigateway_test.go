@@ -664,7 +664,9 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 	// The relay is back: B's watcher sees A's turns sent after the restart.
 	first := clients[0]
 	last := first.acked[len(first.acked)-1]
-	if _, err := watcher.until(ctx, doneFor(last)); err != nil {
+	wctx, wcancel := context.WithTimeout(ctx, waitBound)
+	defer wcancel()
+	if _, err := watcher.until(wctx, doneFor(last)); err != nil {
 		t.Errorf("B's watcher of %s never saw the reply to %q, sent after the restart: %v", first.session, last, err)
 	}
 
