@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/miniclaw/miniclaw/internal/core"
 )
@@ -34,125 +33,6 @@ func checkWriters(t testing.TB, msgs []core.Message, prefixes []string, count in
 	for _, p := range prefixes {
 		if next[p] != count {
 			t.Errorf("writer %q: %d messages, want %d", p, next[p], count)
-		}
-	}
-}
-
-func prefixes(format string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf(format, i)
-	}
-	return out
-}
-
-func TestConcurrentAppendsOneSession(t *testing.T) {
-	const writers, perWriter = 50, 40
-	s, dir := newStore(t)
-	mustCreate(t, s, "busy", "webchat")
-	names := prefixes("w%d", writers)
-
-	var wg sync.WaitGroup
-	var done atomic.Bool
-	var readErr atomic.Value
-	for range 2 { // readers race the writers and must never see a bad line
-		wg.Go(func() {
-			for ; !done.Load(); time.Sleep(time.Millisecond) {
-				_, corrupt, err := s.Tail("busy", 25)
-				if err == nil && len(corrupt) > 0 {
-					err = fmt.Errorf("Tail saw corrupt lines %v", corrupt)
-				}
-				if err != nil {
-					readErr.Store(err)
-					return
-				}
-				if _, err := s.Page("busy", -1, 10); err != nil {
-					readErr.Store(err)
-					return
-				}
-				mustList(t, s)
-			}
-		})
-	}
-	var writersWG sync.WaitGroup
-	for _, name := range names {
-		writersWG.Go(func() {
-			for i := range perWriter {
-				content := fmt.Sprintf("%s-%d", name, i)
-				if _, err := s.Append("busy", userMsg(content, int64(i))); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	writersWG.Wait()
-	done.Store(true)
-	wg.Wait()
-	if err := readErr.Load(); err != nil {
-		t.Fatal(err)
-	}
-
-	path := filepath.Join(dir, "busy.jsonl")
-	msgs := decodeAll(t, readFile(t, path))
-	if len(msgs) != writers*perWriter {
-		t.Fatalf("%d lines, want %d", len(msgs), writers*perWriter)
-	}
-	checkWriters(t, msgs, names, perWriter)
-	m, _ := s.Get("busy")
-	if m.MessageCount != writers*perWriter || m.Size != fileSize(t, path) {
-		t.Fatalf("meta %+v, file size %d", m, fileSize(t, path))
-	}
-	s.Flush() // meta files are written lazily
-	if disk := metaOnDisk(t, filepath.Join(dir, "busy.meta.json")); disk != m {
-		t.Fatalf("meta on disk %+v, index %+v", disk, m)
-	}
-}
-
-func channelOf(k int) string { return []string{"webchat", "telegram", "cli"}[k%3] }
-
-func TestConcurrentSessions(t *testing.T) {
-	const sessions, writers, perWriter = 20, 5, 20
-	s, dir := newStore(t)
-	var created atomic.Int32
-	var wg sync.WaitGroup
-	for k := range sessions {
-		id := fmt.Sprintf("s%02d", k)
-		for w := range writers {
-			wg.Go(func() {
-				// Every writer tries to create; exactly one per session wins.
-				if _, ok, err := s.Create(id, channelOf(k)); err != nil {
-					t.Error(err)
-					return
-				} else if ok {
-					created.Add(1)
-				}
-				for i := range perWriter {
-					if _, err := s.Append(id, userMsg(fmt.Sprintf("w%d-%d", w, i), 1)); err != nil {
-						t.Error(err)
-						return
-					}
-				}
-				s.Latest("webchat")
-				s.Len()
-			})
-		}
-	}
-	wg.Wait()
-	if created.Load() != sessions || s.Len() != sessions {
-		t.Fatalf("created %d, Len %d, want %d", created.Load(), s.Len(), sessions)
-	}
-	for k := range sessions {
-		id := fmt.Sprintf("s%02d", k)
-		msgs := decodeAll(t, readFile(t, filepath.Join(dir, id+".jsonl")))
-		checkWriters(t, msgs, prefixes("w%d", writers), perWriter)
-		m, _ := s.Get(id)
-		if m.MessageCount != writers*perWriter || m.Channel != channelOf(k) {
-			t.Fatalf("%s: meta %+v, want %d messages on %s", id, m, writers*perWriter, channelOf(k))
-		}
-		s.Flush()
-		if disk := metaOnDisk(t, filepath.Join(dir, id+".meta.json")); disk != m {
-			t.Fatalf("%s: meta on disk %+v, index %+v", id, disk, m)
 		}
 	}
 }
