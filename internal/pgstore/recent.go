@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"bytes"
+	"cmp"
 	"container/list"
 	"context"
 	"slices"
@@ -200,8 +201,10 @@ func (c *recentCache) view() session.Recent {
 const recentCacheBytes = 16 << 20
 
 // recentLRU holds the sessions' Recent caches, most recently used first,
-// within recentCacheBytes. The zero value is empty and ready.
+// within limit bytes (0: recentCacheBytes). The zero value is empty and
+// ready.
 type recentLRU struct {
+	limit int64
 	mu    sync.Mutex
 	bySID map[int64]*list.Element // of *lruItem
 	order list.List
@@ -233,7 +236,8 @@ func (l *recentLRU) put(sid int64, c *recentCache) {
 	if el := l.bySID[sid]; el != nil {
 		l.remove(el) // a concurrent Recent's: this one is as new
 	}
-	if c.bytes > recentCacheBytes {
+	limit := cmp.Or(l.limit, recentCacheBytes)
+	if c.bytes > limit {
 		return
 	}
 	if l.bySID == nil {
@@ -241,7 +245,7 @@ func (l *recentLRU) put(sid int64, c *recentCache) {
 	}
 	l.bySID[sid] = l.order.PushFront(&lruItem{sid: sid, c: c})
 	l.bytes += c.bytes
-	for l.bytes > recentCacheBytes {
+	for l.bytes > limit {
 		l.remove(l.order.Back())
 	}
 }
