@@ -95,28 +95,30 @@ func (s *Store) Unarchive(id string) (session.Archived, int, error) {
 	defer cancel()
 	var a session.Archived
 	var copies int
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, archivedSelect+" WHERE id = $1 ORDER BY archived_at DESC, sid DESC", id)
-		if err != nil {
+	err := s.withWriter(id, func(q db) error {
+		return pgx.BeginFunc(ctx, q, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, archivedSelect+" WHERE id = $1 ORDER BY archived_at DESC, sid DESC", id)
+			if err != nil {
+				return err
+			}
+			all, err := scanArchived(rows)
+			if err != nil {
+				return err
+			}
+			if copies = len(all); copies == 0 {
+				return fmt.Errorf("archived session %s: %w", id, session.ErrNotFound)
+			}
+			a = all[0]
+			_, err = tx.Exec(ctx, "UPDATE sessions SET archived_at = NULL, archive_name = NULL WHERE archive_name = $1", a.File)
+			if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
+				return fmt.Errorf("session %s: unarchive: %w", id, session.ErrLive)
+			}
+			if err != nil {
+				return err
+			}
+			a.Meta, err = s.getMeta(ctx, tx, id)
 			return err
-		}
-		all, err := scanArchived(rows)
-		if err != nil {
-			return err
-		}
-		if copies = len(all); copies == 0 {
-			return fmt.Errorf("archived session %s: %w", id, session.ErrNotFound)
-		}
-		a = all[0]
-		_, err = tx.Exec(ctx, "UPDATE sessions SET archived_at = NULL, archive_name = NULL WHERE archive_name = $1", a.File)
-		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
-			return fmt.Errorf("session %s: unarchive: %w", id, session.ErrLive)
-		}
-		if err != nil {
-			return err
-		}
-		a.Meta, err = s.getMeta(ctx, tx, id)
-		return err
+		})
 	})
 	if err != nil {
 		return session.Archived{}, 0, s.failed(id, "unarchive", err)
