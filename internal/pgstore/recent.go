@@ -125,8 +125,11 @@ func (s *Store) extendRecent(ctx context.Context, sid int64, c *recentCache) (ok
 	if err != nil || len(rows) == 0 {
 		return err == nil, err
 	}
-	for _, r := range rows {
-		if _, sum := isSummary(r.line); sum {
+	for i, r := range rows {
+		if _, sum := isSummary(r.line); sum || r.seq != c.total+i {
+			// A compaction: read back to it. (Or lines that do not follow
+			// on from what c holds, which appends never make: the rows
+			// win over the cache.)
 			return false, nil
 		}
 	}
