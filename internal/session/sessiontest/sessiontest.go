@@ -60,6 +60,7 @@ func Run(t *testing.T, open Opener) {
 		{"Fork", testFork},
 		{"ConcurrentAppendsOneSession", testConcurrentAppendsOneSession},
 		{"ConcurrentSessions", testConcurrentSessions},
+		{"AppendRacingArchive", testAppendRacingArchive},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, open) })
 	}
@@ -908,5 +909,52 @@ func testConcurrentSessions(t *testing.T, open Opener) {
 		if m, _ := s.Get(id); m.MessageCount != writers*perWriter || m.Channel != channelOf(k) {
 			t.Fatalf("%s: meta %+v, want %d messages on %s", id, m, writers*perWriter, channelOf(k))
 		}
+	}
+}
+
+// testAppendRacingArchive: appends racing an Archive either land in the
+// archived copy or fail with ErrNotFound; none is lost and none creates
+// the session again.
+func testAppendRacingArchive(t *testing.T, open Opener) {
+	s := open(t)
+	mustCreate(t, s, "race", "webchat")
+	mustAppend(t, s, "race", userMsg("first", 1))
+	var ok atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for w := range 8 {
+		wg.Go(func() {
+			<-start
+			for i := range 50 {
+				_, err := s.Append("race", userMsg(fmt.Sprintf("w%d-%d", w, i), 2))
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case !errors.Is(err, session.ErrNotFound):
+					t.Errorf("append: %v", err)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		<-start
+		if _, err := s.Archive("race"); err != nil {
+			t.Error(err)
+		}
+	})
+	close(start)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if _, err := open(t).Get("race"); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("Get after the archive: %v, want ErrNotFound (created again?)", err)
+	}
+	if _, _, err := s.Unarchive("race"); err != nil {
+		t.Fatal(err)
+	}
+	msgs, _, err := s.Load("race")
+	if err != nil || len(msgs) != int(ok.Load())+1 {
+		t.Fatalf("archived copy has %d messages (%v), %d appends succeeded (+1)", len(msgs), err, ok.Load())
 	}
 }
