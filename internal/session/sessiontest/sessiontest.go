@@ -802,7 +802,7 @@ func prefixes(format string, n int) []string {
 // duplicated or torn, each writer's are in its order, and the meta counts
 // them all.
 func testConcurrentAppendsOneSession(t *testing.T, open Opener) {
-	const writersPerStore, perWriter = 8, 25
+	const writersPerStore, perWriter = 8, 15
 	stores := []session.Backend{open(t), open(t)}
 	mustCreate(t, stores[0], "busy", "webchat")
 	names := prefixes("w%d", 2*writersPerStore)
