@@ -126,9 +126,6 @@ func (s *Store) Unarchive(id string) (session.Archived, int, error) {
 	return a, copies, nil
 }
 
-// errTargetExists is Fork's target ID taken by a live session.
-var errTargetExists = errors.New("target exists")
-
 // Fork creates newID (a new UUID when empty) holding the first n messages
 // of id (n <= 0: all), in one transaction: the session row, and its lines
 // copied by one INSERT ... SELECT. Lines that do not decode (imported) are
@@ -164,7 +161,7 @@ func (s *Store) Fork(id string, n int, newID string) (session.Meta, []session.Li
 				ON CONFLICT (id) WHERE archived_at IS NULL DO NOTHING RETURNING sid`,
 				newID, src.Channel, s.now().UnixMilli(), id, session.ForkTitle(src)).Scan(&sid)
 			if errors.Is(err, pgx.ErrNoRows) {
-				return errTargetExists
+				return inputError{fmt.Errorf("target ID %s already exists", newID)}
 			}
 			if err != nil {
 				return err
@@ -192,9 +189,6 @@ func (s *Store) Fork(id string, n int, newID string) (session.Meta, []session.Li
 			return err
 		})
 	})
-	if errors.Is(err, errTargetExists) {
-		return session.Meta{}, nil, fmt.Errorf("session %s: fork: target ID %s already exists", id, newID)
-	}
 	if err != nil {
 		return session.Meta{}, nil, s.failed(id, "fork", err)
 	}

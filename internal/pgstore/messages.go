@@ -45,11 +45,11 @@ func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, id string, msgs []core.
 	title := ""
 	for i, m := range msgs {
 		if m.Role == "" {
-			return session.Meta{}, fmt.Errorf("message %d has no role", i)
+			return session.Meta{}, inputError{fmt.Errorf("message %d has no role", i)}
 		}
 		b, err := core.MarshalJSON(m)
 		if err != nil {
-			return session.Meta{}, fmt.Errorf("message %d: %w", i, err)
+			return session.Meta{}, inputError{fmt.Errorf("message %d: %w", i, err)}
 		}
 		roles[i], ats[i], lines[i] = m.Role, m.Timestamp, string(b)
 		if title == "" && m.Role == core.RoleUser {

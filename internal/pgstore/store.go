@@ -35,8 +35,18 @@ func (s *Store) failed(id, what string, err error) error {
 			return err
 		}
 	}
+	if errors.As(err, new(inputError)) {
+		return fmt.Errorf("session %s: %s: %w", id, what, err)
+	}
 	return fmt.Errorf("session %s: %s: %s: %w", id, what, s.where, err)
 }
+
+// inputError is an error in what the caller asked (a message without a
+// role, a fork onto a taken ID), not of the database: failed does not
+// name the database in it.
+type inputError struct{ error }
+
+func (e inputError) Unwrap() error { return e.error }
 
 // validID is session.ErrInvalidID for an ID that cannot name a session, as
 // the files store refuses it: both stores take the same IDs.

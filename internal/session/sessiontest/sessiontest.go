@@ -248,8 +248,8 @@ func testAppendLoadRoundTrip(t *testing.T, open Opener) {
 	}
 	// A message without a role is refused, and so is the append it is in:
 	// all or nothing.
-	if _, err := s.Append("rt", userMsg("fine", 5000), core.Message{Content: "no role"}); err == nil {
-		t.Fatal("append without a role succeeded")
+	if _, err := s.Append("rt", userMsg("fine", 5000), core.Message{Content: "no role"}); err == nil || !strings.Contains(err.Error(), "session rt: append: message 1 has no role") {
+		t.Fatalf("append without a role: %v, want an error saying so", err)
 	}
 
 	want := `{"role":"user","content":"hi","timestamp":1000}` + "\n" +
@@ -756,7 +756,7 @@ func testFork(t *testing.T, open Opener) {
 	}
 	// An existing target is refused and left alone.
 	before := export(t, s, "fork13")
-	if _, _, err := s.Fork("src", 1, "fork13"); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if _, _, err := s.Fork("src", 1, "fork13"); err == nil || !strings.Contains(err.Error(), "session src: fork: target ID fork13 already exists") {
 		t.Fatalf("Fork onto an existing session: %v", err)
 	}
 	if got := export(t, s, "fork13"); !bytes.Equal(got, before) {
