@@ -156,11 +156,12 @@ func (s *Store) Get(id string) (session.Meta, error) {
 }
 
 // List is every live session's meta, most recently updated first (then by
-// ID), in one query.
+// ID in byte order, as the files store, whatever the database's collation),
+// in one query.
 func (s *Store) List() ([]session.Meta, error) {
 	ctx, cancel := op()
 	defer cancel()
-	rows, err := s.pool.Query(ctx, listSelect+" ORDER BY updated DESC, s.id")
+	rows, err := s.pool.Query(ctx, listSelect+" ORDER BY updated DESC, s.id COLLATE \"C\"")
 	if err != nil {
 		return nil, fmt.Errorf("list sessions: %s: %w", s.where, err)
 	}
@@ -189,7 +190,7 @@ func (s *Store) Latest(channel string) (session.Meta, bool, error) {
 	ctx, cancel := op()
 	defer cancel()
 	m, err := scanMeta(s.pool.QueryRow(ctx, metaSelect+
-		" WHERE s.channel = $1 AND s.archived_at IS NULL ORDER BY updated DESC, s.id DESC LIMIT 1", channel))
+		" WHERE s.channel = $1 AND s.archived_at IS NULL ORDER BY updated DESC, s.id COLLATE \"C\" DESC LIMIT 1", channel))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return session.Meta{}, false, nil
 	}

@@ -210,3 +210,33 @@ func TestCorruptLines(t *testing.T) {
 		t.Fatalf("fork holds %+v, %v; want g0 g1 g3", msgs, err)
 	}
 }
+
+// TestListAndLatestTies: sessions updated at the same time are listed by
+// ID in byte order, as the files store sorts them (not in the database's
+// collation, which may put "a" before "B"); Latest takes the greatest.
+func TestListAndLatestTies(t *testing.T) {
+	at := time.Date(2024, 1, 2, 3, 4, 5, 6e6, time.UTC)
+	s := openTest(t, testutil.NeedPostgres(t), Options{Now: func() time.Time { return at }})
+	// A database made with a natural-language collation (as initdb does
+	// in an en_US locale); ICU's is there whatever the server's locales.
+	if _, err := s.pool.Exec(context.Background(), `ALTER TABLE sessions ALTER COLUMN id TYPE text COLLATE "und-x-icu"`); err != nil {
+		t.Skipf("no ICU collation on this server: %v", err)
+	}
+	for _, id := range []string{"b", "a", "B", "_x", "A-1"} {
+		mustCreate(t, s, id)
+	}
+	l, err := s.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range l {
+		got = append(got, m.SessionID)
+	}
+	if strings.Join(got, ",") != "A-1,B,_x,a,b" {
+		t.Fatalf("List with equal times = %v, want A-1,B,_x,a,b", got)
+	}
+	if m, _, err := s.Latest(session.DefaultChannel); err != nil || m.SessionID != "b" {
+		t.Fatalf("Latest with equal times = %q, %v; want b", m.SessionID, err)
+	}
+}
