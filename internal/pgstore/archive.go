@@ -57,10 +57,15 @@ func (s *Store) Archive(id string) (string, error) {
 	return name, nil
 }
 
-// archivedSelect reads archived copies, newest first: an archive of one ID
-// later in the same millisecond is of a session created later.
+// archivedSelect reads archived copies; the caller adds a WHERE on the
+// columns of a and archivedOrder.
 const archivedSelect = `SELECT * FROM (SELECT ` + metaCols + `, s.archived_at, s.archive_name, s.sid` + metaFrom + `
 	WHERE s.archived_at IS NOT NULL) a`
+
+// archivedOrder sorts archived copies as the files store does, newest
+// first: by time, then by the -n of archives in the same millisecond, then
+// by ID in byte order.
+const archivedOrder = ` ORDER BY archived_at DESC, coalesce(substring(archive_name FROM 'Z-(\d+)\.jsonl$')::int, 0) DESC, id COLLATE "C"`
 
 // scanArchived reads the archived copies rows hold, as archivedSelect.
 func scanArchived(rows pgx.Rows) ([]session.Archived, error) {
@@ -77,7 +82,7 @@ func scanArchived(rows pgx.Rows) ([]session.Archived, error) {
 func (s *Store) ListArchived() ([]session.Archived, error) {
 	ctx, cancel := op()
 	defer cancel()
-	rows, err := s.pool.Query(ctx, archivedSelect+" ORDER BY archived_at DESC, sid DESC")
+	rows, err := s.pool.Query(ctx, archivedSelect+archivedOrder)
 	if err == nil {
 		var out []session.Archived
 		if out, err = scanArchived(rows); err == nil {
@@ -97,7 +102,7 @@ func (s *Store) Unarchive(id string) (session.Archived, int, error) {
 	var copies int
 	err := s.withWriter(id, func(q db) error {
 		return pgx.BeginFunc(ctx, q, func(tx pgx.Tx) error {
-			rows, err := tx.Query(ctx, archivedSelect+" WHERE id = $1 ORDER BY archived_at DESC, sid DESC", id)
+			rows, err := tx.Query(ctx, archivedSelect+" WHERE id = $1"+archivedOrder, id)
 			if err != nil {
 				return err
 			}

@@ -146,14 +146,22 @@ func TestArchiveSameMillisecond(t *testing.T) {
 			t.Fatalf("archive %d = %q, %v; want %q", i, name, err, want)
 		}
 	}
+	mustCreate(t, s, "other")
+	if _, err := s.Archive("other"); err != nil {
+		t.Fatal(err)
+	}
 	all, err := s.ListArchived()
-	if err != nil || len(all) != 3 {
+	if err != nil || len(all) != 4 {
 		t.Fatalf("ListArchived = %+v, %v", all, err)
 	}
-	for i, a := range all { // newest first
-		if want := fmt.Sprint("transcript ", 2-i); a.Title != want || a.ArchivedAt != at.UnixMilli() {
-			t.Errorf("archived copy %d: %+v, want title %q", i, a, want)
+	// Newest first, as the files store lists them: by time, the -n, the ID.
+	for i, want := range []string{"twice.20240102T030405.006Z-2.jsonl", "twice.20240102T030405.006Z-1.jsonl", "other.20240102T030405.006Z.jsonl", "twice.20240102T030405.006Z.jsonl"} {
+		if a := all[i]; a.File != want || a.ArchivedAt != at.UnixMilli() {
+			t.Errorf("archived copy %d: %s at %d, want %s", i, a.File, a.ArchivedAt, want)
 		}
+	}
+	if all[0].Title != "transcript 2" || all[3].Title != "transcript 0" {
+		t.Errorf("archived copies' titles: %q, %q", all[0].Title, all[3].Title)
 	}
 }
 
