@@ -45,7 +45,7 @@ func (s *Store) Recent(id string, n int) (session.Recent, error) {
 			return c.view(), nil
 		}
 	}
-	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) (err error) {
+	err = s.snapshot(ctx, func(tx pgx.Tx) (err error) {
 		c, err = s.readRecent(ctx, tx, sid, n)
 		return err
 	})

@@ -48,6 +48,12 @@ type inputError struct{ error }
 
 func (e inputError) Unwrap() error { return e.error }
 
+// snapshot runs fn in a read-only transaction whose reads all see the
+// database at one instant (a line count and the lines it counts agree).
+func (s *Store) snapshot(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+}
+
 // validID is session.ErrInvalidID for an ID that cannot name a session, as
 // the files store refuses it: both stores take the same IDs.
 func validID(id string) error {

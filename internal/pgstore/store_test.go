@@ -248,3 +248,36 @@ func TestListAndLatestTies(t *testing.T) {
 		t.Fatalf("Latest with equal times = %q, %v; want b", m.SessionID, err)
 	}
 }
+
+// TestAppendsOnASerializableDatabase: a database whose default isolation
+// is SERIALIZABLE does not fail concurrent appends to one session (a
+// write waits for the row lock, then must see what it waited for).
+func TestAppendsOnASerializableDatabase(t *testing.T) {
+	url := testutil.NeedPostgres(t)
+	first := openTest(t, url, Options{})
+	if _, err := first.pool.Exec(context.Background(), "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = serializable', current_database()); END $$"); err != nil {
+		t.Fatal(err)
+	}
+	stores := []*Store{openTest(t, url, Options{}), openTest(t, url, Options{})}
+	mustCreate(t, stores[0], "s")
+	errs := make(chan error, 8)
+	for w := range 8 {
+		go func() {
+			var err error
+			for i := range 10 {
+				if _, err = stores[w%2].Append("s", core.Message{Role: core.RoleUser, Content: fmt.Sprint(w, "-", i), Timestamp: 1}); err != nil {
+					break
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, err := stores[1].Get("s"); err != nil || m.MessageCount != 80 {
+		t.Fatalf("Get = %+v, %v; want 80 messages", m, err)
+	}
+}
