@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -29,8 +30,8 @@ const (
 // or is doing (Outcome "" while its transaction runs).
 type ImportReport struct {
 	Session string // the session ID
-	// Archive is the archived copy's name (Archived.File); "" for a live
-	// session.
+	// Archive is the archived copy's name, <id>.<UTC time>[-n].jsonl as
+	// in the files store's archive directory; "" for a live session.
 	Archive string
 	Outcome string
 	Lines   int    // the transcript's complete lines
@@ -50,7 +51,8 @@ func (s ImportSummary) OK() bool { return s.Conflicts == 0 && s.Failed == 0 }
 // archived copy.
 type importItem struct {
 	meta       session.Meta
-	archive    string // Archived.File, "" when live
+	file       string // the transcript, in the sessions directory
+	archive    string // the archived copy's name, "" when live
 	archivedAt int64  // Unix ms
 }
 
@@ -89,10 +91,11 @@ func (s *Store) Import(ctx context.Context, src *session.Store, dir string, repo
 	}
 	items := make([]importItem, 0, len(live)+len(archived))
 	for _, m := range live {
-		items = append(items, importItem{meta: m})
+		items = append(items, importItem{meta: m, file: m.SessionID + ".jsonl"})
 	}
 	for _, a := range archived {
-		items = append(items, importItem{meta: a.Meta, archive: a.File, archivedAt: a.ArchivedAt})
+		// The files store's archive/<name>; the database keeps the name.
+		items = append(items, importItem{meta: a.Meta, file: a.File, archive: filepath.Base(a.File), archivedAt: a.ArchivedAt})
 	}
 	for i, it := range items {
 		if err := ctx.Err(); err != nil {
@@ -124,11 +127,7 @@ func (s *Store) Import(ctx context.Context, src *session.Store, dir string, repo
 // importOne copies one transcript in one transaction; started is called
 // inside it, before the copy.
 func (s *Store) importOne(ctx context.Context, root *os.Root, it importItem, started func(lines int)) (outcome string, lines int, detail string) {
-	file := it.meta.SessionID + ".jsonl"
-	if it.archive != "" {
-		file = it.archive
-	}
-	body, torn, err := readTranscript(root, file)
+	body, torn, err := readTranscript(root, it.file)
 	if err != nil {
 		return Failed, 0, err.Error()
 	}

@@ -129,14 +129,14 @@ func TestImport(t *testing.T) {
 	}
 	var archive string
 	for name := range got {
-		if strings.HasPrefix(name, "archive/old.") {
+		if strings.HasPrefix(name, "old.") {
 			archive = name
 		}
 	}
 	if archive == "" {
 		t.Fatalf("no archived copy of old among %v", got)
 	}
-	if got, want := dbTranscript(t, s, "s.archive_name = $1", archive), complete(archive); got != want {
+	if got, want := dbTranscript(t, s, "s.archive_name = $1", archive), complete(filepath.Join("archive", archive)); got != want {
 		t.Errorf("archived %s in the database:\n%q\nwant\n%q", archive, got, want)
 	}
 	var role string
