@@ -44,6 +44,8 @@ type Store struct {
 	now   func() time.Time
 	where string // the database, for people: no password
 
+	recent recentLRU // Recent's caches (recent.go)
+
 	leaseMu sync.Mutex
 	leases  map[string]*lease // sessions whose turn this process holds
 }

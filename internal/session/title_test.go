@@ -33,8 +33,8 @@ func TestTitleFrom(t *testing.T) {
 		// Markup that ends past them is text.
 		{"[a](" + strings.Repeat("u", maxTitleScan) + ")", "[a](" + strings.Repeat("u", maxTitleLen-5) + "…"},
 	} {
-		if got := titleFrom(tc.in); got != tc.want {
-			t.Errorf("titleFrom(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := TitleFrom(tc.in); got != tc.want {
+			t.Errorf("TitleFrom(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
@@ -46,7 +46,7 @@ func BenchmarkTitleFromHugeLine(b *testing.B) {
 	word := strings.Repeat("x", 100<<10)
 	content := strings.Repeat(word+" [link](url) ", 10)
 	for b.Loop() {
-		titleFrom(content)
+		TitleFrom(content)
 	}
 }
 
