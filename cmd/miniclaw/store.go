@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -45,6 +46,9 @@ func openStore(o storeOptions) (session.Backend, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), databaseOpenTimeout)
 	defer cancel()
 	st, err := pgstore.Open(ctx, o.db.URL, pgstore.Options{MaxConns: int32(o.db.MaxConns), Logger: o.log})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("session store (MINI_OPENCLAW_DATABASE_URL): no answer within %s: %w", databaseOpenTimeout, err)
+	}
 	if err != nil {
 		// pgstore's errors name the database without its password.
 		return nil, fmt.Errorf("session store (MINI_OPENCLAW_DATABASE_URL): %w", err)
