@@ -30,8 +30,8 @@ import (
 
 const sessionsUsage = `Usage: miniclaw sessions <command> [flags]
 
-Reads and manages the sessions in the data directory, directly (no gateway
-needed; safe beside a running one).
+Reads and manages the sessions in the data directory, or in the PostgreSQL
+database (see below), directly (no gateway needed; safe beside a running one).
 
 Commands:
   list                     all sessions, most recent first (--json for JSON; --archived: the archived ones)
@@ -393,7 +393,8 @@ func archiveCmd(fs *flag.FlagSet) sessionsCmd {
 	return sessionsCmd{
 		usage: "archive ID [--force]",
 		about: `Moves a session's files to sessions/archive/<id>.<UTC time>.jsonl (and .meta.json).
-Nothing is deleted.
+Nothing is deleted. On PostgreSQL (MINI_OPENCLAW_DATABASE_URL) the session is
+archived in the database, under the same name.
 
 This command cannot see a gateway's running turns. It takes the transcript's
 lock, so an append in progress finishes first and no later append can land in
