@@ -53,9 +53,11 @@ func runImport(db *pgstore.Store, from string, stderr io.Writer) error {
 	if fi, err := os.Stat(filepath.Join(from, "sessions")); err == nil && fi.IsDir() {
 		dir = filepath.Join(from, "sessions")
 	}
-	// Its own store: its warnings (a transcript it cannot read) go to
-	// stderr too.
-	src, err := openStore(storeOptions{sessionsDir: dir, existing: true, log: sessionsLog(stderr)})
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("--from %s: not a data directory or a sessions directory", from)
+	}
+	// Its warnings (a transcript it cannot read) go to stderr too.
+	src, err := openStore(storeOptions{sessionsDir: dir, log: sessionsLog(stderr)})
 	if err != nil {
 		return err
 	}

@@ -142,6 +142,13 @@ func TestSessionsImportThenBothStores(t *testing.T) {
 	if r := run(pg, "import"); r.code != 2 || !strings.Contains(r.stderr, "--from") {
 		t.Errorf("import without --from: exit %d, stderr %q", r.code, r.stderr)
 	}
+	missing := filepath.Join(ws, "missing")
+	if r := run(pg, "import", "--from", missing); r.code != 1 || !strings.Contains(r.stderr, "--from "+missing+": not a data directory") {
+		t.Errorf("import from a missing directory: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("import created %s", missing)
+	}
 }
 
 // archiveStamp is the time in an archived copy's name.
