@@ -57,10 +57,15 @@ func (s *Store) Archive(id string) (string, error) {
 	return name, nil
 }
 
-// archivedSelect reads archived copies, newest first: an archive of one ID
-// later in the same millisecond is of a session created later.
+// archivedSelect reads archived copies; the caller adds a WHERE on the
+// columns of a and archivedOrder.
 const archivedSelect = `SELECT * FROM (SELECT ` + metaCols + `, s.archived_at, s.archive_name, s.sid` + metaFrom + `
 	WHERE s.archived_at IS NOT NULL) a`
+
+// archivedOrder sorts archived copies as the files store does, newest
+// first: by time, then by the -n of archives in the same millisecond, then
+// by ID in byte order.
+const archivedOrder = ` ORDER BY archived_at DESC, coalesce(substring(archive_name FROM 'Z-(\d+)\.jsonl$')::int, 0) DESC, id COLLATE "C"`
 
 // scanArchived reads the archived copies rows hold, as archivedSelect.
 func scanArchived(rows pgx.Rows) ([]session.Archived, error) {
@@ -77,7 +82,7 @@ func scanArchived(rows pgx.Rows) ([]session.Archived, error) {
 func (s *Store) ListArchived() ([]session.Archived, error) {
 	ctx, cancel := op()
 	defer cancel()
-	rows, err := s.pool.Query(ctx, archivedSelect+" ORDER BY archived_at DESC, sid DESC")
+	rows, err := s.pool.Query(ctx, archivedSelect+archivedOrder)
 	if err == nil {
 		var out []session.Archived
 		if out, err = scanArchived(rows); err == nil {
@@ -95,37 +100,36 @@ func (s *Store) Unarchive(id string) (session.Archived, int, error) {
 	defer cancel()
 	var a session.Archived
 	var copies int
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, archivedSelect+" WHERE id = $1 ORDER BY archived_at DESC, sid DESC", id)
-		if err != nil {
+	err := s.withWriter(id, func(q db) error {
+		return pgx.BeginFunc(ctx, q, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, archivedSelect+" WHERE id = $1"+archivedOrder, id)
+			if err != nil {
+				return err
+			}
+			all, err := scanArchived(rows)
+			if err != nil {
+				return err
+			}
+			if copies = len(all); copies == 0 {
+				return fmt.Errorf("archived session %s: %w", id, session.ErrNotFound)
+			}
+			a = all[0]
+			_, err = tx.Exec(ctx, "UPDATE sessions SET archived_at = NULL, archive_name = NULL WHERE archive_name = $1", a.File)
+			if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
+				return fmt.Errorf("session %s: unarchive: %w", id, session.ErrLive)
+			}
+			if err != nil {
+				return err
+			}
+			a.Meta, err = s.getMeta(ctx, tx, id)
 			return err
-		}
-		all, err := scanArchived(rows)
-		if err != nil {
-			return err
-		}
-		if copies = len(all); copies == 0 {
-			return fmt.Errorf("archived session %s: %w", id, session.ErrNotFound)
-		}
-		a = all[0]
-		_, err = tx.Exec(ctx, "UPDATE sessions SET archived_at = NULL, archive_name = NULL WHERE archive_name = $1", a.File)
-		if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
-			return fmt.Errorf("session %s: unarchive: %w", id, session.ErrLive)
-		}
-		if err != nil {
-			return err
-		}
-		a.Meta, err = s.getMeta(ctx, tx, id)
-		return err
+		})
 	})
 	if err != nil {
 		return session.Archived{}, 0, s.failed(id, "unarchive", err)
 	}
 	return a, copies, nil
 }
-
-// errTargetExists is Fork's target ID taken by a live session.
-var errTargetExists = errors.New("target exists")
 
 // Fork creates newID (a new UUID when empty) holding the first n messages
 // of id (n <= 0: all), in one transaction: the session row, and its lines
@@ -162,7 +166,7 @@ func (s *Store) Fork(id string, n int, newID string) (session.Meta, []session.Li
 				ON CONFLICT (id) WHERE archived_at IS NULL DO NOTHING RETURNING sid`,
 				newID, src.Channel, s.now().UnixMilli(), id, session.ForkTitle(src)).Scan(&sid)
 			if errors.Is(err, pgx.ErrNoRows) {
-				return errTargetExists
+				return inputError{fmt.Errorf("target ID %s already exists", newID)}
 			}
 			if err != nil {
 				return err
@@ -190,9 +194,6 @@ func (s *Store) Fork(id string, n int, newID string) (session.Meta, []session.Li
 			return err
 		})
 	})
-	if errors.Is(err, errTargetExists) {
-		return session.Meta{}, nil, fmt.Errorf("session %s: fork: target ID %s already exists", id, newID)
-	}
 	if err != nil {
 		return session.Meta{}, nil, s.failed(id, "fork", err)
 	}

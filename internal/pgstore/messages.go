@@ -34,22 +34,25 @@ func (s *Store) Append(id string, msgs ...core.Message) (session.Meta, error) {
 	return m, nil
 }
 
-// appendTx appends msgs to live session id inside tx: it locks the
-// session's row (so appends of every gateway to one session are one at a
-// time, and one racing an Archive finds the session gone), takes the next
-// seq from the primary key, inserts the lines the files store would write
-// (core.MarshalJSON) in one statement, and gives the session the title of
-// its first user message when it has none yet. It returns the meta after.
+// appendTx appends msgs to live session id inside tx, in one round trip
+// (a batch of statements, each seeing what the ones before it did): it
+// locks the session's row, so that appends of every gateway to one session
+// are one at a time and one racing an Archive finds the session gone; then
+// inserts the lines the files store would write (core.MarshalJSON) from the
+// next seq on (read after the lock, from the primary key); gives the
+// session the title of its first user message when it has none yet; and
+// reads the meta after. tx must be READ COMMITTED (as Open makes every transaction
+// of the store unless it says otherwise).
 func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, id string, msgs []core.Message) (session.Meta, error) {
 	roles, ats, lines := make([]string, len(msgs)), make([]int64, len(msgs)), make([]string, len(msgs))
 	title := ""
 	for i, m := range msgs {
 		if m.Role == "" {
-			return session.Meta{}, fmt.Errorf("message %d has no role", i)
+			return session.Meta{}, inputError{fmt.Errorf("message %d has no role", i)}
 		}
 		b, err := core.MarshalJSON(m)
 		if err != nil {
-			return session.Meta{}, fmt.Errorf("message %d: %w", i, err)
+			return session.Meta{}, inputError{fmt.Errorf("message %d: %w", i, err)}
 		}
 		roles[i], ats[i], lines[i] = m.Role, m.Timestamp, string(b)
 		if title == "" && m.Role == core.RoleUser {
@@ -59,30 +62,35 @@ func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, id string, msgs []core.
 	if err := validID(id); err != nil {
 		return session.Meta{}, err
 	}
+	const live = "id = $1 AND archived_at IS NULL"
+	var b pgx.Batch
+	b.Queue("SELECT sid FROM sessions WHERE "+live+" FOR UPDATE", id)
+	b.Queue(`INSERT INTO messages (sid, seq, role, at, line)
+		SELECT s.sid, (SELECT coalesce(max(seq) + 1, 0) FROM messages WHERE sid = s.sid) + u.i - 1, u.role, u.at, u.line
+		FROM sessions s, unnest($2::text[], $3::bigint[], $4::text[]) WITH ORDINALITY AS u(role, at, line, i)
+		WHERE s.`+live, id, roles, ats, lines)
+	if title != "" {
+		b.Queue("UPDATE sessions SET title = $2 WHERE "+live+" AND title = ''", id, title)
+	}
+	b.Queue(metaSelect+" WHERE s."+live, id)
+	br := tx.SendBatch(ctx, &b)
+	defer br.Close()
 	var sid int64
-	var titled bool
-	err := tx.QueryRow(ctx, "SELECT sid, title <> '' FROM sessions WHERE id = $1 AND archived_at IS NULL FOR UPDATE", id).Scan(&sid, &titled)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if err := br.QueryRow().Scan(&sid); errors.Is(err, pgx.ErrNoRows) {
 		return session.Meta{}, notFound(id)
-	}
-	if err != nil {
+	} else if err != nil {
 		return session.Meta{}, err
 	}
-	next, err := lineCount(ctx, tx, sid)
-	if err != nil {
-		return session.Meta{}, err
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO messages (sid, seq, role, at, line)
-		SELECT $1, $2 + i - 1, role, at, line FROM unnest($3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY AS u(role, at, line, i)`,
-		sid, next, roles, ats, lines); err != nil {
-		return session.Meta{}, err
-	}
-	if !titled && title != "" {
-		if _, err := tx.Exec(ctx, "UPDATE sessions SET title = $2 WHERE sid = $1", sid, title); err != nil {
+	for range b.Len() - 2 {
+		if _, err := br.Exec(); err != nil {
 			return session.Meta{}, err
 		}
 	}
-	return s.getMeta(ctx, tx, id)
+	m, err := scanMeta(br.QueryRow())
+	if err != nil {
+		return session.Meta{}, err
+	}
+	return m, br.Close()
 }
 
 // row is one transcript line as read: its 0-based index and its bytes.
@@ -164,7 +172,7 @@ func lineCount(ctx context.Context, q db, sid int64) (int, error) {
 func (s *Store) read(id, what string, fn func(ctx context.Context, tx pgx.Tx, sid int64) error) error {
 	ctx, cancel := op()
 	defer cancel()
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err := s.snapshot(ctx, func(tx pgx.Tx) error {
 		sid, err := s.sidOf(ctx, tx, id)
 		if err != nil {
 			return err

@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"bytes"
+	"cmp"
 	"container/list"
 	"context"
 	"slices"
@@ -44,7 +45,7 @@ func (s *Store) Recent(id string, n int) (session.Recent, error) {
 			return c.view(), nil
 		}
 	}
-	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) (err error) {
+	err = s.snapshot(ctx, func(tx pgx.Tx) (err error) {
 		c, err = s.readRecent(ctx, tx, sid, n)
 		return err
 	})
@@ -124,8 +125,11 @@ func (s *Store) extendRecent(ctx context.Context, sid int64, c *recentCache) (ok
 	if err != nil || len(rows) == 0 {
 		return err == nil, err
 	}
-	for _, r := range rows {
-		if _, sum := isSummary(r.line); sum {
+	for i, r := range rows {
+		if _, sum := isSummary(r.line); sum || r.seq != c.total+i {
+			// A compaction: read back to it. (Or lines that do not follow
+			// on from what c holds, which appends never make: the rows
+			// win over the cache.)
 			return false, nil
 		}
 	}
@@ -200,8 +204,10 @@ func (c *recentCache) view() session.Recent {
 const recentCacheBytes = 16 << 20
 
 // recentLRU holds the sessions' Recent caches, most recently used first,
-// within recentCacheBytes. The zero value is empty and ready.
+// within limit bytes (0: recentCacheBytes). The zero value is empty and
+// ready.
 type recentLRU struct {
+	limit int64
 	mu    sync.Mutex
 	bySID map[int64]*list.Element // of *lruItem
 	order list.List
@@ -233,7 +239,8 @@ func (l *recentLRU) put(sid int64, c *recentCache) {
 	if el := l.bySID[sid]; el != nil {
 		l.remove(el) // a concurrent Recent's: this one is as new
 	}
-	if c.bytes > recentCacheBytes {
+	limit := cmp.Or(l.limit, recentCacheBytes)
+	if c.bytes > limit {
 		return
 	}
 	if l.bySID == nil {
@@ -241,7 +248,7 @@ func (l *recentLRU) put(sid int64, c *recentCache) {
 	}
 	l.bySID[sid] = l.order.PushFront(&lruItem{sid: sid, c: c})
 	l.bytes += c.bytes
-	for l.bytes > recentCacheBytes {
+	for l.bytes > limit {
 		l.remove(l.order.Back())
 	}
 }
