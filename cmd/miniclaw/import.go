@@ -33,7 +33,7 @@ no message is copied as it is; a torn last line (an append cut short by a
 crash) is left out and reported.
 
 Progress and a summary go to stderr; the exit code is 0 only when every
-session was imported or skipped.`,
+session was imported, caught up or skipped.`,
 		database: true,
 		check: func() error {
 			if *from == "" {
@@ -65,7 +65,7 @@ func runImport(db *pgstore.Store, from string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintf(stderr, "importing the sessions of %s into %s\n", dir, db.Where())
-	sum, err := db.Import(ctx, src.(*session.Store), dir, func(r pgstore.ImportReport) {
+	sum, err := db.Import(ctx, src.(*session.Store), func(r pgstore.ImportReport) {
 		fmt.Fprintf(stderr, "[%d/%d] %s\n", r.N, r.Of, importLine(r))
 	})
 	if err != nil {

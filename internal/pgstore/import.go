@@ -56,8 +56,8 @@ type importItem struct {
 	archivedAt int64  // Unix ms
 }
 
-// Import copies the files store src (whose sessions directory is dir: the
-// transcripts are read from it as they are on disk) into the database:
+// Import copies the files store src (its transcripts are read from its
+// sessions directory as they are on disk) into the database:
 // every live session and every archived copy, under its archive name.
 //
 // Each transcript is copied in one transaction (COPY), so an import that
@@ -74,9 +74,9 @@ type importItem struct {
 // report is called as a transcript's transaction starts (Outcome "") and
 // when it is done. The error is for the store as a whole (the source's
 // lists, ctx); each transcript's own failure is in its report.
-func (s *Store) Import(ctx context.Context, src *session.Store, dir string, report func(ImportReport)) (ImportSummary, error) {
+func (s *Store) Import(ctx context.Context, src *session.Store, report func(ImportReport)) (ImportSummary, error) {
 	var sum ImportSummary
-	root, err := os.OpenRoot(dir)
+	root, err := os.OpenRoot(src.Dir())
 	if err != nil {
 		return sum, fmt.Errorf("import: %w", err)
 	}

@@ -64,7 +64,7 @@ func runImport(t *testing.T, s *Store, dir string) (ImportSummary, map[string]Im
 	}
 	defer src.Close()
 	got := map[string]ImportReport{}
-	sum, err := s.Import(context.Background(), src, dir, func(r ImportReport) {
+	sum, err := s.Import(context.Background(), src, func(r ImportReport) {
 		if r.Outcome != "" {
 			got[cmpName(r)] = r
 		}
