@@ -59,7 +59,8 @@ func openEngine(cfg config.Config, log *slog.Logger) (*engine, error) {
 		return nil, err
 	}
 	toolSet.AddSource(e.mcp)
-	if e.store, err = session.Open(cfg.SessionsDir, session.Options{Fsync: cfg.Fsync == config.FsyncAlways, Logger: log, Workspace: cfg.Workspace}); err != nil {
+	e.store, err = openStore(storeOptions{db: cfg.Database, sessionsDir: cfg.SessionsDir, workspace: cfg.Workspace, fsync: cfg.Fsync == config.FsyncAlways, log: log})
+	if err != nil {
 		e.mcp.close()
 		e.sandbox.close()
 		e.ws.Close()

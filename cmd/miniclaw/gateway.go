@@ -103,7 +103,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	log.Info("miniclaw gateway listening",
 		"url", "http://"+ln.Addr().String(), "provider", e.runtime.Provider.Name(), "model", model,
-		"workspace", cfg.Workspace, "data", cfg.DataDir, "sessions", e.store.Len(), "skills", e.skills, "auth", cfg.Token != "",
+		"workspace", cfg.Workspace, "data", cfg.DataDir, "store", storeKind(cfg.Database), "storeAt", e.store.Where(), "sessions", e.store.Len(), "skills", e.skills, "auth", cfg.Token != "",
 		"context", fmt.Sprintf("context window %d tokens (%s)", cfg.ContextWindow, cfg.ContextWindowSource))
 
 	serveErr := make(chan error, 1)

@@ -26,7 +26,7 @@ Usage:
   miniclaw gateway [flags]   run the gateway (HTTP, WebSocket and WebChat on one port)
   miniclaw agent -m MESSAGE  run one turn from the shell (no gateway needed), the reply on stdout
   miniclaw chat [flags]      chat with a running gateway from the terminal
-  miniclaw sessions <cmd>    list, show, export, fork, archive, unarchive or rename sessions in the data dir
+  miniclaw sessions <cmd>    list, show, export, fork, archive, unarchive or rename sessions; import a data dir into PostgreSQL
   miniclaw skills list       list the workspace's skills and their problems
   miniclaw memory <cmd>      show the memory the model sees (show) or search it (search QUERY)
   miniclaw mcp <cmd>         show the MCP servers' state and tools (list), approve the workspace's (trust, untrust)

@@ -30,8 +30,8 @@ import (
 
 const sessionsUsage = `Usage: miniclaw sessions <command> [flags]
 
-Reads and manages the sessions in the data directory, directly (no gateway
-needed; safe beside a running one).
+Reads and manages the sessions in the data directory, or in the PostgreSQL
+database (see below), directly (no gateway needed; safe beside a running one).
 
 Commands:
   list                     all sessions, most recent first (--json for JSON; --archived: the archived ones)
@@ -41,12 +41,15 @@ Commands:
   archive ID               move a session to sessions/archive/ (see --help about running gateways)
   rename ID TITLE          set a session's title (--help: running gateways)
   unarchive ID             move an archived session back (the newest copy of its ID)
+  import --from DIR        copy a files store (a data dir or its sessions/) into the PostgreSQL store
 
 ID may be the first characters of a session ID, when no other ID starts with
 them (miniclaw sessions show 3649).
 
 Each command takes --workspace and --data-dir (env MINI_OPENCLAW_WORKSPACE,
-MINI_OPENCLAW_DATA_DIR), as the gateway does. Run "miniclaw sessions <command> --help".
+MINI_OPENCLAW_DATA_DIR), as the gateway does, and --database-url (env
+MINI_OPENCLAW_DATABASE_URL): when set, the commands work on the sessions in
+that PostgreSQL database instead. Run "miniclaw sessions <command> --help".
 `
 
 // sessionsCmd is one subcommand: its flags, and what it does with its
@@ -59,7 +62,9 @@ type sessionsCmd struct {
 	archived bool
 	// check validates the flags, before any file is touched; nil: nothing to check.
 	check func() error
-	run   func(st session.Backend, args []string, stdout, stderr io.Writer) error
+	// database: the command works on the PostgreSQL store only.
+	database bool
+	run      func(st session.Backend, args []string, stdout, stderr io.Writer) error
 }
 
 func runSessions(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -75,6 +80,7 @@ func runSessions(args []string, getenv func(string) string, stdout, stderr io.Wr
 	fs := flag.NewFlagSet("miniclaw sessions "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	paths := config.PathFlags(fs, getenv)
+	database := config.DatabaseFlags(fs, getenv)
 	var cmd sessionsCmd
 	switch args[0] {
 	case "list":
@@ -91,6 +97,8 @@ func runSessions(args []string, getenv func(string) string, stdout, stderr io.Wr
 		cmd = renameCmd()
 	case "unarchive":
 		cmd = unarchiveCmd()
+	case "import":
+		cmd = importCmd(fs)
 	default:
 		fmt.Fprint(stderr, sessionsUsage)
 		return usageError{fmt.Errorf("unknown command %q", args[0])}
@@ -121,7 +129,15 @@ func runSessions(args []string, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	st, err := openStore(p.Workspace, p.SessionsDir, stderr)
+	db, err := database()
+	if err != nil {
+		return err
+	}
+	if cmd.database && db.URL == "" {
+		return usageError{fmt.Errorf("%s works on the PostgreSQL store: set MINI_OPENCLAW_DATABASE_URL or --database-url", args[0])}
+	}
+	// Fsync always: a fork is one append, and a command line is not a hot path.
+	st, err := openStore(storeOptions{db: db, sessionsDir: p.SessionsDir, workspace: p.Workspace, fsync: true, log: sessionsLog(stderr), existing: true})
 	if err != nil {
 		return err
 	}
@@ -161,17 +177,10 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return err
 }
 
-// openStore opens the sessions directory without creating it: a mistyped
-// --data-dir must not leave an empty data directory behind. The store's
-// warnings (a session left out of the listing, a meta file repaired) go to
-// stderr.
-func openStore(workspace, dir string, stderr io.Writer) (session.Backend, error) {
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("no sessions directory at %s (check --data-dir or MINI_OPENCLAW_DATA_DIR)", dir)
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn, ReplaceAttr: dropTime}))
-	// Fsync always: a fork is one append, and a command line is not a hot path.
-	return session.Open(dir, session.Options{Fsync: true, Logger: log, Workspace: workspace})
+// sessionsLog is where the store's warnings (a session left out of the
+// listing, a meta file repaired) go: stderr.
+func sessionsLog(stderr io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn, ReplaceAttr: dropTime}))
 }
 
 // dropTime leaves the time out of a command's log lines: they are printed
@@ -384,7 +393,8 @@ func archiveCmd(fs *flag.FlagSet) sessionsCmd {
 	return sessionsCmd{
 		usage: "archive ID [--force]",
 		about: `Moves a session's files to sessions/archive/<id>.<UTC time>.jsonl (and .meta.json).
-Nothing is deleted.
+Nothing is deleted. On PostgreSQL (MINI_OPENCLAW_DATABASE_URL) the session is
+archived in the database, under the same name.
 
 This command cannot see a gateway's running turns. It takes the transcript's
 lock, so an append in progress finishes first and no later append can land in

@@ -23,6 +23,10 @@ const escapes = "\x1b]52;c;ZXZpbA==\x07 \x1b[2J \u009b31m \x1b]0;owned\x07 \x1b"
 // tool records as escapes instead of writing them to the terminal.
 func TestSessionsShowEscapesVisibly(t *testing.T) {
 	t.Parallel()
+	onBothStores(t, testSessionsShowEscapesVisibly)
+}
+
+func testSessionsShowEscapesVisibly(t *testing.T, store string) {
 	ws := t.TempDir()
 	data := filepath.Join(ws, "data")
 	dir := filepath.Join(data, "sessions")
@@ -63,7 +67,7 @@ func TestSessionsShowEscapesVisibly(t *testing.T) {
 	}
 	os.Remove(filepath.Join(dir, ".index"))
 
-	env := sessionsEnv(ws, data)
+	env := sessionsEnvOn(t, store, ws, data)
 	for _, args := range [][]string{
 		{"list"},
 		{"list", "--json"},
@@ -95,6 +99,10 @@ func TestSessionsShowEscapesVisibly(t *testing.T) {
 // holding shell operators as typed, not HTML-escaped (\u0026\u0026).
 func TestSessionsShowAsTyped(t *testing.T) {
 	t.Parallel()
+	onBothStores(t, testSessionsShowAsTyped)
+}
+
+func testSessionsShowAsTyped(t *testing.T, store string) {
 	ws := t.TempDir()
 	data := filepath.Join(ws, "data")
 	st, err := session.Open(filepath.Join(data, "sessions"), session.Options{})
@@ -116,7 +124,7 @@ func TestSessionsShowAsTyped(t *testing.T) {
 	}
 	st.Close()
 
-	env := sessionsEnv(ws, data)
+	env := sessionsEnvOn(t, store, ws, data)
 	for _, args := range [][]string{
 		{"list", "--json"},
 		{"show", "typed-1"},
@@ -134,10 +142,14 @@ func TestSessionsShowAsTyped(t *testing.T) {
 // input and output instead.
 func TestSessionsShowFull(t *testing.T) {
 	t.Parallel()
+	onBothStores(t, testSessionsShowFull)
+}
+
+func testSessionsShowFull(t *testing.T, store string) {
 	ws := t.TempDir()
 	data := filepath.Join(ws, "data")
 	seedSessions(t, data)
-	env := sessionsEnv(ws, data)
+	env := sessionsEnvOn(t, store, ws, data)
 	r := sessionsOK(t, env, "show", "tools-1")
 	if want := "[1] ⚙ bash {\"command\":\"ls\"}\n[1] ✓ bash: a.txt… (2 lines)\n[2] ⚙ read_file"; !strings.Contains(r.stdout, want) {
 		t.Errorf("show lacks %q:\n%s", want, r.stdout)
@@ -152,6 +164,10 @@ func TestSessionsShowFull(t *testing.T) {
 // Counts of one are singular: "1 message", not "1 messages".
 func TestSessionsCountsOneSingular(t *testing.T) {
 	t.Parallel()
+	onBothStores(t, testSessionsCountsOneSingular)
+}
+
+func testSessionsCountsOneSingular(t *testing.T, store string) {
 	ws := t.TempDir()
 	data := filepath.Join(ws, "data")
 	st, err := session.Open(filepath.Join(data, "sessions"), session.Options{})
@@ -165,7 +181,7 @@ func TestSessionsCountsOneSingular(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	env := sessionsEnv(ws, data)
+	env := sessionsEnvOn(t, store, ws, data)
 	for _, c := range []struct {
 		args []string
 		want string

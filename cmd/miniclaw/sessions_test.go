@@ -437,15 +437,38 @@ func TestSessionsBesideRunningGateway(t *testing.T) {
 }
 
 // seededSessionsCLI seeds a data dir with seedSessions and returns a
-// runner of `miniclaw sessions ARGS…` on it.
-func seededSessionsCLI(t *testing.T) func(args ...string) cliResult {
+// runner of `miniclaw sessions ARGS…` on it; on store "postgres", on a
+// database the data dir was imported into.
+func seededSessionsCLI(t *testing.T, store string) func(args ...string) cliResult {
 	ws := t.TempDir()
 	data := filepath.Join(ws, "data")
 	seedSessions(t, data)
-	env := sessionsEnv(ws, data)
+	env := sessionsEnvOn(t, store, ws, data)
 	return func(args ...string) cliResult {
 		t.Helper()
 		return runCLI(t, cliTimeout, env, append([]string{"sessions"}, args...)...)
+	}
+}
+
+// sessionsEnvOn is sessionsEnv on store: the data dir itself ("files"), or
+// a database it was imported into ("postgres").
+func sessionsEnvOn(t *testing.T, store, ws, data string) map[string]string {
+	t.Helper()
+	env := sessionsEnv(ws, data)
+	if store == "postgres" {
+		env = pgEnv(env, testutil.NeedPostgres(t))
+		sessionsOK(t, env, "import", "--from", data)
+	}
+	return env
+}
+
+// onBothStores runs test on the files store and on PostgreSQL.
+func onBothStores(t *testing.T, test func(t *testing.T, store string)) {
+	for _, store := range []string{"files", "postgres"} {
+		t.Run(store, func(t *testing.T) {
+			t.Parallel()
+			test(t, store)
+		})
 	}
 }
 
@@ -453,7 +476,11 @@ func seededSessionsCLI(t *testing.T) func(args ...string) cliResult {
 // unique prefix of one; an ambiguous prefix fails and names the matches.
 func TestSessionsIDPrefix(t *testing.T) {
 	t.Parallel()
-	run := seededSessionsCLI(t)
+	onBothStores(t, testSessionsIDPrefix)
+}
+
+func testSessionsIDPrefix(t *testing.T, store string) {
+	run := seededSessionsCLI(t, store)
 
 	if r := run("show", "to"); r.code != 0 || !strings.Contains(r.stdout, "Session tools-1 ·") {
 		t.Errorf("show to: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
@@ -480,7 +507,11 @@ func TestSessionsIDPrefix(t *testing.T) {
 // an ID prefix, and refuses a title that cannot be shown on one line.
 func TestSessionsRename(t *testing.T) {
 	t.Parallel()
-	run := seededSessionsCLI(t)
+	onBothStores(t, testSessionsRename)
+}
+
+func testSessionsRename(t *testing.T, store string) {
+	run := seededSessionsCLI(t, store)
 	if r := run("rename", "pl", "Greeting test"); r.code != 0 || r.stdout != "renamed session plain-1 to \"Greeting test\"\n" {
 		t.Fatalf("rename: exit %d\nstdout: %q\nstderr: %s", r.code, r.stdout, r.stderr)
 	}

@@ -84,6 +84,8 @@ type Config struct {
 	// agent could have configured; "" when there is no user config dir
 	// to default to.
 	MCPTrustFile string
+	// Database is the PostgreSQL store; its URL is "" for the files store.
+	Database Database
 }
 
 // Sandbox modes.
@@ -143,6 +145,9 @@ var settings = []setting{
 	{env: "MINI_OPENCLAW_TOOL_ENV", flag: "tool-env", def: "", help: "more environment variables passed to bash by name, comma-separated (by default only PATH, HOME, LANG, LANGUAGE, LC_*, TERM, TZ, USER, LOGNAME, SHELL)"},
 	{env: "MINI_OPENCLAW_MCP_START_TIMEOUT", flag: "mcp-start-timeout", def: "10s", help: "how long an MCP server of mcp.json / .mcp.json may take to start and list its tools before it is marked failed (Go duration, 1s-10m)", kind: "duration"},
 	{env: "MINI_OPENCLAW_MCP_TRUST_FILE", flag: "mcp-trust-file", def: "", help: "the operator's approvals of MCP servers (miniclaw mcp trust), for every workspace; keep it where bash cannot write (absolute path; default: ~/.config/miniclaw/mcp-trust.json)"},
+	{env: "MINI_OPENCLAW_DATABASE_URL", flag: "database-url", def: "", secret: true, help: "PostgreSQL URL (postgres://user@host:5432/database) of the session store that several gateways share; unset: sessions are files in the data dir. Give the password by the environment, PGPASSWORD or ~/.pgpass: a flag shows in ps"},
+	{env: "MINI_OPENCLAW_DATABASE_MAX_CONNS", flag: "database-max-conns", def: "8", help: "PostgreSQL store: connections of the pool that reads and writes sessions (1-1000)", kind: "int"},
+	{env: "MINI_OPENCLAW_DATABASE_MAX_TURNS", flag: "database-max-turns", def: "32", help: "PostgreSQL store: turns run at once, each holding its session's lease on a connection of its own besides the pool (1-10000)", kind: "int"},
 	{env: "ANTHROPIC_API_KEY", def: "", secret: true},
 	{env: "ANTHROPIC_BASE_URL", def: ""},
 	{env: "OPENAI_API_KEY", def: "", secret: true},
@@ -209,6 +214,11 @@ func Load(getenv func(string) string, args []string, out io.Writer) (Config, err
 		} else {
 			fmt.Fprintf(out, "\nContext window: %d tokens for model %s (%s).\n", window, model, source)
 		}
+		dbURL, dbName := flagVal("database-url"), "--database-url"
+		if dbURL == "" {
+			dbURL, dbName = getenv("MINI_OPENCLAW_DATABASE_URL"), "MINI_OPENCLAW_DATABASE_URL"
+		}
+		fmt.Fprintf(out, "\nSession store: %s.\n", storeHelp(dbURL, dbName))
 		fmt.Fprintf(out, "\nProvider keys come from the environment only: ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL,\nOPENAI_API_KEY, OPENAI_BASE_URL.\n")
 	}
 	if err := fs.Parse(args); err != nil {
@@ -275,9 +285,9 @@ func resolve(fs *flag.FlagSet, flagVals map[string]*string, getenv func(string) 
 	var errs []error
 	intIn := func(env string, lo, hi int) int {
 		v, name := raw(env)
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n < lo || n > hi {
-			errs = append(errs, fmt.Errorf("%s=%q: must be a whole number from %d to %d", name, v, lo, hi))
+		n, err := wholeNumber(v, name, lo, hi)
+		if err != nil {
+			errs = append(errs, err)
 		}
 		return n
 	}
@@ -417,6 +427,9 @@ func resolve(fs *flag.FlagSet, flagVals map[string]*string, getenv func(string) 
 		errs = append(errs, err)
 	}
 	c.Workspace, c.DataDir, c.SessionsDir, c.MemoryDir, c.SkillsDir = p.Workspace, p.DataDir, p.SessionsDir, p.MemoryDir, p.SkillsDir
+	if c.Database, err = resolveDatabase(raw); err != nil {
+		errs = append(errs, err)
+	}
 	return c, errors.Join(errs...)
 }
 

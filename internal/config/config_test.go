@@ -80,6 +80,7 @@ func TestLoadDefaults(t *testing.T) {
 		TurnLockTimeout:   10 * time.Minute,
 		MCPStartTimeout:   10 * time.Second,
 		Sandbox:           SandboxWorkspace,
+		Database:          Database{MaxConns: 8, MaxTurns: 32},
 	}
 	if dir, err := os.UserConfigDir(); err == nil {
 		want.MCPTrustFile = filepath.Join(dir, "miniclaw", "mcp-trust.json")
@@ -167,6 +168,7 @@ func TestLoadFromEnv(t *testing.T) {
 		MCPStartTimeout:  10 * time.Second,
 		Sandbox:          SandboxWorkspace,
 		MCPTrustFile:     "/srv/miniclaw/mcp-trust.json",
+		Database:         Database{MaxConns: 8, MaxTurns: 32},
 	}
 	want.ContextWindow, want.ContextWindowSource = 32768, "conservative default for non-Claude models; set MINI_OPENCLAW_CONTEXT_WINDOW"
 	if !reflect.DeepEqual(c, want) {

@@ -128,6 +128,11 @@ type health struct {
 	// failed or untrusted does not make the gateway not ready (the agent
 	// works without its tools).
 	MCP []mcp.Status `json:"mcp,omitempty"`
+	// Store is where sessions are: "files" or "postgres"; Database, on
+	// postgres, is "ok" or why the database does not answer (never its
+	// password: the store's errors name it without).
+	Store    string `json:"store,omitempty"`
+	Database string `json:"database,omitempty"`
 }
 
 func (s *Server) health(status string) health {
@@ -165,7 +170,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			h.Status, h.Reason, code = "not_ready", "the model provider refused the API key", http.StatusServiceUnavailable
 		}
 	}
-	if err := s.store.CheckWritable(); err != nil {
+	writable := s.store.CheckWritable()
+	h.Store = "files"
+	if _, files := s.store.(filesStore); !files {
+		h.Store, h.Database = "postgres", "ok"
+		if writable != nil {
+			h.Database = writable.Error()
+		}
+	}
+	if err := writable; err != nil {
 		h.Status, h.Reason, code = "not_ready", "session store is not writable: "+err.Error(), http.StatusServiceUnavailable
 	} else if err := s.checkDiskFree(); err != nil {
 		h.Status, h.Reason, code = "not_ready", err.Error(), http.StatusServiceUnavailable
@@ -178,7 +191,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // append, so the gateway is not ready although a tiny probe file fits. A
 // store in a database has no directory here: the database checks its own.
 func (s *Server) checkDiskFree() error {
-	files, ok := s.store.(interface{ Dir() string })
+	files, ok := s.store.(filesStore)
 	if !ok {
 		return nil
 	}
@@ -198,6 +211,10 @@ func (s *Server) checkDiskFree() error {
 	}
 	return nil
 }
+
+// filesStore is the files store (session.Store) as /readyz tells it from
+// a store in a database: it has a sessions directory.
+type filesStore interface{ Dir() string }
 
 // defaultMinFreeDisk is the free-space floor of /readyz on disks over 6.4 GB
 // (on smaller ones, 1% of the disk).
