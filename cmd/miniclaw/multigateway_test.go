@@ -524,13 +524,18 @@ func TestGatewayKilledMidTurnOnPostgres(t *testing.T) {
 	}
 }
 
-// isInterruptedNotice is an event telling a session's clients that a turn
-// was interrupted (its gateway died): a message_done or error saying so.
+// isInterruptedNotice is an event that can tell a session's clients that
+// its running turn ended: a message_done, an error, or a status other than
+// waiting and running. A's turn cannot end on its own (A is dead), so such
+// an event before B's turn starts is the notice, whatever its wording.
 func isInterruptedNotice(ev serverEvent) bool {
-	if ev.Type != "message_done" && ev.Type != "error" {
-		return false
+	switch ev.Type {
+	case "message_done", "error":
+		return true
+	case "status":
+		return ev.State != "waiting" && ev.State != "running"
 	}
-	return strings.Contains(ev.StopReason+" "+ev.Code+" "+ev.Message, "interrupted")
+	return false
 }
 
 // The database is stopped under load and started again: while it is down,
