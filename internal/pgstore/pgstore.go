@@ -67,6 +67,8 @@ type Store struct {
 	now           func() time.Time
 	where         string // the database, for people: no password
 
+	recent recentLRU // Recent's caches (recent.go)
+
 	leaseMu sync.Mutex
 	leases  map[string]*lease // sessions whose turn this process holds
 }
@@ -105,6 +107,10 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 		cfg.MaxConns = DefaultMaxConns
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "miniclaw"
+	// Writes lock a session's row, then read what the writers they waited
+	// for committed: READ COMMITTED, whatever the database's default (a
+	// stricter one would fail them with serialization errors instead).
+	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	s := &Store{log: opt.Logger, now: opt.Now, where: describe(cfg), leases: map[string]*lease{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -262,24 +262,6 @@ func TestFork(t *testing.T) {
 	if re, _ := openStore(t, dir, Options{}).Get(m.SessionID); re.Title != "Fork of s-0" || re.MessageCount != 3 {
 		t.Fatalf("forked meta after a rebuild: %+v", re)
 	}
-	// A fork of a session without a title names the session.
-	mustCreate(t, s, "empty", "webchat")
-	if m, _, err := s.Fork("empty", 0, "emptyfork"); err != nil || m.Title != "Fork of empty" {
-		t.Fatalf("fork of an untitled session: %+v, %v", m, err)
-	}
-
-	// An existing target is refused and left alone.
-	before := readFile(t, filepath.Join(dir, "fork13.jsonl"))
-	if _, _, err := s.Fork("src", 1, "fork13"); err == nil {
-		t.Fatal("Fork onto an existing session succeeded")
-	}
-	if got := readFile(t, filepath.Join(dir, "fork13.jsonl")); string(got) != string(before) {
-		t.Fatal("Fork onto an existing session changed it")
-	}
-	if _, _, err := s.Fork("nope", 1, "x"); !isNotFound(err) {
-		t.Fatalf("Fork of unknown session: %v", err)
-	}
-
 	// Corrupt lines are not copied but reported.
 	mustCreate(t, s, "bad", "webchat")
 	data, good, bad := corruptTranscript(t)

@@ -71,7 +71,7 @@ const maxArchiveSuffix = 1000
 // an existing archive. It returns the name, in the store's root, without
 // its extension.
 func (s *Store) archiveTranscript(id string) (string, error) {
-	stamp := filepath.Join(archiveDir, id+"."+s.now().UTC().Format(archiveStamp))
+	stamp := filepath.Join(archiveDir, id+"."+s.now().UTC().Format(ArchiveStamp))
 	base := stamp
 	for n := 1; ; n++ {
 		err := renameNoReplace(s.root, id+jsonlExt, base+jsonlExt)
@@ -105,7 +105,7 @@ func (s *Store) Fork(id string, n int, newID string) (Meta, []LineError, error) 
 		return Meta{}, nil, s.readFailed(id, e, "fork", err)
 	}
 	src, _ := s.Get(id)
-	_, created, err := s.create(Meta{SessionID: newID, Channel: src.Channel, ForkedFrom: id, Title: forkTitle(src)})
+	_, created, err := s.create(Meta{SessionID: newID, Channel: src.Channel, ForkedFrom: id, Title: ForkTitle(src)})
 	if err != nil {
 		return Meta{}, nil, err
 	}
@@ -129,8 +129,8 @@ type Archived struct {
 	seq        int    // the -n of archives of one ID in one millisecond
 }
 
-// archiveStamp is the time format in archived file names.
-const archiveStamp = "20060102T150405.000Z"
+// ArchiveStamp is the time format in archived file names.
+const ArchiveStamp = "20060102T150405.000Z"
 
 // archivedName parses an archived transcript's name, <id>.<UTC time>.jsonl
 // or <id>.<UTC time>-<n>.jsonl (see archiveTranscript).
@@ -171,7 +171,7 @@ func (s *Store) archived(name string) (Archived, bool) {
 	if p == nil || protocol.ValidateSessionID(p[1]) != nil {
 		return Archived{}, false
 	}
-	at, err := time.Parse(archiveStamp, p[2])
+	at, err := time.Parse(ArchiveStamp, p[2])
 	if err != nil {
 		return Archived{}, false
 	}
@@ -207,7 +207,7 @@ func (s *Store) ResolveArchived(id string) (string, error) {
 			ids = append(ids, a.SessionID)
 		}
 	}
-	return pickPrefix(id, ids, fmt.Errorf("archived session %s: %w", id, ErrNotFound))
+	return PickPrefix(id, ids, fmt.Errorf("archived session %s: %w", id, ErrNotFound))
 }
 
 // Unarchive moves the newest archived copy of session id back to the live

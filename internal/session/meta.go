@@ -37,20 +37,20 @@ type Meta struct {
 
 const (
 	maxTitleLen = 80
-	// maxTitleScan bounds the bytes of a line that titleFrom reads: the
+	// maxTitleScan bounds the bytes of a line that TitleFrom reads: the
 	// title keeps maxTitleLen runes of it, and the Markdown regexps over a
 	// whole line of a message of megabytes took the first append of a
 	// session hundreds of milliseconds (seconds under -race).
 	maxTitleScan = 4 << 10
 )
 
-// titleFrom derives a session title from the first user message: its first
+// TitleFrom derives a session title from the first user message: its first
 // line with text, as plain text (lists and sidebars show titles verbatim,
 // so "**miniclaw**" would show its asterisks), cut to maxTitleLen runes.
 // Only the first maxTitleScan bytes of a line are read: markup that
 // starts in them and ends past them (a link with a URL of kilobytes) is
 // kept as text.
-func titleFrom(content string) string {
+func TitleFrom(content string) string {
 	for line := range strings.Lines(content) {
 		if title := plainText(headOf(line, maxTitleScan)); title != "" {
 			return cutTitle(title)
@@ -92,9 +92,9 @@ func headOf(s string, n int) string {
 	return s[:n]
 }
 
-// forkTitle says what a fork is a fork of: the source's title, or its ID
+// ForkTitle says what a fork is a fork of: the source's title, or its ID
 // when it has none yet.
-func forkTitle(src Meta) string {
+func ForkTitle(src Meta) string {
 	of := src.Title
 	if of == "" {
 		of = src.SessionID
@@ -129,7 +129,7 @@ func (m *Meta) observeOne(msg core.Message) {
 		m.CreatedAt = msg.Timestamp
 	}
 	if m.Title == "" && msg.Role == core.RoleUser {
-		m.Title = titleFrom(msg.Content)
+		m.Title = TitleFrom(msg.Content)
 	}
 }
 

@@ -11,57 +11,6 @@ import (
 	"github.com/miniclaw/miniclaw/internal/core"
 )
 
-// TestRecentLoadsFromTheLatestSummary: a turn's history starts at the
-// latest summary record and the line it covers up to, skips superseded
-// summaries, and is bounded by n like Tail.
-func TestRecentLoadsFromTheLatestSummary(t *testing.T) {
-	msg := func(role, content string) core.Message {
-		return core.Message{Role: role, Content: content, Timestamp: 1}
-	}
-	sum := func(content string, covers int) core.Message {
-		return core.Message{Role: core.RoleSummary, Content: content, Covers: covers, Timestamp: 1}
-	}
-	// lines 0..9: u0 a1 u2 a3 u4 S(covers 2) a6 u7 a8 S(covers 4) ... built per case
-	cases := []struct {
-		name      string
-		lines     []core.Message
-		n         int
-		wantLines []int
-		wantFirst string // content of the first message
-	}{
-		{"no summary", []core.Message{msg("user", "u0"), msg("assistant", "a1"), msg("user", "u2")}, 10, []int{0, 1, 2}, "u0"},
-		{"no summary, bounded", []core.Message{msg("user", "u0"), msg("assistant", "a1"), msg("user", "u2")}, 2, []int{1, 2}, "a1"},
-		{"summary mid-turn", []core.Message{msg("user", "u0"), msg("assistant", "a1"), msg("user", "u2"), sum("S1", 2), msg("assistant", "a4"), msg("user", "u5")}, 100, []int{3, 2, 4, 5}, "S1"},
-		{"latest of two, the older inside what it keeps", []core.Message{msg("user", "u0"), msg("assistant", "a1"), msg("user", "u2"), msg("assistant", "a3"), msg("user", "u4"), sum("S1", 2), msg("assistant", "a6"), sum("S2", 4), msg("user", "u8")}, 100, []int{7, 4, 6, 8}, "S2"},
-		{"summary beyond the bound", []core.Message{msg("user", "u0"), sum("S1", 1), msg("user", "u2"), msg("assistant", "a3"), msg("user", "u4")}, 2, []int{3, 4}, "a3"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			s, _ := newStore(t)
-			mustCreate(t, s, "r", "webchat")
-			if _, err := s.Append("r", tc.lines...); err != nil {
-				t.Fatal(err)
-			}
-			r, err := s.Recent("r", tc.n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(r.Lines, tc.wantLines) || len(r.Messages) != len(r.Lines) || r.Messages[0].Content != tc.wantFirst {
-				var got []string
-				for _, m := range r.Messages {
-					got = append(got, m.Content)
-				}
-				t.Errorf("Recent = lines %v %v, want lines %v starting with %s", r.Lines, got, tc.wantLines, tc.wantFirst)
-			}
-			for i, l := range r.Lines {
-				if r.Messages[i].Content != tc.lines[l].Content {
-					t.Errorf("message %d is %q, but line %d is %q", i, r.Messages[i].Content, l, tc.lines[l].Content)
-				}
-			}
-		})
-	}
-}
-
 // TestRecentReadsBackPastManyLines: the summary is found behind more lines
 // than the first read takes, and the store reopened on the same directory
 // (no index in memory) finds it too.

@@ -575,12 +575,12 @@ func (s *Store) Resolve(id string) (string, error) {
 	s.mu.Lock()
 	ids := slices.Collect(maps.Keys(s.sessions))
 	s.mu.Unlock()
-	return pickPrefix(id, ids, err)
+	return PickPrefix(id, ids, err)
 }
 
-// pickPrefix is the one of ids that starts with prefix; notFound when none
+// PickPrefix is the one of ids that starts with prefix; notFound when none
 // does, ErrAmbiguous naming them in order when several do.
-func pickPrefix(prefix string, ids []string, notFound error) (string, error) {
+func PickPrefix(prefix string, ids []string, notFound error) (string, error) {
 	var matches []string
 	for _, id := range ids {
 		if strings.HasPrefix(id, prefix) {

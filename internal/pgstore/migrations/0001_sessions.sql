@@ -19,7 +19,10 @@ CREATE TABLE sessions (
     archived_at  bigint,                     -- Unix ms; NULL while live
     archive_name text                        -- Archived.File: <id>.<UTC time>[-n].jsonl
 );
-CREATE UNIQUE INDEX sessions_live_id ON sessions (id) WHERE archived_at IS NULL;
+-- text_pattern_ops: Resolve's LIKE 'prefix%' uses the index whatever the
+-- database's collation; equality (and ON CONFLICT) works on it as on any.
+CREATE UNIQUE INDEX sessions_live_id ON sessions (id text_pattern_ops) WHERE archived_at IS NULL;
+CREATE INDEX sessions_archived_id ON sessions (id text_pattern_ops) WHERE archived_at IS NOT NULL;
 CREATE UNIQUE INDEX sessions_archive_name ON sessions (archive_name) WHERE archive_name IS NOT NULL;
 
 -- Append-only: rows are inserted, never updated or deleted while the
