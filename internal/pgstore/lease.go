@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/miniclaw/miniclaw/internal/core"
@@ -85,6 +87,10 @@ type lease struct {
 	lostOnce sync.Once
 	stop     chan struct{} // closed by Unlock: the health check ends
 	checked  chan struct{} // closed when the health check has ended
+
+	textMu sync.Mutex
+	text   strings.Builder // the reply text streamed so far (SaveText)
+	saved  int             // how much of it the turns row holds
 }
 
 // heldLease is the lease this process holds on session id, or nil.
@@ -204,8 +210,9 @@ func (l *lease) markLost(err error) {
 	})
 }
 
-// check pings the lease's connection every pingEvery until Unlock or the
-// first failed ping.
+// check checks the lease's connection every pingEvery until Unlock or the
+// first failure, saving the reply text streamed since the last check
+// (that write is the check) or else pinging.
 func (l *lease) check() {
 	defer close(l.checked)
 	t := time.NewTicker(pingEvery)
@@ -222,16 +229,51 @@ func (l *lease) check() {
 	}
 }
 
-// ping checks the lease's connection. One that does not answer within
-// pingWithin is closed, so that no write goes through a connection whose
-// lock nobody can vouch for, and the lease is lost.
+// SaveText adds chunk to the reply text the turn has streamed, which the
+// health check saves on the turns row (every pingEvery at most), so that
+// the marker of a turn this gateway leaves unfinished keeps what its
+// clients saw. It does not wait for the database.
+func (l *lease) SaveText(chunk string) {
+	l.textMu.Lock()
+	defer l.textMu.Unlock()
+	l.text.WriteString(chunk)
+}
+
+// unsaved is the reply text when the turns row does not hold all of it
+// yet; ok is false when it does.
+func (l *lease) unsaved() (text string, ok bool) {
+	l.textMu.Lock()
+	defer l.textMu.Unlock()
+	if l.text.Len() == l.saved {
+		return "", false
+	}
+	l.saved = l.text.Len()
+	// A text column takes neither NUL nor invalid UTF-8.
+	return strings.ToValidUTF8(strings.ReplaceAll(l.text.String(), "\x00", ""), "\uFFFD"), true
+}
+
+// ping checks the lease's connection: it saves the unsaved reply text, or
+// pings. A connection that does not answer within pingWithin is closed,
+// so that no write goes through a connection whose lock nobody can vouch
+// for, and the lease is lost. An error the server answered with leaves it
+// healthy.
 func (l *lease) ping() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), pingWithin)
 	defer cancel()
-	err := l.conn.Ping(ctx)
+	var err error
+	if text, ok := l.unsaved(); ok {
+		_, err = l.conn.Exec(ctx, "UPDATE turns SET partial = $2 WHERE sid = $1", l.sid, text)
+	} else {
+		err = l.conn.Ping(ctx)
+	}
 	if err == nil {
+		return true
+	}
+	var answered *pgconn.PgError
+	if errors.As(err, &answered) && !l.conn.Conn().IsClosed() {
+		l.s.log.Warn("the turn's reply text so far could not be saved", "session", l.id, "err", err)
 		return true
 	}
 	l.conn.Conn().Close(ctx)

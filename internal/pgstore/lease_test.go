@@ -264,16 +264,21 @@ func die(t *testing.T, l session.Lease) {
 
 // TestDeadGatewaysTurnMarkedOnce: a turn left by a gateway that died is
 // marked interrupted exactly once, with the reply text it had saved, by
-// the next turn or by the sweepers, whichever comes first.
+// the next turn or by the sweepers, whichever comes first. The text is
+// saved on the turns row by the lease's health check.
 func TestDeadGatewaysTurnMarkedOnce(t *testing.T) {
 	for _, next := range []string{"LockTurn", "sweep"} {
 		t.Run(next, func(t *testing.T) {
 			stores, marks, admin := gateways(t, 3, "s1")
 			ctx := context.Background()
 			l := lock(t, stores[0], "s1")
-			if _, err := admin.Exec(ctx, "UPDATE turns SET partial = 'half a rep'"); err != nil {
-				t.Fatal(err)
-			}
+			l.(*lease).SaveText("half ")
+			l.(*lease).SaveText("a rep")
+			waitFor(t, 10*time.Second, "the reply text so far is not saved", func() bool {
+				var partial string
+				err := admin.QueryRow(ctx, "SELECT partial FROM turns").Scan(&partial)
+				return err == nil && partial == "half a rep"
+			})
 			die(t, l)
 			var wg sync.WaitGroup
 			for _, s := range stores[1:] {

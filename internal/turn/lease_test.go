@@ -21,13 +21,17 @@ import (
 // test closes lost (as pgstore's are when their connection fails).
 type losingStore struct {
 	*session.Store
-	lost chan struct{}
+	lost  chan struct{}
+	saved *strings.Builder // the text the turn gave its lease to keep
 }
 
 type losingLease struct {
 	session.Lease
-	lost chan struct{}
+	lost  chan struct{}
+	saved *strings.Builder
 }
+
+func (l losingLease) SaveText(chunk string) { l.saved.WriteString(chunk) }
 
 func (l losingLease) Lost() <-chan struct{} { return l.lost }
 
@@ -36,7 +40,7 @@ func (s losingStore) LockTurn(ctx context.Context, id string, timeout time.Durat
 	if err != nil {
 		return nil, err
 	}
-	return losingLease{l, s.lost}, nil
+	return losingLease{l, s.lost, s.saved}, nil
 }
 
 // streamer streams "partial " and then waits for the turn's end.
@@ -53,7 +57,8 @@ func (streamer) Complete(ctx context.Context, _ core.Request, onText func(string
 // TestPlayStopsWhenTheLeaseIsLost: a turn whose lease is lost mid-reply
 // ends with an error event saying so, and writes nothing more: the
 // session's transcript keeps only the user message (another gateway marks
-// the turn interrupted), and the after-turn hook does not run.
+// the turn interrupted, with the text the lease kept), and the after-turn
+// hook does not run.
 func TestPlayStopsWhenTheLeaseIsLost(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	files, err := session.Open(filepath.Join(t.TempDir(), "sessions"), session.Options{Logger: log})
@@ -64,7 +69,7 @@ func TestPlayStopsWhenTheLeaseIsLost(t *testing.T) {
 	if _, _, err := files.Create("s1", session.DefaultChannel); err != nil {
 		t.Fatal(err)
 	}
-	store := losingStore{files, make(chan struct{})}
+	store := losingStore{files, make(chan struct{}), &strings.Builder{}}
 	p := &Player{Store: store, Log: log, MaxContext: 100, Runtime: &agent.Runtime{
 		Provider: streamer{}, Model: "m", Workspace: t.TempDir(),
 		AfterTurn: func(core.Message, []core.Message) error {
@@ -87,5 +92,8 @@ func TestPlayStopsWhenTheLeaseIsLost(t *testing.T) {
 	}
 	if len(msgs) != 1 || msgs[0].Role != core.RoleUser {
 		t.Fatalf("transcript %+v, want only the user message", msgs)
+	}
+	if store.saved.String() != "partial " {
+		t.Fatalf("the lease kept %q of the reply, want %q", store.saved, "partial ")
 	}
 }

@@ -90,7 +90,7 @@ func (p *Player) Play(ctx context.Context, id, content string, ev Events) []byte
 	}
 
 	res, runErr := p.Runtime.Run(ctx, id, recent.Messages, agent.Events{
-		OnText:         ev.Text,
+		OnText:         saveText(lock, ev.Text),
 		OnToolStart:    ev.ToolStart,
 		OnToolDone:     ev.ToolDone,
 		OnToolProgress: ev.ToolProgress,
@@ -127,6 +127,27 @@ func (p *Player) Play(ctx context.Context, id, content string, ev Events) []byte
 	done.Context = contextUse(res.Messages, p.Runtime.ContextWindow)
 	log.Debug("turn done", "ms", time.Since(started).Milliseconds())
 	return protocol.Encode(done)
+}
+
+// textSaver is a lease that keeps the reply text streamed so far
+// (pgstore's), so that the interrupted marker of a turn its gateway leaves
+// unfinished holds what the session's clients saw.
+type textSaver interface{ SaveText(chunk string) }
+
+// saveText is the turn's text event: text, after lease keeps the chunk
+// when it can.
+func saveText(lease session.Lease, text func(string)) func(string) {
+	saver, ok := lease.(textSaver)
+	switch {
+	case !ok:
+		return text
+	case text == nil:
+		return saver.SaveText
+	}
+	return func(chunk string) {
+		saver.SaveText(chunk)
+		text(chunk)
+	}
 }
 
 // watchLease is ctx, cancelled with core.ErrLeaseLost when lease is lost,
