@@ -132,7 +132,10 @@ func (s *Store) LockTurn(ctx context.Context, id string, timeout time.Duration, 
 	marked, err := l.begin(ctx)
 	if err != nil {
 		l.release()
-		return nil, fmt.Errorf("session %s: turn: %w", id, err)
+		if ctx.Err() != nil {
+			err = context.Cause(ctx)
+		}
+		return nil, s.failed(id, "turn", err)
 	}
 	s.leaseMu.Lock()
 	s.leases[id] = l
@@ -185,6 +188,8 @@ func discard(conn *pgxpool.Conn) {
 // after settling the turn a dead holder left there: that turn's marker is
 // returned, for the session's clients.
 func (l *lease) begin(ctx context.Context) (marked *core.Message, err error) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
 	err = pgx.BeginFunc(ctx, l.conn, func(tx pgx.Tx) error {
 		if l.sid, err = l.s.sidOf(ctx, tx, l.id); err != nil {
 			return err
@@ -306,6 +311,12 @@ func (l *lease) Unlock() {
 	l.s.leaseMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	select {
+	case <-l.lost:
+		discard(l.conn)
+		return
+	default:
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), pingWithin)
 	defer cancel()
 	if _, err := l.conn.Exec(ctx, "DELETE FROM turns WHERE sid = $1", l.sid); err != nil {

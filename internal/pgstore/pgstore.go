@@ -165,8 +165,8 @@ func (s *Store) CheckWritable() error {
 // by another one is seen by the next read.
 func (s *Store) Watch() error { return nil }
 
-// Close stops the sweeper and closes the pools. Turns still held are
-// released by the server as their connections close.
+// Close stops the sweeper and closes the pools, once every turn this
+// process took is unlocked (a pool's Close waits for its connections).
 func (s *Store) Close() {
 	s.stopSweep()
 	<-s.swept
