@@ -84,14 +84,29 @@ func waiters(t *testing.T, admin *pgx.Conn) int {
 	return n
 }
 
+// testLease is a lease a test took: its Unlock runs once, by the test or
+// when it ends (before the stores close: a pool's Close waits for its
+// connections), so a failed test does not hang.
+type testLease struct {
+	session.Lease
+	once sync.Once
+}
+
+func (l *testLease) Unlock() { l.once.Do(l.Lease.Unlock) }
+
+// held is the store's lease behind l.
+func (l *testLease) held() *lease { return l.Lease.(*lease) }
+
 // lock takes id's turn on s, failing the test on an error.
-func lock(t *testing.T, s *Store, id string) session.Lease {
+func lock(t *testing.T, s *Store, id string) *testLease {
 	t.Helper()
 	l, err := s.LockTurn(context.Background(), id, lostBound, nil)
 	if err != nil {
 		t.Fatalf("LockTurn: %v", err)
 	}
-	return l
+	tl := &testLease{Lease: l}
+	t.Cleanup(tl.Unlock)
+	return tl
 }
 
 // TestLockTurnOneHolderAcrossGateways: turns of one session taken by many
@@ -226,7 +241,7 @@ func TestLostLeaseFencesTheHolder(t *testing.T) {
 	stores, marks, admin := gateways(t, 2, "s1")
 	ctx := context.Background()
 	l := lock(t, stores[0], "s1")
-	pid := l.(*lease).conn.Conn().PgConn().PID()
+	pid := l.held().conn.Conn().PgConn().PID()
 	if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
 		t.Fatal(err)
 	}
@@ -252,11 +267,9 @@ func TestLostLeaseFencesTheHolder(t *testing.T) {
 }
 
 // die ends the lease's connection as a gateway's death would: without
-// Unlock, so its turns row stays. Unlock is left to the test's end, for
-// Close.
-func die(t *testing.T, l session.Lease) {
-	t.Cleanup(l.Unlock)
-	ls := l.(*lease)
+// Unlock, so its turns row stays.
+func die(l *testLease) {
+	ls := l.held()
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	ls.conn.Conn().Close(context.Background())
@@ -272,14 +285,14 @@ func TestDeadGatewaysTurnMarkedOnce(t *testing.T) {
 			stores, marks, admin := gateways(t, 3, "s1")
 			ctx := context.Background()
 			l := lock(t, stores[0], "s1")
-			l.(*lease).SaveText("half ")
-			l.(*lease).SaveText("a rep")
+			l.held().SaveText("half ")
+			l.held().SaveText("a rep")
 			waitFor(t, 10*time.Second, "the reply text so far is not saved", func() bool {
 				var partial string
 				err := admin.QueryRow(ctx, "SELECT partial FROM turns").Scan(&partial)
 				return err == nil && partial == "half a rep"
 			})
-			die(t, l)
+			die(l)
 			var wg sync.WaitGroup
 			for _, s := range stores[1:] {
 				wg.Add(1)
@@ -322,8 +335,7 @@ func TestDeadWaiterLeavesTheQueue(t *testing.T) {
 		t.Skip("no psql:", err)
 	}
 	stores, _, admin := gateways(t, 2, "s1")
-	held := lock(t, stores[0], "s1")
-	defer held.Unlock()
+	lock(t, stores[0], "s1")
 	var opts []string
 	for k, v := range leaseParams {
 		if !strings.Contains(v, " ") {
