@@ -30,21 +30,23 @@ import (
 // DefaultMaxTurns is the lease pool's bound when Options.MaxTurns is 0.
 const DefaultMaxTurns = 32
 
-// Lease connections' session settings, so that the server ends the
-// connection of a gateway that died or lost the network, and its turn's
-// lock with it, within turnLossBound: keepalive probes after 5 s idle, every
-// 2 s, 3 lost → the socket is dead after 11 s; tcp_user_timeout ends it
-// when data sent stays unacknowledged for 10 s (keepalives are not sent
-// then); client_connection_check_interval makes a backend that waits in
-// pg_advisory_lock notice its client is gone every 2 s, instead of only
-// once it is granted the lock.
-var leaseParams = map[string]string{
-	"application_name":                 "miniclaw turn",
-	"tcp_keepalives_idle":              "5",
-	"tcp_keepalives_interval":          "2",
-	"tcp_keepalives_count":             "3",
-	"tcp_user_timeout":                 "10000",
-	"client_connection_check_interval": "2000",
+// leaseParams are the lease connections' session settings, so that the
+// server ends the connection of a gateway that died or lost the network,
+// and its turn's lock with it, within 15 s: keepalive probes after 5 s
+// idle, every 2 s, 3 lost → the socket is dead after 11 s;
+// tcp_user_timeout ends it when data sent stays unacknowledged for 10 s
+// (keepalives are not sent then); client_connection_check_interval makes a
+// backend that waits in pg_advisory_lock notice its client is gone every
+// 2 s, instead of only once it is granted the lock (PostgreSQL 14+).
+func leaseParams() map[string]string {
+	return map[string]string{
+		"application_name":                 "miniclaw turn",
+		"tcp_keepalives_idle":              "5",
+		"tcp_keepalives_interval":          "2",
+		"tcp_keepalives_count":             "3",
+		"tcp_user_timeout":                 "10000",
+		"client_connection_check_interval": "2000",
+	}
 }
 
 // pingEvery is how often a held lease checks its connection, and pingWithin
@@ -354,7 +356,7 @@ func (s *Store) openLeases(ctx context.Context, cfg *pgxpool.Config, opt Options
 		lcfg.MaxConns = DefaultMaxTurns
 	}
 	lcfg.MinConns = 0
-	for k, v := range leaseParams {
+	for k, v := range leaseParams() {
 		lcfg.ConnConfig.RuntimeParams[k] = v
 	}
 	s.gateway = opt.Gateway

@@ -337,7 +337,7 @@ func TestDeadWaiterLeavesTheQueue(t *testing.T) {
 	stores, _, admin := gateways(t, 2, "s1")
 	lock(t, stores[0], "s1")
 	var opts []string
-	for k, v := range leaseParams {
+	for k, v := range leaseParams() {
 		if !strings.Contains(v, " ") {
 			opts = append(opts, "-c "+k+"="+v)
 		}

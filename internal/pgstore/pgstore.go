@@ -54,7 +54,13 @@ const DefaultMaxConns = 8
 
 // Store is the session store in one PostgreSQL database.
 type Store struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	log   *slog.Logger
+	now   func() time.Time
+	where string // the database, for people: no password
+
+	recent recentLRU // Recent's caches (recent.go)
+
 	// leasePool holds the connections of the turns this process runs
 	// (lease.go); it has keepalives set, so the server ends a dead
 	// gateway's connection, and its lock, in time.
@@ -63,11 +69,6 @@ type Store struct {
 	onInterrupted func(id string, m core.Message)
 	stopSweep     context.CancelFunc
 	swept         chan struct{} // closed when the sweeper has stopped
-	log           *slog.Logger
-	now           func() time.Time
-	where         string // the database, for people: no password
-
-	recent recentLRU // Recent's caches (recent.go)
 
 	leaseMu sync.Mutex
 	leases  map[string]*lease // sessions whose turn this process holds
