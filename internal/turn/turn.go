@@ -52,6 +52,11 @@ type Events struct {
 	// holds the session's turn, and with protocol.StatusRunning once that
 	// wait is over; message is a sentence for people.
 	Status func(state, message string)
+	// End is called with the event that ends a turn that held the
+	// session's lease (the value Play returns), while it still holds it:
+	// what it sends reaches other gateways before their next turn of the
+	// session can start.
+	End func(final []byte)
 }
 
 // Play plays the user message content on session id and returns the event
@@ -66,13 +71,18 @@ type Events struct {
 // context cancelled with core.ErrLeaseLost, and writes nothing more; it
 // ends with an internal error (the server lost its database connection),
 // and whoever takes the session's turn next marks it interrupted.
-func (p *Player) Play(ctx context.Context, id, content string, ev Events) []byte {
+func (p *Player) Play(ctx context.Context, id, content string, ev Events) (final []byte) {
 	log := p.Log.With("session", id)
 	lock, failed := p.Lock(ctx, id, log, ev.Status)
 	if failed != nil {
 		return failed
 	}
-	defer lock.Unlock()
+	defer func() {
+		if ev.End != nil {
+			ev.End(final)
+		}
+		lock.Unlock()
+	}()
 	ctx, unwatch := watchLease(ctx, lock)
 	defer unwatch()
 	started := time.Now()
