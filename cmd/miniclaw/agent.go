@@ -109,7 +109,7 @@ func runAgent(args []string, getenv func(string) string, stdin *os.File, stdout,
 		return err
 	}
 	log := agentLogger(cfg, stderr, *verbose, slog.LevelWarn)
-	e, err := openEngine(cfg, log)
+	e, err := openEngine(cfg, log, gatewayIdentity{})
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ type engine struct {
 
 // openEngine builds the engine of cfg. Its close releases what it holds,
 // once no turn runs.
-func openEngine(cfg config.Config, log *slog.Logger) (*engine, error) {
+func openEngine(cfg config.Config, log *slog.Logger, gw gatewayIdentity) (*engine, error) {
 	// The process holds the provider keys: keep them from its tools.
 	hideEnvironment(log)
 	provider, err := newProvider(cfg)
@@ -59,7 +59,8 @@ func openEngine(cfg config.Config, log *slog.Logger) (*engine, error) {
 		return nil, err
 	}
 	toolSet.AddSource(e.mcp)
-	e.store, err = openStore(storeOptions{db: cfg.Database, sessionsDir: cfg.SessionsDir, workspace: cfg.Workspace, fsync: cfg.Fsync == config.FsyncAlways, log: log})
+	e.store, err = openStore(storeOptions{db: cfg.Database, sessionsDir: cfg.SessionsDir, workspace: cfg.Workspace, fsync: cfg.Fsync == config.FsyncAlways, log: log,
+		gateway: gw.id, onInterrupted: gw.interrupted})
 	if err != nil {
 		e.mcp.close()
 		e.sandbox.close()

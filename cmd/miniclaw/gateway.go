@@ -1,15 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/chatclient"
@@ -17,6 +20,7 @@ import (
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/gateway"
 	"github.com/miniclaw/miniclaw/internal/memory"
+	"github.com/miniclaw/miniclaw/internal/pgstore"
 	"github.com/miniclaw/miniclaw/internal/provider/anthropic"
 	"github.com/miniclaw/miniclaw/internal/provider/openai"
 	"github.com/miniclaw/miniclaw/internal/provider/scripted"
@@ -58,11 +62,31 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	e, err := openEngine(cfg, log)
+	var served atomic.Pointer[gateway.Server]
+	gw := gatewayIdentity{id: newGatewayID(), interrupted: func(id string, m core.Message) {
+		if srv := served.Load(); srv != nil {
+			srv.TurnInterrupted(id, m)
+		}
+	}}
+	e, err := openEngine(cfg, log, gw)
 	if err != nil {
 		return err
 	}
 	defer e.close() // after the server: writes pending metas and the index snapshot
+	// On PostgreSQL, the other gateways' events reach this one's clients
+	// (and this one's reach theirs) through the relay; it is closed after
+	// the server, so the ends of the last turns go out.
+	var relay gateway.Relay
+	if cfg.Database.URL != "" {
+		rctx, cancel := context.WithTimeout(ctx, databaseOpenTimeout)
+		r, err := pgstore.NewRelay(rctx, cfg.Database.URL, pgstore.RelayOptions{Gateway: gw.id, Logger: log})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("event relay (MINI_OPENCLAW_DATABASE_URL): %w", err)
+		}
+		defer r.Close()
+		relay = r
+	}
 	// The list follows what `miniclaw sessions` and other processes do in
 	// the sessions directory. Without the watch (no inotify instance left)
 	// it still answers 404 for a session archived elsewhere, on first use.
@@ -96,7 +120,9 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 		// not on the first message.
 		CheckProviderKey: true,
 		MCP:              e.mcp.Status,
+		Relay:            relay,
 	})
+	served.Store(srv)
 	ln, err := net.Listen("tcp", cfg.Addr())
 	if err != nil {
 		return fmt.Errorf("listen on %s (MINI_OPENCLAW_HOST/MINI_OPENCLAW_PORT): %w", cfg.Addr(), err)
@@ -221,4 +247,20 @@ func newProvider(cfg config.Config) (core.Provider, error) {
 		return openai.New(openai.Options{APIKey: cfg.OpenAIAPIKey, BaseURL: cfg.OpenAIBaseURL}), nil
 	}
 	return nil, fmt.Errorf("MINI_OPENCLAW_PROVIDER=%s: unknown provider", cfg.Provider)
+}
+
+// gatewayIdentity is what the session store knows of this gateway: the ID
+// its turns and relay notices carry, and whom to tell of a dead gateway's
+// turn it marked interrupted. `miniclaw agent` has none.
+type gatewayIdentity struct {
+	id          string
+	interrupted func(id string, m core.Message)
+}
+
+// newGatewayID names this process among the gateways on one database: the
+// host name (for people reading the turns table) and a random suffix (two
+// gateways on one host).
+func newGatewayID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%08x", cmp.Or(host, "gateway"), rand.Uint32())
 }

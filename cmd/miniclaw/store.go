@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/config"
+	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/pgstore"
 	"github.com/miniclaw/miniclaw/internal/session"
 )
@@ -25,6 +26,11 @@ type storeOptions struct {
 	// commands: a mistyped --data-dir must not leave an empty data
 	// directory behind).
 	existing bool
+	// gateway names this process in the turns it records (pgstore), and
+	// onInterrupted is told of a dead gateway's turn this process marked
+	// interrupted; both for the gateway only.
+	gateway       string
+	onInterrupted func(id string, m core.Message)
 }
 
 // databaseOpenTimeout bounds connecting to the database and migrating its
@@ -45,7 +51,10 @@ func openStore(o storeOptions) (session.Backend, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), databaseOpenTimeout)
 	defer cancel()
-	st, err := pgstore.Open(ctx, o.db.URL, pgstore.Options{MaxConns: int32(o.db.MaxConns), Logger: o.log})
+	st, err := pgstore.Open(ctx, o.db.URL, pgstore.Options{
+		MaxConns: int32(o.db.MaxConns), MaxTurns: int32(o.db.MaxTurns), Logger: o.log,
+		Gateway: o.gateway, OnInterrupted: o.onInterrupted,
+	})
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil, fmt.Errorf("session store (MINI_OPENCLAW_DATABASE_URL): no answer within %s: %w", databaseOpenTimeout, err)
 	}

@@ -10,32 +10,15 @@ import (
 	"github.com/miniclaw/miniclaw/internal/agent"
 	"github.com/miniclaw/miniclaw/internal/gateway"
 	"github.com/miniclaw/miniclaw/internal/provider/scripted"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
-
-// resyncRelay is a gateway's relay with no other gateway behind it: each
-// value sent on its channel makes the gateway tell every client that events
-// may have been lost, as when a real relay's listener reconnects.
-type resyncRelay chan struct{}
-
-func (resyncRelay) Publish(string, string, []byte) {}
-
-func (r resyncRelay) Listen(ctx context.Context, deliver func(session, kind string, data []byte)) {
-	for {
-		select {
-		case <-r:
-			deliver("", "resync", nil)
-		case <-ctx.Done():
-			return
-		}
-	}
-}
 
 // When the gateway says that events from another gateway may have been
 // lost, a terminal shows its message and the session's last turns again
 // from history.
 func TestResyncShowsHistoryAgain(t *testing.T) {
 	t.Parallel()
-	relay := make(resyncRelay)
+	relay := make(testutil.ResyncRelay)
 	g := startGatewayOpts(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "sessions"), gateway.Options{
 		Runtime: &agent.Runtime{Provider: scripted.Echo(), Model: "test", Workspace: t.TempDir()},
 		Relay:   relay,

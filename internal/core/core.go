@@ -39,6 +39,10 @@ const (
 var (
 	ErrAborted     = errors.New("turn aborted by the user")
 	ErrInterrupted = errors.New("turn interrupted: the gateway is shutting down")
+	// ErrLeaseLost: the store can no longer vouch for the session's turn
+	// (session.Lease.Lost), so another gateway may run one: the turn stops
+	// and writes nothing more.
+	ErrLeaseLost = errors.New("the database connection holding this session's turn was lost")
 )
 
 // ErrContextOverflow is what a provider's error matches (errors.Is) when

@@ -204,8 +204,7 @@ func (h *hub) drain(l *lane) {
 			delete(l.subs, sink)
 			sink.end(final)
 		}
-		h.sendLocked(l, final, nil)
-		h.publish(l.id, relayEvent, final)
+		h.sendLocked(l, final, nil) // published by the job (Server.runTurn)
 		if idle {
 			h.dropIfIdleLocked(l)
 			h.mu.Unlock()

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/protocol"
@@ -24,6 +25,28 @@ type Relay interface {
 	// (its connection broke), or (session, relayResync, nil) when those of
 	// one session were. deliver does not block.
 	Listen(ctx context.Context, deliver func(session, kind string, data []byte))
+	// Flush returns once what was published before it is on its way to
+	// the other gateways, in order before anything published later by
+	// any gateway (or ctx is done).
+	Flush(ctx context.Context) error
+}
+
+// endFlushTimeout bounds how long a turn's end waits for the relay before
+// the session's lease is released anyway (the database is slow or away).
+const endFlushTimeout = 2 * time.Second
+
+// publishEnd publishes the event that ends a turn of session id and waits
+// for it to be sent, while the turn still holds the session's lease: a
+// watcher on another gateway then sees this turn's end before the next
+// turn's user_message, whichever gateway runs it.
+func (h *hub) publishEnd(id string, final []byte) {
+	if h.relay == nil || final == nil {
+		return
+	}
+	h.relay.Publish(id, relayEvent, final)
+	ctx, cancel := context.WithTimeout(context.Background(), endFlushTimeout)
+	defer cancel()
+	h.relay.Flush(ctx)
 }
 
 // Kinds of relay notices; the names are those on the wire (pgstore.RelayEvent...).

@@ -18,11 +18,18 @@ import (
 // error, for the lane to broadcast.
 func (s *Server) runTurn(ctx context.Context, id string, j job) []byte {
 	if j.compact {
-		return s.runCompact(ctx, id, j)
+		final := s.runCompact(ctx, id, j)
+		s.hub.publish(id, relayEvent, final)
+		return final
 	}
 	run := ocRunOf(id, j)
 	s.ocStart(ctx, run)
+	published := false
 	final := s.turns.Play(ctx, id, j.content, turn.Events{
+		End: func(final []byte) {
+			s.hub.publishEnd(id, final)
+			published = true
+		},
 		User: func(m core.Message) {
 			// The sender shows its own copy since it sent it.
 			s.hub.broadcastExcept(id, j.from, protocol.Encode(protocol.UserMessage{Type: protocol.TypeUserMessage, SessionID: id, Content: m.Content, Timestamp: m.Timestamp, Channel: j.channel}))
@@ -47,8 +54,20 @@ func (s *Server) runTurn(ctx context.Context, id string, j job) []byte {
 		},
 		Status: s.statusTo(id),
 	})
+	if !published { // the turn ended before it held the session's lease
+		s.hub.publish(id, relayEvent, final)
+	}
 	s.ocEnd(run, final)
 	return final
+}
+
+// TurnInterrupted tells the clients of session id, on every gateway, that
+// its turn ended with its gateway (which died) and was saved as m: the
+// interrupted reply with the text that gateway had streamed
+// (pgstore.Options.OnInterrupted).
+func (s *Server) TurnInterrupted(id string, m core.Message) {
+	s.hub.broadcast(id, turn.ErrorEvent(protocol.CodeShuttingDown,
+		"the gateway running this turn stopped before it finished; the reply so far is saved, marked interrupted", id))
 }
 
 // statusTo tells the clients of session id what its turn waits for.

@@ -22,6 +22,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/miniclaw/miniclaw/internal/core"
 )
 
 // Options configure a Store.
@@ -32,6 +34,19 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// MaxTurns bounds the lease pool: the connections that hold the turns
+	// this process runs, one each, from before a turn's user message is
+	// appended until its reply is stored (or waits for another gateway's
+	// turn of the session). DefaultMaxTurns when 0.
+	MaxTurns int32
+	// Gateway names this process in the turns it records, for the marker of
+	// a turn it leaves when it dies; a random name when empty.
+	Gateway string
+	// OnInterrupted, when set, is called with the marker this process
+	// appended to session id for a turn a stopped gateway left, so that the
+	// session's clients can be told. It runs on the store's goroutines and
+	// must not block for long.
+	OnInterrupted func(id string, m core.Message)
 }
 
 // DefaultMaxConns is the pool's bound when Options.MaxConns is 0.
@@ -45,6 +60,15 @@ type Store struct {
 	where string // the database, for people: no password
 
 	recent recentLRU // Recent's caches (recent.go)
+
+	// leasePool holds the connections of the turns this process runs
+	// (lease.go); it has keepalives set, so the server ends a dead
+	// gateway's connection, and its lock, in time.
+	leasePool     *pgxpool.Pool
+	gateway       string
+	onInterrupted func(id string, m core.Message)
+	stopSweep     context.CancelFunc
+	swept         chan struct{} // closed when the sweeper has stopped
 
 	leaseMu sync.Mutex
 	leases  map[string]*lease // sessions whose turn this process holds
@@ -64,9 +88,7 @@ type db interface {
 // may now run a turn) can no longer write to the session; else the pool.
 func (s *Store) withWriter(id string, fn func(db) error) error {
 	if l := s.heldLease(id); l != nil {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return fn(l.conn)
+		return l.use(fn)
 	}
 	return fn(s.pool)
 }
@@ -108,6 +130,10 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 	if from != to {
 		s.log.Info("database schema migrated", "from", from, "to", to)
 	}
+	if err := s.openLeases(ctx, cfg, opt); err != nil {
+		s.pool.Close()
+		return nil, fmt.Errorf("%s: %w", s.where, err)
+	}
 	return s, nil
 }
 
@@ -140,5 +166,11 @@ func (s *Store) CheckWritable() error {
 // by another one is seen by the next read.
 func (s *Store) Watch() error { return nil }
 
-// Close closes the pool.
-func (s *Store) Close() { s.pool.Close() }
+// Close stops the sweeper and closes the pools, once every turn this
+// process took is unlocked (a pool's Close waits for its connections).
+func (s *Store) Close() {
+	s.stopSweep()
+	<-s.swept
+	s.leasePool.Close()
+	s.pool.Close()
+}

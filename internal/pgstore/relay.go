@@ -103,6 +103,9 @@ type Relay struct {
 type outNotice struct {
 	session, kind string
 	data          []byte // JSON; for a chunk, the raw text until sent
+	// flushed, when set, makes this entry no notice but Flush's marker:
+	// closed once what was queued before it is committed (or refused).
+	flushed chan struct{}
 }
 
 // notice is a notice on the wire.
@@ -203,6 +206,32 @@ func (r *Relay) Publish(session, kind string, data []byte) {
 	}
 }
 
+// Flush waits until every notice published before it was called has been
+// sent (committed, so other gateways' listeners get it before anything
+// committed later) or refused, or until ctx is done. A turn flushes its
+// ending event before it releases its session's lease, so another
+// gateway's next turn of the session never reaches a client first.
+func (r *Relay) Flush(ctx context.Context) error {
+	done := make(chan struct{})
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.queue = append(r.queue, outNotice{flushed: done})
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
 // dropLocked counts a notice of session as dropped and marks it for a
 // resync. Caller holds r.mu.
 func (r *Relay) dropLocked(session string) {
@@ -240,6 +269,11 @@ func (r *Relay) publishLoop(ctx context.Context) {
 			}
 		}
 		err := r.send(ctx, batch)
+		for _, n := range batch {
+			if n.flushed != nil {
+				close(n.flushed)
+			}
+		}
 		if err == nil {
 			backoff = relayMinBackoff
 			continue
@@ -250,7 +284,9 @@ func (r *Relay) publishLoop(ctx context.Context) {
 		r.log.Warn("relay: publishing failed; retrying", "notices", len(batch), "err", err)
 		r.mu.Lock()
 		for _, n := range batch {
-			r.dropLocked(n.session)
+			if n.flushed == nil {
+				r.dropLocked(n.session)
+			}
 		}
 		r.mu.Unlock()
 		if closed || !sleepJitter(ctx, backoff) {
@@ -272,6 +308,9 @@ SELECT pg_notify($1, json_build_object('g', $3::text, 's', $4::text, 'k', $5::te
 func (r *Relay) send(ctx context.Context, batch []outNotice) error {
 	var b pgx.Batch
 	for _, n := range batch {
+		if n.flushed != nil {
+			continue
+		}
 		data := n.data
 		if n.kind == RelayChunk {
 			data, _ = json.Marshal(string(n.data)) // a string always encodes
@@ -286,6 +325,9 @@ func (r *Relay) send(ctx context.Context, batch []outNotice) error {
 		} else {
 			b.Queue("SELECT pg_notify($1, $2)", relayChannel, string(payload))
 		}
+	}
+	if b.Len() == 0 { // only Flush markers
+		return nil
 	}
 	return r.pool.SendBatch(ctx, &b).Close()
 }

@@ -52,6 +52,11 @@ type Events struct {
 	// holds the session's turn, and with protocol.StatusRunning once that
 	// wait is over; message is a sentence for people.
 	Status func(state, message string)
+	// End is called with the event that ends a turn that held the
+	// session's lease (the value Play returns), while it still holds it:
+	// what it sends reaches other gateways before their next turn of the
+	// session can start.
+	End func(final []byte)
 }
 
 // Play plays the user message content on session id and returns the event
@@ -60,13 +65,26 @@ type Events struct {
 // core.ErrInterrupted). Whatever the runtime produced, also on failure, is
 // appended before Play returns: a caller that got message_done can rely on
 // both the user message and the reply being on disk.
-func (p *Player) Play(ctx context.Context, id, content string, ev Events) []byte {
+//
+// A turn whose lease is lost (session.Lease.Lost: the store can no longer
+// vouch that no other gateway runs a turn of the session) is stopped, its
+// context cancelled with core.ErrLeaseLost, and writes nothing more; it
+// ends with an internal error (the server lost its database connection),
+// and whoever takes the session's turn next marks it interrupted.
+func (p *Player) Play(ctx context.Context, id, content string, ev Events) (final []byte) {
 	log := p.Log.With("session", id)
 	lock, failed := p.Lock(ctx, id, log, ev.Status)
 	if failed != nil {
 		return failed
 	}
-	defer lock.Unlock()
+	defer func() {
+		if ev.End != nil {
+			ev.End(final)
+		}
+		lock.Unlock()
+	}()
+	ctx, unwatch := watchLease(ctx, lock)
+	defer unwatch()
 	started := time.Now()
 	user := core.Message{Role: core.RoleUser, Content: content, Timestamp: started.UnixMilli()}
 	if _, err := p.Store.Append(id, user); err != nil {
@@ -82,7 +100,7 @@ func (p *Player) Play(ctx context.Context, id, content string, ev Events) []byte
 	}
 
 	res, runErr := p.Runtime.Run(ctx, id, recent.Messages, agent.Events{
-		OnText:         ev.Text,
+		OnText:         saveText(lock, ev.Text),
 		OnToolStart:    ev.ToolStart,
 		OnToolDone:     ev.ToolDone,
 		OnToolProgress: ev.ToolProgress,
@@ -93,6 +111,10 @@ func (p *Player) Play(ctx context.Context, id, content string, ev Events) []byte
 			}
 		},
 	})
+	if errors.Is(context.Cause(ctx), core.ErrLeaseLost) {
+		log.Warn("turn stopped: its lease was lost, its reply is not saved", "ms", time.Since(started).Milliseconds())
+		return ErrorEvent(protocol.CodeInternal, core.ErrLeaseLost.Error()+": the turn stopped, and its reply was not saved", id)
+	}
 	if _, err := p.Store.Append(id, res.Messages...); err != nil {
 		log.Error("assistant reply not persisted", "err", err)
 		return ErrorEvent(protocol.CodeInternal, "the reply could not be saved: "+err.Error(), id)
@@ -115,6 +137,50 @@ func (p *Player) Play(ctx context.Context, id, content string, ev Events) []byte
 	done.Context = contextUse(res.Messages, p.Runtime.ContextWindow)
 	log.Debug("turn done", "ms", time.Since(started).Milliseconds())
 	return protocol.Encode(done)
+}
+
+// textSaver is a lease that keeps the reply text streamed so far
+// (pgstore's), so that the interrupted marker of a turn its gateway leaves
+// unfinished holds what the session's clients saw.
+type textSaver interface{ SaveText(chunk string) }
+
+// saveText is the turn's text event: text, after lease keeps the chunk
+// when it can.
+func saveText(lease session.Lease, text func(string)) func(string) {
+	saver, ok := lease.(textSaver)
+	switch {
+	case !ok:
+		return text
+	case text == nil:
+		return saver.SaveText
+	}
+	return func(chunk string) {
+		saver.SaveText(chunk)
+		text(chunk)
+	}
+}
+
+// watchLease is ctx, cancelled with core.ErrLeaseLost when lease is lost,
+// and the function that stops watching.
+func watchLease(ctx context.Context, lease session.Lease) (context.Context, func()) {
+	lost := lease.Lost()
+	if lost == nil {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case <-lost:
+			cancel(core.ErrLeaseLost)
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		cancel(nil)
+		<-watched
+	}
 }
 
 // Lock takes the session's cross-process turn lock (see session.TurnLock)

@@ -1,36 +1,18 @@
 package e2e
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
-
-// resyncRelay is a gateway's relay with no other gateway behind it: each
-// value sent on its channel makes the gateway tell every client that events
-// may have been lost, as when a real relay's listener reconnects.
-type resyncRelay chan struct{}
-
-func (resyncRelay) Publish(string, string, []byte) {}
-
-func (r resyncRelay) Listen(ctx context.Context, deliver func(session, kind string, data []byte)) {
-	for {
-		select {
-		case <-r:
-			deliver("", "resync", nil)
-		case <-ctx.Done():
-			return
-		}
-	}
-}
 
 // A resync event (events relayed from another gateway may have been lost)
 // makes the WebChat reload the session's history: a turn whose events it
 // never got shows.
 func TestResyncReloadsHistory(t *testing.T) {
-	relay := make(resyncRelay)
+	relay := make(testutil.ResyncRelay)
 	g := startGateway(t, gwConfig{relay: relay})
 	tb := openTab(t, newBrowser(t), g.url())
 	tb.waitConnected()
