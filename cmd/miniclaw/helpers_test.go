@@ -370,6 +370,12 @@ func (w *wsClient) exchangeIn(ctx context.Context, sessionID, content string) er
 	if err := w.sendTo(ctx, sessionID, content); err != nil {
 		return err
 	}
+	return w.awaitReply(ctx, content)
+}
+
+// awaitReply reads until the message_done that answers content (see
+// exchange); an error event is returned as an error.
+func (w *wsClient) awaitReply(ctx context.Context, content string) error {
 	want := "echo: " + content
 	for {
 		ev, err := w.read(ctx)
