@@ -54,7 +54,7 @@ func measureGateways(ctx context.Context, b *bench) error {
 			return fmt.Errorf("fan-out, %s: %w", r, err)
 		}
 	}
-	b.note("gateways: the closed loop runs -gateway-sessions sessions, one WebSocket each, spread round robin over the gateways (as a load balancer would), for %s after %s of warm-up; **turn** = send → message_done at the sender, **first chunk** = send → first chunk; the CPU per turn is the gateways' only (PostgreSQL's own is not counted). The fan-out runs one session: a client on gateway A sends -fanout-turns messages one after the other, a second client on A and one on C only watch; for each chunk and message_done, the delay is its arrival at the watcher minus its arrival at the sender (which A's hub serves first-hand; negative when A's hub happened to serve the watcher first), the first 10 turns left out. On the files store a client of another gateway sees nothing of the turn (there is no relay between gateways on files), so only the local figure is given.", b.cfg.loadDuration, b.cfg.loadWarmup)
+	b.note("gateways: the closed loop runs -gateway-sessions sessions, one WebSocket each, spread round robin over the gateways (as a load balancer would), for %s after %s of warm-up; **turn** = send → message_done at the sender, **first chunk** = send → first chunk; the CPU per turn is the gateways' and, on a throwaway cluster, PostgreSQL's (its postmaster and backends; not measured on -database-url). The fan-out runs one session: a client on gateway A sends -fanout-turns messages one after the other, a second client on A and one on C only watch; for each chunk and message_done, the delay is its arrival at the watcher minus its arrival at the sender (which A's hub serves first-hand; negative when A's hub happened to serve the watcher first), the first 10 turns left out. On the files store a client of another gateway sees nothing of the turn (there is no relay between gateways on files), so only the local figure is given.", b.cfg.loadDuration, b.cfg.loadWarmup)
 	return nil
 }
 
@@ -129,7 +129,11 @@ func (b *bench) gatewaysLoad(ctx context.Context, pg *pgServer, r gatewaysRun) e
 	}
 	defer killGateways(cs)
 	logf("  %s, %d sessions: %s warm-up + %s", r, b.cfg.gwSessions, b.cfg.loadWarmup, b.cfg.loadDuration)
-	res, err := runLoad(ctx, cs, loadSpec{sessions: b.cfg.gwSessions, prefix: "gw", warmup: b.cfg.loadWarmup, duration: b.cfg.loadDuration, turnTimeout: b.cfg.turnTimeout})
+	sp := loadSpec{sessions: b.cfg.gwSessions, prefix: "gw", warmup: b.cfg.loadWarmup, duration: b.cfg.loadDuration, turnTimeout: b.cfg.turnTimeout}
+	if r.store == "postgres" {
+		sp.dbCPU = pg.cpuFunc()
+	}
+	res, err := runLoad(ctx, cs, sp)
 	if err != nil {
 		return err
 	}
@@ -140,10 +144,15 @@ func (b *bench) gatewaysLoad(ctx context.Context, pg *pgServer, r gatewaysRun) e
 		return fmt.Errorf("no turn completed in the measured window (failures %d: %v)", res.failures, res.samples)
 	}
 	label := fmt.Sprintf("gateways: %s, %d sessions", r, b.cfg.gwSessions)
+	perTurn := func(d time.Duration) string { return ms(d / time.Duration(max(1, res.completed))) }
+	cpu := "gateways' CPU " + perTurn(res.serverCPU) + "/turn"
+	if sp.dbCPU != nil {
+		cpu += ", PostgreSQL's " + perTurn(res.dbCPU) + "/turn"
+	}
 	b.add(label,
-		fmt.Sprintf("**%s turns/s**; turn p50 %s, p99 %s; first chunk p50 %s, p99 %s (gateways' CPU %s/turn, %d failures, %d wrong replies)",
+		fmt.Sprintf("**%s turns/s**; turn p50 %s, p99 %s; first chunk p50 %s, p99 %s (%s, %d failures, %d wrong replies)",
 			thousands(res.turnsPerSec()), ms(pct(res.turn, 50)), ms(pct(res.turn, 99)), ms(pct(res.first, 50)), ms(pct(res.first, 99)),
-			ms(res.serverCPU/time.Duration(max(1, res.completed))), res.failures, res.mismatches),
+			cpu, res.failures, res.mismatches),
 		"—", "info")
 	if res.failures > 0 || res.mismatches > 0 {
 		b.note("%s: %d failed turns and %d wrong replies, e.g. %s", label, res.failures, res.mismatches, oneLine(fmt.Sprint(res.samples)))

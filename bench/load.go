@@ -27,7 +27,10 @@ type loadSpec struct {
 	think       time.Duration // mean think time (uniform 0.5x-1.5x); 0 = closed loop without pause
 	turnTimeout time.Duration
 	stop        <-chan struct{} // optional: ends the run early
-	measuring   chan struct{}   // optional: closed when the warm-up ends
+	// dbCPU, when set, is the CPU time the database server has used (the
+	// gateways' store on PostgreSQL), sampled with the gateways'.
+	dbCPU     func() time.Duration
+	measuring chan struct{} // optional: closed when the warm-up ends
 }
 
 // clientStats is what one client saw; merged after the run.
@@ -57,6 +60,7 @@ type loadResult struct {
 	mismatches          int
 	samples             []string
 	serverCPU, benchCPU time.Duration
+	dbCPU               time.Duration // in the window, with spec.dbCPU
 	chunksPerTurn       float64
 	otherShare          float64 // CPU share of all cores used by other processes in the window
 	stealShare          float64 // CPU share stolen by the hypervisor in the window
@@ -103,23 +107,23 @@ func runLoad(ctx context.Context, cs []*child, sp loadSpec) (*loadResult, error)
 	case <-time.After(time.Until(warmEnd)):
 	case <-runCtx.Done():
 	}
-	cpu0, self0, sys0 := gatewaysCPU(cs), cpuTime(os.Getpid()), readSysCPU()
+	cpu0, self0, sys0, db0 := gatewaysCPU(cs), cpuTime(os.Getpid()), readSysCPU(), sp.databaseCPU()
 	measureStart := time.Now()
 	if sp.measuring != nil {
 		close(sp.measuring)
 	}
 	<-runCtx.Done()
 	window := time.Since(measureStart)
-	cpu1, self1, sys1 := gatewaysCPU(cs), cpuTime(os.Getpid()), readSysCPU()
+	cpu1, self1, sys1, db1 := gatewaysCPU(cs), cpuTime(os.Getpid()), readSysCPU(), sp.databaseCPU()
 
 	// Clients finish the turn they are in, each bounded by turnTimeout.
 	if err := waitClients(&wg, conns, sp.turnTimeout+5*time.Second); err != nil {
 		return nil, fmt.Errorf("load clients: %w", err)
 	}
 
-	r := &loadResult{spec: sp, window: window, serverCPU: cpu1 - cpu0, benchCPU: self1 - self0}
+	r := &loadResult{spec: sp, window: window, serverCPU: cpu1 - cpu0, benchCPU: self1 - self0, dbCPU: db1 - db0}
 	if all := sys1.total - sys0.total; all > 0 {
-		r.otherShare = float64(sys1.busy-sys0.busy-r.serverCPU-r.benchCPU) / float64(all)
+		r.otherShare = float64(sys1.busy-sys0.busy-r.serverCPU-r.benchCPU-r.dbCPU) / float64(all)
 		r.stealShare = float64(sys1.steal-sys0.steal) / float64(all)
 	}
 	var chunks, turns int
@@ -142,6 +146,14 @@ func runLoad(ctx context.Context, cs []*child, sp loadSpec) (*loadResult, error)
 		r.chunksPerTurn = float64(chunks) / float64(turns)
 	}
 	return r, nil
+}
+
+// databaseCPU is sp.dbCPU(), or 0 without one.
+func (sp loadSpec) databaseCPU() time.Duration {
+	if sp.dbCPU == nil {
+		return 0
+	}
+	return sp.dbCPU()
 }
 
 // gatewaysCPU is the CPU time the gateways cs have used, summed.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -141,6 +142,41 @@ func (p *pgServer) where() string {
 		return "a throwaway cluster the bench started on " + u.Host + " (fsync=off, as the files store runs with FSYNC=never here)"
 	}
 	return "-database-url " + u.Redacted()
+}
+
+// cpuFunc returns what the server's processes have used of the CPU so far
+// (the postmaster and its children, the backends), or nil when the server
+// is not the bench's own.
+func (p *pgServer) cpuFunc() func() time.Duration {
+	if p.proc == nil {
+		return nil
+	}
+	return func() time.Duration { return treeCPU(p.proc.pid) }
+}
+
+// treeCPU is the user+system CPU time of process pid and its live
+// children, from /proc. (PostgreSQL's backends each start a session of
+// their own: the postmaster's process group does not hold them.)
+func treeCPU(parent int) time.Duration {
+	entries, _ := os.ReadDir("/proc")
+	var d time.Duration
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// After the parenthesised command: state, ppid.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if pid == parent || len(f) > 1 && f[1] == strconv.Itoa(parent) {
+			d += cpuTime(pid)
+		}
+	}
+	return d
 }
 
 // newDatabase creates an empty database for one run and returns its URL.
