@@ -29,13 +29,16 @@ const leaseBound = 15 * time.Second
 // waitBound is the longest a test waits for a state it polls for.
 const waitBound = 30 * time.Second
 
-// pgGateway is gateway name on database dbURL, with a workspace and data
-// directory of its own; extra is added to its environment (see gatewayEnv).
+// pgGateway is a gateway on PostgreSQL and the environment it runs with
+// (which `miniclaw sessions` reuses to reach the same database).
 type pgGateway struct {
 	*gatewayProc
 	env map[string]string
 }
 
+// startPGGateway starts gateway name on database dbURL, with a workspace
+// and data directory of its own; extra is added to its environment (see
+// gatewayEnv).
 func startPGGateway(t *testing.T, name, dbURL string, extra map[string]string) *pgGateway {
 	t.Helper()
 	ws := t.TempDir()
