@@ -62,6 +62,9 @@ type conn struct {
 	stopped  bool        // kill or shutdown happened: no new work starts
 	graceful bool        // stopped by shutdown: write the queue, then close 1001
 	ping     *time.Timer // nil until startKeepalive
+	// closing is closed when the close handshake kill started returns; nil
+	// until kill closes the connection.
+	closing chan struct{}
 
 	workers sync.WaitGroup // flush, ping and close goroutines; Add only under mu while !stopped, or by stop itself
 }
@@ -239,11 +242,28 @@ func (c *conn) kill(code websocket.StatusCode, reason string) {
 		return
 	}
 	c.stopLocked(false)
+	done := make(chan struct{})
+	c.closing = done
 	c.workers.Add(1)
 	go func() {
 		defer c.workers.Done()
+		defer close(done)
 		c.ws.Close(code, reason)
 	}()
+}
+
+// closed waits for the close handshake kill started, if it did. The
+// handler waits for it before it cancels ctx: a write still in flight when
+// ctx ends makes the WebSocket library drop the connection, and the close
+// frame (1007 for a frame that is not UTF-8...) would never be sent. The
+// library bounds the handshake (5 s to write, 5 s to hear back).
+func (c *conn) closed() {
+	c.mu.Lock()
+	done := c.closing
+	c.mu.Unlock()
+	if done != nil {
+		<-done
+	}
 }
 
 // shutdown writes what is queued, then closes with 1001.

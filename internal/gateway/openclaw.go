@@ -84,6 +84,7 @@ func (s *Server) serveOpenClaw(w http.ResponseWriter, r *http.Request) {
 
 	s.oc.remove(c)
 	c.kill(websocket.StatusNormalClosure, "")
+	c.closed()
 	cancel()
 	ticks.Wait()
 	c.wait()

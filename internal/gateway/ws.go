@@ -89,6 +89,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 
 	s.hub.detach(c)
 	c.kill(websocket.StatusNormalClosure, "")
+	c.closed()
 	cancel()
 	c.wait()
 }
