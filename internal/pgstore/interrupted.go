@@ -22,9 +22,12 @@ const sweepEvery = 5 * time.Second
 
 // settleTx settles the turn recorded for session sid, if any, in tx, whose
 // connection holds the session's lock: the row is deleted and, while the
-// session is live, an interrupted assistant message holding the reply text
-// the dead gateway had saved is appended. It returns that message, or nil
-// when there was no turn to settle.
+// session is live and its last message is a user message with no reply, an
+// interrupted assistant message holding the reply text the dead gateway had
+// saved is appended. A row is also left by a turn that stored its reply
+// but could not delete the row, or could not store its user message (the
+// database went away): that exchange needs no marker. It returns the
+// marker, or nil when there was none to append.
 func (s *Store) settleTx(ctx context.Context, tx pgx.Tx, sid int64) (*core.Message, error) {
 	var (
 		id, gateway, partial string
@@ -33,6 +36,14 @@ func (s *Store) settleTx(ctx context.Context, tx pgx.Tx, sid int64) (*core.Messa
 	err := tx.QueryRow(ctx, `DELETE FROM turns t USING sessions s WHERE t.sid = $1 AND s.sid = t.sid
 		RETURNING s.id, t.gateway, t.partial, s.archived_at IS NULL`, sid).Scan(&id, &gateway, &partial, &live)
 	if errors.Is(err, pgx.ErrNoRows) || err == nil && !live {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("settle an interrupted turn: %w", err)
+	}
+	var last string
+	err = tx.QueryRow(ctx, "SELECT role FROM messages WHERE sid = $1 ORDER BY seq DESC LIMIT 1", sid).Scan(&last)
+	if errors.Is(err, pgx.ErrNoRows) || err == nil && last != core.RoleUser {
 		return nil, nil
 	}
 	if err != nil {

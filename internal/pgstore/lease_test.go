@@ -285,6 +285,9 @@ func TestDeadGatewaysTurnMarkedOnce(t *testing.T) {
 			stores, marks, admin := gateways(t, 3, "s1")
 			ctx := context.Background()
 			l := lock(t, stores[0], "s1")
+			if _, err := stores[0].Append("s1", core.Message{Role: core.RoleUser, Content: "question", Timestamp: time.Now().UnixMilli()}); err != nil {
+				t.Fatal(err)
+			}
 			l.held().SaveText("half ")
 			l.held().SaveText("a rep")
 			waitFor(t, 10*time.Second, "the reply text so far is not saved", func() bool {
@@ -318,6 +321,38 @@ func TestDeadGatewaysTurnMarkedOnce(t *testing.T) {
 			}
 			var rows int
 			if err := admin.QueryRow(ctx, "SELECT count(*) FROM turns").Scan(&rows); err != nil || rows != 0 {
+				t.Fatalf("%d turns rows left (%v)", rows, err)
+			}
+		})
+	}
+}
+
+// TestLeftoverRowOfAnAnsweredTurnIsNoMarker: a turns row is also left by a
+// turn whose database went away after its reply was stored (the row could
+// not be deleted) or before its user message was: the next turn deletes it
+// and appends no interrupted reply after an exchange that is whole.
+func TestLeftoverRowOfAnAnsweredTurnIsNoMarker(t *testing.T) {
+	for _, stored := range [][]string{{core.RoleUser, core.RoleAssistant}, {}} {
+		t.Run(fmt.Sprintf("%d messages", len(stored)), func(t *testing.T) {
+			stores, marks, admin := gateways(t, 2, "s1")
+			l := lock(t, stores[0], "s1")
+			for _, role := range stored {
+				if _, err := stores[0].Append("s1", core.Message{Role: role, Content: role + " text", Timestamp: time.Now().UnixMilli()}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			die(l)
+			lock(t, stores[1], "s1").Unlock()
+			msgs, _, err := stores[1].Load("s1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msgs) != len(stored) || len(marks[1]) != 0 {
+				b, _ := json.Marshal(msgs)
+				t.Fatalf("transcript %s, %d OnInterrupted calls; want the %d messages stored and no marker", b, len(marks[1]), len(stored))
+			}
+			var rows int
+			if err := admin.QueryRow(context.Background(), "SELECT count(*) FROM turns").Scan(&rows); err != nil || rows != 0 {
 				t.Fatalf("%d turns rows left (%v)", rows, err)
 			}
 		})
