@@ -202,6 +202,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, session.ErrInvalidID):
 		return http.StatusBadRequest
+	case errors.Is(err, session.ErrBusy):
+		return http.StatusConflict
 	default:
 		return http.StatusInternalServerError
 	}
@@ -214,6 +216,8 @@ func codeOf(err error) protocol.Code {
 		return protocol.CodeNotFound
 	case errors.Is(err, session.ErrInvalidID):
 		return protocol.CodeBadRequest
+	case errors.Is(err, session.ErrBusy):
+		return protocol.CodeConflict
 	default:
 		return protocol.CodeInternal
 	}

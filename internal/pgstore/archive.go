@@ -16,7 +16,10 @@ import (
 // gets archived_at and the name the files store would give its archived
 // transcript, <id>.<UTC time>.jsonl (<UTC time>-<n> when archives of the
 // ID in the same millisecond took that), which it returns. An append racing
-// it waits for it and then finds the session gone (ErrNotFound).
+// it waits for it and then finds the session gone (ErrNotFound). A session
+// with a turn recorded (running on any gateway, or left by a dead one and
+// not yet marked interrupted) is refused with ErrBusy: its reply would
+// have nowhere to go.
 func (s *Store) Archive(id string) (string, error) {
 	if err := validID(id); err != nil {
 		return "", err
@@ -35,6 +38,13 @@ func (s *Store) Archive(id string) (string, error) {
 			}
 			if err != nil {
 				return err
+			}
+			var running bool
+			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM turns WHERE sid = $1)", sid).Scan(&running); err != nil {
+				return err
+			}
+			if running {
+				return fmt.Errorf("session %s: archive: %w; abort it or wait", id, session.ErrBusy)
 			}
 			// The names taken are stamp.jsonl, stamp-1.jsonl, ...: as many as
 			// the archives of the ID with this stamp.

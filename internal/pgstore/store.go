@@ -30,7 +30,7 @@ func op() (context.Context, context.CancelFunc) {
 // user and database only). An error that already says what happened to the
 // session (not found, invalid ID, live) is returned as it is.
 func (s *Store) failed(id, what string, err error) error {
-	for _, known := range []error{session.ErrNotFound, session.ErrInvalidID, session.ErrAmbiguous, session.ErrLive} {
+	for _, known := range []error{session.ErrNotFound, session.ErrInvalidID, session.ErrAmbiguous, session.ErrLive, session.ErrBusy} {
 		if errors.Is(err, known) {
 			return err
 		}

@@ -119,6 +119,10 @@ func (s *Store) Fork(id string, n int, newID string) (Meta, []LineError, error) 
 // ErrLive is returned by Unarchive when a live session has the ID.
 var ErrLive = errors.New("a live session has this ID")
 
+// ErrBusy is returned by Archive when a store that knows of the session's
+// running turns (PostgreSQL: any gateway's) has one running.
+var ErrBusy = errors.New("a turn of this session is running")
+
 // Archived is one archived copy of a session: its meta (rebuilt from the
 // transcript when the archived meta file is missing or stale), when it was
 // archived, and its transcript's name in the sessions directory.

@@ -1,0 +1,27 @@
+package pgstore
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/miniclaw/miniclaw/internal/session"
+)
+
+// TestArchiveRefusedWhileATurnRuns: a gateway cannot see the turns another
+// one runs in its lanes, so the store refuses to archive a session whose
+// turn is recorded (its reply would have nowhere to go), and archives it
+// once the turn is over.
+func TestArchiveRefusedWhileATurnRuns(t *testing.T) {
+	stores, _, _ := gateways(t, 2, "s1")
+	l := lock(t, stores[0], "s1")
+	if _, err := stores[1].Archive("s1"); !errors.Is(err, session.ErrBusy) {
+		t.Fatalf("Archive during another gateway's turn: %v, want ErrBusy", err)
+	}
+	if _, err := stores[1].Get("s1"); err != nil {
+		t.Fatalf("the session after the refused archive: %v", err)
+	}
+	l.Unlock()
+	if _, err := stores[1].Archive("s1"); err != nil {
+		t.Fatalf("Archive after the turn: %v", err)
+	}
+}
