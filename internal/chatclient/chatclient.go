@@ -687,7 +687,7 @@ func (c *client) handleEvent(ctx context.Context, ev event) {
 		c.turnEnded()
 	case protocol.TypeUserMessage: // another client's turn starts (never our own)
 		c.endTurn() // the previous turn's end came before: this is in case it was lost
-		c.turn, c.out.aside = foreignTurn, true
+		c.setTurn(foreignTurn)
 		c.out.printf("› %s", strings.ReplaceAll(ev.Content, "\n", "\n  "))
 	case protocol.TypeCompaction:
 		c.out.printf("%s", CompactionLine(ev.CoveredMessages, ev.TokensBefore, ev.TokensAfter))
@@ -701,24 +701,20 @@ func (c *client) handleEvent(ctx context.Context, ev event) {
 }
 
 // gatewayError handles an error event. Most end the running turn, and are
-// sent to every client of the session; a few answer only a frame of this
-// client's and end no turn: not_running an /abort, queue_full the message
-// just sent (refused: it gets no turn), conflict a /compact.
+// sent to every client of the session; two answer only a frame of this
+// client's and end no turn: not_running an /abort, and queue_full the
+// message just sent, refused (it gets no turn).
 func (c *client) gatewayError(ev event) {
-	switch protocol.Code(ev.Code) {
-	case protocol.CodeNotRunning:
-		c.out.printf("error [%s]: %s", ev.Code, ev.Message)
-	case protocol.CodeQueueFull:
-		c.out.printf("error [%s]: %s", ev.Code, ev.Message)
+	code := protocol.Code(ev.Code)
+	ends := code != protocol.CodeNotRunning && code != protocol.CodeQueueFull
+	own := ends && c.turnEvent() == ownTurn
+	c.out.printf("error [%s]: %s", ev.Code, ev.Message)
+	switch {
+	case code == protocol.CodeQueueFull:
 		c.failed = true
 		c.refused()
-	case protocol.CodeConflict:
-		c.out.printf("error [%s]: %s", ev.Code, ev.Message)
-		c.failed = true
-	default:
-		own := c.turnEvent() == ownTurn
-		c.out.printf("error [%s]: %s", ev.Code, ev.Message)
-		// Another client's failed turn is not a failure of this one's
+	case ends:
+		// Another client's failed turn is no failure of this one's
 		// messages (a script's exit status).
 		c.failed = c.failed || own
 		c.turnEnded()
@@ -827,7 +823,7 @@ func (c *client) attachTurn(ctx context.Context) {
 	}
 	if busy {
 		if c.pending == 0 {
-			c.turn, c.out.aside = foreignTurn, true
+			c.setTurn(foreignTurn)
 		}
 		return // the rest of the turn streams in
 	}
@@ -847,8 +843,8 @@ func (c *client) attachTurn(ctx context.Context) {
 			c.failed = true
 		}
 	}
-	c.queued = nil
-	c.pending, c.turn = 1, ownTurn
+	c.queued, c.pending = nil, 1
+	c.setTurn(ownTurn)
 	c.turnEnded()
 }
 
@@ -861,10 +857,10 @@ func (c *client) turnEvent() turnOwner {
 		return c.turn
 	}
 	if c.pending == 0 {
-		c.turn, c.out.aside = foreignTurn, true
+		c.setTurn(foreignTurn)
 		return c.turn
 	}
-	c.turn = ownTurn
+	c.setTurn(ownTurn)
 	if len(c.queued) > 0 && len(c.queued) >= c.pending {
 		c.out.printf("↳ reply to: %s", clipRunes(termsafe.Line(c.queued[0]), 40))
 		c.queued = c.queued[1:]
@@ -889,7 +885,14 @@ func (c *client) turnEnded() {
 // endTurn forgets the turn whose events arrived, ending its reply's line.
 func (c *client) endTurn() {
 	c.out.endLine()
-	c.turn, c.out.aside, c.streamed = noTurn, false, false
+	c.setTurn(noTurn)
+	c.streamed = false
+}
+
+// setTurn says whose turn the next events are part of; another client's
+// reply text goes aside (see output).
+func (c *client) setTurn(t turnOwner) {
+	c.turn, c.out.aside = t, t == foreignTurn
 }
 
 // refused counts the message sent last, which the gateway refused: it
