@@ -53,8 +53,10 @@ type Options struct {
 	In  io.Reader
 	Out io.Writer
 	// Stderr takes everything but the replies in line mode (connection
-	// notes, tool, usage, compaction and status lines, errors), so that Out
-	// holds the replies alone; nil means Out. A terminal shows all on Out.
+	// notes, tool, usage, compaction and status lines, errors, and other
+	// clients' messages and replies on the session), so that Out holds
+	// this client's replies alone; nil means Out. A terminal shows all on
+	// Out.
 	Stderr io.Writer
 	// Terminal says In and Out are a terminal already in raw mode: lines are
 	// edited with history (golang.org/x/term) and Ctrl-C arrives as a key.
