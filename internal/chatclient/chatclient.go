@@ -53,8 +53,10 @@ type Options struct {
 	In  io.Reader
 	Out io.Writer
 	// Stderr takes everything but the replies in line mode (connection
-	// notes, tool, usage, compaction and status lines, errors), so that Out
-	// holds the replies alone; nil means Out. A terminal shows all on Out.
+	// notes, tool, usage, compaction and status lines, errors, and other
+	// clients' messages and replies on the session), so that Out holds
+	// this client's replies alone; nil means Out. A terminal shows all on
+	// Out.
 	Stderr io.Writer
 	// Terminal says In and Out are a terminal already in raw mode: lines are
 	// edited with history (golang.org/x/term) and Ctrl-C arrives as a key.
@@ -113,6 +115,24 @@ A line starting with // is sent as a message starting with /.
 Ctrl-C aborts the running reply; pressed again within 2 s, or when nothing
 runs, it quits.`
 
+// turnOwner says whose turn the events arriving belong to. The gateway
+// runs a session's turns one at a time in arrival order, each ended by
+// exactly one message_done or error, and announces a turn to every client
+// of the session but the sender with user_message before its events. So a
+// turn announced is another client's; one that is not is this client's
+// own when it awaits a reply (its message waited behind whatever ran when
+// it was sent), else another's that was running when this client attached
+// (see attachTurn). A turn that fails before its message is saved (the
+// turn lock not had, the store failing) is not announced either: it is
+// taken for this client's when it awaits a reply.
+type turnOwner int
+
+const (
+	noTurn      turnOwner = iota // no event of a turn since the last one's end
+	ownTurn                      // the reply to this client's oldest pending message
+	foreignTurn                  // another client's turn: its end answers nothing of ours
+)
+
 type dialResult struct {
 	link *link
 	err  error
@@ -133,12 +153,16 @@ type client struct {
 	switching bool   // the dial in progress is a /new or /switch
 	created   bool   // the session dialled was just created by this client
 	pending   int    // messages sent and not answered yet (message_done or error)
-	streamed  bool   // reply text was shown since the last answer
-	failed    bool   // an answer was an error
+	streamed  bool   // reply text was shown since the last turn's end
+	failed    bool   // an answer to a message of this client's was an error
 	lastIntr  time.Time
 	notice    string // said once after the first connected event: see providerNotice
-	// queued are the messages sent while a reply was awaited whose own
-	// replies have not started; each such reply is headed by its message.
+	// turn is whose turn the events arriving belong to.
+	turn turnOwner
+	// queued are the messages sent while a reply was awaited or another
+	// client's turn ran, whose own replies have not started: the last
+	// len(queued) of the pending ones. Each such reply is headed by its
+	// message.
 	queued  []string
 	tools   []core.ToolCallRecord // the tool calls shown, numbered from 1 for /tool
 	confirm string                // a /switch ID that waits for a yes to be created
@@ -284,6 +308,12 @@ func (c *client) loop(ctx context.Context, src *lineSource) error {
 	}
 }
 
+// replying says whether a reply streams or is awaited: this client's, or
+// another client's turn that this client's next message waits behind.
+func (c *client) replying() bool {
+	return c.pending > 0 || c.turn == foreignTurn
+}
+
 // wantInput says whether the loop takes another line now. A terminal is
 // always read (a message typed during a reply is queued by the gateway, and
 // commands work at any time); a script's lines wait for a connection and
@@ -354,7 +384,7 @@ func (c *client) readTerminalLine() (string, error) {
 
 // handleLine sends a message or runs a command. It reports whether to quit.
 func (c *client) handleLine(ctx context.Context, line string) bool {
-	if c.term != nil && c.pending > 0 {
+	if c.term != nil && c.replying() {
 		// Typed below a reply: the line's echo goes, so that the reply
 		// goes on where it was; a message's own reply is headed by it.
 		c.out.erase(utf8.RuneCountInString(c.prompt+line)/c.width() + 1)
@@ -389,7 +419,7 @@ func (c *client) handleLine(ctx context.Context, line string) bool {
 		c.failed = true
 		return false
 	}
-	if c.pending > 0 {
+	if c.replying() {
 		c.queued = append(c.queued, text)
 	}
 	c.pending++
@@ -562,7 +592,8 @@ func (c *client) abort(ctx context.Context) {
 func (c *client) switchTo(ctx context.Context, id string) {
 	c.closeAll()
 	c.attached, c.retry = false, nil
-	c.pending, c.streamed, c.queued = 0, false, nil
+	c.pending, c.queued = 0, nil
+	c.endTurn()
 	c.setPrompt()
 	c.session, c.switching = id, true
 	c.backoff = minBackoff
@@ -627,31 +658,38 @@ func (c *client) handleEvent(ctx context.Context, ev event) {
 	case protocol.TypeConnected:
 		c.connected(ctx, ev)
 	case protocol.TypeChunk:
+		c.turnEvent()
 		c.out.text(ev.Content)
 		c.streamed = true
 	case protocol.TypeToolStart:
+		c.turnEvent()
 		c.tools = append(c.tools, core.ToolCallRecord{ID: ev.ToolCallID, Name: ev.ToolName, Input: ev.Input})
 		c.out.printf("%s", toolStartLines(len(c.tools), ev.ToolName, ev.Input, c.opt.Full))
 	case protocol.TypeToolProgress:
 		// Only a terminal can rewrite a line; elsewhere progress would
 		// be noise.
+		c.turnEvent()
 		if c.out.width != nil && ev.ToolCallID != "" {
 			n := c.toolNumber(ev)
 			c.out.replace("progress "+ev.ToolCallID, toolNumber(n)+ToolProgressLine(ev.ToolName, ev.Progress, ev.Total, ev.Message))
 		}
 	case protocol.TypeToolDone:
+		c.turnEvent()
 		c.out.drop("progress " + ev.ToolCallID)
 		n := c.toolDone(ev)
 		c.out.printf("%s", toolDoneLines(n, ev.ToolName, ev.Output, ev.IsError, c.opt.Full))
 	case protocol.TypeMessageDone:
+		c.turnEvent()
 		if !c.streamed {
 			c.out.text(ev.Content)
 		}
 		if line := usageLine(ev.Usage, ev.Context); line != "" {
 			c.out.printf("(%s)", line)
 		}
-		c.answered()
-	case protocol.TypeUserMessage: // another client's (never our own)
+		c.turnEnded()
+	case protocol.TypeUserMessage: // another client's turn starts (never our own)
+		c.endTurn() // the previous turn's end came before: this is in case it was lost
+		c.setTurn(foreignTurn)
 		c.out.printf("› %s", strings.ReplaceAll(ev.Content, "\n", "\n  "))
 	case protocol.TypeCompaction:
 		c.out.printf("%s", CompactionLine(ev.CoveredMessages, ev.TokensBefore, ev.TokensAfter))
@@ -660,11 +698,28 @@ func (c *client) handleEvent(ctx context.Context, ev event) {
 	case protocol.TypeResync: // events from another gateway may be missing
 		c.resync(ctx, ev)
 	case protocol.TypeError:
-		c.out.printf("error [%s]: %s", ev.Code, ev.Message)
-		if ev.Code != string(protocol.CodeNotRunning) {
-			c.failed = true
-			c.answered()
-		}
+		c.gatewayError(ev)
+	}
+}
+
+// gatewayError handles an error event. Most end the running turn, and are
+// sent to every client of the session; two answer only a frame of this
+// client's and end no turn: not_running an /abort, and queue_full the
+// message just sent, refused (it gets no turn).
+func (c *client) gatewayError(ev event) {
+	code := protocol.Code(ev.Code)
+	ends := code != protocol.CodeNotRunning && code != protocol.CodeQueueFull
+	own := ends && c.turnEvent() == ownTurn
+	c.out.printf("error [%s]: %s", ev.Code, ev.Message)
+	switch {
+	case code == protocol.CodeQueueFull:
+		c.failed = true
+		c.refused()
+	case ends:
+		// Another client's failed turn is no failure of this one's
+		// messages (a script's exit status).
+		c.failed = c.failed || own
+		c.turnEnded()
 	}
 }
 
@@ -713,8 +768,8 @@ func (c *client) connected(ctx context.Context, ev event) {
 		c.resumeHistory(ctx, state)
 	default:
 		c.out.printf("Reconnected to session %s.", c.session)
-		c.catchUp(ctx)
 	}
+	c.attachTurn(ctx)
 	c.connects++
 	c.switching, c.created = false, false
 }
@@ -732,6 +787,14 @@ func (c *client) resumeHistory(ctx context.Context, state string) {
 // from another gateway, may have been lost: what streamed may be partial, so
 // a terminal shows the last turns from history again, as on resume.
 func (c *client) resync(ctx context.Context, ev event) {
+	if c.turn == foreignTurn {
+		// Relayed events are other gateways' turns, never this client's
+		// own: what was lost may be this one's end, which would then
+		// take this client's next reply for it. Should the turn still
+		// run, its next events are taken by the rule for turns not
+		// announced (see turnOwner).
+		c.endTurn()
+	}
 	if c.term == nil {
 		c.out.printf("(%s)", ev.Message)
 		return
@@ -740,21 +803,34 @@ func (c *client) resync(ctx context.Context, ev event) {
 	c.showHistory(ctx, resumeTurns, false)
 }
 
-// catchUp runs after a reconnect while replies were awaited: a turn that
-// finished while the connection was down sent its message_done to no one,
-// so its end is read from the transcript instead.
-func (c *client) catchUp(ctx context.Context) {
-	if c.pending == 0 {
-		return
-	}
+// attachTurn runs on each connected event: a turn that runs already was
+// not announced to this connection, so whose it is comes from the state of
+// the session. When no reply is awaited (the first connection, a switch)
+// it is another client's: its end answers nothing of this client's, whose
+// messages wait behind it. After a reconnect while replies were awaited it
+// is this client's own; and a turn that finished while the connection was
+// down sent its message_done to no one, so its end is read from the
+// transcript instead.
+func (c *client) attachTurn(ctx context.Context) {
+	// The rest of this client's reply cut by the loss streams on after
+	// what was shown of it.
+	streamed := c.streamed && c.turn == ownTurn
+	c.endTurn()
+	c.streamed = streamed
 	// Two: a /compact's summary record may follow the reply.
 	busy, page, err := c.gw.lastMessages(ctx, c.session, 2)
 	if err != nil {
-		c.out.printf("error: cannot check the reply: %v", err)
+		c.out.printf("error: cannot check whether a turn runs on session %s: %v", c.session, err)
 		return
 	}
 	if busy {
+		if c.pending == 0 {
+			c.setTurn(foreignTurn)
+		}
 		return // the rest of the turn streams in
+	}
+	if c.pending == 0 {
+		return
 	}
 	msgs := page.Messages
 	if n := len(msgs); n > 0 && msgs[n-1].Role == core.RoleSummary {
@@ -769,23 +845,67 @@ func (c *client) catchUp(ctx context.Context) {
 			c.failed = true
 		}
 	}
-	c.streamed, c.queued = false, nil
-	c.pending = 1
-	c.answered()
+	c.queued, c.pending = nil, 1
+	c.setTurn(ownTurn)
+	c.turnEnded()
 }
 
-// answered counts one message_done or error: the end of a reply.
-func (c *client) answered() {
-	c.out.endLine()
-	c.streamed = false
-	c.lastIntr = time.Time{} // a Ctrl-C from now on is about the next reply
-	if c.pending > 0 {
-		c.pending--
+// turnEvent is called for each event of a turn (its text, tools, end) and
+// says whose turn it is; the first event of a turn not announced decides
+// (see turnOwner). A reply to a message typed while another reply streamed
+// is headed by the message.
+func (c *client) turnEvent() turnOwner {
+	if c.turn != noTurn {
+		return c.turn
 	}
-	if c.pending > 0 && len(c.queued) > 0 {
-		// The next reply is to a message typed during this one.
+	if c.pending == 0 {
+		c.setTurn(foreignTurn)
+		return c.turn
+	}
+	c.setTurn(ownTurn)
+	if len(c.queued) > 0 && len(c.queued) >= c.pending {
 		c.out.printf("↳ reply to: %s", clipRunes(termsafe.Line(c.queued[0]), 40))
 		c.queued = c.queued[1:]
+	}
+	return c.turn
+}
+
+// turnEnded handles the event that ends a turn (message_done, or an error
+// that ends one); only the end of this client's own turn answers one of
+// its messages.
+func (c *client) turnEnded() {
+	own := c.turn == ownTurn
+	c.endTurn()
+	if !own || c.pending == 0 {
+		return
+	}
+	c.pending--
+	c.lastIntr = time.Time{} // a Ctrl-C from now on is about the next reply
+	c.setPrompt()
+}
+
+// endTurn forgets the turn whose events arrived, ending its reply's line.
+func (c *client) endTurn() {
+	c.out.endLine()
+	c.setTurn(noTurn)
+	c.streamed = false
+}
+
+// setTurn says whose turn the next events are part of; another client's
+// reply text goes aside (see output).
+func (c *client) setTurn(t turnOwner) {
+	c.turn, c.out.aside = t, t == foreignTurn
+}
+
+// refused counts the message sent last, which the gateway refused: it
+// gets no turn.
+func (c *client) refused() {
+	if c.pending == 0 {
+		return
+	}
+	c.pending--
+	if n := len(c.queued); n > 0 {
+		c.queued = c.queued[:n-1] // it was the last queued
 	}
 	c.setPrompt()
 }

@@ -188,7 +188,8 @@ func tokenCount(n int64) string {
 // output writes the client's output and knows whether the cursor is in the
 // middle of a line, so that a notice never lands after half a streamed reply.
 // Replies and what a command was asked to show go to w; notices go to notes
-// when it is set (pipe mode), else to w.
+// when it is set (pipe mode), else to w. So does the reply text of another
+// client's turn (aside), so that w carries this client's replies alone.
 //
 // On a terminal (width set) w is the line editor, which clears the line
 // being typed before each write and draws it again after. The line being
@@ -200,7 +201,10 @@ func tokenCount(n int64) string {
 type output struct {
 	w       io.Writer
 	notes   io.Writer
-	midLine bool
+	midLine bool // the last line of text is unfinished
+	// aside: the text is another client's reply; it goes where notes go.
+	// It changes only between turns, when no line is unfinished.
+	aside bool
 
 	width func() int // the terminal's width; nil in line mode
 	col   int        // the column after the reply's last line (0 to width)
@@ -217,7 +221,7 @@ func (o *output) text(s string) {
 	s = termsafe.Text(s)
 	o.last = ""
 	if o.width == nil {
-		io.WriteString(o.w, s)
+		io.WriteString(o.textWriter(), s)
 		o.midLine = !strings.HasSuffix(s, "\n")
 		return
 	}
@@ -257,9 +261,17 @@ func (o *output) text(s string) {
 // terminal it is there already: the reply's next text starts a new line.
 func (o *output) endLine() {
 	if o.midLine && o.width == nil {
-		io.WriteString(o.w, "\n")
+		io.WriteString(o.textWriter(), "\n")
 	}
 	o.midLine, o.col = false, 0
+}
+
+// textWriter is where reply text goes: w, or with aside where notes go.
+func (o *output) textWriter() io.Writer {
+	if o.aside && o.notes != nil {
+		return o.notes
+	}
+	return o.w
 }
 
 // writer is w for a command's output, which starts on a line of its own.
