@@ -467,6 +467,19 @@ func TestGatewayKilledMidTurnOnPostgres(t *testing.T) {
 	if _, err := watcher.until(ctx, func(ev serverEvent) bool { return ev.Type == "chunk" }); err != nil {
 		t.Fatalf("C's watcher, waiting for the slow turn's first words: %v", err)
 	}
+	// C's lists show the session busy although C runs none of its turns.
+	var listed struct {
+		Sessions []struct {
+			SessionID string `json:"sessionId"`
+			Busy      bool   `json:"busy"`
+		} `json:"sessions"`
+	}
+	if err := c.getJSON(ctx, "/api/sessions", &listed); err != nil {
+		t.Fatal(err)
+	}
+	if len(listed.Sessions) != 1 || listed.Sessions[0].SessionID != session || !listed.Sessions[0].Busy {
+		t.Fatalf("C lists %+v while A runs the turn, want %s busy", listed.Sessions, session)
+	}
 	a.kill()
 	killed := time.Now()
 

@@ -227,7 +227,28 @@ type sessionInfo struct {
 }
 
 func (s *Server) info(m session.Meta) sessionInfo {
-	return sessionInfo{Meta: m, Busy: s.hub.busy(m.SessionID)}
+	return s.infoOf(m, s.running())
+}
+
+// infoOf is info with the sessions whose turns run on other gateways.
+func (s *Server) infoOf(m session.Meta, elsewhere map[string]bool) sessionInfo {
+	return sessionInfo{Meta: m, Busy: s.hub.busy(m.SessionID) || elsewhere[m.SessionID]}
+}
+
+// running is the set of sessions with a turn running on any gateway, when
+// the store can tell (PostgreSQL's turns table; nil otherwise, the hub
+// knowing this gateway's own). It is a hint for lists: an error is logged
+// and reads as none.
+func (s *Server) running() map[string]bool {
+	st, ok := s.store.(interface{ Running() (map[string]bool, error) })
+	if !ok {
+		return nil
+	}
+	ids, err := st.Running()
+	if err != nil {
+		s.log.Warn("the sessions whose turns run on other gateways could not be read", "err", err)
+	}
+	return ids
 }
 
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
@@ -237,8 +258,9 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := make([]sessionInfo, len(metas))
+	elsewhere := s.running()
 	for i, m := range metas {
-		out[i] = s.info(m)
+		out[i] = s.infoOf(m, elsewhere)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
 }

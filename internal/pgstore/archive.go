@@ -209,3 +209,24 @@ func (s *Store) Fork(id string, n int, newID string) (session.Meta, []session.Li
 	}
 	return m, corrupt, nil
 }
+
+// Running is the set of live sessions with a turn recorded: running on a
+// gateway, or left by a dead one and not yet marked interrupted (within
+// the sweep's 5 s).
+func (s *Store) Running() (map[string]bool, error) {
+	ctx, cancel := op()
+	defer cancel()
+	rows, err := s.pool.Query(ctx, "SELECT s.id FROM turns t JOIN sessions s USING (sid) WHERE s.archived_at IS NULL")
+	if err != nil {
+		return nil, fmt.Errorf("running turns: %s: %w", s.where, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("running turns: %s: %w", s.where, err)
+	}
+	out := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, nil
+}
