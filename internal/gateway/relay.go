@@ -134,3 +134,62 @@ func (h *hub) abortElsewhere(id string) bool {
 	h.relay.Publish(id, relayAbort, nil)
 	return true
 }
+
+// deliverRemote is the relay's deliver: another gateway's notice goes to
+// this gateway's clients of the session, and its turn, as OpenClaw's
+// clients see turns, to the /openclaw connections (ocRemote).
+func (s *Server) deliverRemote(id, kind string, data []byte) {
+	s.hub.deliver(id, kind, data)
+	s.ocRemote(id, kind, data)
+}
+
+// ocRemote reports a turn another gateway runs to this gateway's OpenClaw
+// clients, as a run of its own (a run ID minted here): it starts with the
+// turn's user_message, takes its chunks and tool events, and ends with its
+// message_done or error. A resync drops what was being followed: its end
+// may be what was lost. Only the relay's listener calls it, one notice at
+// a time.
+func (s *Server) ocRemote(id, kind string, data []byte) {
+	if kind == relayResync {
+		clear(s.ocRemoteRuns)
+		return
+	}
+	if !s.oc.listening() && len(s.ocRemoteRuns) == 0 {
+		return
+	}
+	run := s.ocRemoteRuns[id]
+	if kind == relayChunk {
+		if run != nil {
+			s.ocText(run, string(data))
+		}
+		return
+	}
+	if kind != relayEvent {
+		return
+	}
+	var ev struct {
+		Type       string          `json:"type"`
+		ToolName   string          `json:"toolName"`
+		ToolCallID string          `json:"toolCallId"`
+		Input      json.RawMessage `json:"input"`
+		Output     string          `json:"output"`
+		IsError    bool            `json:"isError"`
+	}
+	if json.Unmarshal(data, &ev) != nil {
+		return
+	}
+	switch {
+	case ev.Type == protocol.TypeUserMessage:
+		run = ocRunOf(id, job{})
+		s.ocRemoteRuns[id] = run
+		s.ocStart(context.Background(), run)
+	case run == nil:
+	case ev.Type == protocol.TypeToolStart:
+		s.ocTool(run, core.ToolCall{ID: ev.ToolCallID, Name: ev.ToolName, Input: ev.Input}, nil)
+	case ev.Type == protocol.TypeToolDone:
+		s.ocTool(run, core.ToolCall{}, &core.ToolCallRecord{ID: ev.ToolCallID, Name: ev.ToolName, Output: ev.Output, IsError: ev.IsError})
+	case endsTurn(data) && ev.Type != protocol.TypeCompaction:
+		delete(s.ocRemoteRuns, id)
+		s.ocEnd(run, data)
+	}
+}

@@ -352,3 +352,22 @@ func BenchmarkRelayFanOut(b *testing.B) {
 	b.Logf("fan-out of %d chunks: local p50 %s p99 %s; relay (A → PostgreSQL → C) p50 %s p99 %s",
 		len(relayLat), percentile(localLat, 50), percentile(localLat, 99), percentile(relayLat, 50), percentile(relayLat, 99))
 }
+
+// TestRelayTurnReachesOpenClawClients: an OpenClaw client on gateway B
+// follows a turn gateway A runs for a WebSocket client, as a run of its
+// own: lifecycle start, the reply in chat events, a final one.
+func TestRelayTurnReachesOpenClawClients(t *testing.T) {
+	t.Parallel()
+	_, gws, _ := relayed(t, 2, "")
+	oc := helloOC(t, gws[1], "")
+	web := gws[0].dial(t, "/ws?sessionId=remote-1")
+	web.chat("from gateway A")
+	start := oc.nextEvent("agent")
+	if start["stream"] != "lifecycle" || start["sessionKey"] != "agent:main:remote-1" {
+		t.Fatalf("first agent event on B %v: want the lifecycle start of session remote-1", start)
+	}
+	chat := oc.chatUntil(start["runId"].(string))
+	if final := chat[len(chat)-1]; final["state"] != "final" || messageText(final) != "echo: from gateway A" {
+		t.Fatalf("last chat event on B %v: want final, echo: from gateway A", final)
+	}
+}

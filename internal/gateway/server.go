@@ -109,9 +109,12 @@ type Server struct {
 	store session.Backend
 	hub   *hub
 	oc    *ocHub // OpenClaw's clients at /openclaw
-	turns *turn.Player
-	start time.Time
-	http  *http.Server
+	// ocRemoteRuns are the turns other gateways run, by session, as runs
+	// of this gateway's OpenClaw clients; only the relay's listener uses it.
+	ocRemoteRuns map[string]*ocRun
+	turns        *turn.Player
+	start        time.Time
+	http         *http.Server
 
 	interrupt context.CancelCauseFunc // cancels every turn's context
 
@@ -149,14 +152,15 @@ func New(opt Options) *Server {
 	}
 	base, interrupt := context.WithCancelCause(context.Background())
 	s := &Server{
-		opt:       opt,
-		log:       opt.Logger,
-		store:     opt.Store,
-		start:     time.Now(),
-		interrupt: interrupt,
-		conns:     map[*conn]struct{}{},
-		oc:        newOCHub(),
-		turns:     &turn.Player{Store: opt.Store, Runtime: opt.Runtime, Log: opt.Logger, MaxContext: opt.MaxContext, LockTimeout: opt.TurnLockTimeout},
+		opt:          opt,
+		log:          opt.Logger,
+		store:        opt.Store,
+		start:        time.Now(),
+		interrupt:    interrupt,
+		conns:        map[*conn]struct{}{},
+		oc:           newOCHub(),
+		ocRemoteRuns: map[string]*ocRun{},
+		turns:        &turn.Player{Store: opt.Store, Runtime: opt.Runtime, Log: opt.Logger, MaxContext: opt.MaxContext, LockTimeout: opt.TurnLockTimeout},
 	}
 	s.hub = newHub(base, s.runTurn, cmp.Or(opt.MaxQueuedBytes, DefaultMaxQueuedBytes), opt.Relay)
 	s.http = &http.Server{
@@ -172,7 +176,7 @@ func New(opt Options) *Server {
 		s.background.Go(func() { s.checkKey(bg, kc) })
 	}
 	if opt.Relay != nil {
-		s.background.Go(func() { opt.Relay.Listen(bg, s.hub.deliver) })
+		s.background.Go(func() { opt.Relay.Listen(bg, s.deliverRemote) })
 	}
 	return s
 }
