@@ -241,6 +241,9 @@ func TestLostLeaseFencesTheHolder(t *testing.T) {
 	stores, marks, admin := gateways(t, 2, "s1")
 	ctx := context.Background()
 	l := lock(t, stores[0], "s1")
+	if _, err := stores[0].Append("s1", core.Message{Role: core.RoleUser, Content: "question", Timestamp: 1}); err != nil {
+		t.Fatal(err)
+	}
 	pid := l.held().conn.Conn().PgConn().PID()
 	if _, err := admin.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
 		t.Fatal(err)
@@ -254,8 +257,13 @@ func TestLostLeaseFencesTheHolder(t *testing.T) {
 	if _, err := stores[0].Append("s1", core.Message{Role: core.RoleAssistant, Content: "late reply", Timestamp: 2}); err == nil {
 		t.Fatal("the gateway that lost the turn could still append to the session")
 	}
-	if m := <-marks[1]; m.Status != core.StatusInterrupted || !strings.Contains(m.Error, "gw0") {
-		t.Fatalf("marker %+v", m)
+	select {
+	case m := <-marks[1]:
+		if m.Status != core.StatusInterrupted || !strings.Contains(m.Error, "gw0") {
+			t.Fatalf("marker %+v", m)
+		}
+	case <-time.After(lostBound):
+		t.Fatal("no interrupted marker for the lost turn")
 	}
 	l.Unlock()
 	next.Unlock()
