@@ -35,7 +35,7 @@ func startPostgres(admin string) (*pgServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w; and no -database-url", err)
 	}
-	p := &pgServer{admin: c.URL("postgres"), c: c}
+	p := &pgServer{c: c}
 	err = c.Start()
 	if err == nil {
 		p.pid, err = c.PID()
@@ -44,6 +44,7 @@ func startPostgres(admin string) (*pgServer, error) {
 		p.close()
 		return nil, err
 	}
+	p.admin = c.URL("postgres") // the port is chosen by the first Start
 	return p, nil
 }
 
