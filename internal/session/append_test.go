@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 func TestAppendRepairsTornTail(t *testing.T) {
@@ -56,7 +57,7 @@ func TestAppendRepairsTornTail(t *testing.T) {
 			if err != nil || len(corrupt) != 0 {
 				t.Fatalf("Load before repair: %v %v", err, corrupt)
 			}
-			equalMsgs(t, "Load before repair", got, good)
+			testutil.EqualMsgs(t, "Load before repair", got, good)
 
 			next := asstMsg("after the crash", 5000)
 			m := mustAppend(t, s, "torn", next)

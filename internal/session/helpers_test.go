@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -196,35 +195,6 @@ func tailBytes(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
-}
-
-func contents(msgs []core.Message) []string {
-	out := make([]string, len(msgs))
-	for i, m := range msgs {
-		out[i] = m.Content
-	}
-	return out
-}
-
-func equalMsgs(t testing.TB, what string, got, want []core.Message) {
-	t.Helper()
-	if len(got) == 0 && len(want) == 0 {
-		return
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("%s:\n got %d %s\nwant %d %s", what, len(got), short(contents(got)), len(want), short(contents(want)))
-	}
-}
-
-func short(ss []string) string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		if len(s) > 24 {
-			s = s[:24] + "…"
-		}
-		out[i] = s
-	}
-	return fmt.Sprintf("%q", out)
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

@@ -73,7 +73,7 @@ func TestSessionFileLinksWhileOpen(t *testing.T) {
 		t.Errorf("Append through a linked transcript: err = %v", err)
 	}
 	if msgs, _, err := s.Load("a-1"); err == nil || len(msgs) > 0 {
-		t.Errorf("Load through a linked transcript = %v, %v", contents(msgs), err)
+		t.Errorf("Load through a linked transcript = %v, %v", testutil.Contents(msgs), err)
 	}
 	if _, err := s.Append("b-1", userMsg("more", 2000)); err != nil {
 		t.Errorf("Append to b-1: %v", err)

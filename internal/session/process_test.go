@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/filelock"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // Child processes are this test binary re-run with MINICLAW_SESSION_HELPER
@@ -126,7 +126,7 @@ func TestCrossProcessAppends(t *testing.T) {
 
 	path := filepath.Join(dir, "multi.jsonl")
 	msgs := decodeAll(t, readFile(t, path))
-	checkWriters(t, msgs, append(names, "parent"), perWriter)
+	testutil.CheckWriters(t, msgs, append(names, "parent"), perWriter)
 	total := (children + 1) * perWriter
 	m, err := openStore(t, dir, Options{}).Get("multi")
 	if err != nil || m.MessageCount != total || m.Size != fileSize(t, path) {
@@ -307,31 +307,6 @@ func TestTurnLockAcrossProcesses(t *testing.T) {
 	for _, st := range []*Store{s, openStore(t, dir, Options{})} {
 		if got := mustList(t, st); len(got) != 1 || got[0].SessionID != "turns" {
 			t.Fatalf("sessions listed beside a lock file: %+v", got)
-		}
-	}
-}
-
-// checkWriters verifies that msgs holds exactly count messages
-// "<prefix>-0" ... "<prefix>-<count-1>" from each writer, in order per writer,
-// and nothing else.
-func checkWriters(t testing.TB, msgs []core.Message, prefixes []string, count int) {
-	t.Helper()
-	next := map[string]int{}
-	for _, p := range prefixes {
-		next[p] = 0
-	}
-	for i, m := range msgs {
-		p, num, ok := strings.Cut(m.Content, "-")
-		n, err := strconv.Atoi(num)
-		want, known := next[p]
-		if !ok || err != nil || !known || n != want {
-			t.Fatalf("message %d is %q; writer %q expected its message %d next", i, m.Content, p, want)
-		}
-		next[p]++
-	}
-	for _, p := range prefixes {
-		if next[p] != count {
-			t.Errorf("writer %q: %d messages, want %d", p, next[p], count)
 		}
 	}
 }

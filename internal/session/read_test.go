@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // sizedMsgs returns n messages whose transcript lines are about size bytes.
@@ -53,7 +54,7 @@ func TestTail(t *testing.T) {
 					t.Fatalf("Tail(%d): err %v, corrupt %v", n, err, corrupt)
 				}
 				want := tc.msgs[total-min(max(n, 0), total):]
-				equalMsgs(t, fmt.Sprintf("Tail(%d)", n), got, want)
+				testutil.EqualMsgs(t, fmt.Sprintf("Tail(%d)", n), got, want)
 			}
 		})
 	}
@@ -72,7 +73,7 @@ func TestTailReadsFromTheEnd(t *testing.T) {
 	if err != nil || len(corrupt) != 0 {
 		t.Fatalf("Tail: err %v, corrupt %v", err, corrupt)
 	}
-	equalMsgs(t, "Tail(3)", got, msgs[1:])
+	testutil.EqualMsgs(t, "Tail(3)", got, msgs[1:])
 
 	// Blank lines (hand edits) are skipped by Load, so Tail must look past
 	// them for its n messages.
@@ -82,7 +83,7 @@ func TestTailReadsFromTheEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		equalMsgs(t, fmt.Sprintf("Tail(%d) after blank lines", n), got, msgs[4-n:])
+		testutil.EqualMsgs(t, fmt.Sprintf("Tail(%d) after blank lines", n), got, msgs[4-n:])
 	}
 	// More blank lines than one block holds, then a message, then more.
 	appendFile(t, path, []byte(strings.Repeat("\n", 3*tailBlock)))
@@ -95,7 +96,7 @@ func TestTailReadsFromTheEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		equalMsgs(t, fmt.Sprintf("Tail(%d) among many blank lines", n), got, want[max(0, 5-n):])
+		testutil.EqualMsgs(t, fmt.Sprintf("Tail(%d) among many blank lines", n), got, want[max(0, 5-n):])
 	}
 }
 
@@ -190,7 +191,7 @@ func TestCorruptLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	equalMsgs(t, "Load", msgs, good)
+	testutil.EqualMsgs(t, "Load", msgs, good)
 	checkLineErrors(t, "Load", corrupt, bad)
 	if got := corrupt[0].String(); !strings.HasPrefix(got, fmt.Sprintf("line 3 (byte %d): invalid character", bad[0].Offset)) {
 		t.Errorf("LineError.String() = %q", got)
@@ -208,7 +209,7 @@ func TestCorruptLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	equalMsgs(t, "Tail(100)", msgs, good)
+	testutil.EqualMsgs(t, "Tail(100)", msgs, good)
 	checkLineErrors(t, "Tail(100)", corrupt, fromEnd(bad))
 	if got := corrupt[0].String(); !strings.HasPrefix(got, fmt.Sprintf("byte %d: ", bad[0].Offset)) {
 		t.Errorf("LineError.String() from the end = %q", got)
@@ -217,14 +218,14 @@ func TestCorruptLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	equalMsgs(t, "Tail(3)", msgs, good[3:])
+	testutil.EqualMsgs(t, "Tail(3)", msgs, good[3:])
 	checkLineErrors(t, "Tail(3)", corrupt, fromEnd(bad[2:]))
 
 	p, err := s.Page("c", 1, 4) // lines 2-5
 	if err != nil {
 		t.Fatal(err)
 	}
-	equalMsgs(t, "Page(1, 4)", p.Messages, good[1:3])
+	testutil.EqualMsgs(t, "Page(1, 4)", p.Messages, good[1:3])
 	checkLineErrors(t, "Page(1, 4)", p.Corrupt, bad[:2])
 	if p.Total != 8 {
 		t.Errorf("Page total = %d, want 8", p.Total)
@@ -248,10 +249,10 @@ func TestCRLFLines(t *testing.T) {
 	if err != nil || len(corrupt) != 0 {
 		t.Fatalf("Load: %v %v", err, corrupt)
 	}
-	equalMsgs(t, "Load", got, msgs)
+	testutil.EqualMsgs(t, "Load", got, msgs)
 	got, corrupt, err = s.Tail("crlf", 2)
 	if err != nil || len(corrupt) != 0 {
 		t.Fatalf("Tail: %v %v", err, corrupt)
 	}
-	equalMsgs(t, "Tail(2)", got, msgs[1:])
+	testutil.EqualMsgs(t, "Tail(2)", got, msgs[1:])
 }

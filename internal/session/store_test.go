@@ -188,8 +188,8 @@ func TestSessionCreatedByAnotherStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(contents(got), "|") != "from a|from b|from a again" {
-		t.Fatalf("Load = %q", contents(got))
+	if strings.Join(testutil.Contents(got), "|") != "from a|from b|from a again" {
+		t.Fatalf("Load = %q", testutil.Contents(got))
 	}
 }
 

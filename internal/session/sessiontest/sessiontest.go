@@ -11,7 +11,6 @@ import (
 	"path"
 	"reflect"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // T0 is where Clock starts: 2024-01-02T03:04:05.006Z.
@@ -144,32 +144,6 @@ func lines(t testing.TB, msgs ...core.Message) []byte {
 	return b
 }
 
-func contents(msgs []core.Message) []string {
-	out := make([]string, len(msgs))
-	for i, m := range msgs {
-		out[i] = m.Content
-	}
-	return out
-}
-
-func equalMsgs(t testing.TB, what string, got, want []core.Message) {
-	t.Helper()
-	if len(got) == 0 && len(want) == 0 {
-		return
-	}
-	if !reflect.DeepEqual(got, want) {
-		short := func(ss []string) string {
-			for i, s := range ss {
-				if len(s) > 24 {
-					ss[i] = s[:24] + "…"
-				}
-			}
-			return fmt.Sprintf("%q", ss)
-		}
-		t.Fatalf("%s:\n got %d %s\nwant %d %s", what, len(got), short(contents(got)), len(want), short(contents(want)))
-	}
-}
-
 func ids(ms []session.Meta) string {
 	var out []string
 	for _, m := range ms {
@@ -263,14 +237,14 @@ func testAppendLoadRoundTrip(t *testing.T, open Opener) {
 	if err != nil || len(corrupt) != 0 {
 		t.Fatalf("Load: %v, corrupt %v", err, corrupt)
 	}
-	equalMsgs(t, "Load", got, msgs)
+	testutil.EqualMsgs(t, "Load", got, msgs)
 
 	// A second store on the same storage reads the same.
 	got, _, err = open(t).Load("rt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	equalMsgs(t, "Load by another store", got, msgs)
+	testutil.EqualMsgs(t, "Load by another store", got, msgs)
 }
 
 func testMetaAfterAppends(t *testing.T, open Opener) {
@@ -436,7 +410,7 @@ func testPage(t *testing.T, open Opener) {
 		if err != nil {
 			t.Fatalf("Page(%d, %d): %v", tc.offset, tc.limit, err)
 		}
-		equalMsgs(t, fmt.Sprintf("Page(%d, %d)", tc.offset, tc.limit), p.Messages, msgs[tc.from:tc.to])
+		testutil.EqualMsgs(t, fmt.Sprintf("Page(%d, %d)", tc.offset, tc.limit), p.Messages, msgs[tc.from:tc.to])
 		if p.Offset != tc.wantOff || p.Total != tc.total || len(p.Corrupt) != 0 {
 			t.Errorf("Page(%d, %d): offset %d total %d corrupt %v; want offset %d total %d",
 				tc.offset, tc.limit, p.Offset, p.Total, p.Corrupt, tc.wantOff, tc.total)
@@ -451,7 +425,7 @@ func testPage(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	equalMsgs(t, "Page(-1, 5) after another writer", p.Messages, more[15:])
+	testutil.EqualMsgs(t, "Page(-1, 5) after another writer", p.Messages, more[15:])
 	if p.Offset != 25 || p.Total != 30 {
 		t.Fatalf("Page(-1, 5) after another writer: offset %d total %d, want 25 30", p.Offset, p.Total)
 	}
@@ -480,7 +454,7 @@ func testTail(t *testing.T, open Opener) {
 				if err != nil || len(corrupt) != 0 {
 					t.Fatalf("Tail(%d): err %v, corrupt %v", n, err, corrupt)
 				}
-				equalMsgs(t, fmt.Sprintf("Tail(%d)", n), got, tc.msgs[total-min(max(n, 0), total):])
+				testutil.EqualMsgs(t, fmt.Sprintf("Tail(%d)", n), got, tc.msgs[total-min(max(n, 0), total):])
 			}
 		})
 	}
@@ -520,7 +494,7 @@ func testRecentLoadsFromTheLatestSummary(t *testing.T, open Opener) {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(r.Lines, tc.wantLines) || len(r.Messages) != len(r.Lines) || r.Messages[0].Content != tc.wantFirst {
-				t.Errorf("Recent = lines %v %v, want lines %v starting with %s", r.Lines, contents(r.Messages), tc.wantLines, tc.wantFirst)
+				t.Errorf("Recent = lines %v %v, want lines %v starting with %s", r.Lines, testutil.Contents(r.Messages), tc.wantLines, tc.wantFirst)
 			}
 			for i, l := range r.Lines {
 				if r.Messages[i].Content != tc.lines[l].Content {
@@ -764,31 +738,6 @@ func testFork(t *testing.T, open Opener) {
 	}
 }
 
-// checkWriters verifies that msgs holds exactly count messages
-// "<prefix>-0" ... "<prefix>-<count-1>" from each writer, in order per
-// writer, and nothing else.
-func checkWriters(t testing.TB, msgs []core.Message, prefixes []string, count int) {
-	t.Helper()
-	next := map[string]int{}
-	for _, p := range prefixes {
-		next[p] = 0
-	}
-	for i, m := range msgs {
-		p, num, ok := strings.Cut(m.Content, "-")
-		n, err := strconv.Atoi(num)
-		want, known := next[p]
-		if !ok || err != nil || !known || n != want {
-			t.Fatalf("message %d is %q; writer %q expected its message %d next", i, m.Content, p, want)
-		}
-		next[p]++
-	}
-	for _, p := range prefixes {
-		if next[p] != count {
-			t.Errorf("writer %q: %d messages, want %d", p, next[p], count)
-		}
-	}
-}
-
 func prefixes(format string, n int) []string {
 	out := make([]string, n)
 	for i := range out {
@@ -855,7 +804,7 @@ func testConcurrentAppendsOneSession(t *testing.T, open Opener) {
 	if err != nil || len(corrupt) > 0 {
 		t.Fatalf("Load: %v, corrupt %v", err, corrupt)
 	}
-	checkWriters(t, msgs, names, perWriter)
+	testutil.CheckWriters(t, msgs, names, perWriter)
 	if got := export(t, stores[0], "busy"); !bytes.Equal(got, lines(t, msgs...)) {
 		t.Fatal("the export is not the messages Load gives")
 	}
@@ -905,7 +854,7 @@ func testConcurrentSessions(t *testing.T, open Opener) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkWriters(t, msgs, prefixes("w%d", writers), perWriter)
+		testutil.CheckWriters(t, msgs, prefixes("w%d", writers), perWriter)
 		if m, _ := s.Get(id); m.MessageCount != writers*perWriter || m.Channel != channelOf(k) {
 			t.Fatalf("%s: meta %+v, want %d messages on %s", id, m, writers*perWriter, channelOf(k))
 		}
