@@ -56,8 +56,8 @@ func TestSessionsImportThenBothStores(t *testing.T) {
 	if r := run(files, "archive", "plain-1"); r.code != 0 {
 		t.Fatalf("archive: %s", r.stderr)
 	}
-	appendFile(t, filepath.Join(sessionsDir, "tools-1.jsonl"), "{garbage line\n")
-	appendFile(t, filepath.Join(sessionsDir, "pending-1.jsonl"), `{"role":"assistant","content":"cut`)
+	testutil.AppendFile(t, filepath.Join(sessionsDir, "tools-1.jsonl"), "{garbage line\n")
+	testutil.AppendFile(t, filepath.Join(sessionsDir, "pending-1.jsonl"), `{"role":"assistant","content":"cut`)
 
 	r := run(pg, "import", "--from", data)
 	if r.code != 0 || !strings.Contains(r.stderr, "3 imported, 0 caught up, 0 skipped, 0 conflicts, 0 failed") ||
@@ -153,18 +153,6 @@ func TestSessionsImportThenBothStores(t *testing.T) {
 
 // archiveStamp is the time in an archived copy's name.
 var archiveStamp = regexp.MustCompile(`\.\d{8}T\d{6}\.\d{3}Z\.`)
-
-func appendFile(t *testing.T, path, s string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(s); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestSessionsImportKilled: an import SIGKILLed in the middle of a
 // session's transaction (its insert waits on a lock the test holds) leaves
