@@ -196,7 +196,7 @@ func TestSessionsImportKilled(t *testing.T) {
 	// The test inserts the middle session itself, uncommitted: the
 	// import's insert of it waits for the test's transaction.
 	ctx := context.Background()
-	blocker, err := connect(t, url).Begin(ctx)
+	blocker, err := testutil.ConnectPostgres(t, url).Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestSessionsImportKilled(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	db := connect(t, url)
+	db := testutil.ConnectPostgres(t, url)
 	eventually(t, "the import to wait for the test's lock", func() bool {
 		var waiting int
 		err := db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
@@ -254,18 +254,6 @@ func TestSessionsImportKilled(t *testing.T) {
 	if sessions != n || ids != n || messages != 2*n {
 		t.Errorf("after the rerun: %d sessions, %d IDs, %d messages; want %d, %d, %d", sessions, ids, messages, n, n, 2*n)
 	}
-}
-
-func connect(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
 }
 
 // withPassword is url with a password in it.

@@ -118,6 +118,20 @@ func postgresAdmin() (string, error) {
 	return s.c.URL("postgres"), nil
 }
 
+// ConnectPostgres connects to url, within 10 s, for the test's own
+// queries; the connection is closed when the test ends.
+func ConnectPostgres(t testing.TB, url string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
 // Postgres is a private PostgreSQL server of one test, which the test may
 // stop, restart and crash. Its methods fail the test, with the end of the
 // server log, when they fail; call them from the test's goroutine.
