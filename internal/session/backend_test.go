@@ -30,3 +30,16 @@ func TestBackend(t *testing.T) {
 		return s
 	})
 }
+
+// BenchmarkRecent is the store suite's Recent benchmark on the files store
+// (pgstore runs it too).
+func BenchmarkRecent(b *testing.B) {
+	sessiontest.BenchRecent(b, func(b *testing.B) session.Backend {
+		s, err := session.Open(filepath.Join(b.TempDir(), "sessions"), session.Options{Now: sessiontest.Clock()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(s.Close)
+		return s
+	})
+}

@@ -46,34 +46,6 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
-// BenchmarkRecent measures a turn's read of a 1000-message session's
-// history with its cache warm: alone, and after an append (what a turn
-// does). pgstore has the same benchmark.
-func BenchmarkRecent(b *testing.B) {
-	for _, appendFirst := range []bool{false, true} {
-		name := "warm"
-		if appendFirst {
-			name = "after-append"
-		}
-		b.Run(name, func(b *testing.B) {
-			s, _ := newStore(b)
-			mustCreate(b, s, "a", DefaultChannel)
-			mustAppend(b, s, "a", numbered("m", 1000)...)
-			if _, err := s.Recent("a", 1000); err != nil {
-				b.Fatal(err)
-			}
-			for b.Loop() {
-				if appendFirst {
-					mustAppend(b, s, "a", userMsg("one more", 1))
-				}
-				if r, err := s.Recent("a", 1000); err != nil || len(r.Messages) != 1000 {
-					b.Fatalf("Recent: %d messages, %v", len(r.Messages), err)
-				}
-			}
-		})
-	}
-}
-
 // BenchmarkList10k measures List of 10,000 sessions of two messages each
 // (from the index in memory). pgstore has the same benchmark.
 func BenchmarkList10k(b *testing.B) {

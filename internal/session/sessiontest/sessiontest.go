@@ -66,6 +66,35 @@ func Run(t *testing.T, open Opener) {
 	}
 }
 
+// BenchRecent measures a turn's read of a 1000-message session's history
+// with the store's cache warm: alone, and after an append (what a turn
+// does). open returns a store on fresh, empty storage, closed when b ends.
+// Every store runs it, so their figures compare.
+func BenchRecent(b *testing.B, open func(b *testing.B) session.Backend) {
+	for _, appendFirst := range []bool{false, true} {
+		name := "warm"
+		if appendFirst {
+			name = "after-append"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := open(b)
+			mustCreate(b, s, "a", session.DefaultChannel)
+			mustAppend(b, s, "a", numbered("m", 1000)...)
+			if _, err := s.Recent("a", 1000); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if appendFirst {
+					mustAppend(b, s, "a", userMsg("one more", 1))
+				}
+				if r, err := s.Recent("a", 1000); err != nil || len(r.Messages) != 1000 {
+					b.Fatalf("Recent: %d messages, %v", len(r.Messages), err)
+				}
+			}
+		})
+	}
+}
+
 func mustCreate(t testing.TB, s session.Backend, id, channel string) session.Meta {
 	t.Helper()
 	m, created, err := s.Create(id, channel)
