@@ -534,12 +534,18 @@ func testRecentLoadsFromTheLatestSummary(t *testing.T, open Opener) {
 	}
 }
 
-// testRecentFollowsAppends: Recent keeps what it read and extends it by
-// what was appended since; whatever happened in between (appends by this
-// store and by another, summaries, the summary falling out of the bound,
-// an archive and a new session under the same ID), it returns what a new
-// store reading afresh returns.
-func testRecentFollowsAppends(t *testing.T, open Opener) {
+// testRecentFollowsAppends is RecentFollowsChanges through the interface
+// alone (the summary falling out of the bound included).
+func testRecentFollowsAppends(t *testing.T, open Opener) { RecentFollowsChanges(t, open, nil) }
+
+// RecentFollowsChanges checks that Recent keeps what it read and extends it
+// by what was appended since: whatever happened to the session in between
+// (appends by this store and by another, summaries, an archive and a new
+// session under the same ID), it returns what a store reading afresh
+// returns. raw, when not nil, appends text to session id's storage as is,
+// behind the stores' backs: the steps then add a corrupt line, blank lines,
+// a torn tail and its repair (what only the files store can meet).
+func RecentFollowsChanges(t *testing.T, open Opener, raw func(t *testing.T, id, text string)) {
 	for _, n := range []int{5, 1000} {
 		t.Run(fmt.Sprint("n=", n), func(t *testing.T) {
 			a, b := open(t), open(t)
@@ -558,18 +564,33 @@ func testRecentFollowsAppends(t *testing.T, open Opener) {
 				mustAppend(t, s, "r", core.Message{Role: core.RoleSummary, Content: fmt.Sprint("S", line), Covers: line - 2, Timestamp: 1})
 				line++
 			}
-			steps := []struct {
+			type step struct {
 				name string
 				do   func()
-			}{
+			}
+			steps := []step{
 				{"append", func() { msg(a, 3) }},
 				{"append one", func() { msg(a, 1) }},
 				{"append by another store", func() { msg(b, 2) }},
-				{"summary", func() { summary(b) }},
-				{"append after the summary", func() { msg(a, 3) }},
-				{"summary by this store", func() { summary(a) }},
-				{"many appends", func() { msg(a, 12) }},
-				{"archived by another store, created again", func() {
+			}
+			if raw != nil {
+				steps = append(steps,
+					step{"corrupt line", func() { raw(t, "r", "not json\n"); line++ }},
+					step{"blank line", func() { raw(t, "r", "\n  \n") }},
+					step{"append after them", func() { msg(a, 4) }})
+			}
+			steps = append(steps,
+				step{"summary", func() { summary(b) }},
+				step{"append after the summary", func() { msg(a, 3) }})
+			if raw != nil {
+				steps = append(steps,
+					step{"torn tail", func() { raw(t, "r", `{"role":"user","con`) }},
+					step{"repaired by an append", func() { msg(b, 1) }})
+			}
+			steps = append(steps,
+				step{"summary by this store", func() { summary(a) }},
+				step{"many appends", func() { msg(a, 12) }},
+				step{"archived by another store, created again", func() {
 					if _, err := b.Archive("r"); err != nil {
 						t.Fatal(err)
 					}
@@ -577,8 +598,7 @@ func testRecentFollowsAppends(t *testing.T, open Opener) {
 					line = 0
 					msg(b, 2)
 				}},
-				{"append to the new one", func() { msg(a, 2) }},
-			}
+				step{"append to the new one", func() { msg(a, 2) }})
 			for _, st := range steps {
 				st.do()
 				got, err := a.Recent("r", n)
