@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // BenchmarkOpen measures rebuilding the index of 10,000 sessions with valid
@@ -15,7 +17,7 @@ func BenchmarkOpen(b *testing.B) {
 	for i := range 10_000 {
 		id := fmt.Sprintf("s%05d", i)
 		mustCreate(b, s, id, DefaultChannel)
-		mustAppend(b, s, id, userMsg("hello", ts), asstMsg("echo: hello", ts))
+		mustAppend(b, s, id, testutil.UserMsg("hello", ts), testutil.AsstMsg("echo: hello", ts))
 	}
 	s.Close() // writes the index snapshot, as a gateway's shutdown does
 	for b.Loop() {
@@ -38,7 +40,7 @@ func BenchmarkAppend(b *testing.B) {
 			mustCreate(b, s, "a", DefaultChannel)
 			ts := time.Now().UnixMilli()
 			for b.Loop() {
-				if _, err := s.Append("a", userMsg("bench says hello", ts)); err != nil {
+				if _, err := s.Append("a", testutil.UserMsg("bench says hello", ts)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -53,7 +55,7 @@ func BenchmarkList10k(b *testing.B) {
 	for i := range 10_000 {
 		id := fmt.Sprintf("s%05d", i)
 		mustCreate(b, s, id, DefaultChannel)
-		mustAppend(b, s, id, userMsg("hello", int64(i)), asstMsg("echo: hello", int64(i)))
+		mustAppend(b, s, id, testutil.UserMsg("hello", int64(i)), testutil.AsstMsg("echo: hello", int64(i)))
 	}
 	for b.Loop() {
 		if l := mustList(b, s); len(l) != 10_000 {

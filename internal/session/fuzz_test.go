@@ -45,7 +45,7 @@ func FuzzLoadTranscript(f *testing.F) {
 			t.Fatalf("Page(-1, 3) = offset %d total %d, %d+%d lines, err %v; %d lines", p.Offset, p.Total, len(p.Messages), len(p.Corrupt), err, lines)
 		}
 
-		next := userMsg("appended after fuzz", 7)
+		next := testutil.UserMsg("appended after fuzz", 7)
 		after, err := s.Append("fz", next)
 		if err != nil {
 			t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -66,24 +65,6 @@ func mustAppend(t testing.TB, s *Store, id string, msgs ...core.Message) Meta {
 		t.Fatalf("Append(%q): %v", id, err)
 	}
 	return m
-}
-
-// userMsg and asstMsg build messages whose content identifies them.
-func userMsg(content string, ts int64) core.Message {
-	return core.Message{Role: core.RoleUser, Content: content, Timestamp: ts}
-}
-
-func asstMsg(content string, ts int64) core.Message {
-	return core.Message{Role: core.RoleAssistant, Content: content, Timestamp: ts}
-}
-
-// numbered returns n user messages "<prefix>-0" ... with timestamps 1000+i.
-func numbered(prefix string, n int) []core.Message {
-	out := make([]core.Message, n)
-	for i := range out {
-		out[i] = userMsg(fmt.Sprintf("%s-%d", prefix, i), int64(1000+i))
-	}
-	return out
 }
 
 // line is the exact transcript line of m, newline included.

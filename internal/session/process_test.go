@@ -46,7 +46,7 @@ func TestHelperProcess(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		for i := range n {
-			msg := userMsg(fmt.Sprintf("%s-%d", os.Getenv(envPrefix), i), int64(i))
+			msg := testutil.UserMsg(fmt.Sprintf("%s-%d", os.Getenv(envPrefix), i), int64(i))
 			if _, err := s.Append(os.Getenv(envID), msg); err != nil {
 				fail("append %d: %v", i, err)
 			}
@@ -116,7 +116,7 @@ func TestCrossProcessAppends(t *testing.T) {
 	}
 	writeFile(t, goFile, nil)
 	for i := range perWriter {
-		mustAppend(t, s, "multi", userMsg(fmt.Sprintf("parent-%d", i), int64(i)))
+		mustAppend(t, s, "multi", testutil.UserMsg(fmt.Sprintf("parent-%d", i), int64(i)))
 	}
 	for _, cmd := range cmds {
 		if err := cmd.Wait(); err != nil {
@@ -133,7 +133,7 @@ func TestCrossProcessAppends(t *testing.T) {
 		t.Fatalf("meta after reopen %+v, %v; want %d messages, size %d", m, err, total, fileSize(t, path))
 	}
 	// The parent's stale index catches up on its next append.
-	m = mustAppend(t, s, "multi", userMsg("parent-last", 1))
+	m = mustAppend(t, s, "multi", testutil.UserMsg("parent-last", 1))
 	if m.MessageCount != total+1 || m.Size != fileSize(t, path) {
 		t.Fatalf("parent meta after catch-up %+v", m)
 	}
@@ -147,7 +147,7 @@ func TestKilledLockHolder(t *testing.T) {
 
 	res := make(chan error, 1)
 	go func() {
-		_, err := s.Append("held", userMsg("after the holder died", 1))
+		_, err := s.Append("held", testutil.UserMsg("after the holder died", 1))
 		res <- err
 	}()
 	select {
@@ -168,7 +168,7 @@ func TestKilledLockHolder(t *testing.T) {
 		t.Fatal("Append still blocked 5s after the lock holder was killed")
 	}
 	got := readFile(t, filepath.Join(dir, "held.jsonl"))
-	if string(got) != string(line(t, userMsg("after the holder died", 1))) {
+	if string(got) != string(line(t, testutil.UserMsg("after the holder died", 1))) {
 		t.Fatalf("transcript = %q", got)
 	}
 }
@@ -246,7 +246,7 @@ func TestTurnLockAcrossProcesses(t *testing.T) {
 		waiting, res := lockTurnAsync(context.Background(), s, "turns", 0)
 		waitChan(t, "waiting call", waiting)
 		// The data lock is not the turn lock: the transcript stays usable.
-		mustAppend(t, s, "turns", userMsg("appended during another's turn", 1))
+		mustAppend(t, s, "turns", testutil.UserMsg("appended during another's turn", 1))
 		if _, _, err := s.Tail("turns", 5); err != nil {
 			t.Fatal(err)
 		}

@@ -16,7 +16,7 @@ func sizedMsgs(n, size int) []core.Message {
 	out := make([]core.Message, n)
 	for i := range out {
 		head := fmt.Sprintf("m%d:", i)
-		out[i] = userMsg(head+strings.Repeat("x", max(0, size-len(head)-50)), int64(i+1))
+		out[i] = testutil.UserMsg(head+strings.Repeat("x", max(0, size-len(head)-50)), int64(i+1))
 	}
 	return out
 }
@@ -87,7 +87,7 @@ func TestTailReadsFromTheEnd(t *testing.T) {
 	}
 	// More blank lines than one block holds, then a message, then more.
 	appendFile(t, path, []byte(strings.Repeat("\n", 3*tailBlock)))
-	last := userMsg("last", 99)
+	last := testutil.UserMsg("last", 99)
 	mustAppend(t, s, "e", last)
 	appendFile(t, path, []byte(strings.Repeat(" \n", tailBlock)))
 	want := append(append([]core.Message(nil), msgs...), last)
@@ -120,10 +120,10 @@ func tailMatchesLoadRound(t *testing.T, rng *rand.Rand) {
 		case 1:
 			l = []byte("garbage " + strings.Repeat("g", rng.IntN(2*tailBlock)) + "\n")
 		case 2:
-			l = line(t, userMsg(strings.Repeat("c", rng.IntN(tailBlock)), int64(i)))
+			l = line(t, testutil.UserMsg(strings.Repeat("c", rng.IntN(tailBlock)), int64(i)))
 			l = append(l[:len(l)-1], '\r', '\n')
 		default:
-			l = line(t, asstMsg(fmt.Sprint(i, strings.Repeat("x", rng.IntN(2*tailBlock))), int64(i)))
+			l = line(t, testutil.AsstMsg(fmt.Sprint(i, strings.Repeat("x", rng.IntN(2*tailBlock))), int64(i)))
 		}
 		data = append(data, l...)
 	}
@@ -143,7 +143,7 @@ func tailMatchesLoadRound(t *testing.T, rng *rand.Rand) {
 
 // corruptTranscript is a hand-made transcript with bad lines among good ones.
 func corruptTranscript(t *testing.T) (data []byte, good []core.Message, bad []LineError) {
-	g := numbered("g", 4)
+	g := testutil.Numbered("g", 4)
 	parts := [][]byte{
 		line(t, g[0]),
 		line(t, g[1]),
@@ -238,7 +238,7 @@ func TestCorruptLines(t *testing.T) {
 func TestCRLFLines(t *testing.T) {
 	s, dir := newStore(t)
 	mustCreate(t, s, "crlf", "webchat")
-	msgs := numbered("w", 3)
+	msgs := testutil.Numbered("w", 3)
 	var data []byte
 	for _, m := range msgs {
 		l := line(t, m)

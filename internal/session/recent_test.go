@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // TestRecentReadsBackPastManyLines: the summary is found behind more lines
@@ -106,7 +107,7 @@ func TestRecentReadsOnlyWhatWasAppended(t *testing.T) {
 		t.Fatal(err)
 	}
 	allocs := testing.AllocsPerRun(10, func() {
-		mustAppend(t, s, "r", userMsg("one more", 1))
+		mustAppend(t, s, "r", testutil.UserMsg("one more", 1))
 		r, err := s.Recent("r", 1000)
 		if err != nil || len(r.Messages) != 1000 || r.Messages[999].Content != "one more" {
 			t.Fatalf("Recent = %d messages, err %v", len(r.Messages), err)

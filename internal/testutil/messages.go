@@ -67,3 +67,21 @@ func CheckWriters(t testing.TB, msgs []core.Message, prefixes []string, count in
 		}
 	}
 }
+
+// UserMsg and AsstMsg build messages whose content identifies them.
+func UserMsg(content string, ts int64) core.Message {
+	return core.Message{Role: core.RoleUser, Content: content, Timestamp: ts}
+}
+
+func AsstMsg(content string, ts int64) core.Message {
+	return core.Message{Role: core.RoleAssistant, Content: content, Timestamp: ts}
+}
+
+// Numbered returns n user messages "<prefix>-0" ... with timestamps 1000+i.
+func Numbered(prefix string, n int) []core.Message {
+	out := make([]core.Message, n)
+	for i := range out {
+		out[i] = UserMsg(fmt.Sprintf("%s-%d", prefix, i), int64(1000+i))
+	}
+	return out
+}

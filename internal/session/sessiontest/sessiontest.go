@@ -79,13 +79,13 @@ func BenchRecent(b *testing.B, open func(b *testing.B) session.Backend) {
 		b.Run(name, func(b *testing.B) {
 			s := open(b)
 			mustCreate(b, s, "a", session.DefaultChannel)
-			mustAppend(b, s, "a", numbered("m", 1000)...)
+			mustAppend(b, s, "a", testutil.Numbered("m", 1000)...)
 			if _, err := s.Recent("a", 1000); err != nil {
 				b.Fatal(err)
 			}
 			for b.Loop() {
 				if appendFirst {
-					mustAppend(b, s, "a", userMsg("one more", 1))
+					mustAppend(b, s, "a", testutil.UserMsg("one more", 1))
 				}
 				if r, err := s.Recent("a", 1000); err != nil || len(r.Messages) != 1000 {
 					b.Fatalf("Recent: %d messages, %v", len(r.Messages), err)
@@ -132,29 +132,12 @@ func export(t testing.TB, s session.Backend, id string) []byte {
 	return b.Bytes()
 }
 
-func userMsg(content string, ts int64) core.Message {
-	return core.Message{Role: core.RoleUser, Content: content, Timestamp: ts}
-}
-
-func asstMsg(content string, ts int64) core.Message {
-	return core.Message{Role: core.RoleAssistant, Content: content, Timestamp: ts}
-}
-
-// numbered returns n user messages "<prefix>-0" ... with timestamps 1000+i.
-func numbered(prefix string, n int) []core.Message {
-	out := make([]core.Message, n)
-	for i := range out {
-		out[i] = userMsg(fmt.Sprintf("%s-%d", prefix, i), int64(1000+i))
-	}
-	return out
-}
-
 // sizedMsgs returns n messages whose transcript lines are about size bytes.
 func sizedMsgs(n, size int) []core.Message {
 	out := make([]core.Message, n)
 	for i := range out {
 		head := fmt.Sprintf("m%d:", i)
-		out[i] = userMsg(head+strings.Repeat("x", max(0, size-len(head)-50)), int64(i+1))
+		out[i] = testutil.UserMsg(head+strings.Repeat("x", max(0, size-len(head)-50)), int64(i+1))
 	}
 	return out
 }
@@ -215,7 +198,7 @@ func testCreateGetListLatestLen(t *testing.T, open Opener) {
 	if got := ids(mustList(t, s)); got != "c,b,a" {
 		t.Fatalf("List = %s, want c,b,a (most recently updated first)", got)
 	}
-	mustAppend(t, s, "a", userMsg("late", T0.Add(time.Hour).UnixMilli()))
+	mustAppend(t, s, "a", testutil.UserMsg("late", T0.Add(time.Hour).UnixMilli()))
 	if got := ids(mustList(t, s)); got != "a,c,b" {
 		t.Fatalf("List after append = %s, want a,c,b", got)
 	}
@@ -237,7 +220,7 @@ func testAppendLoadRoundTrip(t *testing.T, open Opener) {
 	s := open(t)
 	mustCreate(t, s, "rt", "webchat")
 	msgs := []core.Message{
-		userMsg("hi", 1000),
+		testutil.UserMsg("hi", 1000),
 		{Role: core.RoleAssistant, Timestamp: 2000, ToolCalls: []core.ToolCallRecord{
 			{ID: "t1", Name: "bash", Input: json.RawMessage(`{"cmd":"ls"}`), Output: "a\nb", IsError: true},
 		}},
@@ -251,7 +234,7 @@ func testAppendLoadRoundTrip(t *testing.T, open Opener) {
 	}
 	// A message without a role is refused, and so is the append it is in:
 	// all or nothing.
-	if _, err := s.Append("rt", userMsg("fine", 5000), core.Message{Content: "no role"}); err == nil || !strings.Contains(err.Error(), "session rt: append: message 1 has no role") {
+	if _, err := s.Append("rt", testutil.UserMsg("fine", 5000), core.Message{Content: "no role"}); err == nil || !strings.Contains(err.Error(), "session rt: append: message 1 has no role") {
 		t.Fatalf("append without a role: %v, want an error saying so", err)
 	}
 
@@ -281,9 +264,9 @@ func testMetaAfterAppends(t *testing.T, open Opener) {
 	created := mustCreate(t, s, "m", "telegram")
 	ts := T0.Add(time.Hour).UnixMilli() // later than the creation
 	mustAppend(t, s, "m", core.Message{Role: core.RoleSystem, Content: "system first", Timestamp: ts + 5})
-	mustAppend(t, s, "m", userMsg("", ts+6)) // no text: no title
-	mustAppend(t, s, "m", userMsg("  **Hello** world  \nsecond line", ts+7), asstMsg("reply", ts+9))
-	last := mustAppend(t, s, "m", userMsg("later question", ts+8)) // older timestamp: updatedAt keeps the max
+	mustAppend(t, s, "m", testutil.UserMsg("", ts+6)) // no text: no title
+	mustAppend(t, s, "m", testutil.UserMsg("  **Hello** world  \nsecond line", ts+7), testutil.AsstMsg("reply", ts+9))
+	last := mustAppend(t, s, "m", testutil.UserMsg("later question", ts+8)) // older timestamp: updatedAt keeps the max
 
 	want := session.Meta{
 		SessionID: "m", Channel: "telegram", CreatedAt: created.CreatedAt, UpdatedAt: ts + 9,
@@ -299,7 +282,7 @@ func testMetaAfterAppends(t *testing.T, open Opener) {
 	}
 	// Long titles are cut to 80 runes.
 	mustCreate(t, s, "long", "webchat")
-	m := mustAppend(t, s, "long", userMsg(strings.Repeat("é", 100), 1))
+	m := mustAppend(t, s, "long", testutil.UserMsg(strings.Repeat("é", 100), 1))
 	if wantTitle := strings.Repeat("é", 79) + "…"; m.Title != wantTitle {
 		t.Fatalf("title = %q, want %q", m.Title, wantTitle)
 	}
@@ -310,13 +293,13 @@ func testMetaAfterAppends(t *testing.T, open Opener) {
 func testInvalidIDs(t *testing.T, open Opener) {
 	s := open(t)
 	mustCreate(t, s, "good", "webchat")
-	mustAppend(t, s, "good", userMsg("x", 1))
+	mustAppend(t, s, "good", testutil.UserMsg("x", 1))
 	for _, id := range []string{"", "..", "../evil", ".hidden", "a/b", "a b", "é", "x\x00y", strings.Repeat("a", 1000)} {
 		calls := map[string]error{}
 		_, _, calls["Create"] = s.Create(id, "webchat")
 		_, calls["Get"] = s.Get(id)
 		_, calls["Resolve"] = s.Resolve(id)
-		_, calls["Append"] = s.Append(id, userMsg("x", 1))
+		_, calls["Append"] = s.Append(id, testutil.UserMsg("x", 1))
 		_, _, calls["Load"] = s.Load(id)
 		_, _, calls["Tail"] = s.Tail(id, 5)
 		_, calls["Page"] = s.Page(id, 0, 5)
@@ -347,7 +330,7 @@ func testReadUnknownSession(t *testing.T, open Opener) {
 	_, calls["Page"] = s.Page("nope", 0, 3)
 	_, calls["Recent"] = s.Recent("nope", 3)
 	calls["Export"] = s.Export(&bytes.Buffer{}, "nope")
-	_, calls["Append"] = s.Append("nope", userMsg("x", 1))
+	_, calls["Append"] = s.Append("nope", testutil.UserMsg("x", 1))
 	_, calls["Rename"] = s.Rename("nope", "x")
 	_, calls["Archive"] = s.Archive("nope")
 	_, _, calls["Fork"] = s.Fork("nope", 1, "x")
@@ -417,7 +400,7 @@ func testResolve(t *testing.T, open Opener) {
 func testPage(t *testing.T, open Opener) {
 	s := open(t)
 	mustCreate(t, s, "p", "webchat")
-	msgs := numbered("p", 10)
+	msgs := testutil.Numbered("p", 10)
 	mustAppend(t, s, "p", msgs...)
 	cases := []struct {
 		offset, limit  int
@@ -622,12 +605,12 @@ func RecentFollowsChanges(t *testing.T, open Opener, raw func(t *testing.T, id, 
 func testRename(t *testing.T, open Opener) {
 	s := open(t)
 	mustCreate(t, s, "r", "webchat")
-	mustAppend(t, s, "r", numbered("r", 2)...)
+	mustAppend(t, s, "r", testutil.Numbered("r", 2)...)
 	m, err := s.Rename("r", "  My plan  ")
 	if err != nil || m.Title != "My plan" || m.MessageCount != 2 {
 		t.Fatalf("Rename: %+v, %v", m, err)
 	}
-	mustAppend(t, s, "r", userMsg("more", 2000))
+	mustAppend(t, s, "r", testutil.UserMsg("more", 2000))
 	if re, _ := open(t).Get("r"); re.Title != "My plan" || re.MessageCount != 3 {
 		t.Fatalf("another store's Get: %+v", re)
 	}
@@ -656,7 +639,7 @@ func testArchiveUnarchive(t *testing.T, open Opener) {
 	s, other := open(t), open(t)
 	mustCreate(t, s, "arc", "telegram")
 	mustCreate(t, s, "keep", "telegram")
-	mustAppend(t, s, "arc", numbered("a", 3)...)
+	mustAppend(t, s, "arc", testutil.Numbered("a", 3)...)
 	before, err := s.Get("arc")
 	if err != nil {
 		t.Fatal(err)
@@ -674,7 +657,7 @@ func testArchiveUnarchive(t *testing.T, open Opener) {
 		t.Fatalf("live sessions after archive: %s (Len %d), want keep", got, s.Len())
 	}
 	for _, st := range []session.Backend{s, other} {
-		if _, err := st.Append("arc", userMsg("too late", 1)); !errors.Is(err, session.ErrNotFound) {
+		if _, err := st.Append("arc", testutil.UserMsg("too late", 1)); !errors.Is(err, session.ErrNotFound) {
 			t.Fatalf("Append after archive: %v, want ErrNotFound", err)
 		}
 		if _, err := st.Get("arc"); !errors.Is(err, session.ErrNotFound) {
@@ -714,11 +697,11 @@ func testArchiveUnarchive(t *testing.T, open Opener) {
 	// The ID is free again. Archived copies of one ID are kept side by
 	// side, the newest first, and only the newest comes back.
 	mustCreate(t, s, "arc", "webchat")
-	mustAppend(t, s, "arc", userMsg("second life", 5))
+	mustAppend(t, s, "arc", testutil.UserMsg("second life", 5))
 	if _, _, err := s.Unarchive("arc"); !errors.Is(err, session.ErrLive) {
 		t.Fatalf("Unarchive over a live session: %v, want ErrLive", err)
 	}
-	if got := export(t, s, "arc"); !bytes.Equal(got, lines(t, userMsg("second life", 5))) {
+	if got := export(t, s, "arc"); !bytes.Equal(got, lines(t, testutil.UserMsg("second life", 5))) {
 		t.Fatalf("the live session after a refused Unarchive holds %q", got)
 	}
 	name2, err := s.Archive("arc")
@@ -741,7 +724,7 @@ func testArchiveUnarchive(t *testing.T, open Opener) {
 func testFork(t *testing.T, open Opener) {
 	s := open(t)
 	mustCreate(t, s, "src", "telegram")
-	src := numbered("s", 5)
+	src := testutil.Numbered("s", 5)
 	src[1] = core.Message{Role: core.RoleAssistant, Timestamp: 1001, ToolCalls: []core.ToolCallRecord{
 		{ID: "tu1", Name: "read", Input: []byte(`{"path":"a"}`), Output: "data"},
 	}}
@@ -836,7 +819,7 @@ func testConcurrentAppendsOneSession(t *testing.T, open Opener) {
 		s := stores[w%2]
 		writers.Go(func() {
 			for i := range perWriter {
-				if _, err := s.Append("busy", userMsg(fmt.Sprintf("%s-%d", name, i), int64(i))); err != nil {
+				if _, err := s.Append("busy", testutil.UserMsg(fmt.Sprintf("%s-%d", name, i), int64(i))); err != nil {
 					t.Error(err)
 					return
 				}
@@ -882,7 +865,7 @@ func testConcurrentSessions(t *testing.T, open Opener) {
 					created.Add(1)
 				}
 				for i := range perWriter {
-					if _, err := s.Append(id, userMsg(fmt.Sprintf("w%d-%d", w, i), 1)); err != nil {
+					if _, err := s.Append(id, testutil.UserMsg(fmt.Sprintf("w%d-%d", w, i), 1)); err != nil {
 						t.Error(err)
 						return
 					}
@@ -916,7 +899,7 @@ func testConcurrentSessions(t *testing.T, open Opener) {
 func testAppendRacingArchive(t *testing.T, open Opener) {
 	s := open(t)
 	mustCreate(t, s, "race", "webchat")
-	mustAppend(t, s, "race", userMsg("first", 1))
+	mustAppend(t, s, "race", testutil.UserMsg("first", 1))
 	var ok atomic.Int32
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -924,7 +907,7 @@ func testAppendRacingArchive(t *testing.T, open Opener) {
 		wg.Go(func() {
 			<-start
 			for i := range 50 {
-				_, err := s.Append("race", userMsg(fmt.Sprintf("w%d-%d", w, i), 2))
+				_, err := s.Append("race", testutil.UserMsg(fmt.Sprintf("w%d-%d", w, i), 2))
 				switch {
 				case err == nil:
 					ok.Add(1)
