@@ -37,7 +37,7 @@ func (r gatewaysRun) String() string {
 // times the fan-out of a turn's events to a second client on the gateway
 // that runs it and to a client on another gateway.
 func measureGateways(ctx context.Context, b *bench) error {
-	pg, err := startPostgres(ctx, b.cfg.databaseURL)
+	pg, err := startPostgres(b.cfg.databaseURL)
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}

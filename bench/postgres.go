@@ -2,134 +2,50 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/miniclaw/miniclaw/internal/pgcluster"
 )
 
 // pgServer is the PostgreSQL server the gateways measurement makes its
 // databases on: the one -database-url names, or a throwaway cluster the
-// bench runs itself (initdb in a folder of its own, then postgres in the
-// foreground as one of the bench's children, so that every way the bench
-// ends kills it).
+// bench runs itself (pgcluster's: no server outlives the bench, however it
+// ends).
 type pgServer struct {
-	admin string // URL of a role that may CREATE DATABASE
-	proc  *child // the throwaway server; nil on -database-url
-	dir   string // its folder
+	admin string             // URL of a role that may CREATE DATABASE
+	c     *pgcluster.Cluster // the throwaway server; nil on -database-url
+	pid   int                // its postmaster's
 	made  []string
 }
 
-// pgServerOptions: no fsync (as the files store's FSYNC=never the bench
-// runs), no Unix socket, room for three gateways' pools.
-var pgServerOptions = []string{"-c", "listen_addresses=127.0.0.1", "-k", "", "-c", "fsync=off", "-c", "max_connections=200"}
-
 // startPostgres returns the server at admin, or starts a throwaway one
 // when admin is "".
-func startPostgres(ctx context.Context, admin string) (*pgServer, error) {
+func startPostgres(admin string) (*pgServer, error) {
 	if admin != "" {
 		return &pgServer{admin: admin}, nil
 	}
-	bin, err := postgresBin()
+	c, err := pgcluster.New("")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w; and no -database-url", err)
 	}
-	cred, err := postgresCred()
-	if err != nil {
-		return nil, err
+	p := &pgServer{c: c}
+	err = c.Start()
+	if err == nil {
+		p.pid, err = c.PID()
 	}
-	// PostgreSQL refuses to run as root: as root it runs as the postgres
-	// OS user, who may not enter the scratch folder (mode 0700): /tmp then.
-	parent := ""
-	if cred != nil {
-		parent = "/tmp"
-	}
-	dir, err := os.MkdirTemp(parent, "mcbench-pg-")
-	if err != nil {
-		return nil, err
-	}
-	p := &pgServer{dir: dir}
-	if cred != nil {
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			p.close()
-			return nil, err
-		}
-	}
-	run := func(name string, args ...string) *exec.Cmd {
-		cmd := exec.Command(filepath.Join(bin, name), args...)
-		cmd.Dir = dir
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		return cmd
-	}
-	data := filepath.Join(dir, "data")
-	if out, err := run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "-N").CombinedOutput(); err != nil {
-		p.close()
-		return nil, fmt.Errorf("initdb %s: %w\n%s", data, err, out)
-	}
-	port, err := freePort()
 	if err != nil {
 		p.close()
 		return nil, err
 	}
-	log, err := os.Create(filepath.Join(dir, "log"))
-	if err != nil {
-		p.close()
-		return nil, err
-	}
-	defer log.Close()
-	cmd := run("postgres", append([]string{"-D", data, "-p", strconv.Itoa(port)}, pgServerOptions...)...)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		p.close()
-		return nil, fmt.Errorf("postgres: %w", err)
-	}
-	p.proc = &child{cmd: cmd, exited: make(chan struct{})}
-	p.proc.track()
-	go func() {
-		p.proc.err = cmd.Wait()
-		close(p.proc.exited)
-	}()
-	p.admin = "postgres://postgres@127.0.0.1:" + strconv.Itoa(port) + "/postgres?sslmode=disable"
-	if err := p.waitUp(ctx, 30*time.Second); err != nil {
-		p.close()
-		return nil, err
-	}
+	p.admin = c.URL("postgres") // the port is chosen by the first Start
 	return p, nil
-}
-
-// waitUp returns once the server accepts connections.
-func (p *pgServer) waitUp(ctx context.Context, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		conn, err := pgx.Connect(cctx, p.admin)
-		cancel()
-		if err == nil {
-			conn.Close(ctx)
-			return nil
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(p.dir, "log"))
-			return fmt.Errorf("postgres not accepting connections within %s: %w\nserver log:\n%s", limit, err, log)
-		}
-		select {
-		case <-p.proc.exited:
-			log, _ := os.ReadFile(filepath.Join(p.dir, "log"))
-			return fmt.Errorf("postgres exited (%v)\nserver log:\n%s", p.proc.err, log)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 // where names the server for the notes.
@@ -138,7 +54,7 @@ func (p *pgServer) where() string {
 	if err != nil {
 		return "?"
 	}
-	if p.proc != nil {
+	if p.c != nil {
 		return "a throwaway cluster the bench started on " + u.Host + " (fsync=off, as the files store runs with FSYNC=never here)"
 	}
 	return "-database-url " + u.Redacted()
@@ -148,10 +64,10 @@ func (p *pgServer) where() string {
 // (the postmaster and its children, the backends), or nil when the server
 // is not the bench's own.
 func (p *pgServer) cpuFunc() func() time.Duration {
-	if p.proc == nil {
+	if p.c == nil {
 		return nil
 	}
-	return func() time.Duration { return treeCPU(p.proc.pid) }
+	return func() time.Duration { return treeCPU(p.pid) }
 }
 
 // treeCPU is the user+system CPU time of process pid and its live
@@ -206,68 +122,18 @@ func (p *pgServer) exec(ctx context.Context, sql string) error {
 	return err
 }
 
-// close drops the databases made on a -database-url server, or kills the
+// close drops the databases made on a -database-url server, or stops the
 // throwaway one and removes its folder.
 func (p *pgServer) close() {
-	if p.proc == nil && p.dir == "" {
-		for _, name := range p.made {
-			if err := p.exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-				logf("drop database %s: %v", name, err)
-			}
+	if p.c != nil {
+		if err := p.c.Remove(); err != nil {
+			logf("%v", err)
 		}
 		return
 	}
-	if p.proc != nil {
-		p.proc.kill()
-	}
-	os.RemoveAll(p.dir)
-}
-
-// postgresBin is the folder of PostgreSQL's server programs: the newest
-// /usr/lib/postgresql/N/bin (Debian's layout, off PATH), else initdb's on
-// PATH.
-func postgresBin() (string, error) {
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	slices.SortFunc(dirs, func(a, b string) int {
-		va, _ := strconv.Atoi(filepath.Base(filepath.Dir(a)))
-		vb, _ := strconv.Atoi(filepath.Base(filepath.Dir(b)))
-		return vb - va
-	})
-	if p, err := exec.LookPath("initdb"); err == nil {
-		dirs = append(dirs, filepath.Dir(p))
-	}
-	for _, d := range dirs {
-		if _, err := os.Stat(filepath.Join(d, "postgres")); err == nil {
-			return d, nil
+	for _, name := range p.made {
+		if err := p.exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			logf("drop database %s: %v", name, err)
 		}
 	}
-	return "", errors.New("no PostgreSQL server programs (apt-get install postgresql), and no -database-url")
-}
-
-// postgresCred is who the server runs as: the bench's user, or the
-// postgres OS user when the bench runs as root.
-func postgresCred() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, fmt.Errorf("running as root, and PostgreSQL refuses root: no postgres OS user to run it as: %w", err)
-	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, fmt.Errorf("postgres OS user: %w", err)
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
-}
-
-// freePort is a loopback TCP port nothing listens on now.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -56,8 +56,8 @@ func TestSessionsImportThenBothStores(t *testing.T) {
 	if r := run(files, "archive", "plain-1"); r.code != 0 {
 		t.Fatalf("archive: %s", r.stderr)
 	}
-	appendFile(t, filepath.Join(sessionsDir, "tools-1.jsonl"), "{garbage line\n")
-	appendFile(t, filepath.Join(sessionsDir, "pending-1.jsonl"), `{"role":"assistant","content":"cut`)
+	testutil.AppendFile(t, filepath.Join(sessionsDir, "tools-1.jsonl"), "{garbage line\n")
+	testutil.AppendFile(t, filepath.Join(sessionsDir, "pending-1.jsonl"), `{"role":"assistant","content":"cut`)
 
 	r := run(pg, "import", "--from", data)
 	if r.code != 0 || !strings.Contains(r.stderr, "3 imported, 0 caught up, 0 skipped, 0 conflicts, 0 failed") ||
@@ -154,18 +154,6 @@ func TestSessionsImportThenBothStores(t *testing.T) {
 // archiveStamp is the time in an archived copy's name.
 var archiveStamp = regexp.MustCompile(`\.\d{8}T\d{6}\.\d{3}Z\.`)
 
-func appendFile(t *testing.T, path, s string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(s); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestSessionsImportKilled: an import SIGKILLed in the middle of a
 // session's transaction (its insert waits on a lock the test holds) leaves
 // the sessions before it whole and that one absent; run again, it imports
@@ -208,7 +196,7 @@ func TestSessionsImportKilled(t *testing.T) {
 	// The test inserts the middle session itself, uncommitted: the
 	// import's insert of it waits for the test's transaction.
 	ctx := context.Background()
-	blocker, err := connect(t, url).Begin(ctx)
+	blocker, err := testutil.ConnectPostgres(t, url).Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +211,7 @@ func TestSessionsImportKilled(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	db := connect(t, url)
+	db := testutil.ConnectPostgres(t, url)
 	eventually(t, "the import to wait for the test's lock", func() bool {
 		var waiting int
 		err := db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
@@ -266,18 +254,6 @@ func TestSessionsImportKilled(t *testing.T) {
 	if sessions != n || ids != n || messages != 2*n {
 		t.Errorf("after the rerun: %d sessions, %d IDs, %d messages; want %d, %d, %d", sessions, ids, messages, n, n, 2*n)
 	}
-}
-
-func connect(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
 }
 
 // withPassword is url with a password in it.

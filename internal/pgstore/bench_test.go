@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/internal/session/sessiontest"
 	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
@@ -34,32 +36,12 @@ func BenchmarkAppend(b *testing.B) {
 	}
 }
 
-// BenchmarkRecent measures a turn's read of a 1000-message session's
-// history with its cache warm: alone, and after an append (what a turn
-// does).
+// BenchmarkRecent is the store suite's Recent benchmark on PostgreSQL (the
+// files store runs it too).
 func BenchmarkRecent(b *testing.B) {
-	for _, appendFirst := range []bool{false, true} {
-		name := "warm"
-		if appendFirst {
-			name = "after-append"
-		}
-		b.Run(name, func(b *testing.B) {
-			s := benchStore(b, 1000)
-			if _, err := s.Recent("a", 1000); err != nil {
-				b.Fatal(err)
-			}
-			for b.Loop() {
-				if appendFirst {
-					if _, err := s.Append("a", core.Message{Role: core.RoleUser, Content: "one more", Timestamp: 1}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if r, err := s.Recent("a", 1000); err != nil || len(r.Messages) != 1000 {
-					b.Fatalf("Recent: %d messages, %v", len(r.Messages), err)
-				}
-			}
-		})
-	}
+	sessiontest.BenchRecent(b, func(b *testing.B) session.Backend {
+		return openTest(b, testutil.NeedPostgres(b), Options{})
+	})
 }
 
 // BenchmarkList10k measures List of 10,000 sessions of two messages each.

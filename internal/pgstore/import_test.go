@@ -37,21 +37,9 @@ func importSource(t *testing.T) string {
 		t.Fatal(err)
 	}
 	fs.Close()
-	appendRaw(t, filepath.Join(dir, "corrupt.jsonl"), "{not json at all\n")
-	appendRaw(t, filepath.Join(dir, "torn.jsonl"), `{"role":"user","content":"cut sh`)
+	testutil.AppendFile(t, filepath.Join(dir, "corrupt.jsonl"), "{not json at all\n")
+	testutil.AppendFile(t, filepath.Join(dir, "torn.jsonl"), `{"role":"user","content":"cut sh`)
 	return dir
-}
-
-func appendRaw(t *testing.T, path, s string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(s); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // runImport imports dir into s, returning the summary and each finished
@@ -149,7 +137,7 @@ func TestImport(t *testing.T) {
 		t.Fatalf("second import: %+v %+v, want 4 skipped", sum, got)
 	}
 
-	appendRaw(t, filepath.Join(dir, "plain.jsonl"), `{"role":"user","content":"later","timestamp":3000}`+"\n")
+	testutil.AppendFile(t, filepath.Join(dir, "plain.jsonl"), `{"role":"user","content":"later","timestamp":3000}`+"\n")
 	if _, err := s.pool.Exec(context.Background(), `INSERT INTO messages (sid, seq, role, at, line)
 		SELECT sid, 3, 'user', 4000, '{"role":"user","content":"on postgres","timestamp":4000}' FROM sessions WHERE id = 'corrupt'`); err != nil {
 		t.Fatal(err)

@@ -185,17 +185,7 @@ func (c *recentCache) trim() {
 // view is the Recent of c, in slices of its own: the caller may keep it
 // while c is extended.
 func (c *recentCache) view() session.Recent {
-	var r session.Recent
-	if c.summary != nil {
-		r.Messages, r.Lines = []core.Message{*c.summary}, []int{c.at}
-	}
-	if len(c.msgs) > 0 {
-		r.Messages, r.Lines = append(r.Messages, c.msgs...), append(r.Lines, c.lines...)
-	}
-	if len(c.corrupt) > 0 {
-		r.Corrupt = slices.Clone(c.corrupt)
-	}
-	return r
+	return session.RecentOf(c.summary, c.at, c.msgs, c.lines, c.corrupt)
 }
 
 // recentCacheBytes bounds the line bytes the store keeps decoded for

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 func TestAppendRepairsTornTail(t *testing.T) {
@@ -36,7 +37,7 @@ func TestAppendRepairsTornTail(t *testing.T) {
 			s, dir := newStore(t)
 			mustCreate(t, s, "torn", "webchat")
 			path := filepath.Join(dir, "torn.jsonl")
-			good := numbered("good", tc.good)
+			good := testutil.Numbered("good", tc.good)
 			if len(good) > 0 {
 				mustAppend(t, s, "torn", good...)
 			}
@@ -56,9 +57,9 @@ func TestAppendRepairsTornTail(t *testing.T) {
 			if err != nil || len(corrupt) != 0 {
 				t.Fatalf("Load before repair: %v %v", err, corrupt)
 			}
-			equalMsgs(t, "Load before repair", got, good)
+			testutil.EqualMsgs(t, "Load before repair", got, good)
 
-			next := asstMsg("after the crash", 5000)
+			next := testutil.AsstMsg("after the crash", 5000)
 			m := mustAppend(t, s, "torn", next)
 			want := lines(t, append(good, next)...)
 			if got := readFile(t, path); string(got) != string(want) {
@@ -94,7 +95,7 @@ func TestArchive(t *testing.T) {
 	other := openStore(t, dir, Options{}) // a second process that knows the session
 	mustCreate(t, s, "arc", "telegram")
 	mustCreate(t, s, "keep", "telegram")
-	mustAppend(t, s, "arc", numbered("a", 3)...)
+	mustAppend(t, s, "arc", testutil.Numbered("a", 3)...)
 	if _, err := other.Get("arc"); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,7 @@ func TestArchive(t *testing.T) {
 		t.Fatalf("Len after archive = %d", s.Len())
 	}
 	for _, st := range []*Store{s, other} {
-		_, err := st.Append("arc", userMsg("too late", 1))
+		_, err := st.Append("arc", testutil.UserMsg("too late", 1))
 		if !isNotFound(err) {
 			t.Fatalf("Append after archive: %v, want ErrNotFound", err)
 		}
@@ -160,7 +161,7 @@ func TestArchiveSameMillisecond(t *testing.T) {
 	var want [][]byte
 	for i := range 3 {
 		mustCreate(t, s, "twice", "telegram")
-		mustAppend(t, s, "twice", userMsg(fmt.Sprintf("transcript %d", i), int64(i)))
+		mustAppend(t, s, "twice", testutil.UserMsg(fmt.Sprintf("transcript %d", i), int64(i)))
 		want = append(want, readFile(t, filepath.Join(dir, "twice.jsonl")))
 		p, err := s.Archive("twice")
 		if err != nil {
@@ -192,7 +193,7 @@ func TestArchiveBesideAPendingMetaWrite(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "sessions")
 	gw := openStore(t, dir, Options{})
 	mustCreate(t, gw, "left", "telegram")
-	mustAppend(t, gw, "left", userMsg("question", 1), asstMsg("answer", 2)) // meta write pending
+	mustAppend(t, gw, "left", testutil.UserMsg("question", 1), testutil.AsstMsg("answer", 2)) // meta write pending
 	cli := openStore(t, dir, Options{})
 	if _, err := cli.Archive("left"); err != nil {
 		t.Fatal(err)
@@ -210,7 +211,7 @@ func TestArchiveBesideAPendingMetaWrite(t *testing.T) {
 func TestFork(t *testing.T) {
 	s, dir := newStore(t)
 	mustCreate(t, s, "src", "telegram")
-	src := numbered("s", 5)
+	src := testutil.Numbered("s", 5)
 	src[1] = core.Message{Role: core.RoleAssistant, Timestamp: 1001, ToolCalls: []core.ToolCallRecord{
 		{ID: "tu1", Name: "read", Input: []byte(`{"path":"a"}`), Output: "data"},
 	}}
@@ -248,7 +249,7 @@ func TestFork(t *testing.T) {
 	if err != nil || len(m.SessionID) != 36 || !exists(filepath.Join(dir, m.SessionID+".jsonl")) {
 		t.Fatalf("Fork to a fresh ID: %+v, %v", m, err)
 	}
-	appendFile(t, filepath.Join(dir, m.SessionID+".jsonl"), line(t, userMsg("by hand", 1)))
+	appendFile(t, filepath.Join(dir, m.SessionID+".jsonl"), line(t, testutil.UserMsg("by hand", 1)))
 	if re, _ := openStore(t, dir, Options{}).Get(m.SessionID); re.ForkedFrom != "src" || re.MessageCount != 3 || re.Title != "Fork of s-0" {
 		t.Fatalf("forked meta after reopen: %+v", re)
 	}
@@ -283,7 +284,7 @@ func TestFsyncStore(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "sessions")
 	s := openStore(t, dir, Options{Fsync: true})
 	mustCreate(t, s, "durable", "webchat")
-	m := mustAppend(t, s, "durable", numbered("d", 3)...)
+	m := mustAppend(t, s, "durable", testutil.Numbered("d", 3)...)
 	if m.MessageCount != 3 || m.Size != fileSize(t, filepath.Join(dir, "durable.jsonl")) {
 		t.Fatalf("meta %+v", m)
 	}

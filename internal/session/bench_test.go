@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // BenchmarkOpen measures rebuilding the index of 10,000 sessions with valid
@@ -15,7 +17,7 @@ func BenchmarkOpen(b *testing.B) {
 	for i := range 10_000 {
 		id := fmt.Sprintf("s%05d", i)
 		mustCreate(b, s, id, DefaultChannel)
-		mustAppend(b, s, id, userMsg("hello", ts), asstMsg("echo: hello", ts))
+		mustAppend(b, s, id, testutil.UserMsg("hello", ts), testutil.AsstMsg("echo: hello", ts))
 	}
 	s.Close() // writes the index snapshot, as a gateway's shutdown does
 	for b.Loop() {
@@ -38,36 +40,8 @@ func BenchmarkAppend(b *testing.B) {
 			mustCreate(b, s, "a", DefaultChannel)
 			ts := time.Now().UnixMilli()
 			for b.Loop() {
-				if _, err := s.Append("a", userMsg("bench says hello", ts)); err != nil {
+				if _, err := s.Append("a", testutil.UserMsg("bench says hello", ts)); err != nil {
 					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
-// BenchmarkRecent measures a turn's read of a 1000-message session's
-// history with its cache warm: alone, and after an append (what a turn
-// does). pgstore has the same benchmark.
-func BenchmarkRecent(b *testing.B) {
-	for _, appendFirst := range []bool{false, true} {
-		name := "warm"
-		if appendFirst {
-			name = "after-append"
-		}
-		b.Run(name, func(b *testing.B) {
-			s, _ := newStore(b)
-			mustCreate(b, s, "a", DefaultChannel)
-			mustAppend(b, s, "a", numbered("m", 1000)...)
-			if _, err := s.Recent("a", 1000); err != nil {
-				b.Fatal(err)
-			}
-			for b.Loop() {
-				if appendFirst {
-					mustAppend(b, s, "a", userMsg("one more", 1))
-				}
-				if r, err := s.Recent("a", 1000); err != nil || len(r.Messages) != 1000 {
-					b.Fatalf("Recent: %d messages, %v", len(r.Messages), err)
 				}
 			}
 		})
@@ -81,7 +55,7 @@ func BenchmarkList10k(b *testing.B) {
 	for i := range 10_000 {
 		id := fmt.Sprintf("s%05d", i)
 		mustCreate(b, s, id, DefaultChannel)
-		mustAppend(b, s, id, userMsg("hello", int64(i)), asstMsg("echo: hello", int64(i)))
+		mustAppend(b, s, id, testutil.UserMsg("hello", int64(i)), testutil.AsstMsg("echo: hello", int64(i)))
 	}
 	for b.Loop() {
 		if l := mustList(b, s); len(l) != 10_000 {

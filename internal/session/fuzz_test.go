@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // FuzzLoadTranscript feeds arbitrary bytes as a transcript. Reads must not
@@ -44,7 +45,7 @@ func FuzzLoadTranscript(f *testing.F) {
 			t.Fatalf("Page(-1, 3) = offset %d total %d, %d+%d lines, err %v; %d lines", p.Offset, p.Total, len(p.Messages), len(p.Corrupt), err, lines)
 		}
 
-		next := userMsg("appended after fuzz", 7)
+		next := testutil.UserMsg("appended after fuzz", 7)
 		after, err := s.Append("fz", next)
 		if err != nil {
 			t.Fatal(err)
@@ -85,7 +86,7 @@ func FuzzLoadTranscript(f *testing.F) {
 		}
 		if len(msgs2) != len(msgs)+1 || !reflect.DeepEqual(msgs2[len(msgs)], next) ||
 			len(msgs) > 0 && !reflect.DeepEqual(msgs2[:len(msgs)], msgs) {
-			t.Fatalf("messages after append %q, before %q", contents(msgs2), contents(msgs))
+			t.Fatalf("messages after append %q, before %q", testutil.Contents(msgs2), testutil.Contents(msgs))
 		}
 	})
 }
@@ -103,7 +104,7 @@ func checkTailAgainstLoad(t testing.TB, s *Store, id string, n int, msgs []core.
 		t.Fatalf("Tail(%d) gave %d messages and %d corrupt lines of %d", n, len(tail), len(tailBad), lines)
 	}
 	if len(tail) > len(msgs) || !reflect.DeepEqual(tail, msgs[len(msgs)-len(tail):]) && len(tail) > 0 {
-		t.Fatalf("Tail(%d) is not the end of Load:\ntail %s\nload %s", n, short(contents(tail)), short(contents(msgs)))
+		t.Fatalf("Tail(%d) is not the end of Load:\ntail %s\nload %s", n, testutil.Short(testutil.Contents(tail)), testutil.Short(testutil.Contents(msgs)))
 	}
 	if len(tailBad) > len(corrupt) || len(tailBad) > 0 && !reflect.DeepEqual(stripLines(tailBad), stripLines(corrupt[len(corrupt)-len(tailBad):])) {
 		t.Fatalf("Tail(%d)'s corrupt lines %v are not the end of Load's %v", n, tailBad, corrupt)

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -67,24 +65,6 @@ func mustAppend(t testing.TB, s *Store, id string, msgs ...core.Message) Meta {
 		t.Fatalf("Append(%q): %v", id, err)
 	}
 	return m
-}
-
-// userMsg and asstMsg build messages whose content identifies them.
-func userMsg(content string, ts int64) core.Message {
-	return core.Message{Role: core.RoleUser, Content: content, Timestamp: ts}
-}
-
-func asstMsg(content string, ts int64) core.Message {
-	return core.Message{Role: core.RoleAssistant, Content: content, Timestamp: ts}
-}
-
-// numbered returns n user messages "<prefix>-0" ... with timestamps 1000+i.
-func numbered(prefix string, n int) []core.Message {
-	out := make([]core.Message, n)
-	for i := range out {
-		out[i] = userMsg(fmt.Sprintf("%s-%d", prefix, i), int64(1000+i))
-	}
-	return out
 }
 
 // line is the exact transcript line of m, newline included.
@@ -196,35 +176,6 @@ func tailBytes(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
-}
-
-func contents(msgs []core.Message) []string {
-	out := make([]string, len(msgs))
-	for i, m := range msgs {
-		out[i] = m.Content
-	}
-	return out
-}
-
-func equalMsgs(t testing.TB, what string, got, want []core.Message) {
-	t.Helper()
-	if len(got) == 0 && len(want) == 0 {
-		return
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("%s:\n got %d %s\nwant %d %s", what, len(got), short(contents(got)), len(want), short(contents(want)))
-	}
-}
-
-func short(ss []string) string {
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		if len(s) > 24 {
-			s = s[:24] + "…"
-		}
-		out[i] = s
-	}
-	return fmt.Sprintf("%q", out)
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

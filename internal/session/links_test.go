@@ -16,7 +16,7 @@ import (
 func outsideTranscript(t *testing.T) (string, []byte) {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "bashrc")
-	b := lines(t, userMsg("SECRET from outside", 5))
+	b := lines(t, testutil.UserMsg("SECRET from outside", 5))
 	writeFile(t, p, b)
 	return p, b
 }
@@ -59,7 +59,7 @@ func TestSessionFileLinksWhileOpen(t *testing.T) {
 	s, dir := newStore(t)
 	outside, content := outsideTranscript(t)
 	mustCreate(t, s, "a-1", "webchat")
-	mustAppend(t, s, "a-1", userMsg("hello", 1000))
+	mustAppend(t, s, "a-1", testutil.UserMsg("hello", 1000))
 	mustCreate(t, s, "b-1", "webchat")
 	appendFile(t, filepath.Join(dir, "b-1.jsonl"), []byte(`{"role":"user","content":"torn`))
 	for _, name := range []string{"a-1.jsonl", "b-1.meta.json", "b-1.jsonl.torn", "b-1.lock"} {
@@ -69,13 +69,13 @@ func TestSessionFileLinksWhileOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Append("a-1", userMsg("more", 2000)); err == nil || !strings.Contains(err.Error(), "symbolic link leading out of") {
+	if _, err := s.Append("a-1", testutil.UserMsg("more", 2000)); err == nil || !strings.Contains(err.Error(), "symbolic link leading out of") {
 		t.Errorf("Append through a linked transcript: err = %v", err)
 	}
 	if msgs, _, err := s.Load("a-1"); err == nil || len(msgs) > 0 {
-		t.Errorf("Load through a linked transcript = %v, %v", contents(msgs), err)
+		t.Errorf("Load through a linked transcript = %v, %v", testutil.Contents(msgs), err)
 	}
-	if _, err := s.Append("b-1", userMsg("more", 2000)); err != nil {
+	if _, err := s.Append("b-1", testutil.UserMsg("more", 2000)); err != nil {
 		t.Errorf("Append to b-1: %v", err)
 	}
 	s.Flush()

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/filelock"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // Child processes are this test binary re-run with MINICLAW_SESSION_HELPER
@@ -46,7 +46,7 @@ func TestHelperProcess(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		for i := range n {
-			msg := userMsg(fmt.Sprintf("%s-%d", os.Getenv(envPrefix), i), int64(i))
+			msg := testutil.UserMsg(fmt.Sprintf("%s-%d", os.Getenv(envPrefix), i), int64(i))
 			if _, err := s.Append(os.Getenv(envID), msg); err != nil {
 				fail("append %d: %v", i, err)
 			}
@@ -116,7 +116,7 @@ func TestCrossProcessAppends(t *testing.T) {
 	}
 	writeFile(t, goFile, nil)
 	for i := range perWriter {
-		mustAppend(t, s, "multi", userMsg(fmt.Sprintf("parent-%d", i), int64(i)))
+		mustAppend(t, s, "multi", testutil.UserMsg(fmt.Sprintf("parent-%d", i), int64(i)))
 	}
 	for _, cmd := range cmds {
 		if err := cmd.Wait(); err != nil {
@@ -126,14 +126,14 @@ func TestCrossProcessAppends(t *testing.T) {
 
 	path := filepath.Join(dir, "multi.jsonl")
 	msgs := decodeAll(t, readFile(t, path))
-	checkWriters(t, msgs, append(names, "parent"), perWriter)
+	testutil.CheckWriters(t, msgs, append(names, "parent"), perWriter)
 	total := (children + 1) * perWriter
 	m, err := openStore(t, dir, Options{}).Get("multi")
 	if err != nil || m.MessageCount != total || m.Size != fileSize(t, path) {
 		t.Fatalf("meta after reopen %+v, %v; want %d messages, size %d", m, err, total, fileSize(t, path))
 	}
 	// The parent's stale index catches up on its next append.
-	m = mustAppend(t, s, "multi", userMsg("parent-last", 1))
+	m = mustAppend(t, s, "multi", testutil.UserMsg("parent-last", 1))
 	if m.MessageCount != total+1 || m.Size != fileSize(t, path) {
 		t.Fatalf("parent meta after catch-up %+v", m)
 	}
@@ -147,7 +147,7 @@ func TestKilledLockHolder(t *testing.T) {
 
 	res := make(chan error, 1)
 	go func() {
-		_, err := s.Append("held", userMsg("after the holder died", 1))
+		_, err := s.Append("held", testutil.UserMsg("after the holder died", 1))
 		res <- err
 	}()
 	select {
@@ -168,7 +168,7 @@ func TestKilledLockHolder(t *testing.T) {
 		t.Fatal("Append still blocked 5s after the lock holder was killed")
 	}
 	got := readFile(t, filepath.Join(dir, "held.jsonl"))
-	if string(got) != string(line(t, userMsg("after the holder died", 1))) {
+	if string(got) != string(line(t, testutil.UserMsg("after the holder died", 1))) {
 		t.Fatalf("transcript = %q", got)
 	}
 }
@@ -246,7 +246,7 @@ func TestTurnLockAcrossProcesses(t *testing.T) {
 		waiting, res := lockTurnAsync(context.Background(), s, "turns", 0)
 		waitChan(t, "waiting call", waiting)
 		// The data lock is not the turn lock: the transcript stays usable.
-		mustAppend(t, s, "turns", userMsg("appended during another's turn", 1))
+		mustAppend(t, s, "turns", testutil.UserMsg("appended during another's turn", 1))
 		if _, _, err := s.Tail("turns", 5); err != nil {
 			t.Fatal(err)
 		}
@@ -307,31 +307,6 @@ func TestTurnLockAcrossProcesses(t *testing.T) {
 	for _, st := range []*Store{s, openStore(t, dir, Options{})} {
 		if got := mustList(t, st); len(got) != 1 || got[0].SessionID != "turns" {
 			t.Fatalf("sessions listed beside a lock file: %+v", got)
-		}
-	}
-}
-
-// checkWriters verifies that msgs holds exactly count messages
-// "<prefix>-0" ... "<prefix>-<count-1>" from each writer, in order per writer,
-// and nothing else.
-func checkWriters(t testing.TB, msgs []core.Message, prefixes []string, count int) {
-	t.Helper()
-	next := map[string]int{}
-	for _, p := range prefixes {
-		next[p] = 0
-	}
-	for i, m := range msgs {
-		p, num, ok := strings.Cut(m.Content, "-")
-		n, err := strconv.Atoi(num)
-		want, known := next[p]
-		if !ok || err != nil || !known || n != want {
-			t.Fatalf("message %d is %q; writer %q expected its message %d next", i, m.Content, p, want)
-		}
-		next[p]++
-	}
-	for _, p := range prefixes {
-		if next[p] != count {
-			t.Errorf("writer %q: %d messages, want %d", p, next[p], count)
 		}
 	}
 }

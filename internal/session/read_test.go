@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // sizedMsgs returns n messages whose transcript lines are about size bytes.
@@ -15,7 +16,7 @@ func sizedMsgs(n, size int) []core.Message {
 	out := make([]core.Message, n)
 	for i := range out {
 		head := fmt.Sprintf("m%d:", i)
-		out[i] = userMsg(head+strings.Repeat("x", max(0, size-len(head)-50)), int64(i+1))
+		out[i] = testutil.UserMsg(head+strings.Repeat("x", max(0, size-len(head)-50)), int64(i+1))
 	}
 	return out
 }
@@ -53,7 +54,7 @@ func TestTail(t *testing.T) {
 					t.Fatalf("Tail(%d): err %v, corrupt %v", n, err, corrupt)
 				}
 				want := tc.msgs[total-min(max(n, 0), total):]
-				equalMsgs(t, fmt.Sprintf("Tail(%d)", n), got, want)
+				testutil.EqualMsgs(t, fmt.Sprintf("Tail(%d)", n), got, want)
 			}
 		})
 	}
@@ -72,7 +73,7 @@ func TestTailReadsFromTheEnd(t *testing.T) {
 	if err != nil || len(corrupt) != 0 {
 		t.Fatalf("Tail: err %v, corrupt %v", err, corrupt)
 	}
-	equalMsgs(t, "Tail(3)", got, msgs[1:])
+	testutil.EqualMsgs(t, "Tail(3)", got, msgs[1:])
 
 	// Blank lines (hand edits) are skipped by Load, so Tail must look past
 	// them for its n messages.
@@ -82,11 +83,11 @@ func TestTailReadsFromTheEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		equalMsgs(t, fmt.Sprintf("Tail(%d) after blank lines", n), got, msgs[4-n:])
+		testutil.EqualMsgs(t, fmt.Sprintf("Tail(%d) after blank lines", n), got, msgs[4-n:])
 	}
 	// More blank lines than one block holds, then a message, then more.
 	appendFile(t, path, []byte(strings.Repeat("\n", 3*tailBlock)))
-	last := userMsg("last", 99)
+	last := testutil.UserMsg("last", 99)
 	mustAppend(t, s, "e", last)
 	appendFile(t, path, []byte(strings.Repeat(" \n", tailBlock)))
 	want := append(append([]core.Message(nil), msgs...), last)
@@ -95,7 +96,7 @@ func TestTailReadsFromTheEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		equalMsgs(t, fmt.Sprintf("Tail(%d) among many blank lines", n), got, want[max(0, 5-n):])
+		testutil.EqualMsgs(t, fmt.Sprintf("Tail(%d) among many blank lines", n), got, want[max(0, 5-n):])
 	}
 }
 
@@ -119,10 +120,10 @@ func tailMatchesLoadRound(t *testing.T, rng *rand.Rand) {
 		case 1:
 			l = []byte("garbage " + strings.Repeat("g", rng.IntN(2*tailBlock)) + "\n")
 		case 2:
-			l = line(t, userMsg(strings.Repeat("c", rng.IntN(tailBlock)), int64(i)))
+			l = line(t, testutil.UserMsg(strings.Repeat("c", rng.IntN(tailBlock)), int64(i)))
 			l = append(l[:len(l)-1], '\r', '\n')
 		default:
-			l = line(t, asstMsg(fmt.Sprint(i, strings.Repeat("x", rng.IntN(2*tailBlock))), int64(i)))
+			l = line(t, testutil.AsstMsg(fmt.Sprint(i, strings.Repeat("x", rng.IntN(2*tailBlock))), int64(i)))
 		}
 		data = append(data, l...)
 	}
@@ -142,7 +143,7 @@ func tailMatchesLoadRound(t *testing.T, rng *rand.Rand) {
 
 // corruptTranscript is a hand-made transcript with bad lines among good ones.
 func corruptTranscript(t *testing.T) (data []byte, good []core.Message, bad []LineError) {
-	g := numbered("g", 4)
+	g := testutil.Numbered("g", 4)
 	parts := [][]byte{
 		line(t, g[0]),
 		line(t, g[1]),
@@ -190,7 +191,7 @@ func TestCorruptLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	equalMsgs(t, "Load", msgs, good)
+	testutil.EqualMsgs(t, "Load", msgs, good)
 	checkLineErrors(t, "Load", corrupt, bad)
 	if got := corrupt[0].String(); !strings.HasPrefix(got, fmt.Sprintf("line 3 (byte %d): invalid character", bad[0].Offset)) {
 		t.Errorf("LineError.String() = %q", got)
@@ -208,7 +209,7 @@ func TestCorruptLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	equalMsgs(t, "Tail(100)", msgs, good)
+	testutil.EqualMsgs(t, "Tail(100)", msgs, good)
 	checkLineErrors(t, "Tail(100)", corrupt, fromEnd(bad))
 	if got := corrupt[0].String(); !strings.HasPrefix(got, fmt.Sprintf("byte %d: ", bad[0].Offset)) {
 		t.Errorf("LineError.String() from the end = %q", got)
@@ -217,14 +218,14 @@ func TestCorruptLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	equalMsgs(t, "Tail(3)", msgs, good[3:])
+	testutil.EqualMsgs(t, "Tail(3)", msgs, good[3:])
 	checkLineErrors(t, "Tail(3)", corrupt, fromEnd(bad[2:]))
 
 	p, err := s.Page("c", 1, 4) // lines 2-5
 	if err != nil {
 		t.Fatal(err)
 	}
-	equalMsgs(t, "Page(1, 4)", p.Messages, good[1:3])
+	testutil.EqualMsgs(t, "Page(1, 4)", p.Messages, good[1:3])
 	checkLineErrors(t, "Page(1, 4)", p.Corrupt, bad[:2])
 	if p.Total != 8 {
 		t.Errorf("Page total = %d, want 8", p.Total)
@@ -237,7 +238,7 @@ func TestCorruptLines(t *testing.T) {
 func TestCRLFLines(t *testing.T) {
 	s, dir := newStore(t)
 	mustCreate(t, s, "crlf", "webchat")
-	msgs := numbered("w", 3)
+	msgs := testutil.Numbered("w", 3)
 	var data []byte
 	for _, m := range msgs {
 		l := line(t, m)
@@ -248,10 +249,10 @@ func TestCRLFLines(t *testing.T) {
 	if err != nil || len(corrupt) != 0 {
 		t.Fatalf("Load: %v %v", err, corrupt)
 	}
-	equalMsgs(t, "Load", got, msgs)
+	testutil.EqualMsgs(t, "Load", got, msgs)
 	got, corrupt, err = s.Tail("crlf", 2)
 	if err != nil || len(corrupt) != 0 {
 		t.Fatalf("Tail: %v %v", err, corrupt)
 	}
-	equalMsgs(t, "Tail(2)", got, msgs[1:])
+	testutil.EqualMsgs(t, "Tail(2)", got, msgs[1:])
 }

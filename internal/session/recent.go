@@ -106,15 +106,23 @@ type recentCache struct {
 // view is the Recent of c, in slices of its own: the caller may keep it
 // while c is extended.
 func (c *recentCache) view() Recent {
+	return RecentOf(c.summary, c.at, c.msgs, c.lines, c.corrupt)
+}
+
+// RecentOf is the Recent a store's cache of it holds: the summary (nil for
+// none) at line index at, then msgs at lines, and the corrupt lines. It is
+// in slices of its own, so that the caller may keep it while the store
+// extends its cache. (pgstore's cache is built the same way.)
+func RecentOf(summary *core.Message, at int, msgs []core.Message, lines []int, corrupt []LineError) Recent {
 	var r Recent
-	if c.summary != nil {
-		r.Messages, r.Lines = []core.Message{*c.summary}, []int{c.at}
+	if summary != nil {
+		r.Messages, r.Lines = []core.Message{*summary}, []int{at}
 	}
-	if len(c.msgs) > 0 {
-		r.Messages, r.Lines = append(r.Messages, c.msgs...), append(r.Lines, c.lines...)
+	if len(msgs) > 0 {
+		r.Messages, r.Lines = append(r.Messages, msgs...), append(r.Lines, lines...)
 	}
-	if len(c.corrupt) > 0 {
-		r.Corrupt = slices.Clone(c.corrupt)
+	if len(corrupt) > 0 {
+		r.Corrupt = slices.Clone(corrupt)
 	}
 	return r
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/miniclaw/miniclaw/internal/core"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // TestRecentReadsBackPastManyLines: the summary is found behind more lines
@@ -90,88 +91,6 @@ func FuzzRecent(f *testing.F) {
 	})
 }
 
-// TestRecentFollowsEveryChange: Recent keeps what it read and extends it by
-// what was appended since; whatever happened to the transcript in between
-// (appends by this store and by another, as another process makes them,
-// summaries, corrupt and blank lines, a torn tail and its repair, an archive
-// and a new session under the same ID), it returns what a store reading the
-// file afresh returns.
-func TestRecentFollowsEveryChange(t *testing.T) {
-	for _, n := range []int{5, 1000} {
-		t.Run(fmt.Sprint("n=", n), func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "sessions")
-			a := openStore(t, dir, Options{})
-			b := openStore(t, dir, Options{})
-			mustCreate(t, a, "r", "webchat")
-			raw := func(text string) {
-				t.Helper()
-				f, err := os.OpenFile(filepath.Join(dir, "r"+jsonlExt), os.O_WRONLY|os.O_APPEND, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer f.Close()
-				if _, err := f.WriteString(text); err != nil {
-					t.Fatal(err)
-				}
-			}
-			line := 0
-			msg := func(s *Store, k int) {
-				t.Helper()
-				var msgs []core.Message
-				for range k {
-					msgs = append(msgs, core.Message{Role: []string{core.RoleUser, core.RoleAssistant}[line%2], Content: fmt.Sprintf("m%d", line), Timestamp: 1})
-					line++
-				}
-				mustAppend(t, s, "r", msgs...)
-			}
-			steps := []struct {
-				name string
-				do   func()
-			}{
-				{"append", func() { msg(a, 3) }},
-				{"append one", func() { msg(a, 1) }},
-				{"append by another store", func() { msg(b, 2) }},
-				{"corrupt line", func() { raw("not json\n"); line++ }},
-				{"blank line", func() { raw("\n  \n") }},
-				{"append after them", func() { msg(a, 4) }},
-				{"summary", func() {
-					mustAppend(t, b, "r", core.Message{Role: core.RoleSummary, Content: "S1", Covers: line - 2, Timestamp: 1})
-					line++
-				}},
-				{"append after the summary", func() { msg(a, 3) }},
-				{"torn tail", func() { raw(`{"role":"user","con`) }},
-				{"repaired by an append", func() { msg(b, 1) }},
-				{"many appends", func() { msg(a, 12) }},
-				{"archived by another store, created again", func() {
-					if _, err := b.Archive("r"); err != nil {
-						t.Fatal(err)
-					}
-					mustCreate(t, b, "r", "webchat")
-					line = 0
-					msg(b, 2)
-				}},
-				{"append to the new one", func() { msg(a, 2) }},
-			}
-			for _, st := range steps {
-				st.do()
-				got, err := a.Recent("r", n)
-				if err != nil {
-					t.Fatalf("%s: %v", st.name, err)
-				}
-				fresh := openStore(t, dir, Options{})
-				want, err := fresh.Recent("r", n)
-				if err != nil {
-					t.Fatalf("%s: fresh: %v", st.name, err)
-				}
-				fresh.Close()
-				if !reflect.DeepEqual(got, want) {
-					t.Fatalf("after %s: Recent = %+v, a fresh read gives %+v", st.name, got, want)
-				}
-			}
-		})
-	}
-}
-
 // TestRecentReadsOnlyWhatWasAppended: a turn's Recent on a long session
 // decodes the lines appended since the previous one, not the whole
 // history again (a 1000-line session decoded whole is thousands of
@@ -188,7 +107,7 @@ func TestRecentReadsOnlyWhatWasAppended(t *testing.T) {
 		t.Fatal(err)
 	}
 	allocs := testing.AllocsPerRun(10, func() {
-		mustAppend(t, s, "r", userMsg("one more", 1))
+		mustAppend(t, s, "r", testutil.UserMsg("one more", 1))
 		r, err := s.Recent("r", 1000)
 		if err != nil || len(r.Messages) != 1000 || r.Messages[999].Content != "one more" {
 			t.Fatalf("Recent = %d messages, err %v", len(r.Messages), err)

@@ -16,7 +16,7 @@ func TestSnapshotIndexesWithoutMetaFiles(t *testing.T) {
 	s, dir := newStore(t)
 	for _, id := range []string{"same", "grown", "damaged", "gone"} {
 		mustCreate(t, s, id, "telegram")
-		mustAppend(t, s, id, userMsg("question about "+id, 100), asstMsg("answer", 200))
+		mustAppend(t, s, id, testutil.UserMsg("question about "+id, 100), testutil.AsstMsg("answer", 200))
 	}
 	before, _ := s.Get("same")
 	s.Close()
@@ -25,7 +25,7 @@ func TestSnapshotIndexesWithoutMetaFiles(t *testing.T) {
 	}
 
 	// Another process changes things while this one is down.
-	appendFile(t, filepath.Join(dir, "grown.jsonl"), line(t, userMsg("one more", 300)))
+	appendFile(t, filepath.Join(dir, "grown.jsonl"), line(t, testutil.UserMsg("one more", 300)))
 	writeFile(t, filepath.Join(dir, "damaged.meta.json"), []byte("{not json"))
 	removeFile(t, filepath.Join(dir, "gone.jsonl"))
 	other := openStore(t, filepath.Join(t.TempDir(), "other"), Options{})
@@ -80,7 +80,7 @@ func TestSnapshotDamagedIsIgnored(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s, dir := newStore(t)
 			mustCreate(t, s, "fresh", "telegram")
-			want := mustAppend(t, s, "fresh", userMsg("hi", 100))
+			want := mustAppend(t, s, "fresh", testutil.UserMsg("hi", 100))
 			s.Close()
 			writeFile(t, filepath.Join(dir, snapshotName), []byte(content))
 			got, err := openStore(t, dir, Options{}).Get("fresh")
@@ -115,7 +115,7 @@ func TestSnapshotDamagedLineNotTrusted(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s, dir := newStore(t)
 			mustCreate(t, s, "six", "telegram")
-			want := mustAppend(t, s, "six", numbered("m", 6)...)
+			want := mustAppend(t, s, "six", testutil.Numbered("m", 6)...)
 			s.Close()
 			path := filepath.Join(dir, snapshotName)
 			header, line, _ := strings.Cut(strings.TrimSuffix(string(readFile(t, path)), "\n"), "\n")
@@ -143,7 +143,7 @@ func TestSnapshotDamagedLineNotTrusted(t *testing.T) {
 func TestMetaFileImpossibleCount(t *testing.T) {
 	s, dir := newStore(t)
 	mustCreate(t, s, "six", "telegram")
-	want := mustAppend(t, s, "six", numbered("m", 6)...)
+	want := mustAppend(t, s, "six", testutil.Numbered("m", 6)...)
 	s.Close()
 	removeFile(t, filepath.Join(dir, snapshotName))
 	lying := want
@@ -163,7 +163,7 @@ func TestMetaFileImpossibleCount(t *testing.T) {
 func TestLazyMetaSeenByOtherStores(t *testing.T) {
 	s, dir := newStore(t)
 	mustCreate(t, s, "lag", DefaultChannel)
-	want := mustAppend(t, s, "lag", numbered("m", 7)...)
+	want := mustAppend(t, s, "lag", testutil.Numbered("m", 7)...)
 	got, err := openStore(t, dir, Options{}).Get("lag")
 	if err != nil || got != want {
 		t.Fatalf("second store: %+v, %v; want %+v", got, err, want)
@@ -204,7 +204,7 @@ func FuzzSnapshotLine(f *testing.F) {
 func TestSnapshotWrittenOnlyWhenDue(t *testing.T) {
 	s, dir := newStore(t)
 	mustCreate(t, s, "r", DefaultChannel)
-	mustAppend(t, s, "r", userMsg("hello", 1))
+	mustAppend(t, s, "r", testutil.UserMsg("hello", 1))
 	s.Close()
 	path := filepath.Join(dir, snapshotName)
 	stat := func() os.FileInfo {
@@ -227,7 +227,7 @@ func TestSnapshotWrittenOnlyWhenDue(t *testing.T) {
 	}
 
 	writer := openStore(t, dir, Options{})
-	mustAppend(t, writer, "r", asstMsg("hi", 2))
+	mustAppend(t, writer, "r", testutil.AsstMsg("hi", 2))
 	writer.Close()
 	if after := stat(); os.SameFile(before, after) {
 		t.Fatal("Close after an append did not write a new snapshot")

@@ -71,7 +71,7 @@ func seedStore(t *testing.T) string {
 	}
 	for _, id := range []string{"good-1", "victim-1"} {
 		mustCreate(t, s, id, "webchat")
-		mustAppend(t, s, id, userMsg(id+" hello", 1000), asstMsg("echo", 1001))
+		mustAppend(t, s, id, testutil.UserMsg(id+" hello", 1000), testutil.AsstMsg("echo", 1001))
 	}
 	s.Close()
 	return dir
@@ -91,7 +91,7 @@ func checkRefused(t *testing.T, s *Store, id, typ string) {
 		{"Tail", func() error { _, _, err := s.Tail(id, 5); return err }},
 		{"Page", func() error { _, err := s.Page(id, 0, 5); return err }},
 		{"Page from the end", func() error { _, err := s.Page(id, -1, 5); return err }},
-		{"Append", func() error { _, err := s.Append(id, userMsg("more", 2000)); return err }},
+		{"Append", func() error { _, err := s.Append(id, testutil.UserMsg("more", 2000)); return err }},
 		{"Fork", func() error { _, _, err := s.Fork(id, 0, "fork-"+id); return err }},
 		{"Archive", func() error { _, err := s.Archive(id); return err }},
 		{"Create", func() error { _, _, err := s.Create(id, "webchat"); return err }},
@@ -123,7 +123,7 @@ func TestSpecialTranscriptAtOpen(t *testing.T) {
 		}
 		checkRefused(t, s, id, typ)
 	}
-	if _, err := s.Append("good-1", userMsg("still fine", 3000)); err != nil {
+	if _, err := s.Append("good-1", testutil.UserMsg("still fine", 3000)); err != nil {
 		t.Fatalf("Append to a regular session: %v", err)
 	}
 }
@@ -145,7 +145,7 @@ func TestSpecialTranscriptAfterOpen(t *testing.T) {
 		}{
 			{"Tail", func() error { _, _, err := s.Tail(id, 5); return err }},
 			{"Load", func() error { _, _, err := s.Load(id); return err }},
-			{"Append", func() error { _, err := s.Append(id, userMsg("more", 2000)); return err }},
+			{"Append", func() error { _, err := s.Append(id, testutil.UserMsg("more", 2000)); return err }},
 			{"Fork", func() error { _, _, err := s.Fork(id, 0, ""); return err }},
 			{"Archive", func() error { _, err := s.Archive(id); return err }},
 		} {
@@ -246,7 +246,7 @@ func TestTornFileSpecial(t *testing.T) {
 	appendFile(t, s.jsonlPath("good-1"), []byte(`{"role":"user","con`))
 	testutil.Mkfifo(t, s.jsonlPath("good-1")+".torn")
 	var m Meta
-	err := within(t, "Append", func() (err error) { m, err = s.Append("good-1", userMsg("after", 2000)); return err })
+	err := within(t, "Append", func() (err error) { m, err = s.Append("good-1", testutil.UserMsg("after", 2000)); return err })
 	if err != nil || m.MessageCount != 3 {
 		t.Fatalf("Append = %+v, %v; want 3 messages", m, err)
 	}

@@ -56,7 +56,7 @@ func TestMetaFileAfterAppends(t *testing.T) {
 	mustCreate(t, s, "m", "telegram")
 	ts := t0.Add(time.Hour).UnixMilli()
 	mustAppend(t, s, "m", core.Message{Role: core.RoleSystem, Content: "system first", Timestamp: ts + 5})
-	last := mustAppend(t, s, "m", userMsg("Hello world", ts+7), asstMsg("reply", ts+9))
+	last := mustAppend(t, s, "m", testutil.UserMsg("Hello world", ts+7), testutil.AsstMsg("reply", ts+9))
 	if last.Size != fileSize(t, filepath.Join(dir, "m.jsonl")) || last.MessageCount != 3 {
 		t.Fatalf("Append returned %+v", last)
 	}
@@ -78,11 +78,11 @@ func TestMetaFileAfterAppends(t *testing.T) {
 func TestOpenRebuildsMeta(t *testing.T) {
 	msgs := []core.Message{
 		{Role: core.RoleSystem, Content: "sys", Timestamp: 100},
-		userMsg("first question\nmore", 200),
-		asstMsg("answer", 300),
+		testutil.UserMsg("first question\nmore", 200),
+		testutil.AsstMsg("answer", 300),
 	}
 	extraAt := t0.Add(time.Hour).UnixMilli() // later than the session's creation
-	extra := asstMsg("appended by hand", extraAt)
+	extra := testutil.AsstMsg("appended by hand", extraAt)
 	const rebuilt, caughtUp = "session meta rebuilt", "session meta caught up"
 	cases := []struct {
 		name      string
@@ -135,7 +135,7 @@ func TestOpenRebuildsMeta(t *testing.T) {
 func TestOpenTrustsValidMeta(t *testing.T) {
 	s, dir := newStore(t)
 	mustCreate(t, s, "v", "telegram")
-	m := mustAppend(t, s, "v", userMsg("q", 10))
+	m := mustAppend(t, s, "v", testutil.UserMsg("q", 10))
 	// A meta whose size matches is used as is, not recounted.
 	m.Title = "custom title"
 	if err := writeMetaAt(t, filepath.Join(dir, "v.meta.json"), m); err != nil {
@@ -154,9 +154,9 @@ func TestOpenTrustsValidMeta(t *testing.T) {
 func TestOpenSkipsForeignFiles(t *testing.T) {
 	s, dir := newStore(t)
 	mustCreate(t, s, "ok", "webchat")
-	mustAppend(t, s, "ok", userMsg("x", 1))
+	mustAppend(t, s, "ok", testutil.UserMsg("x", 1))
 	for _, name := range []string{"notes.txt", "ok.jsonl.torn", ".hidden.jsonl", "bad id.jsonl"} {
-		writeFile(t, filepath.Join(dir, name), line(t, userMsg("y", 2)))
+		writeFile(t, filepath.Join(dir, name), line(t, testutil.UserMsg("y", 2)))
 	}
 	if _, err := s.Archive("ok"); err != nil { // makes the archive/ directory
 		t.Fatal(err)
@@ -172,15 +172,15 @@ func TestSessionCreatedByAnotherStore(t *testing.T) {
 	dir := t.TempDir()
 	a, b := openStore(t, dir, Options{}), openStore(t, dir, Options{})
 	mustCreate(t, a, "shared", "telegram")
-	mustAppend(t, a, "shared", userMsg("from a", 1))
+	mustAppend(t, a, "shared", testutil.UserMsg("from a", 1))
 
 	if _, created, err := b.Create("shared", "webchat"); err != nil || created {
 		t.Fatalf("b.Create of a's session: created %v, err %v", created, err)
 	}
-	mustAppend(t, b, "shared", userMsg("from b", 2))
+	mustAppend(t, b, "shared", testutil.UserMsg("from b", 2))
 	// a's index is stale; its next append must count b's line.
 	late := t0.Add(time.Hour).UnixMilli()
-	m := mustAppend(t, a, "shared", userMsg("from a again", late))
+	m := mustAppend(t, a, "shared", testutil.UserMsg("from a again", late))
 	if m.MessageCount != 3 || m.Size != fileSize(t, filepath.Join(dir, "shared.jsonl")) || m.UpdatedAt != late {
 		t.Fatalf("a's meta after catch-up: %+v", m)
 	}
@@ -188,8 +188,8 @@ func TestSessionCreatedByAnotherStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(contents(got), "|") != "from a|from b|from a again" {
-		t.Fatalf("Load = %q", contents(got))
+	if strings.Join(testutil.Contents(got), "|") != "from a|from b|from a again" {
+		t.Fatalf("Load = %q", testutil.Contents(got))
 	}
 }
 
@@ -198,7 +198,7 @@ func TestInvalidIDsRefused(t *testing.T) {
 	dir := filepath.Join(root, "sessions")
 	s := openStore(t, dir, Options{})
 	mustCreate(t, s, "good", "webchat")
-	mustAppend(t, s, "good", userMsg("x", 1))
+	mustAppend(t, s, "good", testutil.UserMsg("x", 1))
 	before := dirNames(t, dir)
 
 	bad := []string{"", ".", "..", "../evil", ".hidden", "a/b", `a\b`, "a b", "é", "x\x00y", strings.Repeat("a", protocol.MaxSessionIDLen+1)}
@@ -209,7 +209,7 @@ func TestInvalidIDsRefused(t *testing.T) {
 		calls := map[string]error{}
 		_, _, calls["Create"] = s.Create(id, "webchat")
 		_, calls["Get"] = s.Get(id)
-		_, calls["Append"] = s.Append(id, userMsg("x", 1))
+		_, calls["Append"] = s.Append(id, testutil.UserMsg("x", 1))
 		_, _, calls["Load"] = s.Load(id)
 		_, _, calls["Tail"] = s.Tail(id, 5)
 		_, calls["Page"] = s.Page(id, 0, 5)
@@ -241,7 +241,7 @@ func TestInvalidIDsRefused(t *testing.T) {
 func TestArchivedByAnotherProcess(t *testing.T) {
 	gw, dir := newStore(t)
 	mustCreate(t, gw, "a1", DefaultChannel)
-	mustAppend(t, gw, "a1", userMsg("before", 1))
+	mustAppend(t, gw, "a1", testutil.UserMsg("before", 1))
 	mustCreate(t, gw, "a2", DefaultChannel)
 
 	cli := openStore(t, dir, Options{})
@@ -251,7 +251,7 @@ func TestArchivedByAnotherProcess(t *testing.T) {
 		}
 	}
 
-	if _, err := gw.Append("a1", userMsg("after", 2)); !errors.Is(err, ErrNotFound) {
+	if _, err := gw.Append("a1", testutil.UserMsg("after", 2)); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("append to an archived session: %v, want ErrNotFound", err)
 	}
 	if _, err := gw.Get("a1"); !errors.Is(err, ErrNotFound) {
@@ -263,8 +263,8 @@ func TestArchivedByAnotherProcess(t *testing.T) {
 			t.Fatalf("Create(%s) after archive = %+v, created %v, %v; want a new empty session", id, m, created, err)
 		}
 	}
-	mustAppend(t, gw, "a1", userMsg("a new start", 3))
-	if got := readFile(t, filepath.Join(dir, "a1.jsonl")); string(got) != string(line(t, userMsg("a new start", 3))) {
+	mustAppend(t, gw, "a1", testutil.UserMsg("a new start", 3))
+	if got := readFile(t, filepath.Join(dir, "a1.jsonl")); string(got) != string(line(t, testutil.UserMsg("a new start", 3))) {
 		t.Fatalf("new a1 holds %q", got)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // TestTitleFrom: a title is the first line of the first user message as
@@ -54,12 +56,12 @@ func BenchmarkTitleFromHugeLine(b *testing.B) {
 func TestRename(t *testing.T) {
 	s, dir := newStore(t)
 	mustCreate(t, s, "r", "webchat")
-	mustAppend(t, s, "r", numbered("r", 2)...)
+	mustAppend(t, s, "r", testutil.Numbered("r", 2)...)
 	m, err := s.Rename("r", "  My plan  ")
 	if err != nil || m.Title != "My plan" {
 		t.Fatalf("Rename: %+v, %v", m, err)
 	}
-	mustAppend(t, s, "r", userMsg("more", 2000))
+	mustAppend(t, s, "r", testutil.UserMsg("more", 2000))
 	s.Close()
 	if re, _ := openStore(t, dir, Options{}).Get("r"); re.Title != "My plan" || re.MessageCount != 3 {
 		t.Fatalf("after reopen: %+v", re)
@@ -81,14 +83,14 @@ func TestRename(t *testing.T) {
 func TestRenameByAnotherProcess(t *testing.T) {
 	gw, dir := newStore(t)
 	mustCreate(t, gw, "r", "webchat")
-	mustAppend(t, gw, "r", numbered("r", 2)...)
+	mustAppend(t, gw, "r", testutil.Numbered("r", 2)...)
 	gw.Flush()
 	cli := openStore(t, dir, Options{})
 	if _, err := cli.Rename("r", "Set by the CLI"); err != nil {
 		t.Fatal(err)
 	}
 	cli.Close()
-	mustAppend(t, gw, "r", userMsg("more", 2000))
+	mustAppend(t, gw, "r", testutil.UserMsg("more", 2000))
 	gw.Flush()
 	if disk := metaOnDisk(t, filepath.Join(dir, "r.meta.json")); disk.Title != "Set by the CLI" || disk.MessageCount != 3 {
 		t.Fatalf("meta on disk after the gateway's append: %+v", disk)

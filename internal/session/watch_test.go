@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // listed is s.List as ID → "channel title (messages)".
@@ -43,7 +45,7 @@ func TestWatchFollowsAnotherStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustCreate(t, gw, "a", "webchat")
-	mustAppend(t, gw, "a", userMsg("hello there", 1), asstMsg("hi", 2))
+	mustAppend(t, gw, "a", testutil.UserMsg("hello there", 1), testutil.AsstMsg("hi", 2))
 	cli := openStore(t, dir, Options{})
 
 	if _, _, err := cli.Fork("a", 0, "f"); err != nil {
@@ -58,13 +60,13 @@ func TestWatchFollowsAnotherStore(t *testing.T) {
 	waitList(t, gw, "a renamed", func(m map[string]string) bool { return m["a"] == "webchat Renamed (2)" })
 
 	mustCreate(t, cli, "c", "cli")
-	mustAppend(t, cli, "c", userMsg("from the terminal", 3))
+	mustAppend(t, cli, "c", testutil.UserMsg("from the terminal", 3))
 	cli.Flush()
 	waitList(t, gw, "c of channel cli with its message", func(m map[string]string) bool {
 		return m["c"] == "cli from the terminal (1)"
 	})
 
-	mustAppend(t, gw, "a", userMsg("pending meta", 4)) // its meta waits for the flusher
+	mustAppend(t, gw, "a", testutil.UserMsg("pending meta", 4)) // its meta waits for the flusher
 	if _, err := cli.Archive("a"); err != nil {
 		t.Fatal(err)
 	}
@@ -86,9 +88,9 @@ func TestWatchFollowsAnotherStore(t *testing.T) {
 func TestResync(t *testing.T) {
 	gw, dir := newStore(t)
 	mustCreate(t, gw, "a", "webchat")
-	mustAppend(t, gw, "a", userMsg("one", 1))
+	mustAppend(t, gw, "a", testutil.UserMsg("one", 1))
 	mustCreate(t, gw, "b", "webchat")
-	mustAppend(t, gw, "b", userMsg("two", 2))
+	mustAppend(t, gw, "b", testutil.UserMsg("two", 2))
 	gw.Flush()
 	cli := openStore(t, dir, Options{})
 	if _, err := cli.Archive("a"); err != nil {
@@ -127,7 +129,7 @@ func TestVanishedTranscript(t *testing.T) {
 	}
 	for name, op := range ops {
 		mustCreate(t, s, "v", "webchat")
-		mustAppend(t, s, "v", userMsg("x", 1))
+		mustAppend(t, s, "v", testutil.UserMsg("x", 1))
 		if err := os.Rename(filepath.Join(dir, "v.jsonl"), filepath.Join(t.TempDir(), "moved.jsonl")); err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +153,7 @@ func TestUnarchive(t *testing.T) {
 	s := openStore(t, dir, Options{Now: fixedClock(t0)})
 	for i, channel := range []string{"webchat", "cli", "telegram"} {
 		mustCreate(t, s, "x", channel)
-		mustAppend(t, s, "x", userMsg(fmt.Sprintf("copy %d", i), int64(i+1)))
+		mustAppend(t, s, "x", testutil.UserMsg(fmt.Sprintf("copy %d", i), int64(i+1)))
 		if _, err := s.Archive("x"); err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/miniclaw/miniclaw/internal/pgcluster"
 )
 
 // postgresEnv names the PostgreSQL server tests create their databases on:
@@ -25,14 +27,18 @@ const postgresEnv = "MINICLAW_TEST_DATABASE_URL"
 // PostgreSQL into a failure.
 const requirePostgresEnv = "MINICLAW_REQUIRE_POSTGRES"
 
+// testSettings keep a test cluster's memory small: a test binary may run
+// several at once.
+const testSettings = "-c shared_buffers=16MB"
+
 var postgresSkipOnce sync.Once
 
 // sharedPostgres is the server NeedPostgres starts, once per test binary,
 // when MINICLAW_TEST_DATABASE_URL is unset. It lives as long as the test
-// process: c holds the write end of its keeper's pipe (see pgCluster).
+// process: c holds the write end of its keeper's pipe (see pgcluster.Cluster).
 var sharedPostgres struct {
 	once sync.Once
-	c    *pgCluster
+	c    *pgcluster.Cluster
 	err  error
 }
 
@@ -46,7 +52,7 @@ var sharedPostgres struct {
 func NeedPostgres(t testing.TB) string {
 	t.Helper()
 	admin, err := postgresAdmin()
-	if errors.Is(err, errNoPostgres) {
+	if errors.Is(err, pgcluster.ErrNoPostgres) {
 		skipPostgres(t, err)
 	}
 	if err != nil {
@@ -92,10 +98,10 @@ func postgresAdmin() (string, error) {
 	}
 	s := &sharedPostgres
 	s.once.Do(func() {
-		c, err := newPgCluster()
+		c, err := pgcluster.New(testSettings)
 		if err == nil {
-			if err = c.start(); err != nil {
-				c.remove()
+			if err = c.Start(); err != nil {
+				c.Remove()
 			}
 		}
 		if err != nil {
@@ -104,12 +110,26 @@ func postgresAdmin() (string, error) {
 		}
 		s.c = c
 		fmt.Fprintf(os.Stderr, "%s: %s is not set: started a PostgreSQL server for this test binary on 127.0.0.1:%d (log: %s); it stops, and its folder is deleted, when the tests end.\n",
-			filepath.Base(os.Args[0]), postgresEnv, c.port, c.log())
+			filepath.Base(os.Args[0]), postgresEnv, c.Port(), c.Log())
 	})
 	if s.err != nil {
 		return "", s.err
 	}
-	return s.c.url("postgres"), nil
+	return s.c.URL("postgres"), nil
+}
+
+// ConnectPostgres connects to url, within 10 s, for the test's own
+// queries; the connection is closed when the test ends.
+func ConnectPostgres(t testing.TB, url string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
 }
 
 // Postgres is a private PostgreSQL server of one test, which the test may
@@ -117,7 +137,7 @@ func postgresAdmin() (string, error) {
 // server log, when they fail; call them from the test's goroutine.
 type Postgres struct {
 	t testing.TB
-	c *pgCluster
+	c *pgcluster.Cluster
 }
 
 // StartPostgres makes and starts a throwaway PostgreSQL cluster for tests
@@ -129,15 +149,15 @@ type Postgres struct {
 // or two.
 func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	c, err := newPgCluster()
-	if errors.Is(err, errNoPostgres) {
+	c, err := pgcluster.New(testSettings)
+	if errors.Is(err, pgcluster.ErrNoPostgres) {
 		skipPostgres(t, err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := c.remove(); err != nil {
+		if err := c.Remove(); err != nil {
 			t.Error(err)
 		}
 	})
@@ -148,18 +168,18 @@ func StartPostgres(t testing.TB) *Postgres {
 
 // URL is the address of the server's postgres database, as its superuser.
 // It stays the same across Stop, Kill and Start.
-func (p *Postgres) URL() string { return p.c.url("postgres") }
+func (p *Postgres) URL() string { return p.c.URL("postgres") }
 
 // Start serves the cluster (again, after Stop or Kill: same port, same
 // data) and returns when it accepts connections.
-func (p *Postgres) Start() { p.check(p.c.start()) }
+func (p *Postgres) Start() { p.check(p.c.Start()) }
 
 // Stop shuts the server down cleanly and returns when it has ended.
-func (p *Postgres) Stop() { p.check(p.c.stop()) }
+func (p *Postgres) Stop() { p.check(p.c.Stop()) }
 
 // Kill crashes the server (SIGKILL to the postmaster) and returns when all
 // its processes have ended; Start then runs crash recovery.
-func (p *Postgres) Kill() { p.check(p.c.kill()) }
+func (p *Postgres) Kill() { p.check(p.c.Kill()) }
 
 func (p *Postgres) check(err error) {
 	p.t.Helper()

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/miniclaw/miniclaw/internal/pgcluster"
 )
 
 // pgQuery runs sql on the database url names and returns the first column
@@ -39,12 +41,7 @@ func mustExec(t *testing.T, url, sql string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(context.Background())
-	if _, err := c.Exec(ctx, sql); err != nil {
+	if _, err := ConnectPostgres(t, url).Exec(ctx, sql); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }
@@ -122,11 +119,11 @@ func TestKilledTestLeavesNoPostgres(t *testing.T) {
 	if os.Getenv(pgChildEnv) == "1" {
 		NeedPostgres(t) // with MINICLAW_TEST_DATABASE_URL unset: the binary's own server
 		pg := StartPostgres(t)
-		os.Stdout.WriteString("pgdirs " + sharedPostgres.c.dir + " " + pg.c.dir + "\n")
+		os.Stdout.WriteString("pgdirs " + sharedPostgres.c.Dir() + " " + pg.c.Dir() + "\n")
 		io.Copy(io.Discard, os.Stdin) // until the parent kills us
 		return
 	}
-	if _, err := postgresBin(); err != nil {
+	if _, err := pgcluster.Bin(); err != nil {
 		skipPostgres(t, err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKilledTestLeavesNoPostgres$", "-test.count=1")
@@ -155,7 +152,7 @@ func TestKilledTestLeavesNoPostgres(t *testing.T) {
 		t.Fatalf("the child test printed no pgdirs line (scan: %v)", sc.Err())
 	}
 	for _, d := range dirs {
-		if len(postgresProcesses(d)) == 0 {
+		if len(pgcluster.Processes(d)) == 0 {
 			t.Fatalf("no postgres process runs in %s before the kill", d)
 		}
 	}
@@ -165,7 +162,7 @@ func TestKilledTestLeavesNoPostgres(t *testing.T) {
 	for _, d := range dirs {
 		for {
 			_, statErr := os.Stat(d)
-			pids := postgresProcesses(d)
+			pids := pgcluster.Processes(d)
 			if len(pids) == 0 && errors.Is(statErr, os.ErrNotExist) {
 				break
 			}

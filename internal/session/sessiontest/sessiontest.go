@@ -11,7 +11,6 @@ import (
 	"path"
 	"reflect"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/miniclaw/miniclaw/internal/core"
 	"github.com/miniclaw/miniclaw/internal/session"
+	"github.com/miniclaw/miniclaw/internal/testutil"
 )
 
 // T0 is where Clock starts: 2024-01-02T03:04:05.006Z.
@@ -66,6 +66,35 @@ func Run(t *testing.T, open Opener) {
 	}
 }
 
+// BenchRecent measures a turn's read of a 1000-message session's history
+// with the store's cache warm: alone, and after an append (what a turn
+// does). open returns a store on fresh, empty storage, closed when b ends.
+// Every store runs it, so their figures compare.
+func BenchRecent(b *testing.B, open func(b *testing.B) session.Backend) {
+	for _, appendFirst := range []bool{false, true} {
+		name := "warm"
+		if appendFirst {
+			name = "after-append"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := open(b)
+			mustCreate(b, s, "a", session.DefaultChannel)
+			mustAppend(b, s, "a", testutil.Numbered("m", 1000)...)
+			if _, err := s.Recent("a", 1000); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if appendFirst {
+					mustAppend(b, s, "a", testutil.UserMsg("one more", 1))
+				}
+				if r, err := s.Recent("a", 1000); err != nil || len(r.Messages) != 1000 {
+					b.Fatalf("Recent: %d messages, %v", len(r.Messages), err)
+				}
+			}
+		})
+	}
+}
+
 func mustCreate(t testing.TB, s session.Backend, id, channel string) session.Meta {
 	t.Helper()
 	m, created, err := s.Create(id, channel)
@@ -103,29 +132,12 @@ func export(t testing.TB, s session.Backend, id string) []byte {
 	return b.Bytes()
 }
 
-func userMsg(content string, ts int64) core.Message {
-	return core.Message{Role: core.RoleUser, Content: content, Timestamp: ts}
-}
-
-func asstMsg(content string, ts int64) core.Message {
-	return core.Message{Role: core.RoleAssistant, Content: content, Timestamp: ts}
-}
-
-// numbered returns n user messages "<prefix>-0" ... with timestamps 1000+i.
-func numbered(prefix string, n int) []core.Message {
-	out := make([]core.Message, n)
-	for i := range out {
-		out[i] = userMsg(fmt.Sprintf("%s-%d", prefix, i), int64(1000+i))
-	}
-	return out
-}
-
 // sizedMsgs returns n messages whose transcript lines are about size bytes.
 func sizedMsgs(n, size int) []core.Message {
 	out := make([]core.Message, n)
 	for i := range out {
 		head := fmt.Sprintf("m%d:", i)
-		out[i] = userMsg(head+strings.Repeat("x", max(0, size-len(head)-50)), int64(i+1))
+		out[i] = testutil.UserMsg(head+strings.Repeat("x", max(0, size-len(head)-50)), int64(i+1))
 	}
 	return out
 }
@@ -142,32 +154,6 @@ func lines(t testing.TB, msgs ...core.Message) []byte {
 		b = append(append(b, l...), '\n')
 	}
 	return b
-}
-
-func contents(msgs []core.Message) []string {
-	out := make([]string, len(msgs))
-	for i, m := range msgs {
-		out[i] = m.Content
-	}
-	return out
-}
-
-func equalMsgs(t testing.TB, what string, got, want []core.Message) {
-	t.Helper()
-	if len(got) == 0 && len(want) == 0 {
-		return
-	}
-	if !reflect.DeepEqual(got, want) {
-		short := func(ss []string) string {
-			for i, s := range ss {
-				if len(s) > 24 {
-					ss[i] = s[:24] + "…"
-				}
-			}
-			return fmt.Sprintf("%q", ss)
-		}
-		t.Fatalf("%s:\n got %d %s\nwant %d %s", what, len(got), short(contents(got)), len(want), short(contents(want)))
-	}
 }
 
 func ids(ms []session.Meta) string {
@@ -212,7 +198,7 @@ func testCreateGetListLatestLen(t *testing.T, open Opener) {
 	if got := ids(mustList(t, s)); got != "c,b,a" {
 		t.Fatalf("List = %s, want c,b,a (most recently updated first)", got)
 	}
-	mustAppend(t, s, "a", userMsg("late", T0.Add(time.Hour).UnixMilli()))
+	mustAppend(t, s, "a", testutil.UserMsg("late", T0.Add(time.Hour).UnixMilli()))
 	if got := ids(mustList(t, s)); got != "a,c,b" {
 		t.Fatalf("List after append = %s, want a,c,b", got)
 	}
@@ -234,7 +220,7 @@ func testAppendLoadRoundTrip(t *testing.T, open Opener) {
 	s := open(t)
 	mustCreate(t, s, "rt", "webchat")
 	msgs := []core.Message{
-		userMsg("hi", 1000),
+		testutil.UserMsg("hi", 1000),
 		{Role: core.RoleAssistant, Timestamp: 2000, ToolCalls: []core.ToolCallRecord{
 			{ID: "t1", Name: "bash", Input: json.RawMessage(`{"cmd":"ls"}`), Output: "a\nb", IsError: true},
 		}},
@@ -248,7 +234,7 @@ func testAppendLoadRoundTrip(t *testing.T, open Opener) {
 	}
 	// A message without a role is refused, and so is the append it is in:
 	// all or nothing.
-	if _, err := s.Append("rt", userMsg("fine", 5000), core.Message{Content: "no role"}); err == nil || !strings.Contains(err.Error(), "session rt: append: message 1 has no role") {
+	if _, err := s.Append("rt", testutil.UserMsg("fine", 5000), core.Message{Content: "no role"}); err == nil || !strings.Contains(err.Error(), "session rt: append: message 1 has no role") {
 		t.Fatalf("append without a role: %v, want an error saying so", err)
 	}
 
@@ -263,14 +249,14 @@ func testAppendLoadRoundTrip(t *testing.T, open Opener) {
 	if err != nil || len(corrupt) != 0 {
 		t.Fatalf("Load: %v, corrupt %v", err, corrupt)
 	}
-	equalMsgs(t, "Load", got, msgs)
+	testutil.EqualMsgs(t, "Load", got, msgs)
 
 	// A second store on the same storage reads the same.
 	got, _, err = open(t).Load("rt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	equalMsgs(t, "Load by another store", got, msgs)
+	testutil.EqualMsgs(t, "Load by another store", got, msgs)
 }
 
 func testMetaAfterAppends(t *testing.T, open Opener) {
@@ -278,9 +264,9 @@ func testMetaAfterAppends(t *testing.T, open Opener) {
 	created := mustCreate(t, s, "m", "telegram")
 	ts := T0.Add(time.Hour).UnixMilli() // later than the creation
 	mustAppend(t, s, "m", core.Message{Role: core.RoleSystem, Content: "system first", Timestamp: ts + 5})
-	mustAppend(t, s, "m", userMsg("", ts+6)) // no text: no title
-	mustAppend(t, s, "m", userMsg("  **Hello** world  \nsecond line", ts+7), asstMsg("reply", ts+9))
-	last := mustAppend(t, s, "m", userMsg("later question", ts+8)) // older timestamp: updatedAt keeps the max
+	mustAppend(t, s, "m", testutil.UserMsg("", ts+6)) // no text: no title
+	mustAppend(t, s, "m", testutil.UserMsg("  **Hello** world  \nsecond line", ts+7), testutil.AsstMsg("reply", ts+9))
+	last := mustAppend(t, s, "m", testutil.UserMsg("later question", ts+8)) // older timestamp: updatedAt keeps the max
 
 	want := session.Meta{
 		SessionID: "m", Channel: "telegram", CreatedAt: created.CreatedAt, UpdatedAt: ts + 9,
@@ -296,7 +282,7 @@ func testMetaAfterAppends(t *testing.T, open Opener) {
 	}
 	// Long titles are cut to 80 runes.
 	mustCreate(t, s, "long", "webchat")
-	m := mustAppend(t, s, "long", userMsg(strings.Repeat("é", 100), 1))
+	m := mustAppend(t, s, "long", testutil.UserMsg(strings.Repeat("é", 100), 1))
 	if wantTitle := strings.Repeat("é", 79) + "…"; m.Title != wantTitle {
 		t.Fatalf("title = %q, want %q", m.Title, wantTitle)
 	}
@@ -307,13 +293,13 @@ func testMetaAfterAppends(t *testing.T, open Opener) {
 func testInvalidIDs(t *testing.T, open Opener) {
 	s := open(t)
 	mustCreate(t, s, "good", "webchat")
-	mustAppend(t, s, "good", userMsg("x", 1))
+	mustAppend(t, s, "good", testutil.UserMsg("x", 1))
 	for _, id := range []string{"", "..", "../evil", ".hidden", "a/b", "a b", "é", "x\x00y", strings.Repeat("a", 1000)} {
 		calls := map[string]error{}
 		_, _, calls["Create"] = s.Create(id, "webchat")
 		_, calls["Get"] = s.Get(id)
 		_, calls["Resolve"] = s.Resolve(id)
-		_, calls["Append"] = s.Append(id, userMsg("x", 1))
+		_, calls["Append"] = s.Append(id, testutil.UserMsg("x", 1))
 		_, _, calls["Load"] = s.Load(id)
 		_, _, calls["Tail"] = s.Tail(id, 5)
 		_, calls["Page"] = s.Page(id, 0, 5)
@@ -344,7 +330,7 @@ func testReadUnknownSession(t *testing.T, open Opener) {
 	_, calls["Page"] = s.Page("nope", 0, 3)
 	_, calls["Recent"] = s.Recent("nope", 3)
 	calls["Export"] = s.Export(&bytes.Buffer{}, "nope")
-	_, calls["Append"] = s.Append("nope", userMsg("x", 1))
+	_, calls["Append"] = s.Append("nope", testutil.UserMsg("x", 1))
 	_, calls["Rename"] = s.Rename("nope", "x")
 	_, calls["Archive"] = s.Archive("nope")
 	_, _, calls["Fork"] = s.Fork("nope", 1, "x")
@@ -414,7 +400,7 @@ func testResolve(t *testing.T, open Opener) {
 func testPage(t *testing.T, open Opener) {
 	s := open(t)
 	mustCreate(t, s, "p", "webchat")
-	msgs := numbered("p", 10)
+	msgs := testutil.Numbered("p", 10)
 	mustAppend(t, s, "p", msgs...)
 	cases := []struct {
 		offset, limit  int
@@ -436,7 +422,7 @@ func testPage(t *testing.T, open Opener) {
 		if err != nil {
 			t.Fatalf("Page(%d, %d): %v", tc.offset, tc.limit, err)
 		}
-		equalMsgs(t, fmt.Sprintf("Page(%d, %d)", tc.offset, tc.limit), p.Messages, msgs[tc.from:tc.to])
+		testutil.EqualMsgs(t, fmt.Sprintf("Page(%d, %d)", tc.offset, tc.limit), p.Messages, msgs[tc.from:tc.to])
 		if p.Offset != tc.wantOff || p.Total != tc.total || len(p.Corrupt) != 0 {
 			t.Errorf("Page(%d, %d): offset %d total %d corrupt %v; want offset %d total %d",
 				tc.offset, tc.limit, p.Offset, p.Total, p.Corrupt, tc.wantOff, tc.total)
@@ -451,7 +437,7 @@ func testPage(t *testing.T, open Opener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	equalMsgs(t, "Page(-1, 5) after another writer", p.Messages, more[15:])
+	testutil.EqualMsgs(t, "Page(-1, 5) after another writer", p.Messages, more[15:])
 	if p.Offset != 25 || p.Total != 30 {
 		t.Fatalf("Page(-1, 5) after another writer: offset %d total %d, want 25 30", p.Offset, p.Total)
 	}
@@ -480,7 +466,7 @@ func testTail(t *testing.T, open Opener) {
 				if err != nil || len(corrupt) != 0 {
 					t.Fatalf("Tail(%d): err %v, corrupt %v", n, err, corrupt)
 				}
-				equalMsgs(t, fmt.Sprintf("Tail(%d)", n), got, tc.msgs[total-min(max(n, 0), total):])
+				testutil.EqualMsgs(t, fmt.Sprintf("Tail(%d)", n), got, tc.msgs[total-min(max(n, 0), total):])
 			}
 		})
 	}
@@ -520,7 +506,7 @@ func testRecentLoadsFromTheLatestSummary(t *testing.T, open Opener) {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(r.Lines, tc.wantLines) || len(r.Messages) != len(r.Lines) || r.Messages[0].Content != tc.wantFirst {
-				t.Errorf("Recent = lines %v %v, want lines %v starting with %s", r.Lines, contents(r.Messages), tc.wantLines, tc.wantFirst)
+				t.Errorf("Recent = lines %v %v, want lines %v starting with %s", r.Lines, testutil.Contents(r.Messages), tc.wantLines, tc.wantFirst)
 			}
 			for i, l := range r.Lines {
 				if r.Messages[i].Content != tc.lines[l].Content {
@@ -531,12 +517,18 @@ func testRecentLoadsFromTheLatestSummary(t *testing.T, open Opener) {
 	}
 }
 
-// testRecentFollowsAppends: Recent keeps what it read and extends it by
-// what was appended since; whatever happened in between (appends by this
-// store and by another, summaries, the summary falling out of the bound,
-// an archive and a new session under the same ID), it returns what a new
-// store reading afresh returns.
-func testRecentFollowsAppends(t *testing.T, open Opener) {
+// testRecentFollowsAppends is RecentFollowsChanges through the interface
+// alone (the summary falling out of the bound included).
+func testRecentFollowsAppends(t *testing.T, open Opener) { RecentFollowsChanges(t, open, nil) }
+
+// RecentFollowsChanges checks that Recent keeps what it read and extends it
+// by what was appended since: whatever happened to the session in between
+// (appends by this store and by another, summaries, an archive and a new
+// session under the same ID), it returns what a store reading afresh
+// returns. raw, when not nil, appends text to session id's storage as is,
+// behind the stores' backs: the steps then add a corrupt line, blank lines,
+// a torn tail and its repair (what only the files store can meet).
+func RecentFollowsChanges(t *testing.T, open Opener, raw func(t *testing.T, id, text string)) {
 	for _, n := range []int{5, 1000} {
 		t.Run(fmt.Sprint("n=", n), func(t *testing.T) {
 			a, b := open(t), open(t)
@@ -555,18 +547,33 @@ func testRecentFollowsAppends(t *testing.T, open Opener) {
 				mustAppend(t, s, "r", core.Message{Role: core.RoleSummary, Content: fmt.Sprint("S", line), Covers: line - 2, Timestamp: 1})
 				line++
 			}
-			steps := []struct {
+			type step struct {
 				name string
 				do   func()
-			}{
+			}
+			steps := []step{
 				{"append", func() { msg(a, 3) }},
 				{"append one", func() { msg(a, 1) }},
 				{"append by another store", func() { msg(b, 2) }},
-				{"summary", func() { summary(b) }},
-				{"append after the summary", func() { msg(a, 3) }},
-				{"summary by this store", func() { summary(a) }},
-				{"many appends", func() { msg(a, 12) }},
-				{"archived by another store, created again", func() {
+			}
+			if raw != nil {
+				steps = append(steps,
+					step{"corrupt line", func() { raw(t, "r", "not json\n"); line++ }},
+					step{"blank line", func() { raw(t, "r", "\n  \n") }},
+					step{"append after them", func() { msg(a, 4) }})
+			}
+			steps = append(steps,
+				step{"summary", func() { summary(b) }},
+				step{"append after the summary", func() { msg(a, 3) }})
+			if raw != nil {
+				steps = append(steps,
+					step{"torn tail", func() { raw(t, "r", `{"role":"user","con`) }},
+					step{"repaired by an append", func() { msg(b, 1) }})
+			}
+			steps = append(steps,
+				step{"summary by this store", func() { summary(a) }},
+				step{"many appends", func() { msg(a, 12) }},
+				step{"archived by another store, created again", func() {
 					if _, err := b.Archive("r"); err != nil {
 						t.Fatal(err)
 					}
@@ -574,8 +581,7 @@ func testRecentFollowsAppends(t *testing.T, open Opener) {
 					line = 0
 					msg(b, 2)
 				}},
-				{"append to the new one", func() { msg(a, 2) }},
-			}
+				step{"append to the new one", func() { msg(a, 2) }})
 			for _, st := range steps {
 				st.do()
 				got, err := a.Recent("r", n)
@@ -599,12 +605,12 @@ func testRecentFollowsAppends(t *testing.T, open Opener) {
 func testRename(t *testing.T, open Opener) {
 	s := open(t)
 	mustCreate(t, s, "r", "webchat")
-	mustAppend(t, s, "r", numbered("r", 2)...)
+	mustAppend(t, s, "r", testutil.Numbered("r", 2)...)
 	m, err := s.Rename("r", "  My plan  ")
 	if err != nil || m.Title != "My plan" || m.MessageCount != 2 {
 		t.Fatalf("Rename: %+v, %v", m, err)
 	}
-	mustAppend(t, s, "r", userMsg("more", 2000))
+	mustAppend(t, s, "r", testutil.UserMsg("more", 2000))
 	if re, _ := open(t).Get("r"); re.Title != "My plan" || re.MessageCount != 3 {
 		t.Fatalf("another store's Get: %+v", re)
 	}
@@ -633,7 +639,7 @@ func testArchiveUnarchive(t *testing.T, open Opener) {
 	s, other := open(t), open(t)
 	mustCreate(t, s, "arc", "telegram")
 	mustCreate(t, s, "keep", "telegram")
-	mustAppend(t, s, "arc", numbered("a", 3)...)
+	mustAppend(t, s, "arc", testutil.Numbered("a", 3)...)
 	before, err := s.Get("arc")
 	if err != nil {
 		t.Fatal(err)
@@ -651,7 +657,7 @@ func testArchiveUnarchive(t *testing.T, open Opener) {
 		t.Fatalf("live sessions after archive: %s (Len %d), want keep", got, s.Len())
 	}
 	for _, st := range []session.Backend{s, other} {
-		if _, err := st.Append("arc", userMsg("too late", 1)); !errors.Is(err, session.ErrNotFound) {
+		if _, err := st.Append("arc", testutil.UserMsg("too late", 1)); !errors.Is(err, session.ErrNotFound) {
 			t.Fatalf("Append after archive: %v, want ErrNotFound", err)
 		}
 		if _, err := st.Get("arc"); !errors.Is(err, session.ErrNotFound) {
@@ -691,11 +697,11 @@ func testArchiveUnarchive(t *testing.T, open Opener) {
 	// The ID is free again. Archived copies of one ID are kept side by
 	// side, the newest first, and only the newest comes back.
 	mustCreate(t, s, "arc", "webchat")
-	mustAppend(t, s, "arc", userMsg("second life", 5))
+	mustAppend(t, s, "arc", testutil.UserMsg("second life", 5))
 	if _, _, err := s.Unarchive("arc"); !errors.Is(err, session.ErrLive) {
 		t.Fatalf("Unarchive over a live session: %v, want ErrLive", err)
 	}
-	if got := export(t, s, "arc"); !bytes.Equal(got, lines(t, userMsg("second life", 5))) {
+	if got := export(t, s, "arc"); !bytes.Equal(got, lines(t, testutil.UserMsg("second life", 5))) {
 		t.Fatalf("the live session after a refused Unarchive holds %q", got)
 	}
 	name2, err := s.Archive("arc")
@@ -718,7 +724,7 @@ func testArchiveUnarchive(t *testing.T, open Opener) {
 func testFork(t *testing.T, open Opener) {
 	s := open(t)
 	mustCreate(t, s, "src", "telegram")
-	src := numbered("s", 5)
+	src := testutil.Numbered("s", 5)
 	src[1] = core.Message{Role: core.RoleAssistant, Timestamp: 1001, ToolCalls: []core.ToolCallRecord{
 		{ID: "tu1", Name: "read", Input: []byte(`{"path":"a"}`), Output: "data"},
 	}}
@@ -761,31 +767,6 @@ func testFork(t *testing.T, open Opener) {
 	}
 	if got := export(t, s, "fork13"); !bytes.Equal(got, before) {
 		t.Fatal("Fork onto an existing session changed it")
-	}
-}
-
-// checkWriters verifies that msgs holds exactly count messages
-// "<prefix>-0" ... "<prefix>-<count-1>" from each writer, in order per
-// writer, and nothing else.
-func checkWriters(t testing.TB, msgs []core.Message, prefixes []string, count int) {
-	t.Helper()
-	next := map[string]int{}
-	for _, p := range prefixes {
-		next[p] = 0
-	}
-	for i, m := range msgs {
-		p, num, ok := strings.Cut(m.Content, "-")
-		n, err := strconv.Atoi(num)
-		want, known := next[p]
-		if !ok || err != nil || !known || n != want {
-			t.Fatalf("message %d is %q; writer %q expected its message %d next", i, m.Content, p, want)
-		}
-		next[p]++
-	}
-	for _, p := range prefixes {
-		if next[p] != count {
-			t.Errorf("writer %q: %d messages, want %d", p, next[p], count)
-		}
 	}
 }
 
@@ -838,7 +819,7 @@ func testConcurrentAppendsOneSession(t *testing.T, open Opener) {
 		s := stores[w%2]
 		writers.Go(func() {
 			for i := range perWriter {
-				if _, err := s.Append("busy", userMsg(fmt.Sprintf("%s-%d", name, i), int64(i))); err != nil {
+				if _, err := s.Append("busy", testutil.UserMsg(fmt.Sprintf("%s-%d", name, i), int64(i))); err != nil {
 					t.Error(err)
 					return
 				}
@@ -855,7 +836,7 @@ func testConcurrentAppendsOneSession(t *testing.T, open Opener) {
 	if err != nil || len(corrupt) > 0 {
 		t.Fatalf("Load: %v, corrupt %v", err, corrupt)
 	}
-	checkWriters(t, msgs, names, perWriter)
+	testutil.CheckWriters(t, msgs, names, perWriter)
 	if got := export(t, stores[0], "busy"); !bytes.Equal(got, lines(t, msgs...)) {
 		t.Fatal("the export is not the messages Load gives")
 	}
@@ -884,7 +865,7 @@ func testConcurrentSessions(t *testing.T, open Opener) {
 					created.Add(1)
 				}
 				for i := range perWriter {
-					if _, err := s.Append(id, userMsg(fmt.Sprintf("w%d-%d", w, i), 1)); err != nil {
+					if _, err := s.Append(id, testutil.UserMsg(fmt.Sprintf("w%d-%d", w, i), 1)); err != nil {
 						t.Error(err)
 						return
 					}
@@ -905,7 +886,7 @@ func testConcurrentSessions(t *testing.T, open Opener) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkWriters(t, msgs, prefixes("w%d", writers), perWriter)
+		testutil.CheckWriters(t, msgs, prefixes("w%d", writers), perWriter)
 		if m, _ := s.Get(id); m.MessageCount != writers*perWriter || m.Channel != channelOf(k) {
 			t.Fatalf("%s: meta %+v, want %d messages on %s", id, m, writers*perWriter, channelOf(k))
 		}
@@ -918,7 +899,7 @@ func testConcurrentSessions(t *testing.T, open Opener) {
 func testAppendRacingArchive(t *testing.T, open Opener) {
 	s := open(t)
 	mustCreate(t, s, "race", "webchat")
-	mustAppend(t, s, "race", userMsg("first", 1))
+	mustAppend(t, s, "race", testutil.UserMsg("first", 1))
 	var ok atomic.Int32
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -926,7 +907,7 @@ func testAppendRacingArchive(t *testing.T, open Opener) {
 		wg.Go(func() {
 			<-start
 			for i := range 50 {
-				_, err := s.Append("race", userMsg(fmt.Sprintf("w%d-%d", w, i), 2))
+				_, err := s.Append("race", testutil.UserMsg(fmt.Sprintf("w%d-%d", w, i), 2))
 				switch {
 				case err == nil:
 					ok.Add(1)

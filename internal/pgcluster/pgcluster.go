@@ -1,4 +1,7 @@
-package testutil
+// Package pgcluster runs throwaway PostgreSQL clusters (initdb in a
+// temporary folder, the server on a loopback port) for the tests and the
+// bench, neither of which may leave a server running behind it.
+package pgcluster
 
 import (
 	"errors"
@@ -15,38 +18,40 @@ import (
 	"time"
 )
 
-// pgCluster is a throwaway PostgreSQL cluster in a temporary folder (data/
+// Cluster is a throwaway PostgreSQL cluster in a temporary folder (data/
 // and the server log), served on a loopback port by the PostgreSQL server
 // binaries installed on the machine.
 //
-// No server may outlive the test process, even one killed with SIGKILL: a
-// keeper shell holds the read end of a pipe whose only write end is hold.
-// When hold closes (remove does it, or the kernel when the test process
+// No server may outlive the process that made it, even one killed with
+// SIGKILL: a keeper shell holds the read end of a pipe whose only write end
+// is hold. When hold closes (Remove does it, or the kernel when the process
 // dies), the keeper stops the server and deletes the folder.
-type pgCluster struct {
+type Cluster struct {
 	bin    string              // the folder holding initdb, pg_ctl and postgres
 	dir    string              // the cluster's folder: data/ and log
 	port   int                 // the loopback TCP port it listens on
 	cred   *syscall.Credential // the postgres OS user's, when we run as root
+	opts   string              // pgOptions and the caller's settings
 	keeper *exec.Cmd
 	hold   *os.File
 }
 
 // pgOptions are the server settings of every throwaway cluster. fsync=off:
-// a test cluster that an OS crash loses is simply made again; with fsync on,
-// every commit of a test waits for the disk. No Unix socket (an empty -k):
-// tests connect over TCP, and a long TMPDIR would overflow the socket path.
-// max_connections: a test binary's parallel tests each hold a pool or more.
-const pgOptions = "-c listen_addresses=127.0.0.1 -k '' -c fsync=off -c shared_buffers=16MB -c max_connections=200"
+// a cluster that an OS crash loses is simply made again; with fsync on,
+// every commit waits for the disk. No Unix socket (an empty -k): clients
+// connect over TCP, and a long TMPDIR would overflow the socket path.
+// max_connections: a test binary's parallel tests each hold a pool or
+// more, and the bench runs three gateways' pools.
+const pgOptions = "-c listen_addresses=127.0.0.1 -k '' -c fsync=off -c max_connections=200"
 
-// errNoPostgres is why no throwaway cluster can run here: tests skip for
+// ErrNoPostgres is why no throwaway cluster can run here: tests skip for
 // it (or fail when PostgreSQL is required); any other error fails them.
-var errNoPostgres = errors.New("PostgreSQL cannot run here")
+var ErrNoPostgres = errors.New("PostgreSQL cannot run here")
 
-// postgresBin returns the folder of the PostgreSQL server binaries: the
+// Bin returns the folder of the PostgreSQL server binaries: the
 // newest /usr/lib/postgresql/N/bin (Debian's layout, not on PATH), else the
 // folder pg_ctl on PATH lives in.
-func postgresBin() (string, error) {
+func Bin() (string, error) {
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	slices.SortFunc(dirs, func(a, b string) int {
 		va, _ := strconv.Atoi(filepath.Base(filepath.Dir(a)))
@@ -63,7 +68,7 @@ func postgresBin() (string, error) {
 			return d, nil
 		}
 	}
-	return "", fmt.Errorf("%w: neither /usr/lib/postgresql/*/bin nor PATH holds initdb, pg_ctl and postgres (apt-get install postgresql)", errNoPostgres)
+	return "", fmt.Errorf("%w: neither /usr/lib/postgresql/*/bin nor PATH holds initdb, pg_ctl and postgres (apt-get install postgresql)", ErrNoPostgres)
 }
 
 func hasPostgresBinaries(dir string) bool {
@@ -84,7 +89,7 @@ func postgresUser() (*syscall.Credential, error) {
 	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
-		return nil, fmt.Errorf("%w: it refuses to run as root and there is no postgres OS user to run it as (%v)", errNoPostgres, err)
+		return nil, fmt.Errorf("%w: it refuses to run as root and there is no postgres OS user to run it as (%v)", ErrNoPostgres, err)
 	}
 	uid, err := strconv.ParseUint(u.Uid, 10, 32)
 	if err != nil {
@@ -97,10 +102,12 @@ func postgresUser() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
-// newPgCluster makes a cluster (initdb) and its keeper; start serves it.
-// The error wraps errNoPostgres when PostgreSQL cannot run here.
-func newPgCluster() (*pgCluster, error) {
-	bin, err := postgresBin()
+// New makes a cluster (initdb) and its keeper; Start serves it with
+// pgOptions followed by settings (more server options, such as
+// "-c shared_buffers=16MB", or ""). The error wraps ErrNoPostgres when
+// PostgreSQL cannot run here.
+func New(settings string) (*Cluster, error) {
+	bin, err := Bin()
 	if err != nil {
 		return nil, err
 	}
@@ -116,11 +123,11 @@ func newPgCluster() (*pgCluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres test cluster: %w", err)
 	}
-	// The real path: postgresProcesses compares it with /proc/PID/cwd.
+	// The real path: Processes compares it with /proc/PID/cwd.
 	if real, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = real
 	}
-	c := &pgCluster{bin: bin, dir: dir, cred: cred}
+	c := &Cluster{bin: bin, dir: dir, cred: cred, opts: strings.TrimSpace(pgOptions + " " + settings)}
 	if cred != nil {
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
 			os.RemoveAll(dir)
@@ -133,7 +140,7 @@ func newPgCluster() (*pgCluster, error) {
 	}
 	// -N: a throwaway cluster needs no fsync of its files either.
 	if out, err := c.pg("initdb", "-D", c.data(), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "-N").CombinedOutput(); err != nil {
-		c.remove()
+		c.Remove()
 		return nil, fmt.Errorf("initdb %s: %w\n%s", c.data(), err, out)
 	}
 	return c, nil
@@ -142,7 +149,7 @@ func newPgCluster() (*pgCluster, error) {
 // startKeeper starts the shell that tears the cluster down when hold
 // closes. It runs in its own process group, so a ^C in the terminal reaches
 // only the test process, whose death then closes the pipe.
-func (c *pgCluster) startKeeper() error {
+func (c *Cluster) startKeeper() error {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("postgres test cluster: keeper pipe: %w", err)
@@ -161,26 +168,36 @@ func (c *pgCluster) startKeeper() error {
 }
 
 // pg runs PostgreSQL's program name with args.
-func (c *pgCluster) pg(name string, args ...string) *exec.Cmd {
+func (c *Cluster) pg(name string, args ...string) *exec.Cmd {
 	return c.command(filepath.Join(c.bin, name), args...)
 }
 
 // command runs a program in the cluster's folder as the user the server
 // runs under.
-func (c *pgCluster) command(path string, args ...string) *exec.Cmd {
+func (c *Cluster) command(path string, args ...string) *exec.Cmd {
 	cmd := exec.Command(path, args...)
 	cmd.Dir = c.dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
 	return cmd
 }
 
-func (c *pgCluster) data() string { return filepath.Join(c.dir, "data") }
-func (c *pgCluster) log() string  { return filepath.Join(c.dir, "log") }
+func (c *Cluster) data() string { return filepath.Join(c.dir, "data") }
 
-// start serves the cluster, on a free loopback port the first time and on
+// Log is the server log's path.
+func (c *Cluster) Log() string { return filepath.Join(c.dir, "log") }
+
+// Dir is the cluster's folder, where every server process works (in its
+// data/ subfolder).
+func (c *Cluster) Dir() string { return c.dir }
+
+// Port is the loopback TCP port the server listens on (0 before the first
+// Start).
+func (c *Cluster) Port() int { return c.port }
+
+// Start serves the cluster, on a free loopback port the first time and on
 // the same one after a stop or a kill, and returns when it accepts
 // connections.
-func (c *pgCluster) start() error {
+func (c *Cluster) Start() error {
 	if c.port == 0 {
 		port, err := freePort()
 		if err != nil {
@@ -190,17 +207,17 @@ func (c *pgCluster) start() error {
 	}
 	// -l: the server's output goes to the log, so that it holds no pipe of
 	// ours open (CombinedOutput would wait for the server to end).
-	out, err := c.pg("pg_ctl", "start", "-w", "-t", "60", "-D", c.data(), "-l", c.log(),
-		"-o", "-p "+strconv.Itoa(c.port)+" "+pgOptions).CombinedOutput()
+	out, err := c.pg("pg_ctl", "start", "-w", "-t", "60", "-D", c.data(), "-l", c.Log(),
+		"-o", "-p "+strconv.Itoa(c.port)+" "+c.opts).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("pg_ctl start on port %d: %w\n%s%s", c.port, err, out, c.logTail())
 	}
 	return nil
 }
 
-// stop shuts the server down cleanly (fast mode: sessions are ended) and
+// Stop shuts the server down cleanly (fast mode: sessions are ended) and
 // returns when every server process has ended.
-func (c *pgCluster) stop() error {
+func (c *Cluster) Stop() error {
 	out, err := c.pg("pg_ctl", "stop", "-w", "-t", "60", "-D", c.data(), "-m", "fast").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("pg_ctl stop: %w\n%s%s", err, out, c.logTail())
@@ -208,19 +225,13 @@ func (c *pgCluster) stop() error {
 	return nil
 }
 
-// kill crashes the server: SIGKILL to the postmaster, as the OOM killer
+// Kill crashes the server: SIGKILL to the postmaster, as the OOM killer
 // would. It returns when every server process has ended (backends notice
 // the postmaster's death on their own), so that start may follow.
-func (c *pgCluster) kill() error {
-	lock := filepath.Join(c.data(), "postmaster.pid")
-	b, err := os.ReadFile(lock)
+func (c *Cluster) Kill() error {
+	pid, err := c.PID()
 	if err != nil {
 		return fmt.Errorf("kill the postgres test server: %w", err)
-	}
-	first, _, _ := strings.Cut(string(b), "\n")
-	pid, err := strconv.Atoi(first)
-	if err != nil {
-		return fmt.Errorf("kill the postgres test server: postmaster.pid: %q is no pid", first)
 	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("kill the postgres test server (pid %d): %w", pid, err)
@@ -229,12 +240,12 @@ func (c *pgCluster) kill() error {
 	// poll, within a bound.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		pids := postgresProcesses(c.dir)
+		pids := Processes(c.dir)
 		if len(pids) == 0 {
 			// The dead postmaster may stay a zombie until init reaps it,
 			// and the next one would take the lock file naming it for a
 			// live server's. Nothing of this cluster runs: drop the file.
-			if err := os.Remove(lock); err != nil {
+			if err := os.Remove(c.lockFile()); err != nil {
 				return fmt.Errorf("kill the postgres test server: %w", err)
 			}
 			return nil
@@ -246,9 +257,27 @@ func (c *pgCluster) kill() error {
 	}
 }
 
-// remove stops the server if it runs and deletes the cluster's folder, by
+// lockFile is the running postmaster's lock file, which names its pid.
+func (c *Cluster) lockFile() string { return filepath.Join(c.data(), "postmaster.pid") }
+
+// PID is the running server's postmaster's process ID (its backends are its
+// children), from its lock file.
+func (c *Cluster) PID() (int, error) {
+	b, err := os.ReadFile(c.lockFile())
+	if err != nil {
+		return 0, err
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(first)
+	if err != nil {
+		return 0, fmt.Errorf("postmaster.pid: %q is no pid", first)
+	}
+	return pid, nil
+}
+
+// Remove stops the server if it runs and deletes the cluster's folder, by
 // closing the keeper's pipe and waiting for the keeper.
-func (c *pgCluster) remove() error {
+func (c *Cluster) Remove() error {
 	c.hold.Close()
 	if err := c.keeper.Wait(); err != nil {
 		return fmt.Errorf("remove the postgres test cluster %s: %w", c.dir, err)
@@ -256,19 +285,20 @@ func (c *pgCluster) remove() error {
 	return nil
 }
 
-// url is the address of database db on the cluster.
-func (c *pgCluster) url(db string) string {
+// URL is the address of database db on the cluster, as its superuser
+// postgres.
+func (c *Cluster) URL(db string) string {
 	return "postgres://postgres@127.0.0.1:" + strconv.Itoa(c.port) + "/" + db + "?sslmode=disable"
 }
 
 // logTail returns the last lines of the server log, to explain a failure.
-func (c *pgCluster) logTail() string {
-	b, err := os.ReadFile(c.log())
+func (c *Cluster) logTail() string {
+	b, err := os.ReadFile(c.Log())
 	if err != nil {
 		return ""
 	}
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return "\nserver log " + c.log() + ", last lines:\n" + strings.Join(lines[max(0, len(lines)-20):], "\n")
+	return "\nserver log " + c.Log() + ", last lines:\n" + strings.Join(lines[max(0, len(lines)-20):], "\n")
 }
 
 // freePort returns a loopback TCP port nothing listens on now.
@@ -281,11 +311,11 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// postgresProcesses returns the pids of the server processes of the cluster
+// Processes returns the pids of the server processes of the cluster
 // in folder dir: every PostgreSQL process works in its data folder (which
 // /proc shows with " (deleted)" once the folder is gone). A zombie has no
 // working folder, and counts as ended.
-func postgresProcesses(dir string) []int {
+func Processes(dir string) []int {
 	data := filepath.Join(dir, "data")
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
