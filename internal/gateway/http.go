@@ -240,7 +240,9 @@ func (s *Server) infoOf(m session.Meta, elsewhere map[string]bool) sessionInfo {
 // knowing this gateway's own). It is a hint for lists: an error is logged
 // and reads as none.
 func (s *Server) running() map[string]bool {
-	st, ok := s.store.(interface{ Running() (map[string]bool, error) })
+	st, ok := s.store.(interface {
+		Running() (map[string]bool, error)
+	})
 	if !ok {
 		return nil
 	}
