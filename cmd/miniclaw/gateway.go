@@ -1,13 +1,11 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"runtime/debug"
@@ -63,7 +61,7 @@ func runGateway(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	log := newLogger(cfg, stderr)
 	var served atomic.Pointer[gateway.Server]
-	gw := gatewayIdentity{id: newGatewayID(), interrupted: func(id string, m core.Message) {
+	gw := gatewayIdentity{id: pgstore.NewGatewayID(), interrupted: func(id string, m core.Message) {
 		if srv := served.Load(); srv != nil {
 			srv.TurnInterrupted(id, m)
 		}
@@ -255,12 +253,4 @@ func newProvider(cfg config.Config) (core.Provider, error) {
 type gatewayIdentity struct {
 	id          string
 	interrupted func(id string, m core.Message)
-}
-
-// newGatewayID names this process among the gateways on one database: the
-// host name (for people reading the turns table) and a random suffix (two
-// gateways on one host).
-func newGatewayID() string {
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s-%08x", cmp.Or(host, "gateway"), rand.Uint32())
 }

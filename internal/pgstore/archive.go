@@ -21,7 +21,7 @@ import (
 // not yet marked interrupted) is refused with ErrBusy: its reply would
 // have nowhere to go.
 func (s *Store) Archive(id string) (string, error) {
-	if err := validID(id); err != nil {
+	if err := session.CheckID(id); err != nil {
 		return "", err
 	}
 	ctx, cancel := op()
@@ -146,12 +146,12 @@ func (s *Store) Unarchive(id string) (session.Archived, int, error) {
 // copied by one INSERT ... SELECT. Lines that do not decode (imported) are
 // not copied, and are returned. The fork's title says what it is a fork of.
 func (s *Store) Fork(id string, n int, newID string) (session.Meta, []session.LineError, error) {
-	if err := validID(id); err != nil {
+	if err := session.CheckID(id); err != nil {
 		return session.Meta{}, nil, err
 	}
 	if newID == "" {
 		newID = uuid.NewString()
-	} else if err := validID(newID); err != nil {
+	} else if err := session.CheckID(newID); err != nil {
 		return session.Meta{}, nil, err
 	}
 	if n <= 0 {

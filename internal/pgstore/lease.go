@@ -17,7 +17,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/miniclaw/miniclaw/internal/core"
-	"github.com/miniclaw/miniclaw/internal/protocol"
 	"github.com/miniclaw/miniclaw/internal/session"
 )
 
@@ -109,8 +108,8 @@ func (s *Store) heldLease(id string) *lease {
 // interrupted, and the turn is recorded in the turns table until Unlock.
 // The session must exist.
 func (s *Store) LockTurn(ctx context.Context, id string, timeout time.Duration, waiting func()) (session.Lease, error) {
-	if err := protocol.ValidateSessionID(id); err != nil {
-		return nil, fmt.Errorf("%w: %v", session.ErrInvalidID, err)
+	if err := session.CheckID(id); err != nil {
+		return nil, err
 	}
 	wctx := ctx
 	if timeout > 0 {
@@ -361,7 +360,7 @@ func (s *Store) openLeases(ctx context.Context, cfg *pgxpool.Config, opt Options
 	}
 	s.gateway = opt.Gateway
 	if s.gateway == "" {
-		s.gateway = randomGateway()
+		s.gateway = NewGatewayID()
 	}
 	s.onInterrupted = opt.OnInterrupted
 	var err error
@@ -374,8 +373,10 @@ func (s *Store) openLeases(ctx context.Context, cfg *pgxpool.Config, opt Options
 	return nil
 }
 
-// randomGateway names a process: its host and a random suffix.
-func randomGateway() string {
+// NewGatewayID names a gateway among those on one database, in the turns
+// it records and the notices it relays: its host (for people reading the
+// turns table) and a random suffix (two gateways on one host).
+func NewGatewayID() string {
 	host, err := os.Hostname()
 	if err != nil {
 		host = "gateway"

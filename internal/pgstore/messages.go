@@ -59,7 +59,7 @@ func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, id string, msgs []core.
 			title = session.TitleFrom(m.Content)
 		}
 	}
-	if err := validID(id); err != nil {
+	if err := session.CheckID(id); err != nil {
 		return session.Meta{}, err
 	}
 	const live = "id = $1 AND archived_at IS NULL"

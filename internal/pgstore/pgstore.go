@@ -98,10 +98,9 @@ func (s *Store) withWriter(id string, fn func(db) error) error {
 // It fails when the database cannot be reached within ctx, or holds a
 // schema newer than this binary knows.
 func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
-	cfg, err := pgxpool.ParseConfig(rawURL)
+	cfg, err := parseURL(rawURL)
 	if err != nil {
-		// pgx's message may quote the URL, password and all.
-		return nil, errors.New("MINI_OPENCLAW_DATABASE_URL: not a PostgreSQL URL (postgres://user:password@host:port/database)")
+		return nil, err
 	}
 	cfg.MaxConns = opt.MaxConns
 	if cfg.MaxConns <= 0 {
@@ -135,6 +134,16 @@ func Open(ctx context.Context, rawURL string, opt Options) (*Store, error) {
 		return nil, fmt.Errorf("%s: %w", s.where, err)
 	}
 	return s, nil
+}
+
+// parseURL is the pool configuration of rawURL. Its error never quotes the
+// URL: pgx's message may, password and all.
+func parseURL(rawURL string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(rawURL)
+	if err != nil {
+		return nil, errors.New("MINI_OPENCLAW_DATABASE_URL: not a PostgreSQL URL (postgres://user:password@host:port/database)")
+	}
+	return cfg, nil
 }
 
 // describe names the database of cfg for messages: never its password.

@@ -122,9 +122,9 @@ type notice struct {
 // makes sure its schema is there (it migrates as Open does). The listener
 // connects when Listen runs.
 func NewRelay(ctx context.Context, rawURL string, opt RelayOptions) (*Relay, error) {
-	cfg, err := pgxpool.ParseConfig(rawURL)
+	cfg, err := parseURL(rawURL)
 	if err != nil {
-		return nil, errors.New("MINI_OPENCLAW_DATABASE_URL: not a PostgreSQL URL (postgres://user:password@host:port/database)")
+		return nil, err
 	}
 	where := describe(cfg)
 	r := &Relay{
@@ -137,7 +137,7 @@ func NewRelay(ctx context.Context, rawURL string, opt RelayOptions) (*Relay, err
 		published: make(chan struct{}),
 	}
 	if r.gateway == "" {
-		r.gateway = fmt.Sprintf("%016x", rand.Uint64())
+		r.gateway = NewGatewayID()
 	}
 	cfg.MaxConns = 1
 	cfg.ConnConfig.RuntimeParams["application_name"] = relayPublishApp + r.gateway
@@ -200,10 +200,7 @@ func (r *Relay) Publish(session, kind string, data []byte) {
 	default:
 		r.queue = append(r.queue, outNotice{session: session, kind: kind, data: append([]byte(nil), data...)})
 	}
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
+	r.kick()
 }
 
 // Flush waits until every notice published before it was called has been
@@ -220,10 +217,7 @@ func (r *Relay) Flush(ctx context.Context) error {
 	}
 	r.queue = append(r.queue, outNotice{flushed: done})
 	r.mu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
+	r.kick()
 	select {
 	case <-done:
 		return nil
@@ -432,15 +426,20 @@ func (r *Relay) Close() {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
+	r.kick()
 	t := time.AfterFunc(closeFlush, r.stopPublish)
 	<-r.published
 	t.Stop()
 	r.stopPublish()
 	r.pool.Close()
+}
+
+// kick wakes the publisher, which may be waiting for work.
+func (r *Relay) kick() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }
 
 // sleepJitter waits d, with up to half of it again as jitter so that gateways

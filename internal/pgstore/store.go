@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/miniclaw/miniclaw/internal/protocol"
 	"github.com/miniclaw/miniclaw/internal/session"
 )
 
@@ -54,22 +53,13 @@ func (s *Store) snapshot(ctx context.Context, fn func(pgx.Tx) error) error {
 	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
 }
 
-// validID is session.ErrInvalidID for an ID that cannot name a session, as
-// the files store refuses it: both stores take the same IDs.
-func validID(id string) error {
-	if err := protocol.ValidateSessionID(id); err != nil {
-		return fmt.Errorf("%w: %v", session.ErrInvalidID, err)
-	}
-	return nil
-}
-
 // notFound is the error for a session id that is not live.
 func notFound(id string) error { return fmt.Errorf("session %s: %w", id, session.ErrNotFound) }
 
 // sidOf is the sid of the live session id, or an error matching
 // session.ErrNotFound (session.ErrInvalidID for an ID no session can have).
 func (s *Store) sidOf(ctx context.Context, q db, id string) (int64, error) {
-	if err := validID(id); err != nil {
+	if err := session.CheckID(id); err != nil {
 		return 0, err
 	}
 	var sid int64
@@ -122,7 +112,7 @@ func (s *Store) getMeta(ctx context.Context, q db, id string) (session.Meta, err
 // Create creates session id on channel, or returns the live one with that
 // ID unchanged (created false).
 func (s *Store) Create(id, channel string) (session.Meta, bool, error) {
-	if err := validID(id); err != nil {
+	if err := session.CheckID(id); err != nil {
 		return session.Meta{}, false, err
 	}
 	ctx, cancel := op()
@@ -149,7 +139,7 @@ func (s *Store) Create(id, channel string) (session.Meta, bool, error) {
 
 // Get is the meta of live session id.
 func (s *Store) Get(id string) (session.Meta, error) {
-	if err := validID(id); err != nil {
+	if err := session.CheckID(id); err != nil {
 		return session.Meta{}, err
 	}
 	ctx, cancel := op()
@@ -209,7 +199,7 @@ func (s *Store) Latest(channel string) (session.Meta, bool, error) {
 // Resolve is the ID that id names: exactly, else as the unique prefix of a
 // live session's ID.
 func (s *Store) Resolve(id string) (string, error) {
-	if err := validID(id); err != nil {
+	if err := session.CheckID(id); err != nil {
 		return "", err
 	}
 	return s.resolve(id, "archived_at IS NULL", notFound(id))
@@ -255,7 +245,7 @@ func (s *Store) Rename(id, title string) (session.Meta, error) {
 	if err := session.ValidateTitle(title); err != nil {
 		return session.Meta{}, fmt.Errorf("session %s: rename: %w", id, err)
 	}
-	if err := validID(id); err != nil {
+	if err := session.CheckID(id); err != nil {
 		return session.Meta{}, err
 	}
 	ctx, cancel := op()

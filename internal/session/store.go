@@ -285,8 +285,8 @@ func (s *Store) openFile(name string, flag int, perm os.FileMode) (*os.File, err
 // of the sessions directory is not followed) and read up to the size fstat
 // gave, so a file that keeps growing ends the copy too.
 func (s *Store) Export(w io.Writer, id string) error {
-	if err := protocol.ValidateSessionID(id); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidID, err)
+	if err := CheckID(id); err != nil {
+		return err
 	}
 	f, fi, err := safeopen.OpenFileIn(s.root, id+jsonlExt, os.O_RDONLY, 0, safeopen.Regular)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -597,11 +597,20 @@ func PickPrefix(prefix string, ids []string, notFound error) (string, error) {
 	return "", fmt.Errorf("%w: %s starts %s", ErrAmbiguous, prefix, strings.Join(matches, ", "))
 }
 
+// CheckID is nil for a valid session ID, else an error matching
+// ErrInvalidID that says why: every store checks IDs alike.
+func CheckID(id string) error {
+	if err := protocol.ValidateSessionID(id); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidID, err)
+	}
+	return nil
+}
+
 // lookup finds a session in the index, or on disk when another process
 // created it after this one started.
 func (s *Store) lookup(id string) (*entry, error) {
-	if err := protocol.ValidateSessionID(id); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidID, err)
+	if err := CheckID(id); err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	e, ok := s.sessions[id]

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/miniclaw/miniclaw/internal/filelock"
-	"github.com/miniclaw/miniclaw/internal/protocol"
 )
 
 // lockExt names a session's turn lock file, <id>.lock. It is neither a
@@ -41,8 +40,8 @@ type TurnLock struct{ f *os.File }
 // Within one process, turns of a session are ordered by the caller: a
 // second LockTurn on the same session would wait like another process.
 func (s *Store) LockTurn(ctx context.Context, id string, timeout time.Duration, waiting func()) (Lease, error) {
-	if err := protocol.ValidateSessionID(id); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidID, err)
+	if err := CheckID(id); err != nil {
+		return nil, err
 	}
 	path := filepath.Join(s.dir, id+lockExt)
 	f, err := s.openFile(id+lockExt, os.O_RDWR|os.O_CREATE, 0o600)
