@@ -214,21 +214,28 @@ func TestRenameFromTheSidebar(t *testing.T) {
 	tb.waitJS("the title after a reload", sidebarJS+` === `+jsString(title)+` && document.querySelector("#title").textContent === `+jsString(title))
 }
 
-// The sidebar's archive button asks first; then the session moves to the
-// archive and leaves the sidebar, and the page leaves it if it was open.
-func TestArchiveFromTheSidebar(t *testing.T) {
-	g := startGateway(t, gwConfig{})
-	tb := openTab(t, newBrowser(t), g.url())
+// twoChats starts a gateway and a tab that holds two chats, "first chat"
+// and then "second chat" (open), both in the sidebar; it returns their IDs.
+func twoChats(t *testing.T) (g *testGateway, tb *tab, first, second string) {
+	g = startGateway(t, gwConfig{})
+	tb = openTab(t, newBrowser(t), g.url())
 	tb.waitConnected()
 	tb.send("first chat")
 	tb.waitMessages("the first chat", []shown{{"user", "first chat"}, {"assistant", "echo: first chat"}})
-	first := tb.sessionID()
+	first = tb.sessionID()
 	tb.do(chromedp.Click(chromedp.CSS("#new")))
 	tb.waitJS("a new chat", `document.querySelector("#log .empty")`)
 	tb.send("second chat")
 	tb.waitMessages("the second chat", []shown{{"user", "second chat"}, {"assistant", "echo: second chat"}})
-	second := tb.sessionID()
+	second = tb.sessionID()
 	tb.waitJS("both in the sidebar", sidebarJS+` === "second chat|first chat"`)
+	return g, tb, first, second
+}
+
+// The sidebar's archive button asks first; then the session moves to the
+// archive and leaves the sidebar, and the page leaves it if it was open.
+func TestArchiveFromTheSidebar(t *testing.T) {
+	g, tb, first, second := twoChats(t)
 
 	// One click arms the button; nothing is archived yet.
 	tb.do(chromedp.Click(chromedp.CSS(item(first, ".s-archive"))))
@@ -281,18 +288,7 @@ func TestSearchTheSidebar(t *testing.T) {
 // client) show in the sidebar by themselves within a few seconds; the open
 // chat, archived, is left for another.
 func TestSidebarFollowsChangesBesideIt(t *testing.T) {
-	g := startGateway(t, gwConfig{})
-	tb := openTab(t, newBrowser(t), g.url())
-	tb.waitConnected()
-	tb.send("first chat")
-	tb.waitMessages("the first chat", []shown{{"user", "first chat"}, {"assistant", "echo: first chat"}})
-	first := tb.sessionID()
-	tb.do(chromedp.Click(chromedp.CSS("#new")))
-	tb.waitJS("a new chat", `document.querySelector("#log .empty")`)
-	tb.send("second chat")
-	tb.waitMessages("the second chat", []shown{{"user", "second chat"}, {"assistant", "echo: second chat"}})
-	second := tb.sessionID()
-	tb.waitJS("both in the sidebar", sidebarJS+` === "second chat|first chat"`)
+	g, tb, first, second := twoChats(t)
 	tb.do(chromedp.SendKeys(chromedp.CSS("#search"), "chat"))
 
 	g.api("POST", "/api/sessions/"+first+"/fork", map[string]string{"sessionId": "the-fork"}, nil)
