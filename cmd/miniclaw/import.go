@@ -57,7 +57,7 @@ func runImport(db *pgstore.Store, from string, stderr io.Writer) error {
 		return fmt.Errorf("--from %s: not a data directory or a sessions directory", from)
 	}
 	// Its warnings (a transcript it cannot read) go to stderr too.
-	src, err := openStore(storeOptions{sessionsDir: dir, log: sessionsLog(stderr)})
+	src, err := session.Open(dir, session.Options{Logger: sessionsLog(stderr)})
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func runImport(db *pgstore.Store, from string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Fprintf(stderr, "importing the sessions of %s into %s\n", dir, db.Where())
-	sum, err := db.Import(ctx, src.(*session.Store), func(r pgstore.ImportReport) {
+	sum, err := db.Import(ctx, src, func(r pgstore.ImportReport) {
 		fmt.Fprintf(stderr, "[%d/%d] %s\n", r.N, r.Of, importLine(r))
 	})
 	if err != nil {
